@@ -1,0 +1,58 @@
+# mask3d-bench: every target bootstraps .venv through `install` (a stamp makes it a no-op once done).
+SHELL := /bin/bash
+PY := .venv/bin/python
+STAMP := .venv/.installed
+export PYTHONUNBUFFERED := 1
+
+# User knobs (see README): CONFIG, DATA, OUTPUT, INIT, ARGS.
+CONFIG ?=
+DATA ?=
+OUTPUT ?=
+INIT ?=
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install doctor test pretrain data-synthetic bench-scannet bench-nyu bench-cityscapes \
+        tables speed repro-mini clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## create .venv with the pinned stack and detectron2 (idempotent)
+
+$(STAMP): requirements.txt tools/install.sh
+	bash tools/install.sh
+
+doctor: install ## print versions and devices; fail if something we need is missing
+	$(PY) -m tools.doctor
+
+test: install ## run the test suite (pytest)
+	$(PY) -m pytest -q tests $(ARGS)
+
+data-synthetic: install ## generate the embedded synthetic RGB-D scenes under data/
+	@echo "data-synthetic: not implemented yet (issue: embedded default data)"; exit 1
+
+pretrain: install ## masked RGB-D pre-training (CPU preset on synthetic data by default)
+	@echo "pretrain: not implemented yet (issue: pretrain/)"; exit 1
+
+bench-scannet: install ## fine-tune + evaluate on ScanNet (synthetic tree if ScanNet is absent)
+	@echo "bench-scannet: not implemented yet (issue: benchmark/)"; exit 1
+
+bench-nyu: install ## fine-tune + evaluate on NYUv2
+	@echo "bench-nyu: not implemented yet (issue: benchmark/)"; exit 1
+
+bench-cityscapes: install ## fine-tune + evaluate on Cityscapes
+	@echo "bench-cityscapes: not implemented yet (issue: benchmark/)"; exit 1
+
+tables: install ## regenerate results/REPORT.md from paper numbers and our runs
+	@echo "tables: not implemented yet (issue: results/)"; exit 1
+
+speed: install ## throughput benchmarks, written to results/speed.json
+	@echo "speed: not implemented yet (issue: make speed)"; exit 1
+
+repro-mini: install ## the paper's claim in miniature on CPU (< 45 min)
+	@echo "repro-mini: not implemented yet (issue: repro-mini)"; exit 1
+
+clean: ## remove .venv, caches and outputs (keeps data/ and results/)
+	rm -rf .venv .cache .pytest_cache output
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

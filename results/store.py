@@ -1,0 +1,80 @@
+"""The append-only store of our runs: one JSON object per line, never rewritten.
+
+`benchmark/` and `pretrain/` append; `results.report` reads. A second run of the same config and seed is
+kept as a repeat, so the report can average over every run.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+from pathlib import Path
+
+DEFAULT_PATH = Path(__file__).resolve().parent / "runs.jsonl"
+REQUIRED_KEYS = ("kind", "dataset", "task", "backbone", "init", "seed", "metrics", "date")
+
+
+class RecordError(ValueError):
+    """A malformed record; the message names the file and line."""
+
+
+def store_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get("MASK3D_RESULTS") or DEFAULT_PATH)
+
+
+def validate(record: dict, where: str = "record") -> None:
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise RecordError(f"{where}: missing keys {missing}")
+    if not isinstance(record["metrics"], dict):
+        raise RecordError(f"{where}: 'metrics' must be an object of name -> number")
+    for name, value in record["metrics"].items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise RecordError(f"{where}: metric {name!r} is {value!r}, not a finite number")
+
+
+def append_record(record: dict, path: str | os.PathLike | None = None) -> Path:
+    """Append one run; numpy scalars are turned into plain floats (Detectron2 evaluators return them)."""
+    record = json.loads(json.dumps(record, default=_plain))
+    validate(record)
+    target = store_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, sort_keys=True) + "\n"
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    return target
+
+
+def read_records(path: str | os.PathLike | None = None) -> list[dict]:
+    """Every record in order; a malformed line raises RecordError naming the file and line."""
+    source = store_path(path)
+    if not source.exists():
+        return []
+    records = []
+    with open(source, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{source}:{lineno}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RecordError(f"{where}: not valid JSON ({e.msg}); fix or delete that line") from e
+            if not isinstance(record, dict):
+                raise RecordError(f"{where}: expected a JSON object")
+            validate(record, where)
+            records.append(record)
+    return records
+
+
+def _plain(obj):
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"cannot store {type(obj).__name__} in a run record")
