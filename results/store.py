@@ -13,6 +13,11 @@ from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "runs.jsonl"
 REQUIRED_KEYS = ("kind", "dataset", "task", "backbone", "init", "seed", "metrics", "date")
+# The shared vocabulary (docs/interfaces.md); `results/paper.csv` uses the same words.
+KINDS = ("finetune", "pretrain")
+DATASETS = ("scannet", "nyuv2", "cityscapes", "synthetic")
+SPLITS = ("val", "test")
+TASKS = ("semseg", "insseg", "det")
 
 
 class RecordError(ValueError):
@@ -52,10 +57,14 @@ def append_record(record: dict, path: str | os.PathLike | None = None) -> Path:
 
 def read_records(path: str | os.PathLike | None = None) -> list[dict]:
     """Every record in order; a malformed line raises RecordError naming the file and line."""
+    return [record for _, record in iter_records(path)]
+
+
+def iter_records(path: str | os.PathLike | None = None):
+    """Yield `(where, record)` with `where` = "FILE:LINE", so readers can point at a bad record too."""
     source = store_path(path)
     if not source.exists():
-        return []
-    records = []
+        return
     with open(source, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -68,8 +77,7 @@ def read_records(path: str | os.PathLike | None = None) -> list[dict]:
             if not isinstance(record, dict):
                 raise RecordError(f"{where}: expected a JSON object")
             validate(record, where)
-            records.append(record)
-    return records
+            yield where, record
 
 
 def _plain(obj):

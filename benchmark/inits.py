@@ -1,0 +1,334 @@
+"""Initialisations: a registry of converters from checkpoint files to the benchmark's backbone names.
+
+A spec is `random`, `KIND:PATH` or a baseline name from `results/baselines.yaml` (which maps the name to
+a `KIND:PATH`). Kinds:
+
+- `mask3d:PATH`  our export (`python -m pretrain.export`, docs/interfaces.md): Detectron2 ViT names under
+                 `backbone.net.` plus `meta`, from which the fine-tuning ViT's shape is rebuilt;
+- `mae:PATH`, `timm:PATH`, `supervised:PATH`  ImageNet ViTs in timm naming (MAE's `.pth` with a `model`
+                 key, timm state dicts, `.safetensors`); a torchvision/timm ResNet for R50 configs;
+- `multimae:PATH`  MultiMAE's RGB input adapter and encoder;
+- `pri3d:PATH`   Pri3D's ResNet-50 (`backbone.encoder.*`, torchvision layout) to Detectron2's R50 names;
+- `d2:PATH`      a Detectron2 checkpoint of a whole model (e.g. one of our fine-tuned runs).
+
+Files are read with `torch.load(weights_only=True)` or safetensors. Keys a format is known to carry for
+other purposes (classifier heads, decoders, other modalities) are dropped by name; anything else that
+has no place in the model is an error, and so is a missing backbone key, except ViTDet's
+zero-initialised `rel_pos_*` tables and BatchNorm counters, unless `allow_missing` is set.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+from detectron2.modeling.backbone.resnet import ResNet
+from detectron2.modeling.backbone.vit import ViT
+
+logger = logging.getLogger(__name__)
+
+BASELINES = Path(__file__).resolve().parent.parent / "results" / "baselines.yaml"
+MASK3D_PREFIX = "backbone.net."
+MASK3D_META = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size")
+# timm/MAE ViT entries Detectron2's ViT has no use for: class token, final norm, classifier, MAE decoder.
+TIMM_VIT_DROP = re.compile(r"^(cls_token|mask_token|dist_token|norm\.|fc_norm\.|head\.|head_dist\.|pre_logits\.|"
+                           r"decoder_|decoder\.)")
+MULTIMAE_DROP = re.compile(r"^(global_tokens|output_adapters\.|input_adapters\.(?!rgb\.)|mask_token)")
+OPTIONAL = re.compile(r"(^|\.)(rel_pos_h|rel_pos_w|num_batches_tracked)$")
+
+
+class InitError(ValueError):
+    """A checkpoint that cannot initialise the model; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    kind: str
+    path: Optional[Path] = None
+    label: str = ""  # what the results store records as `init`
+    baseline_backbone: Optional[str] = None
+
+
+@dataclass
+class Converted:
+    """A checkpoint in the model's naming. `target` says where `state` keys live: inside the `vit` or
+    `resnet` backbone module, or at the top of the `model` (Detectron2 checkpoints)."""
+    spec: InitSpec
+    target: str
+    state: Dict[str, torch.Tensor]
+    meta: dict = field(default_factory=dict)
+    dropped: List[str] = field(default_factory=list)
+
+
+CONVERTERS: Dict[str, Callable[[object, InitSpec], Converted]] = {}
+
+
+def converter(kind: str):
+    def register(fn):
+        CONVERTERS[kind] = fn
+        return fn
+    return register
+
+
+# --- specs ---------------------------------------------------------------------------------------------
+def parse(spec: str, baselines: Path = BASELINES) -> InitSpec:
+    """`random`, `KIND:PATH`, or a baseline name resolved through `results/baselines.yaml`."""
+    spec = spec.strip()
+    if spec == "random":
+        return InitSpec("random", label="random")
+    if ":" in spec:
+        kind, path = spec.split(":", 1)
+        if kind not in CONVERTERS:
+            raise InitError(f"unknown init kind {kind!r} in {spec!r}; known: random, {', '.join(sorted(CONVERTERS))}")
+        if not path:
+            raise InitError(f"init {spec!r} names no file; write {kind}:PATH")
+        return InitSpec(kind, Path(path), label=kind)
+    entry = _baseline(spec, baselines)
+    inner = parse(str(entry["init"]), baselines)  # paths are relative to the repository root, like INIT=
+    return InitSpec(inner.kind, inner.path, label=spec, baseline_backbone=entry.get("backbone"))
+
+
+def _baseline(name: str, baselines: Path) -> dict:
+    if not baselines.is_file():
+        raise InitError(f"init {name!r} is neither 'random' nor KIND:PATH, and there is no baseline registry "
+                        f"{baselines} to look it up in")
+    entries = yaml.safe_load(baselines.read_text(encoding="utf-8")) or []
+    found = [e for e in entries if isinstance(e, dict) and e.get("name") == name]
+    if not found:
+        known = ", ".join(str(e.get("name")) for e in entries if isinstance(e, dict))
+        raise InitError(f"init {name!r} is neither 'random', KIND:PATH nor a baseline in {baselines} (known: {known})")
+    if "init" not in found[0]:
+        raise InitError(f"baseline {name!r} in {baselines} has no 'init' entry")
+    return found[0]
+
+
+# --- reading -------------------------------------------------------------------------------------------
+def read_file(spec: InitSpec):
+    """The file's raw content; a missing, truncated or non-weights file is an InitError naming it."""
+    path = spec.path
+    if path is None or not path.is_file():
+        hint = ("run `make pretrain` (or `python -m pretrain.export RUN OUT.pth`)" if spec.kind == "mask3d"
+                else "download it (see the `note` of its entry in results/baselines.yaml) or fix the path")
+        raise InitError(f"init file {path} ({spec.label}) does not exist: {hint}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickled objects refused by weights_only, bad safetensors header
+        raise InitError(f"cannot read {path} as a weights-only checkpoint ({type(e).__name__}: {e}); it is "
+                        f"truncated or holds pickled code: download or export it again") from e
+
+
+def tensors(raw, spec: InitSpec, wrappers=("model", "state_dict", "module")) -> Dict[str, torch.Tensor]:
+    """The state dict inside common wrappers (`{"model": ...}`, `{"state_dict": ...}`), `module.` stripped."""
+    sd = raw
+    while isinstance(sd, dict):
+        inner = next((sd[w] for w in wrappers if isinstance(sd.get(w), dict)), None)
+        if inner is None:
+            break
+        sd = inner
+    if not isinstance(sd, dict) or not sd:
+        raise InitError(f"{spec.path}: no state dict found (looked under {list(wrappers)})")
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise InitError(f"{spec.path}: entries {bad[:5]} are not tensors; not a {spec.kind} state dict")
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return dict(sd)
+
+
+def _drop(sd: Dict[str, torch.Tensor], pattern: re.Pattern):
+    kept = {k: v for k, v in sd.items() if not pattern.search(k)}
+    return kept, sorted(set(sd) - set(kept))
+
+
+def _with_cls_slot(pos_embed: torch.Tensor, spec: InitSpec) -> torch.Tensor:
+    """Detectron2's ViT stores position embeddings as a cls slot plus a square grid."""
+    n = pos_embed.shape[1]
+    if math.isqrt(n - 1) ** 2 == n - 1:
+        return pos_embed
+    if math.isqrt(n) ** 2 == n:
+        return torch.cat([pos_embed.new_zeros(1, 1, pos_embed.shape[2]), pos_embed], dim=1)
+    raise InitError(f"{spec.path}: pos_embed has {n} tokens, neither a square grid nor a cls token plus one")
+
+
+# --- converters ----------------------------------------------------------------------------------------
+@converter("mask3d")
+def _mask3d(raw, spec: InitSpec) -> Converted:
+    if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or not isinstance(raw.get("meta"), dict):
+        raise InitError(f"{spec.path} is not a Mask3D export (expected {{'model', 'meta'}}); write one with "
+                        f"`python -m pretrain.export RUN_DIR {spec.path}`")
+    meta = raw["meta"]
+    missing_meta = [k for k in MASK3D_META if k not in meta]
+    if missing_meta:
+        raise InitError(f"{spec.path}: export meta lacks {missing_meta}; export it again with `python -m pretrain.export`")
+    sd = tensors({"model": raw["model"]}, spec)
+    foreign = [k for k in sd if not k.startswith(MASK3D_PREFIX)]
+    if foreign:
+        raise InitError(f"{spec.path}: keys {foreign[:5]} are not under {MASK3D_PREFIX!r}; not a Mask3D export")
+    state = {k[len(MASK3D_PREFIX):]: v for k, v in sd.items()}
+    if "pos_embed" in state:
+        state["pos_embed"] = _with_cls_slot(state["pos_embed"], spec)
+    return Converted(spec, "vit", state, meta=dict(meta))
+
+
+def _timm_vit(sd: Dict[str, torch.Tensor], spec: InitSpec) -> Converted:
+    state, dropped = _drop(sd, TIMM_VIT_DROP)
+    if "pos_embed" in state:
+        state["pos_embed"] = _with_cls_slot(state["pos_embed"], spec)
+    return Converted(spec, "vit", state, dropped=dropped)
+
+
+def _torchvision_resnet(sd: Dict[str, torch.Tensor], spec: InitSpec) -> Converted:
+    """torchvision/timm ResNet names (conv1, bn1, layerX.Y.{convZ,bnZ,downsample.0/1}) -> Detectron2's."""
+    state, dropped = {}, []
+    for key, value in sd.items():
+        new = re.sub(r"^conv1\.", "stem.conv1.", key)
+        new = re.sub(r"^bn1\.", "stem.conv1.norm.", new)
+        new = re.sub(r"^layer(\d)\.", lambda m: f"res{int(m.group(1)) + 1}.", new)
+        new = re.sub(r"\.bn(\d)\.", r".conv\1.norm.", new)
+        new = new.replace(".downsample.0.", ".shortcut.").replace(".downsample.1.", ".shortcut.norm.")
+        if new.startswith("fc."):
+            dropped.append(key)
+        else:
+            state[new] = value
+    return Converted(spec, "resnet", state, dropped=dropped)
+
+
+def _looks_like_resnet(sd) -> bool:
+    return "conv1.weight" in sd and any(k.startswith("layer1.") for k in sd)
+
+
+def _imagenet(raw, spec: InitSpec) -> Converted:
+    sd = tensors(raw, spec)
+    return _torchvision_resnet(sd, spec) if _looks_like_resnet(sd) else _timm_vit(sd, spec)
+
+
+for _kind in ("mae", "timm", "supervised"):
+    converter(_kind)(_imagenet)
+
+
+@converter("multimae")
+def _multimae(raw, spec: InitSpec) -> Converted:
+    sd, dropped = _drop(tensors(raw, spec), MULTIMAE_DROP)
+    state = {}
+    for key, value in sd.items():
+        if key == "input_adapters.rgb.pos_emb":  # (1, C, h, w) -> (1, h*w, C)
+            state["pos_embed"] = _with_cls_slot(value.flatten(2).transpose(1, 2), spec)
+        elif key.startswith("input_adapters.rgb.proj."):
+            state["patch_embed.proj." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("encoder."):
+            state["blocks." + key[len("encoder."):]] = value
+        else:
+            state[key] = value  # unknown: reported as unexpected
+    return Converted(spec, "vit", state, dropped=dropped)
+
+
+@converter("pri3d")
+def _pri3d(raw, spec: InitSpec) -> Converted:
+    sd = tensors(raw, spec)
+    prefix = "backbone.encoder."
+    encoder = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    if not encoder:
+        raise InitError(f"{spec.path}: no {prefix}* keys; not a Pri3D checkpoint (its ResNet lives there)")
+    converted = _torchvision_resnet(encoder, spec)
+    converted.dropped += sorted(k for k in sd if not k.startswith(prefix))  # Pri3D's decoder and heads
+    return converted
+
+
+@converter("d2")
+def _d2(raw, spec: InitSpec) -> Converted:
+    return Converted(spec, "model", tensors(raw, spec, wrappers=("model",)))
+
+
+# --- loading -------------------------------------------------------------------------------------------
+def convert(spec: InitSpec) -> Optional[Converted]:
+    """Read and convert once (ViT-B checkpoints are large); None for `random`."""
+    if spec.kind == "random":
+        return None
+    return CONVERTERS[spec.kind](read_file(spec), spec)
+
+
+def vit_architecture(converted: Optional[Converted]) -> Optional[dict]:
+    """The ViT shape a Mask3D export was trained with, for `benchmark.backbones.set_vit_architecture`."""
+    if converted is None or converted.spec.kind != "mask3d":
+        return None
+    arch = {k: converted.meta[k] for k in MASK3D_META}
+    pos = converted.state.get("pos_embed")
+    if pos is not None:
+        arch["pretrain_grid"] = math.isqrt(pos.shape[1] - 1)
+    return arch
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """Bicubic resize of a (1, 1 + g*g, C) table to `num_tokens` (1 + G*G, or G*G without cls slot)."""
+    cls, grid = pos_embed[:, :1], pos_embed[:, 1:]
+    old, channels = math.isqrt(grid.shape[1]), grid.shape[2]
+    has_cls = math.isqrt(num_tokens) ** 2 != num_tokens
+    new = math.isqrt(num_tokens - 1 if has_cls else num_tokens)
+    grid = grid.reshape(1, old, old, channels).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, new * new, channels).to(pos_embed.dtype)
+    return torch.cat([cls, grid], dim=1) if has_cls else grid
+
+
+def _module_prefix(model: torch.nn.Module, cls) -> Optional[str]:
+    return next((name + "." for name, m in model.named_modules() if isinstance(m, cls)), None)
+
+
+def load(model: torch.nn.Module, converted: Optional[Converted], allow_missing: bool = False) -> dict:
+    """Load converted weights into `model`; returns a summary. Raises InitError on anything unexpected."""
+    if converted is None:
+        return {"init": "random", "loaded": 0}
+    spec = converted.spec
+    if converted.target == "model":
+        prefix, backbone = "", "backbone."
+    else:
+        cls = ViT if converted.target == "vit" else ResNet
+        prefix = _module_prefix(model, cls)
+        if prefix is None:
+            other = "an r50" if converted.target == "resnet" else "a vit_*"
+            raise InitError(f"{spec.path} holds a {converted.target} backbone but the model has none; "
+                            f"use {other} config")
+        backbone = prefix
+    own = model.state_dict()
+    state = {prefix + k: v for k, v in converted.state.items()}
+    resized = []
+    for key in [k for k in state if k.endswith("pos_embed") and k in own]:
+        if state[key].shape != own[key].shape:
+            state[key] = resize_pos_embed(state[key], own[key].shape[1])
+            resized.append(key)
+    state = {k: v for k, v in state.items() if k in own or not k.endswith("num_batches_tracked")}
+
+    unexpected = sorted(k for k in state if k not in own)
+    if unexpected:
+        raise InitError(f"{spec.path}: {len(unexpected)} entries have no place in the model, e.g. {unexpected[:5]}; "
+                        f"is it really a {spec.kind!r} checkpoint for this config's backbone?")
+    mismatched = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in state if state[k].shape != own[k].shape]
+    skipped = [m for m in mismatched if not m[0].startswith(backbone)]
+    if len(skipped) < len(mismatched):
+        k, theirs, ours = next(m for m in mismatched if m[0].startswith(backbone))
+        raise InitError(f"{spec.path}: {k} is {theirs} in the checkpoint but {ours} in the model; the config's "
+                        f"backbone differs from the checkpoint's (e.g. ViT-B vs ViT-S, patch size)")
+    for k, theirs, ours in skipped:  # e.g. a classifier for another number of classes
+        logger.warning(f"init: skipping {k}: {theirs} in {spec.path}, {ours} in the model")
+        del state[k]
+    missing = sorted(k for k in own if k.startswith(backbone) and k not in state and not OPTIONAL.search(k))
+    if missing and not allow_missing:
+        raise InitError(f"{spec.path}: {len(missing)} backbone entries are missing, e.g. {missing[:5]}; pass "
+                        f"--allow-missing-init to train them from scratch")
+    model.load_state_dict(state, strict=False)
+    summary = {"init": spec.label, "file": str(spec.path), "loaded": len(state), "missing": missing,
+               "dropped": converted.dropped, "resized": resized}
+    logger.info(f"init {spec.label} from {spec.path}: {len(state)} tensors loaded, {len(converted.dropped)} "
+                f"dropped by name, {len(missing)} missing, position embeddings resized: {resized or 'no'}")
+    return summary

@@ -1,0 +1,84 @@
+"""Register every prepared dataset found under the data root with Detectron2 (like detectron2's own builtin).
+
+Importing this module registers what `data_root()` holds and never fails. Names whose data is absent are
+not registered (so `DatasetCatalog.list()` tells what is usable), but `DatasetCatalog.get` for one of them
+raises a KeyError that names the preparation command instead of Detectron2's bare "not registered"."""
+import logging
+import os
+
+from detectron2.data import DatasetCatalog
+
+from datasets.catalog import unregister
+
+logger = logging.getLogger(__name__)
+
+_SCANNET_NAMES = ("{p}_rgbd_train", "{p}_rgbd_val", "{p}_sem_seg_train", "{p}_sem_seg_val",
+                  "{p}_sem_seg_train_20pct", "{p}_sem_seg_train_40pct", "{p}_sem_seg_train_60pct",
+                  "{p}_sem_seg_train_80pct", "{p}_instance_train", "{p}_instance_val")
+# dataset folder under the root -> (names it provides, command that prepares it)
+KNOWN = {
+    "scannet": ([n.format(p="scannet") for n in _SCANNET_NAMES],
+                "python -m tools.prepare_scannet --raw SCANNET_RAW --out {root}/scannet"),
+    "synthetic": ([n.format(p="synthetic") for n in _SCANNET_NAMES],
+                  "make data-synthetic  (or: python -m tools.make_synthetic --out {root}/synthetic_raw && "
+                  "python -m tools.prepare_scannet --raw {root}/synthetic_raw --out {root}/synthetic)"),
+    "nyuv2": (["nyuv2_rgbd_train", "nyuv2_sem_seg_train", "nyuv2_sem_seg_test", "nyuv2_sem_seg13_train",
+               "nyuv2_sem_seg13_test", "nyuv2_instance_train", "nyuv2_instance_test"],
+              "python -m tools.prepare_nyuv2 --mat nyu_depth_v2_labeled.mat --splits splits.mat "
+              "--mapping classMapping40.mat --out {root}/nyuv2"),
+    "cityscapes": (["cityscapes_rgbd_train", "cityscapes_fine_sem_seg_train", "cityscapes_fine_sem_seg_val",
+                    "cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val"],
+                   "python -m tools.prepare_cityscapes --raw CITYSCAPES_RAW --out {root}/cityscapes"),
+}
+_absent = {}  # name -> message, for names known but not prepared under the current root
+
+
+def data_root() -> str:
+    """$MASK3D_DATA, else $DETECTRON2_DATASETS, else ./data."""
+    return os.environ.get("MASK3D_DATA") or os.environ.get("DETECTRON2_DATASETS") or "data"
+
+
+class _Catalog(type(DatasetCatalog)):
+    """Detectron2's catalog, with a useful error for a known dataset that is not prepared."""
+
+    def get(self, name):
+        if name not in self and name in _absent:
+            raise KeyError(_absent[name])
+        return super().get(name)
+
+
+def register_all(root=None):
+    """Register every dataset prepared under `root` (default `data_root()`); returns the registered names.
+    Idempotent: calling again (with any root) re-points every name at the new root."""
+    from datasets.cityscapes import register_cityscapes
+    from datasets.nyuv2 import register_nyuv2
+    from datasets.scannet import register_scannet
+
+    root = os.path.abspath(os.path.expanduser(str(root if root is not None else data_root())))
+    registrars = {"scannet": register_scannet, "synthetic": register_scannet, "nyuv2": register_nyuv2,
+                  "cityscapes": register_cityscapes}
+    for names, _ in KNOWN.values():
+        for name in names:
+            unregister(name)  # also drops detectron2's own cityscapes_fine_* that point at ./datasets
+    registered = []
+    for folder, registrar in registrars.items():
+        try:
+            registered += registrar(os.path.join(root, folder))
+        except Exception as e:  # noqa: BLE001 - a broken tree must not stop the others from registering
+            logger.warning("not registering %s under %s: %s", folder, root, e)
+    for names, command in KNOWN.values():
+        for name in names:
+            if name in registered:
+                _absent.pop(name, None)
+            else:
+                _absent[name] = (f"Dataset '{name}' is not prepared under the data root {root}; prepare it with: "
+                                 f"{command.format(root=root)}  (the root is $MASK3D_DATA, else "
+                                 f"$DETECTRON2_DATASETS, else ./data)")
+    return registered
+
+
+DatasetCatalog.__class__ = _Catalog
+try:
+    register_all()
+except Exception as e:  # noqa: BLE001 - importing must never fail
+    logger.warning("datasets.builtin: could not register datasets under %s: %s", data_root(), e)

@@ -1,0 +1,68 @@
+"""Detectron2 registrar for a ScanNet-layout tree prepared by `tools/prepare_scannet.py` (ScanNet or synthetic).
+
+Reads only `meta.json` and `index_{split}.json`; dicts are built lazily when Detectron2 asks for them."""
+import os
+import random
+
+from datasets import labels as L
+from datasets.catalog import annotations, read_meta, register
+from datasets.fileio import read_json
+
+FRACTIONS = (20, 40, 60, 80)
+
+
+def train_subset(scenes, percent: int):
+    """A deterministic subset of the training scenes (seeded shuffle of the sorted list, at least one scene);
+    smaller fractions are contained in larger ones, so results across fractions stay comparable."""
+    order = sorted(scenes)
+    random.Random(0).shuffle(order)
+    return sorted(order[:max(1, round(len(order) * percent / 100))])
+
+
+def load_frames(folder: str, split: str, kind: str, scenes=None):
+    """Dataset dicts of one split. kind: 'rgbd' (image + depth), 'sem_seg' (+ label), 'instance' (+ annotations)."""
+    keep = set(scenes) if scenes is not None else None
+    dicts = []
+    for r in read_json(os.path.join(folder, f"index_{split}.json")):
+        if keep is not None and r["scene"] not in keep:
+            continue
+        base = os.path.join(folder, "scenes", r["scene"])
+        d = {"file_name": os.path.join(base, "color", r["frame"] + ".jpg"), "height": r["height"],
+             "width": r["width"], "image_id": r["image_id"],
+             "depth_file_name": os.path.join(base, "depth", r["frame"] + ".png"), "intrinsics": r["intrinsics"]}
+        if kind == "sem_seg":
+            d["sem_seg_file_name"] = os.path.join(base, "label", r["frame"] + ".png")
+        elif kind == "instance":
+            d["annotations"] = annotations(r["annotations"])
+        dicts.append(d)
+    return dicts
+
+
+def register_scannet(folder: str):
+    """Register every split of one prepared tree under its prefix (`scannet` or `synthetic`); returns names."""
+    meta = read_meta(folder)
+    if meta is None:
+        return []
+    prefix, opts = meta["options"]["prefix"], meta["options"]
+    stuff_ids = L.semantic_nyu40_ids(opts["classes"])
+    common = {"ignore_label": L.IGNORE_LABEL, "depth_unit": "mm", "root": folder, "prefix": prefix}
+    rgbd_meta = dict(common, stuff_classes=L.class_names(stuff_ids), stuff_colors=L.class_colors(stuff_ids))
+    sem_meta = dict(rgbd_meta, evaluator_type="sem_seg")
+    things = L.SCANNET_THING_NYU40_IDS
+    inst_meta = dict(common, thing_classes=L.class_names(things), thing_colors=L.class_colors(things),
+                     thing_dataset_id_to_contiguous_id={nyu: i for i, nyu in enumerate(things)},
+                     evaluator_type="coco")
+    names = []
+    for split in ("train", "val"):
+        names.append(register(f"{prefix}_rgbd_{split}", lambda s=split: load_frames(folder, s, "rgbd"),
+                              **rgbd_meta))
+        names.append(register(f"{prefix}_sem_seg_{split}", lambda s=split: load_frames(folder, s, "sem_seg"),
+                              **dict(sem_meta, data_fraction=100)))
+        names.append(register(f"{prefix}_instance_{split}", lambda s=split: load_frames(folder, s, "instance"),
+                              **inst_meta))
+    for pct in FRACTIONS:
+        scenes = train_subset(meta["splits"]["train"], pct)
+        names.append(register(f"{prefix}_sem_seg_train_{pct}pct",
+                              lambda sc=scenes: load_frames(folder, "train", "sem_seg", sc),
+                              **dict(sem_meta, data_fraction=pct, scenes=scenes)))
+    return names

@@ -1,0 +1,88 @@
+"""Export the RGB encoder of a pre-training run for Detectron2's ViT.
+
+    python -m pretrain.export RUN_DIR_OR_CHECKPOINT OUT.pth
+
+Writes `{"model": {"backbone.net.<name>": tensor}, "meta": {...}}` (docs/interfaces.md). Only the patch
+projection and the transformer blocks travel: the decoder, depth branch, mask token and our final norm
+(Detectron2's ViT has none) stay behind. Detectron2 expects a square pre-training grid plus a cls slot
+(`get_abs_pos`), so the fixed sin-cos embedding is regenerated on the (224/p)^2 grid; at a 224x224 input
+its features equal ours exactly, elsewhere Detectron2 resizes it bicubically as it does for any ViT.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from .files import atomic_save
+from .model import sincos_pos_embed
+
+CHECKPOINT_NAME = "checkpoint.pth"
+PREFIX = "backbone.net."
+D2_PRETRAIN_IMG_SIZE = 224  # Detectron2 ViT's default `pretrain_img_size`
+_EXPORTED = re.compile(r"^(patch_embed\.proj\.(weight|bias)|blocks\.\d+\.(norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|"
+                       r"mlp\.fc2)\.(weight|bias))$")
+
+
+def find_checkpoint(src: str | Path) -> Path:
+    src = Path(src)
+    path = src / CHECKPOINT_NAME if src.is_dir() else src
+    if not path.is_file():
+        raise FileNotFoundError(f"no pre-training checkpoint at {path}; pass a run folder holding "
+                                f"{CHECKPOINT_NAME} (written by `python -m pretrain`) or the checkpoint itself")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot read {path} ({type(e).__name__}: {e}); the file is truncated or not a "
+                         f"checkpoint: resume the run to rewrite it") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
+        raise ValueError(f"{path} is not a pretrain checkpoint (no 'model'/'arch' entries)")
+    return ckpt
+
+
+def export_state(ckpt: dict, source: str) -> dict:
+    """The Detectron2-named encoder state dict and its metadata from a loaded pretrain checkpoint."""
+    arch = dict(ckpt["arch"])
+    model = {PREFIX + k: v.detach().clone() for k, v in ckpt["model"].items() if _EXPORTED.match(k)}
+    grid = D2_PRETRAIN_IMG_SIZE // arch["patch_size"]
+    pos = sincos_pos_embed((grid, grid), arch["embed_dim"])
+    model[PREFIX + "pos_embed"] = torch.cat([torch.zeros(1, arch["embed_dim"]), pos])[None]  # cls slot first
+    if len([k for k in model if ".attn.qkv.weight" in k]) != arch["depth"]:
+        raise ValueError(f"{source}: expected {arch['depth']} blocks in the checkpoint")
+    meta = {**arch, "source": source, "iteration": int(ckpt.get("iteration", 0)),
+            "pretrain_img_size": D2_PRETRAIN_IMG_SIZE, "pos_embed": f"sincos-2d regenerated at {grid}x{grid} + cls slot"}
+    return {"model": model, "meta": meta}
+
+
+def export(src: str | Path, out: str | Path) -> dict:
+    path = find_checkpoint(src)
+    exported = export_state(load_checkpoint(path), str(path))
+    atomic_save(exported, out)
+    return exported
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pretrain.export", description=__doc__.split("\n")[0])
+    parser.add_argument("src", help="run folder (holding checkpoint.pth) or a checkpoint file")
+    parser.add_argument("out", help="output .pth for the benchmark (Detectron2 ViT names under backbone.net.)")
+    args = parser.parse_args(argv)
+    try:
+        exported = export(args.src, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    m = exported["meta"]
+    print(f"exported {len(exported['model'])} tensors ({m['backbone']} {m['objective']}, iteration "
+          f"{m['iteration']}) from {m['source']} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Reconstruction pictures: one row per sample; RGB, what the model saw, and predicted vs true depth/RGB."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .files import atomic_write
+from .masking import patchify, unpatchify
+from .model import depth_to_metres
+
+HEADER = 18
+
+
+def _turbo(depth: np.ndarray, lo: float, hi: float, valid: np.ndarray) -> np.ndarray:
+    x = np.clip((depth - lo) / max(hi - lo, 1e-6), 0, 1)
+    rgb = cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
+    return np.where(valid[..., None], rgb, 0).astype(np.uint8)
+
+
+def _hide(img: np.ndarray, mask: torch.Tensor, patch: int, grid) -> np.ndarray:
+    """Grey out hidden patches of an HxWx3 picture."""
+    m = mask.float().reshape(1, 1, *grid)
+    m = torch.nn.functional.interpolate(m, scale_factor=patch, mode="nearest")[0, 0].bool().numpy()
+    out = img.copy()
+    out[m] = 96
+    return out
+
+
+@torch.no_grad()
+def reconstruction_panel(model, batch: dict, generator: torch.Generator) -> np.ndarray:
+    """An RGB uint8 picture of `model`'s reconstructions of `batch` (eval mode, fixed masks)."""
+    was_training = model.training
+    model.eval()
+    out = model(batch["image"], batch.get("depth"), batch.get("valid"), generator=generator)
+    model.train(was_training)
+    p, grid = model.patch_size, out["grid"]
+    columns = {"RGB": [], "RGB input": []}
+    if "pred_depth" in out:
+        columns.update({"depth input": [], "predicted depth": [], "true depth": []})
+        pred_m = depth_to_metres(out["pred_depth"], batch["depth"].float(), batch["valid"], p, grid, model.depth_norm)
+    if "pred_rgb" in out:
+        columns["predicted RGB"] = []
+        target = patchify(model.normalize(batch["image"]), p)
+        pred = out["pred_rgb"]
+        if model.rgb_norm_pix:  # show in image colours using the true patch statistics, as MAE does
+            pred = pred * (target.var(-1, keepdim=True) + 1e-6).sqrt() + target.mean(-1, keepdim=True)
+        pred_rgb = unpatchify(pred, p, grid) * model.pixel_std + model.pixel_mean
+    for i in range(batch["image"].shape[0]):
+        rgb = batch["image"][i].permute(1, 2, 0).cpu().numpy().astype(np.uint8)
+        columns["RGB"].append(rgb)
+        columns["RGB input"].append(_hide(rgb, out["rgb_mask"][i].cpu(), p, grid))
+        if "pred_depth" in out:
+            true = batch["depth"][i, 0].float().cpu().numpy()
+            valid = batch["valid"][i, 0].cpu().numpy()
+            lo, hi = (np.percentile(true[valid], [1, 99]) if valid.any() else (0.0, 1.0))
+            true_c = _turbo(true, lo, hi, valid)
+            columns["true depth"].append(true_c)
+            columns["depth input"].append(_hide(true_c, out["depth_mask"][i].cpu(), p, grid))
+            pred_i = pred_m[i, 0].cpu().numpy()
+            columns["predicted depth"].append(_turbo(pred_i, lo, hi, np.ones_like(valid)))
+        if "pred_rgb" in out:
+            columns["predicted RGB"].append(pred_rgb[i].permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy())
+    tiles = []
+    for title, images in columns.items():
+        head = np.full((HEADER, images[0].shape[1], 3), 255, np.uint8)
+        cv2.putText(head, title, (3, HEADER - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(np.concatenate([head, *images], axis=0))
+        tiles.append(np.full((tiles[-1].shape[0], 2, 3), 255, np.uint8))
+    return np.concatenate(tiles[:-1], axis=1)
+
+
+def save_png(picture_rgb: np.ndarray, path: str | Path) -> Path:
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(picture_rgb[..., ::-1]))
+    if not ok:
+        raise RuntimeError(f"OpenCV cannot encode the picture for {path}")
+    return atomic_write(path, lambda f: f.write(data.tobytes()))

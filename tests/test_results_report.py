@@ -1,0 +1,142 @@
+"""`python -m results.report`: exact table cells from fixture runs, empty cells kept empty, plots written,
+and a malformed record stopping the report with its file and line."""
+import json
+import os
+
+import pytest
+
+from results import report
+from results.store import append_record
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(kind="finetune", dataset="scannet", split="val", task="semseg", init="pri3d_r50", backbone="r50",
+         seed=0, metrics=None, **extra):
+    record = {"kind": kind, "dataset": dataset, "split": split, "task": task, "backbone": backbone,
+              "init": init, "seed": seed, "metrics": metrics or {}, "date": "2025-01-01T00:00:00Z"}
+    record.update(extra)
+    append_record(record)
+
+
+def _table(md: str, title: str) -> list[dict]:
+    """The markdown table under heading `title`, as one dict per row (header -> cell)."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip("#").strip() == title)
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip()[1:-1].split("|")])
+    header, body = rows[0], rows[2:]
+    return [dict(zip(header, r)) for r in body]
+
+
+def _row(rows: list[dict], **match) -> dict:
+    found = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    assert len(found) == 1, (match, rows)
+    return found[0]
+
+
+@pytest.fixture
+def fixture_runs():
+    _run(seed=0, metrics={"sem_seg/mIoU": 60.0})
+    _run(seed=1, metrics={"sem_seg/mIoU": 61.0})
+    _run(seed=0, metrics={"sem_seg/mIoU": 50.0}, data_fraction=20)
+    _run(init="mask3d", backbone="vit_b", metrics={"sem_seg/mIoU": 66.0})
+    _run(task="insseg", init="mask3d", backbone="vit_b", metrics={"bbox/AP50": 40.0, "segm/AP50": 38.0})
+    for seed, (miou, pacc) in enumerate(((30.0, 70.0), (32.0, 71.0))):
+        _run(dataset="synthetic", init="mask3d", backbone="vit_t", seed=seed,
+             metrics={"sem_seg/mIoU": miou, "sem_seg/pACC": pacc, "sem_seg/IoU-wall": 5.0})
+    _run(dataset="nyuv2", split="test", init="random", backbone="vit_b", data_fraction=50,
+         metrics={"sem_seg/mIoU": 30.0})
+    for objective, base in (("random", 20.0), ("mae", 25.0), ("mask3d", 27.5)):
+        for seed in range(3):
+            extra = {} if objective == "random" else {"objective": objective}
+            _run(dataset="synthetic", init="random" if objective == "random" else "mask3d", backbone="vit_t",
+                 seed=seed, metrics={"sem_seg/mIoU": base + seed}, tag="repro-mini", data_fraction=20, **extra)
+    _run(kind="pretrain", dataset="nyuv2+scannet", task="pretrain", init="random", backbone="vit_t", objective="mask3d",
+         metrics={"loss": 0.25}, iterations=20, loss_history=[[0, 1.0], [10, 0.5], [20, 0.25]])
+
+
+def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert report.main(["--out", str(out)]) == 0
+    md = (out / "REPORT.md").read_text(encoding="utf-8")
+    assert capsys.readouterr().out == md
+
+    scannet = _table(md, "ScanNet semantic segmentation (val)")
+    pri3d = _row(scannet, Reference="Pri3D (View + Geo)", Backbone="r50")
+    assert (pri3d["Ours"], pri3d["mIoU paper"], pri3d["mIoU ours"], pri3d["Δ mIoU"], pri3d["Runs"]) == \
+        ("`pri3d_r50`", "61.7", "60.50 ± 0.71", "-1.20", "2")
+    mask3d = _row(scannet, Reference="Mask3D")
+    assert (mask3d["mIoU paper"], mask3d["mIoU ours"], mask3d["Δ mIoU"], mask3d["Runs"]) == \
+        ("66.7†", "66.00", "-0.70", "1")
+    mae = _row(scannet, Reference="MAE")  # unknown paper value, no run yet: nothing invented
+    assert (mae["Ours"], mae["mIoU paper"], mae["mIoU ours"], mae["Δ mIoU"], mae["Runs"]) == \
+        ("`imagenet_mae_vitb`", "", "", "", "0")
+    view = _row(scannet, Reference="Pri3D (View)")  # a reference no baseline claims
+    assert (view["mIoU paper"], view["Ours"], view["mIoU ours"], view["Runs"]) == ("61.3", "", "", "")
+    assert _row(scannet, Ours="`random`")["Runs"] == "0"
+
+    insseg = _table(md, "ScanNet instance segmentation and detection (val)")
+    m3d = _row(insseg, Reference="Mask3D")
+    assert (m3d["box AP50 paper"], m3d["box AP50 ours"], m3d["Δ box AP50"]) == ("", "40.00", "")
+    assert (m3d["mask AP50 paper"], m3d["mask AP50 ours"], m3d["Δ mask AP50"]) == ("41.2†", "38.00", "-3.20")
+
+    efficient = _table(md, "Data-efficient ScanNet semantic segmentation (val, mIoU by % of training scenes)")
+    assert [efficient[0][f] for f in ("20%", "40%", "60%", "80%", "100%")] == ["51.5", "56.2", "58.9", "60.3", "61.7"]
+    ours = _row(efficient, Row="`pri3d_r50` (ours)")
+    assert (ours["20%"], ours["40%"], ours["100%"]) == ("50.00 (n=1)", "", "60.50 ± 0.71 (n=2)")
+    delta = _row(efficient, Row="Δ `pri3d_r50` − Pri3D (View + Geo)")
+    assert (delta["20%"], delta["60%"], delta["100%"]) == ("-1.50", "", "-1.20")
+
+    mini = _table(md, "Mini reproduction (sem_seg/mIoU)")
+    assert [r["Pre-training"] for r in mini] == ["random", "mae", "mask3d"]
+    m = _row(mini, **{"Pre-training": "mask3d"})
+    assert (m["mIoU"], m["Runs"], m["Δ vs random"], m["Δ vs mae"]) == ("28.50 ± 1.00", "3", "+7.50", "+2.50")
+    assert _row(mini, **{"Pre-training": "random"})["Δ vs random"] == ""
+
+    pretrain = _table(md, "Pre-training runs")
+    assert [(r["Objective"], r["Dataset"], r["Final loss"]) for r in pretrain] == [("mask3d", "nyuv2+scannet", "0.2500")]
+
+    synthetic = _table(md, "synthetic semseg")
+    assert synthetic == [{"split": "val", "init": "mask3d", "backbone": "vit_t", "data fraction": "100",
+                          "sem_seg/mIoU": "31.00 ± 1.41", "sem_seg/pACC": "70.50 ± 0.71", "Runs": "2"}]
+    other = _table(md, "other fine-tuning runs")  # placed nowhere else, still shown
+    assert _row(other, dataset="nyuv2", init="random")["sem_seg/mIoU"] == "30.00"
+    assert "+6.5" in md and "− `pri3d_r50` (r50) = +5.50" in md
+
+    assert sorted(os.listdir(out)) == ["REPORT.md", "data_efficient.png", "pretrain_loss.png", "repro_mini.png"]
+    for name in ("data_efficient.png", "pretrain_loss.png", "repro_mini.png"):
+        assert (out / name).read_bytes().startswith(PNG)
+        assert f"]({name})" in md
+
+
+def test_empty_store_still_shows_the_paper_tables(tmp_path):
+    out = tmp_path / "out"
+    assert report.main(["--out", str(out)]) == 0
+    md = (out / "REPORT.md").read_text(encoding="utf-8")
+    nyu = _table(md, "NYUv2 semantic segmentation (test)")
+    assert _row(nyu, Reference="MoCoV2-supIN->SN")["mIoU paper"] == "47.6"
+    assert "No pre-training run yet" in md and "No synthetic run yet" in md
+    assert sorted(os.listdir(out)) == ["REPORT.md", "data_efficient.png"]
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    ('{"kind": "finetune", "dataset": "scannet"\n', "not valid JSON"),
+    (json.dumps({"kind": "finetune", "dataset": "scanet", "split": "val", "task": "semseg", "backbone": "r50",
+                 "init": "random", "seed": 0, "metrics": {}, "date": "d"}) + "\n", "dataset 'scanet'"),
+    (json.dumps({"kind": "finetune", "dataset": "scannet", "task": "semseg", "backbone": "r50",
+                 "init": "random", "seed": 0, "metrics": {}, "date": "d"}) + "\n", "split None"),
+])
+def test_malformed_record_is_reported_with_file_and_line(tmp_path, capsys, bad_line, message):
+    store = os.environ["MASK3D_RESULTS"]
+    _run(metrics={"sem_seg/mIoU": 60.0})
+    with open(store, "a", encoding="utf-8") as f:
+        f.write(bad_line)
+    out = tmp_path / "out"
+    assert report.main(["--store", store, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{store}:2:" in err and message in err
+    assert not out.exists()
