@@ -10,6 +10,8 @@ DATA ?=
 OUTPUT ?=
 INIT ?=
 ARGS ?=
+# The data root, as datasets/builtin.py resolves it.
+DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
 
 .DEFAULT_GOAL := help
 .PHONY: help install doctor test pretrain data-synthetic bench-scannet bench-nyu bench-cityscapes \
@@ -29,8 +31,9 @@ doctor: install ## print versions and devices; fail if something we need is miss
 test: install ## run the test suite (pytest)
 	$(PY) -m pytest -q tests $(ARGS)
 
-data-synthetic: install ## generate the embedded synthetic RGB-D scenes under data/
-	@echo "data-synthetic: not implemented yet (issue: embedded default data)"; exit 1
+data-synthetic: install ## generate the embedded synthetic RGB-D scenes under data/ (skips what exists)
+	$(PY) -m tools.make_synthetic --out $(DATA_ROOT)/synthetic_raw --scenes 24 --frames-per-scene 40 --seed 0 --height 240 --width 320 --skip-existing
+	$(PY) -m tools.prepare_scannet --raw $(DATA_ROOT)/synthetic_raw --out $(DATA_ROOT)/synthetic --frame-skip 1
 
 pretrain: install ## masked RGB-D pre-training (CPU preset on synthetic data by default)
 	@echo "pretrain: not implemented yet (issue: pretrain/)"; exit 1

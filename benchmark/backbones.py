@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+from pydoc import locate
+
+from detectron2.modeling.backbone.vit import ViT
 
 # (embed_dim, depth) -> the names `docs/interfaces.md` uses for standard ViTs.
 STANDARD_VITS = {(192, 12): "vit_t", (384, 12): "vit_s", (768, 12): "vit_b", (1024, 24): "vit_l", (1280, 32): "vit_h"}
@@ -9,7 +12,13 @@ VIT_ARCH_KEYS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size")
 
 
 def is_vit(cfg) -> bool:
-    return "net" in cfg.model.backbone and str(cfg.model.backbone.net.get("_target_", "")).endswith("ViT")
+    """Whether the config's backbone is (a pyramid around) Detectron2's ViT; `_target_` is a class in a
+    loaded config and its dotted name once saved to yaml."""
+    if "net" not in cfg.model.backbone:
+        return False
+    target = cfg.model.backbone.net.get("_target_")
+    target = locate(target) if isinstance(target, str) else target
+    return isinstance(target, type) and issubclass(target, ViT)
 
 
 def global_blocks(depth: int) -> list[int]:

@@ -22,12 +22,6 @@ def read_label_png(filename: str, dtype=int) -> np.ndarray:
         return np.asarray(Image.open(f), dtype=dtype).copy()
 
 
-def flatten(results: Mapping[str, Mapping[str, float]]) -> Dict[str, float]:
-    """`{"bbox": {"AP": 1.0}}` -> `{"bbox/AP": 1.0}`; numpy scalars become floats, NaN is kept."""
-    return {f"{section}/{name}": float(value) for section, metrics in results.items()
-            for name, value in metrics.items()}
-
-
 def task_of(results: Mapping[str, Mapping[str, float]]) -> str:
     """The results-store task of a run: Mask R-CNN's box and mask AP together are `insseg`, boxes alone `det`."""
     if "sem_seg" in results:

@@ -110,13 +110,17 @@ def _baseline(name: str, baselines: Path) -> dict:
 
 
 # --- reading -------------------------------------------------------------------------------------------
-def read_file(spec: InitSpec):
-    """The file's raw content; a missing, truncated or non-weights file is an InitError naming it."""
-    path = spec.path
-    if path is None or not path.is_file():
+def require_file(spec: InitSpec) -> None:
+    if spec.kind != "random" and not (spec.path and spec.path.is_file()):
         hint = ("run `make pretrain` (or `python -m pretrain.export RUN OUT.pth`)" if spec.kind == "mask3d"
                 else "download it (see the `note` of its entry in results/baselines.yaml) or fix the path")
-        raise InitError(f"init file {path} ({spec.label}) does not exist: {hint}")
+        raise InitError(f"init file {spec.path} ({spec.label}) does not exist: {hint}")
+
+
+def read_file(spec: InitSpec):
+    """The file's raw content; a missing, truncated or non-weights file is an InitError naming it."""
+    require_file(spec)
+    path = spec.path
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -4,9 +4,9 @@ to run on a CPU in seconds (tests, `make bench-*` on the synthetic tree).
 One function shrinks any config (`train_net --tiny`), so no config needs a hand-kept tiny twin:
 - frames resized to a 96-pixel short edge, keeping the dataset's aspect ratio (96x128 indoor, 96x192
   Cityscapes); flip as the only augmentation; batch 2, no loader workers;
-- ViT: 96 wide, 4 blocks, 3 heads, patch 16, every block global, no drop path (a pre-trained export
-  replaces this shape with its own, see `benchmark.inits`); ResNet-50 keeps its real shape so every R50
-  checkpoint still loads;
+- ViT: 96 wide, 4 blocks, 3 heads, patch 16, no drop path (a pre-trained export replaces this shape
+  with its own, see `benchmark.inits`); no window attention, since one window would cover the 6x8-token
+  frame anyway; ResNet-50 keeps its real shape so every R50 checkpoint still loads;
 - 32-channel pyramid and heads, small RPN/RoI sampling; 200 iterations, 10 warm-up, a 10x larger base LR;
 - CUDA and mixed precision when a GPU is present, CPU otherwise.
 """
@@ -49,6 +49,7 @@ def make_tiny(cfg) -> None:
     if is_vit(cfg):
         set_vit_architecture(cfg, **TINY_VIT)
         model.backbone.net.img_size = long_edge
+        model.backbone.net.window_size = 0
         model.backbone.net.drop_path_rate = 0.0
     model.backbone.out_channels = CHANNELS
     if "sem_seg_head" in model:

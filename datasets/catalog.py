@@ -33,7 +33,14 @@ def read_meta(folder: str):
     return meta if meta.get("complete") else None
 
 
-def annotations(records):
-    """Stored annotations -> Detectron2 instance annotations (XYXY_ABS boxes, RLE with str counts)."""
-    return [{"bbox": a["bbox"], "bbox_mode": BoxMode.XYXY_ABS, "category_id": a["category_id"],
-             "segmentation": a["segmentation"], "iscrowd": a["iscrowd"]} for a in records]
+def read_index(folder: str, split: str, with_annotations: bool = False):
+    """The frame records of a split (see `datasets.fileio.write_index`), with Detectron2 instance
+    annotations (XYXY_ABS boxes, RLE with str counts) under "annotations" when asked for."""
+    records = read_json(os.path.join(folder, f"index_{split}.json"))
+    if with_annotations:
+        anns = read_json(os.path.join(folder, f"instances_{split}.json"))
+        for r in records:
+            r["annotations"] = [{"bbox": a["bbox"], "bbox_mode": BoxMode.XYXY_ABS, "category_id": a["category_id"],
+                                 "segmentation": a["segmentation"], "iscrowd": a["iscrowd"]}
+                                for a in anns[r["image_id"]]]
+    return records

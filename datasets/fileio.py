@@ -5,6 +5,7 @@ temporary file in the same folder and is moved into place with `os.replace`."""
 import json
 import os
 import tempfile
+import zlib
 
 import cv2
 import numpy as np
@@ -15,6 +16,8 @@ class DataError(Exception):
     """Bad or missing input; the message names the file and how to fix it."""
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _JPEG_END = b"\xff\xd9"
 _PNG_END = b"IEND\xaeB`\x82"
 
@@ -41,6 +44,41 @@ def decode_image(path: str, flags: int = cv2.IMREAD_UNCHANGED, data: np.ndarray 
     if img is None:
         raise DataError(f"{path}: cannot decode image (corrupt or not an image); re-extract or re-download it")
     return img
+
+
+def png_header(path: str, data: np.ndarray) -> dict:
+    """Validate a PNG without inflating it: signature, every chunk's CRC and the IEND chunk (so truncation
+    and bit rot are caught); returns IHDR's width, height, bit depth and colour type. ~50x faster than a
+    decode, which matters when a file is copied through unchanged."""
+    buf = data.tobytes()
+    if buf[:8] != b"\x89PNG\r\n\x1a\n":
+        raise DataError(f"{path}: not a PNG file; re-extract or re-download it")
+    pos, info = 8, None
+    while pos + 12 <= len(buf):
+        length = int.from_bytes(buf[pos:pos + 4], "big")
+        kind, end = buf[pos + 4:pos + 8], pos + 8 + length
+        if end + 4 > len(buf) or zlib.crc32(buf[pos + 4:end]) != int.from_bytes(buf[end:end + 4], "big"):
+            break
+        if kind == b"IHDR":
+            info = {"width": int.from_bytes(buf[pos + 8:pos + 12], "big"),
+                    "height": int.from_bytes(buf[pos + 12:pos + 16], "big"),
+                    "bit_depth": buf[pos + 16], "color_type": buf[pos + 17]}
+        if kind == b"IEND":
+            if info is None:
+                break
+            return info
+        pos = end + 4
+    raise DataError(f"{path}: truncated or corrupt PNG (bad chunk at byte {pos}); re-extract or re-download it")
+
+
+def check_depth_png(path: str, data: np.ndarray) -> tuple:
+    """(height, width) of a valid 16-bit single-channel depth PNG, checked without decoding."""
+    info = png_header(path, data)
+    if info["bit_depth"] != 16 or info["color_type"] != 0:
+        raise DataError(f"{path}: depth must be a single-channel 16-bit PNG in millimetres, got bit depth "
+                        f"{info['bit_depth']} colour type {info['color_type']}; re-export it "
+                        f"(ScanNet SensReader writes uint16)")
+    return info["height"], info["width"]
 
 
 def read_rgb(path: str, reduce: int = 1) -> np.ndarray:
@@ -74,6 +112,7 @@ def _atomic(path: str, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; prepared data should read like any file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -111,12 +150,21 @@ def read_json(path: str):
         raise DataError(f"{path}: not valid JSON ({e})") from None
 
 
+def write_index(folder: str, split: str, records) -> None:
+    """A split's frame list (`index_<split>.json`, light: what RGB-D and semantic loaders read) and its
+    instance annotations (`instances_<split>.json`, {image_id: [annotation]}), each written once."""
+    write_json(os.path.join(folder, f"instances_{split}.json"), {r["image_id"]: r["annotations"] for r in records})
+    write_json(os.path.join(folder, f"index_{split}.json"),
+               [{k: v for k, v in r.items() if k != "annotations"} for r in records])
+
+
 def mask_annotation(mask: np.ndarray, category_id: int) -> dict:
-    """A COCO-style instance annotation from a boolean mask: XYXY_ABS box (BoxMode 0) and str RLE counts."""
-    ys, xs = np.nonzero(mask)
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"bbox": [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)],
-            "bbox_mode": 0, "category_id": int(category_id), "iscrowd": 0, "area": int(len(ys)),
+    """A COCO-style instance annotation from a boolean HxW mask (Fortran order avoids a copy): XYXY_ABS box
+    (BoxMode 0, exclusive max like pycocotools) and RLE with str counts."""
+    rle = mask_util.encode(np.asfortranarray(mask).view(np.uint8))
+    x, y, w, h = (float(v) for v in mask_util.toBbox(rle))
+    return {"bbox": [x, y, x + w, y + h], "bbox_mode": 0, "category_id": int(category_id), "iscrowd": 0,
+            "area": int(mask_util.area(rle)),
             "segmentation": {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": rle["counts"].decode()}}
 
 

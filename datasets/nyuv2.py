@@ -2,14 +2,13 @@
 import os
 
 from datasets import labels as L
-from datasets.catalog import annotations, read_meta, register
-from datasets.fileio import read_json
+from datasets.catalog import read_index, read_meta, register
 
 
 def load_nyuv2(folder: str, split: str, kind: str):
     """kind: 'rgbd', 'sem_seg' (40 classes), 'sem_seg13' or 'instance'."""
     dicts = []
-    for r in read_json(os.path.join(folder, f"index_{split}.json")):
+    for r in read_index(folder, split, with_annotations=kind == "instance"):
         stem = f"{r['index']:04d}.png"
         d = {"file_name": os.path.join(folder, "image", stem), "height": r["height"], "width": r["width"],
              "image_id": r["image_id"], "depth_file_name": os.path.join(folder, "depth", stem),
@@ -19,7 +18,7 @@ def load_nyuv2(folder: str, split: str, kind: str):
         elif kind == "sem_seg13":
             d["sem_seg_file_name"] = os.path.join(folder, "label13", stem)
         elif kind == "instance":
-            d["annotations"] = annotations(r["annotations"])
+            d["annotations"] = r["annotations"]
         dicts.append(d)
     return dicts
 

@@ -62,8 +62,10 @@ def color_image(hw, frame, realistic=False, seed=0):
 
 
 def _write(path, img, rgb=False):
+    """JPEGs at quality 75, what SensReader's imageio export writes."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    ok = cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if rgb else img)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 75] if path.endswith(".jpg") else []
+    ok = cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if rgb else img, params)
     assert ok, path
 
 
@@ -191,12 +193,13 @@ def nyuv2_mat(folder, n=4, hw=(24, 32), train=(1, 3), test=(2, 4)):
 CITYSCAPES_CAMERA = {"extrinsic": {"baseline": 0.209313, "pitch": 0.038, "roll": 0.0, "x": 1.7, "y": 0.1,
                                    "yaw": -0.0195, "z": 1.22},
                      "intrinsic": {"fx": 2262.52, "fy": 2265.3017905988554, "u0": 1096.98, "v0": 513.137}}
+CITYSCAPES_DISPARITIES = (8, 16, 32, 64)
 
 
 def cityscapes(root, splits=(("train", "aachen", 2), ("val", "frankfurt", 1)), hw=(32, 64)):
     """leftImg8bit, gtFine (polygons json + labelIds/instanceIds drawn from it by cityscapesscripts),
-    disparity (16-bit, d = (p - 1) / 256, 0 invalid) and camera json. Disparity pixel value is 257 + 256 * x
-    // (w // 4) (i.e. 1..4 px), except column 0 which is 0 (invalid)."""
+    disparity (16-bit, d = (p - 1) / 256, 0 invalid) and camera json. The disparity is 8, 16, 32 and 64 px
+    in the four vertical quarters of the image (`CITYSCAPES_DISPARITIES`), except column 0 which is invalid."""
     from cityscapesscripts.helpers.annotation import Annotation
     from cityscapesscripts.preparation.json2instanceImg import createInstanceImage
     from cityscapesscripts.preparation.json2labelImg import createLabelImage
@@ -220,8 +223,10 @@ def cityscapes(root, splits=(("train", "aachen", 2), ("val", "frankfurt", 1)), h
             ann = Annotation()
             ann.fromJsonFile(jpath)
             createLabelImage(ann, "ids").save(os.path.join(gt_dir, base + "_gtFine_labelIds.png"))
-            createInstanceImage(ann, "ids").save(os.path.join(gt_dir, base + "_gtFine_instanceIds.png"))
-            disp = (257 + 256 * (np.arange(w) // (w // 4)))[None].repeat(h, 0).astype(np.uint16)
+            inst = np.asarray(createInstanceImage(ann, "ids")).astype(np.uint16)  # 16-bit like the release
+            _write(os.path.join(gt_dir, base + "_gtFine_instanceIds.png"), inst)
+            quarter = np.asarray(CITYSCAPES_DISPARITIES)[np.arange(w) * 4 // w]
+            disp = (1 + 256 * quarter)[None].repeat(h, 0).astype(np.uint16)
             disp[:, 0] = 0
             _write(os.path.join(root, "disparity", split, city, base + "_disparity.png"), disp)
             cam = os.path.join(root, "camera", split, city, base + "_camera.json")

@@ -1,12 +1,12 @@
 """Detectron2 registrar for a ScanNet-layout tree prepared by `tools/prepare_scannet.py` (ScanNet or synthetic).
 
-Reads only `meta.json` and `index_{split}.json`; dicts are built lazily when Detectron2 asks for them."""
+Reads only `meta.json`, `index_{split}.json` and (instance sets) `instances_{split}.json`; dicts are built
+lazily when Detectron2 asks for them."""
 import os
 import random
 
 from datasets import labels as L
-from datasets.catalog import annotations, read_meta, register
-from datasets.fileio import read_json
+from datasets.catalog import read_index, read_meta, register
 
 FRACTIONS = (20, 40, 60, 80)
 
@@ -23,7 +23,7 @@ def load_frames(folder: str, split: str, kind: str, scenes=None):
     """Dataset dicts of one split. kind: 'rgbd' (image + depth), 'sem_seg' (+ label), 'instance' (+ annotations)."""
     keep = set(scenes) if scenes is not None else None
     dicts = []
-    for r in read_json(os.path.join(folder, f"index_{split}.json")):
+    for r in read_index(folder, split, with_annotations=kind == "instance"):
         if keep is not None and r["scene"] not in keep:
             continue
         base = os.path.join(folder, "scenes", r["scene"])
@@ -33,7 +33,7 @@ def load_frames(folder: str, split: str, kind: str, scenes=None):
         if kind == "sem_seg":
             d["sem_seg_file_name"] = os.path.join(base, "label", r["frame"] + ".png")
         elif kind == "instance":
-            d["annotations"] = annotations(r["annotations"])
+            d["annotations"] = r["annotations"]
         dicts.append(d)
     return dicts
 

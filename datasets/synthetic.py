@@ -8,11 +8,13 @@ z forward), poses are 4x4 camera-to-world, depth is the z-distance along the opt
 ScanNet raw ids (the `id` column of `scannetv2-labels.combined.tsv`). `tools.make_synthetic` writes
 scenes in the exported-ScanNet layout.
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
 
 # name -> (ScanNet id, nyu40id), both as in ScanNet's public scannetv2-labels.combined.tsv.
+# fmt: off
 CATEGORIES = {
     "wall": (1, 1), "chair": (2, 5), "floor": (3, 2), "table": (4, 7), "door": (5, 8), "couch": (6, 6),
     "cabinet": (7, 3), "desk": (9, 14), "office chair": (10, 5), "bed": (11, 4), "pillow": (13, 18),
@@ -21,12 +23,11 @@ CATEGORIES = {
     "refrigerator": (27, 24), "lamp": (28, 35), "kitchen cabinet": (29, 3), "counter": (35, 12),
     "ceiling": (41, 22), "bathtub": (42, 36), "shower curtain": (55, 28), "trash can": (56, 39),
 }
-NYU40_CLASSES = (
-    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
-    "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat", "clothes",
-    "ceiling", "books", "refridgerator", "television", "paper", "towel", "shower curtain", "box",
-    "whiteboard", "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure",
-    "otherfurniture", "otherprop",
+# fmt: on
+NYU40_CLASSES = tuple(
+    "wall|floor|cabinet|bed|chair|sofa|table|door|window|bookshelf|picture|counter|blinds|desk|shelves|curtain|"
+    "dresser|pillow|mirror|floor mat|clothes|ceiling|books|refridgerator|television|paper|towel|shower curtain|"
+    "box|whiteboard|person|night stand|toilet|sink|lamp|bathtub|bag|otherstructure|otherfurniture|otherprop".split("|")
 )
 UNANNOTATED = 0  # ScanNet's id for pixels no annotator labelled (ceiling lamps here)
 
@@ -44,6 +45,7 @@ def label_id(name):
 @dataclass
 class Part:
     """One primitive in its object's frame: a box (half extents) or a vertical cylinder (r, r, half height)."""
+
     kind: int
     center: tuple
     half: tuple
@@ -56,6 +58,7 @@ class Scene:
     """Room of size (Lx, Ly, Lz) with its corner at the origin, plus primitives as flat arrays.
 
     Primitives 0..5 are the room: floor, ceiling, walls at y=0, y=Ly, x=0, x=Lx."""
+
     name: str
     scene_type: str
     size: np.ndarray
@@ -94,18 +97,30 @@ class Scene:
         """The primitive table as numpy arrays (cached; call after the scene is complete)."""
         if getattr(self, "_arrays", None) is None or len(self._arrays["kind"]) != len(self.kind):
             self._arrays = {
-                "kind": np.array(self.kind, np.int8), "center": np.array(self.center),
-                "half": np.array(self.half), "cos": np.cos(self.yaw), "sin": np.sin(self.yaw),
-                "label": np.array(self.label, np.uint16), "instance": np.array(self.instance, np.uint8),
-                "color": np.array(self.color, np.float32), "texture": np.array(self.texture, np.int8),
+                "kind": np.array(self.kind, np.int8),
+                "center": np.array(self.center),
+                "half": np.array(self.half),
+                "cos": np.cos(self.yaw),
+                "sin": np.sin(self.yaw),
+                "label": np.array(self.label, np.uint16),
+                "instance": np.array(self.instance, np.uint8),
+                "color": np.array(self.color, np.float32),
+                "texture": np.array(self.texture, np.int8),
                 "params": np.array(self.params, np.float32),
             }
         return self._arrays
 
 
-def empty_room(size, name="room", scene_type="test", floor_color=(0.55, 0.45, 0.35),
-               wall_color=(0.8, 0.8, 0.78), ceiling_color=(0.92, 0.92, 0.92), floor_texture=WOOD,
-               wall_texture=PLAIN):
+def empty_room(
+    size,
+    name="room",
+    scene_type="test",
+    floor_color=(0.55, 0.45, 0.35),
+    wall_color=(0.8, 0.8, 0.78),
+    ceiling_color=(0.92, 0.92, 0.92),
+    floor_texture=WOOD,
+    wall_texture=PLAIN,
+):
     """A room [0, Lx] x [0, Ly] x [0, Lz] whose floor, ceiling and four walls are instances 1..6."""
     lx, ly, lz = (float(v) for v in size)
     scene = Scene(name, scene_type, np.array([lx, ly, lz]))
@@ -118,8 +133,9 @@ def empty_room(size, name="room", scene_type="test", floor_color=(0.55, 0.45, 0.
         ("wall", (lx, ly / 2, lz / 2), -np.pi / 2, wall_color, wall_texture),
     ]
     for name_, center, yaw, color, texture in surfaces:
-        scene.add(ROOM, center, (0, 0, 0), yaw, label_id(name_), scene.new_instance(), color, texture,
-                  (0.4, 1.0, 0.0, 0.0))
+        scene.add(
+            ROOM, center, (0, 0, 0), yaw, label_id(name_), scene.new_instance(), color, texture, (0.4, 1.0, 0.0, 0.0)
+        )
     return scene
 
 
@@ -134,8 +150,7 @@ def add_object(scene, parts, origin, yaw, labels, colors, textures, params=None)
         center = np.array([origin[0] + c * px - s * py, origin[1] + s * px + c * py, origin[2] + pz])
         label = UNANNOTATED if labels[p.group] is None else label_id(labels[p.group])
         prm = None if params is None else params[p.group]
-        scene.add(p.kind, center, p.half, yaw + p.yaw, label, inst[p.group], colors[p.group],
-                  textures[p.group], prm)
+        scene.add(p.kind, center, p.half, yaw + p.yaw, label, inst[p.group], colors[p.group], textures[p.group], prm)
     return [inst[g] for g in groups]
 
 
@@ -200,20 +215,28 @@ def render(scene, K, pose, height, width, rng=None):
             _hit_primitive(tab, k, eye, components, rect, t, prim, normal)
 
     points = eye.astype(np.float32) + t[..., None] * dirs
-    rgb = _shade(scene, tab, prim, points, normal, dirs, eye)
+    rgb = _shade(scene, tab, prim, points, normal)
     cos = np.abs(np.einsum("hwc,hwc->hw", normal, dirs)) / np.linalg.norm(dirs, axis=-1)
-    z = t.copy()
+    measured = t
     if rng is not None:
-        z, rgb = _sensor_noise(z, rgb, rng)
-    valid = (z > NEAR) & (z <= MAX_RANGE) & (cos >= MIN_COS)
-    depth = np.where(valid, np.round(z * 1000.0), 0).astype(np.uint16)
+        measured, rgb = _sensor_noise(t, rgb, rng)
+    valid = (measured > NEAR) & (measured <= MAX_RANGE) & (cos >= MIN_COS)
+    depth = np.where(valid, np.round(measured * 1000.0), 0).astype(np.uint16)
     rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
-    return Frame(rgb=rgb, depth=depth, label=tab["label"][prim], instance=tab["instance"][prim], z=t,
-                 normal=normal, primitive=prim)
+    return Frame(
+        rgb=rgb,
+        depth=depth,
+        label=tab["label"][prim],
+        instance=tab["instance"][prim],
+        z=t,
+        normal=normal,
+        primitive=prim,
+    )
 
 
 def _hit_room(size, eye, dirs):
-    """Exit distance of every ray from the room box; the camera is inside."""
+    """Exit distance of every ray from the room box (the camera must be inside), the surface hit and its
+    inward normal."""
     t = np.full(dirs[0].shape, np.inf, np.float32)
     prim = np.zeros(dirs[0].shape, np.int32)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -234,7 +257,8 @@ def _screen_rect(tab, k, K, rot, eye, height, width):
     c, s = tab["cos"][k], tab["sin"][k]
     corners = np.array([[x, y, zz] for x in (-hx, hx) for y in (-hy, hy) for zz in (-hz, hz)])
     world = tab["center"][k] + np.stack(
-        [c * corners[:, 0] - s * corners[:, 1], s * corners[:, 0] + c * corners[:, 1], corners[:, 2]], -1)
+        [c * corners[:, 0] - s * corners[:, 1], s * corners[:, 0] + c * corners[:, 1], corners[:, 2]], -1
+    )
     camera = (world - eye) @ rot
     zc = camera[:, 2]
     if np.all(zc <= NEAR):
@@ -327,79 +351,73 @@ def _cylinder(o, d, half):
     return t.astype(np.float32), normals
 
 
-def _shade(scene, tab, prim, points, normal, dirs, eye):
+def _shade(scene, tab, prim, points, normal):
     """Albedo from per-instance colours and procedural textures, lit by point lights plus ambient."""
-    center = tab["center"][prim].astype(np.float32)
-    c, s = tab["cos"][prim].astype(np.float32), tab["sin"][prim].astype(np.float32)
-    rel = points - center
-    q = np.stack([c * rel[..., 0] + s * rel[..., 1], -s * rel[..., 0] + c * rel[..., 1], rel[..., 2]], -1)
-    tex = tab["texture"][prim]
-    prm = tab["params"][prim]
-    albedo = tab["color"][prim].copy()
-    lit = np.ones(prim.shape, bool)
+    flat = prim.ravel()
+    p = points.reshape(-1, 3)
+    albedo = tab["color"][flat]
+    factor = np.ones(flat.size, np.float32)
+    lit = np.ones(flat.size, bool)
+    tex = tab["texture"][flat]
     two_pi = np.float32(2 * np.pi)
     for code in np.unique(tex):
-        m = tex == code
-        qm, pm = q[m], prm[m]
+        idx = np.flatnonzero(tex == code)
+        k = flat[idx]
+        rel = p[idx] - tab["center"][k].astype(np.float32)
+        c, s = tab["cos"][k].astype(np.float32), tab["sin"][k].astype(np.float32)
+        qx, qy, qz = c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1], rel[:, 2]
+        prm = tab["params"][k]
         if code == PLAIN:
-            f = 1 + 0.05 * np.sin(two_pi * 0.7 * qm[:, 0] + pm[:, 2]) * np.sin(two_pi * 0.9 * qm[:, 2] + pm[:, 3])
+            factor[idx] = 1 + 0.05 * np.sin(two_pi * 0.7 * qx + prm[:, 2]) * np.sin(two_pi * 0.9 * qz + prm[:, 3])
         elif code == WOOD:
-            grain = np.sin(two_pi * 14 * (qm[:, 1] + qm[:, 2] + 0.03 * np.sin(two_pi * 1.3 * qm[:, 0] + pm[:, 2])))
-            f = 0.93 + 0.07 * grain
+            factor[idx] = 0.93 + 0.07 * np.sin(two_pi * 14 * (qy + qz + 0.03 * np.sin(two_pi * 1.3 * qx + prm[:, 2])))
         elif code == FABRIC:
-            f = 0.9 + 0.08 * np.sin(two_pi * 14 * qm[:, 0]) * np.sin(two_pi * 14 * qm[:, 2] + pm[:, 2])
+            factor[idx] = 0.9 + 0.08 * np.sin(two_pi * 14 * qx) * np.sin(two_pi * 14 * qz + prm[:, 2])
         elif code == TILES:
-            size = np.maximum(pm[:, 0], 0.1)
-            gx, gy = points[m][:, 0] / size, points[m][:, 1] / size
+            size = np.maximum(prm[:, 0], 0.1)
+            gx, gy = p[idx, 0] / size, p[idx, 1] / size
             ix, iy = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
-            tone = ((ix * 73856093) ^ (iy * 19349663)) % 97 / 97.0
+            tone = ((ix * 73856093) ^ (iy * 19349663)) % 97 / np.float32(97.0)
             grout = (gx - ix < 0.04) | (gy - iy < 0.04)
-            f = np.where(grout, 0.6, 0.88 + 0.16 * tone)
+            factor[idx] = np.where(grout, 0.6, 0.88 + 0.16 * tone)
         elif code == STRIPES:
-            f = np.where(np.sin(two_pi * 3 * qm[:, 0] + pm[:, 2]) > 0, 1.0, 0.94)
+            factor[idx] = np.where(np.sin(two_pi * 3 * qx + prm[:, 2]) > 0, 1.0, 0.94)
         elif code == PICTURE:
-            phase = pm[:, 2:3] + np.array([0, 2.1, 4.2], np.float32)
-            albedo[m] = 0.5 + 0.4 * np.sin(two_pi * (1.7 * qm[:, :1] + 2.3 * qm[:, 2:3]) + phase) * np.cos(
-                two_pi * (2.9 * qm[:, 2:3] - 1.1 * qm[:, :1]) + 0.5 * phase)
-            f = 1.0
+            phase = prm[:, 2:3] + np.array([0, 2.1, 4.2], np.float32)
+            albedo[idx] = 0.5 + 0.4 * np.sin(two_pi * (1.7 * qx + 2.3 * qz)[:, None] + phase) * np.cos(
+                two_pi * (2.9 * qz - 1.1 * qx)[:, None] + 0.5 * phase
+            )
         elif code == GLASS:
-            albedo[m] = np.stack([0.55 + 0.1 * qm[:, 2], 0.72 + 0.1 * qm[:, 2], 0.95 + 0 * qm[:, 2]], -1)
-            f, lit[m] = 1.0, False
+            albedo[idx] = np.stack([0.55 + 0.1 * qz, 0.72 + 0.1 * qz, np.full_like(qz, 0.95)], -1)
+            lit[idx] = False
         else:  # EMISSIVE
-            f, lit[m] = 1.0, False
-        albedo[m] *= np.asarray(f, np.float32)[..., None] if np.ndim(f) else np.float32(f)
-    shading = np.full(prim.shape, 0.32, np.float32)
+            lit[idx] = False
+    shading = np.full(flat.size, 0.32, np.float32)
+    n = normal.reshape(-1, 3)
     for x, y, zl, power in scene.lights:
-        to_light = np.array([x, y, zl], np.float32) - points
-        dist2 = np.einsum("hwc,hwc->hw", to_light, to_light)
-        lam = np.einsum("hwc,hwc->hw", normal, to_light) / np.sqrt(dist2)
-        shading += power * np.maximum(lam, 0) / (1 + 0.18 * dist2)
-    shading = np.where(lit, shading, 1.0)
-    return np.clip(albedo * shading[..., None] * 255, 0, 255).astype(np.float32)
+        lx, ly, lz = np.float32(x) - p[:, 0], np.float32(y) - p[:, 1], np.float32(zl) - p[:, 2]
+        dist2 = lx * lx + ly * ly + lz * lz
+        lam = (n[:, 0] * lx + n[:, 1] * ly + n[:, 2] * lz) / np.sqrt(dist2)
+        shading += np.float32(power) * np.maximum(lam, 0) / (1 + np.float32(0.18) * dist2)
+    shading = np.where(lit, shading * factor, factor) * np.float32(255)
+    return (albedo * shading[:, None]).reshape(points.shape)
 
 
 def _sensor_noise(z, rgb, rng):
     """Structured-light style depth noise (sigma = 1.2 mm + 1.9 mm (z - 0.4)^2, Kinect-like), dropouts on
-    the far side of depth edges, and RGB gain plus Gaussian noise."""
+    the far side of depth edges, and RGB gain plus Gaussian luminance noise."""
     sigma = 0.0012 + 0.0019 * (z - 0.4) ** 2
-    noisy = (z + sigma * rng.standard_normal(z.shape, dtype=np.float32)).astype(np.float32)
+    noisy = z + sigma * rng.standard_normal(z.shape, dtype=np.float32)
     edge = np.zeros(z.shape, bool)
-    for axis in (0, 1):
-        diff = np.diff(z, axis=axis)
-        jump = np.abs(diff) > 0.06 * np.minimum(z.take(range(1, z.shape[axis]), axis), z.take(
-            range(0, z.shape[axis] - 1), axis))
-        far_after = jump & (diff > 0)
-        far_before = jump & (diff < 0)
-        if axis == 0:
-            edge[1:] |= far_after
-            edge[:-1] |= far_before
-        else:
-            edge[:, 1:] |= far_after
-            edge[:, :-1] |= far_before
+    for a, b, ea, eb in ((z[1:], z[:-1], edge[1:], edge[:-1]), (z[:, 1:], z[:, :-1], edge[:, 1:], edge[:, :-1])):
+        jump = np.abs(a - b) > 0.06 * np.minimum(a, b)
+        ea |= jump & (a > b)  # the farther pixel of a jump loses its depth (sensor shadow)
+        eb |= jump & (b > a)
     noisy[edge & (rng.random(z.shape, dtype=np.float32) < 0.6)] = 0
-    gain = rng.uniform(0.9, 1.1, 3).astype(np.float32) * rng.uniform(0.85, 1.15)
-    rgb = rgb * gain + rng.normal(0, 2.5, rgb.shape).astype(np.float32)
+    gain = (rng.uniform(0.9, 1.1, 3) * rng.uniform(0.85, 1.15)).astype(np.float32)
+    rgb = rgb * gain + np.float32(3.0) * rng.standard_normal((*rgb.shape[:2], 1), dtype=np.float32)
     return noisy, rgb
+
 
 # ----------------------------------------------------------------------------------------------------------
 # Furniture: each builder returns (parts, labels, colours, textures) in the object frame: x along the
@@ -417,9 +435,16 @@ def _cyl_part(center, radius, height, group=0):
 def _moved(parts, offset, yaw, group):
     """Parts of a sub-object moved into its parent's frame, renumbered to `group`."""
     c, s = np.cos(yaw), np.sin(yaw)
-    return [Part(p.kind, (offset[0] + c * p.center[0] - s * p.center[1],
-                          offset[1] + s * p.center[0] + c * p.center[1], p.center[2]), p.half,
-                 p.yaw + yaw, group) for p in parts]
+    return [
+        Part(
+            p.kind,
+            (offset[0] + c * p.center[0] - s * p.center[1], offset[1] + s * p.center[0] + c * p.center[1], p.center[2]),
+            p.half,
+            p.yaw + yaw,
+            group,
+        )
+        for p in parts
+    ]
 
 
 def _hsv(rng, hue, sat, val):
@@ -447,17 +472,23 @@ def _chair_parts(rng, group=0):
     w, d = rng.uniform(0.42, 0.5), rng.uniform(0.42, 0.5)
     seat, top = rng.uniform(0.43, 0.48), rng.uniform(0.8, 0.95)
     parts = [_box_part((0, 0, seat - 0.025), (w, d, 0.05), group)]
-    parts += [_box_part((sx * (w / 2 - 0.025), sy * (d / 2 - 0.025), (seat - 0.05) / 2), (0.04, 0.04, seat - 0.05),
-                        group) for sx in (-1, 1) for sy in (-1, 1)]
+    parts += [
+        _box_part((sx * (w / 2 - 0.025), sy * (d / 2 - 0.025), (seat - 0.05) / 2), (0.04, 0.04, seat - 0.05), group)
+        for sx in (-1, 1)
+        for sy in (-1, 1)
+    ]
     parts.append(_box_part((0, d / 2 - 0.02, (seat + top) / 2), (w, 0.04, top - seat), group))
     return parts
 
 
 def _office_chair_parts(rng, group=0):
     seat = rng.uniform(0.45, 0.52)
-    return [_cyl_part((0, 0, 0.03), 0.3, 0.06, group), _cyl_part((0, 0, (seat - 0.02) / 2 + 0.03), 0.03, seat - 0.08, group),
-            _box_part((0, 0, seat - 0.04), (0.5, 0.48, 0.08), group),
-            _box_part((0, 0.22, seat + 0.33), (0.46, 0.06, rng.uniform(0.45, 0.6)), group)]
+    return [
+        _cyl_part((0, 0, 0.03), 0.3, 0.06, group),
+        _cyl_part((0, 0, (seat - 0.02) / 2 + 0.03), 0.03, seat - 0.08, group),
+        _box_part((0, 0, seat - 0.04), (0.5, 0.48, 0.08), group),
+        _box_part((0, 0.22, seat + 0.33), (0.46, 0.06, rng.uniform(0.45, 0.6)), group),
+    ]
 
 
 def _chair(rng):
@@ -466,9 +497,11 @@ def _chair(rng):
 
 def _bed(rng):
     w, length, h = rng.uniform(1.0, 1.9), rng.uniform(1.95, 2.15), rng.uniform(0.45, 0.6)
-    parts = [_box_part((0, 0, (h - 0.18) / 2), (w, length, h - 0.18)),
-             _box_part((0, -0.02, h - 0.09), (w - 0.06, length - 0.1, 0.18)),
-             _box_part((0, length / 2 - 0.04, rng.uniform(0.45, 0.62)), (w + 0.04, 0.08, rng.uniform(0.9, 1.24)))]
+    parts = [
+        _box_part((0, 0, (h - 0.18) / 2), (w, length, h - 0.18)),
+        _box_part((0, -0.02, h - 0.09), (w - 0.06, length - 0.1, 0.18)),
+        _box_part((0, length / 2 - 0.04, rng.uniform(0.45, 0.62)), (w + 0.04, 0.08, rng.uniform(0.9, 1.24))),
+    ]
     n = 1 if w < 1.3 else 2
     pw = min(0.62, w / n - 0.08)
     for i in range(n):
@@ -481,9 +514,12 @@ def _bed(rng):
 def _sofa_set(rng):
     w, d = rng.uniform(1.5, 2.3), rng.uniform(0.85, 0.95)
     arm, back = rng.uniform(0.15, 0.2), rng.uniform(0.78, 0.9)
-    parts = [_box_part((0, 0, 0.21), (w - 2 * arm, d, 0.42)),
-             _box_part((0, d / 2 - 0.1, back / 2), (w - 2 * arm, 0.2, back)),
-             _box_part((-(w - arm) / 2, 0, 0.3), (arm, d, 0.6)), _box_part(((w - arm) / 2, 0, 0.3), (arm, d, 0.6))]
+    parts = [
+        _box_part((0, 0, 0.21), (w - 2 * arm, d, 0.42)),
+        _box_part((0, d / 2 - 0.1, back / 2), (w - 2 * arm, 0.2, back)),
+        _box_part((-(w - arm) / 2, 0, 0.3), (arm, d, 0.6)),
+        _box_part(((w - arm) / 2, 0, 0.3), (arm, d, 0.6)),
+    ]
     labels, colors, textures = ["couch"], [_fabric(rng)], [FABRIC]
     for i in range(int(rng.integers(0, 3))):
         x = (i - 0.5) * (w - 2 * arm - 0.5) if rng.random() < 0.9 else 0.0
@@ -494,8 +530,11 @@ def _sofa_set(rng):
         y = -d / 2 - rng.uniform(0.35, 0.5) - wt / 2
         g = len(labels)
         parts.append(_box_part((0, y, ht - 0.02), (lt, wt, 0.04), g))
-        parts += [_box_part((sx * (lt / 2 - 0.04), y + sy * (wt / 2 - 0.04), (ht - 0.04) / 2), (0.04, 0.04, ht - 0.04), g)
-                  for sx in (-1, 1) for sy in (-1, 1)]
+        parts += [
+            _box_part((sx * (lt / 2 - 0.04), y + sy * (wt / 2 - 0.04), (ht - 0.04) / 2), (0.04, 0.04, ht - 0.04), g)
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ]
         labels, colors, textures = labels + ["coffee table"], colors + [_wood(rng)], textures + [WOOD]
     return parts, labels, colors, textures
 
@@ -508,8 +547,11 @@ def _dining_set(rng):
     if rng.random() < 0.7:
         lt, wt = rng.uniform(1.2, 1.8), rng.uniform(0.75, 0.95)
         parts = [_box_part((0, 0, h - 0.02), (lt, wt, 0.04))]
-        parts += [_box_part((sx * (lt / 2 - 0.06), sy * (wt / 2 - 0.06), (h - 0.04) / 2), (0.06, 0.06, h - 0.04))
-                  for sx in (-1, 1) for sy in (-1, 1)]
+        parts += [
+            _box_part((sx * (lt / 2 - 0.06), sy * (wt / 2 - 0.06), (h - 0.04) / 2), (0.06, 0.06, h - 0.04))
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ]
         per_side = 1 if lt < 1.4 else 2
         for sy, yaw in ((1, 0.0), (-1, np.pi)):
             for i in range(per_side):
@@ -518,8 +560,11 @@ def _dining_set(rng):
                     seats.append(((x, sy * (wt / 2 + rng.uniform(0.05, 0.3))), yaw))
     else:
         r = rng.uniform(0.45, 0.6)
-        parts = [_cyl_part((0, 0, h - 0.02), r, 0.04), _cyl_part((0, 0, (h - 0.04) / 2), 0.05, h - 0.04),
-                 _cyl_part((0, 0, 0.015), 0.25, 0.03)]
+        parts = [
+            _cyl_part((0, 0, h - 0.02), r, 0.04),
+            _cyl_part((0, 0, (h - 0.04) / 2), 0.05, h - 0.04),
+            _cyl_part((0, 0, 0.015), 0.25, 0.03),
+        ]
         start = rng.uniform(0, 2 * np.pi)
         for i in range(int(rng.integers(2, 5))):
             phi = start + i * 2 * np.pi / 4
@@ -534,16 +579,21 @@ def _dining_set(rng):
 def _desk_set(rng):
     w, d, h = rng.uniform(1.1, 1.6), rng.uniform(0.6, 0.75), rng.uniform(0.72, 0.76)
     side = rng.choice([-1, 1])
-    parts = [_box_part((0, 0, h - 0.015), (w, d, 0.03)),
-             _box_part((side * (w / 2 - 0.2), 0.02, (h - 0.03) / 2), (0.4, d - 0.05, h - 0.03)),
-             _box_part((-side * (w / 2 - 0.015), 0.02, (h - 0.03) / 2), (0.03, d - 0.05, h - 0.03))]
+    parts = [
+        _box_part((0, 0, h - 0.015), (w, d, 0.03)),
+        _box_part((side * (w / 2 - 0.2), 0.02, (h - 0.03) / 2), (0.4, d - 0.05, h - 0.03)),
+        _box_part((-side * (w / 2 - 0.015), 0.02, (h - 0.03) / 2), (0.03, d - 0.05, h - 0.03)),
+    ]
     labels, colors, textures = ["desk"], [_wood(rng) if rng.random() < 0.6 else _neutral(rng)], [WOOD]
     if rng.random() < 0.85:
         chair = _office_chair_parts(rng) if rng.random() < 0.7 else _chair_parts(rng)
         name = "office chair" if len(chair) == 4 else "chair"
-        parts += _moved(chair, (rng.uniform(-0.2, 0.2), -d / 2 - rng.uniform(0.1, 0.35)),
-                        np.pi + rng.normal(0, 0.3), 1)
-        labels, colors, textures = labels + [name], colors + [_hsv(rng, (0, 1), (0, 0.3), (0.1, 0.4))], textures + [PLAIN]
+        parts += _moved(chair, (rng.uniform(-0.2, 0.2), -d / 2 - rng.uniform(0.1, 0.35)), np.pi + rng.normal(0, 0.3), 1)
+        labels, colors, textures = (
+            labels + [name],
+            colors + [_hsv(rng, (0, 1), (0, 0.3), (0.1, 0.4))],
+            textures + [PLAIN],
+        )
     return parts, labels, colors, textures
 
 
@@ -560,8 +610,11 @@ def _bookshelf(rng):
     w, d, h = rng.uniform(0.7, 1.2), rng.uniform(0.28, 0.36), rng.uniform(1.7, 2.1)
     t = 0.02
     parts = [_box_part((sx * (w / 2 - t / 2), 0, h / 2), (t, d, h)) for sx in (-1, 1)]
-    parts += [_box_part((0, d / 2 - 0.005, h / 2), (w, 0.01, h)), _box_part((0, 0, h - t / 2), (w, d, t)),
-              _box_part((0, 0, 0.04), (w - 2 * t, d, 0.08))]
+    parts += [
+        _box_part((0, d / 2 - 0.005, h / 2), (w, 0.01, h)),
+        _box_part((0, 0, h - t / 2), (w, d, t)),
+        _box_part((0, 0, 0.04), (w - 2 * t, d, 0.08)),
+    ]
     n = int(rng.integers(4, 6))
     levels = np.linspace(0.08, h - t, n + 1)
     labels, colors, textures = ["bookshelf"], [_wood(rng)], [WOOD]
@@ -581,9 +634,11 @@ def _bookshelf(rng):
 def _refrigerator(rng):
     w, d, h = rng.uniform(0.6, 0.8), rng.uniform(0.65, 0.75), rng.uniform(1.7, 1.9)
     split = h * rng.uniform(0.6, 0.7)
-    parts = [_box_part((0, 0, h / 2), (w, d, h)),
-             _box_part((w / 2 - 0.08, -d / 2 - 0.02, split - 0.3), (0.025, 0.04, 0.4)),
-             _box_part((w / 2 - 0.08, -d / 2 - 0.02, split + 0.2), (0.025, 0.04, 0.25))]
+    parts = [
+        _box_part((0, 0, h / 2), (w, d, h)),
+        _box_part((w / 2 - 0.08, -d / 2 - 0.02, split - 0.3), (0.025, 0.04, 0.4)),
+        _box_part((w / 2 - 0.08, -d / 2 - 0.02, split + 0.2), (0.025, 0.04, 0.25)),
+    ]
     return parts, ["refrigerator"], [_hsv(rng, (0, 1), (0, 0.05), (0.7, 0.95))], [PLAIN]
 
 
@@ -594,58 +649,79 @@ def _counter_unit(rng):
     top, base = h - 0.04, 0.1
     left, right = sx - sw / 2, sx + sw / 2
     a, b = -length / 2, length / 2
-    parts = [_box_part((0, 0.03, base / 2), (length - 0.02, d - 0.1, base)),  # plinth
-             _box_part(((a + left) / 2, 0.0, (base + top) / 2), (left - a, d - 0.04, top - base)),
-             _box_part(((right + b) / 2, 0.0, (base + top) / 2), (b - right, d - 0.04, top - base)),
-             _box_part((sx, 0.0, (base + 0.66) / 2), (sw, d - 0.04, 0.66 - base)),
-             _box_part((sx, -(d - 0.04) / 2 + 0.01, (0.66 + top) / 2), (sw, 0.02, top - 0.66))]
+    parts = [
+        _box_part((0, 0.03, base / 2), (length - 0.02, d - 0.1, base)),  # plinth
+        _box_part(((a + left) / 2, 0.0, (base + top) / 2), (left - a, d - 0.04, top - base)),
+        _box_part(((right + b) / 2, 0.0, (base + top) / 2), (b - right, d - 0.04, top - base)),
+        _box_part((sx, 0.0, (base + 0.66) / 2), (sw, d - 0.04, 0.66 - base)),
+        _box_part((sx, -(d - 0.04) / 2 + 0.01, (0.66 + top) / 2), (sw, 0.02, top - 0.66)),
+    ]
     y0, y1 = -sd / 2 - 0.02, sd / 2 - 0.02  # sink opening in the counter's depth
     g = 1
-    parts += [_box_part(((a + left) / 2, 0, h - 0.02), (left - a, d, 0.04), g),
-              _box_part(((right + b) / 2, 0, h - 0.02), (b - right, d, 0.04), g),
-              _box_part((sx, (-d / 2 + y0) / 2, h - 0.02), (sw, y0 + d / 2, 0.04), g),
-              _box_part((sx, (y1 + d / 2) / 2, h - 0.02), (sw, d / 2 - y1, 0.04), g)]
+    parts += [
+        _box_part(((a + left) / 2, 0, h - 0.02), (left - a, d, 0.04), g),
+        _box_part(((right + b) / 2, 0, h - 0.02), (b - right, d, 0.04), g),
+        _box_part((sx, (-d / 2 + y0) / 2, h - 0.02), (sw, y0 + d / 2, 0.04), g),
+        _box_part((sx, (y1 + d / 2) / 2, h - 0.02), (sw, d / 2 - y1, 0.04), g),
+    ]
     g = 2
-    parts += [_box_part((sx, (y0 + y1) / 2, 0.67), (sw, y1 - y0, 0.02), g),
-              _box_part((left + 0.01, (y0 + y1) / 2, (0.68 + top) / 2), (0.02, y1 - y0, top - 0.68), g),
-              _box_part((right - 0.01, (y0 + y1) / 2, (0.68 + top) / 2), (0.02, y1 - y0, top - 0.68), g),
-              _box_part((sx, y0 + 0.01, (0.68 + top) / 2), (sw - 0.04, 0.02, top - 0.68), g),
-              _box_part((sx, y1 - 0.01, (0.68 + top) / 2), (sw - 0.04, 0.02, top - 0.68), g)]
+    parts += [
+        _box_part((sx, (y0 + y1) / 2, 0.67), (sw, y1 - y0, 0.02), g),
+        _box_part((left + 0.01, (y0 + y1) / 2, (0.68 + top) / 2), (0.02, y1 - y0, top - 0.68), g),
+        _box_part((right - 0.01, (y0 + y1) / 2, (0.68 + top) / 2), (0.02, y1 - y0, top - 0.68), g),
+        _box_part((sx, y0 + 0.01, (0.68 + top) / 2), (sw - 0.04, 0.02, top - 0.68), g),
+        _box_part((sx, y1 - 0.01, (0.68 + top) / 2), (sw - 0.04, 0.02, top - 0.68), g),
+    ]
     labels = ["kitchen cabinet", "counter", "sink"]
-    colors = [_wood(rng) if rng.random() < 0.5 else _neutral(rng), _hsv(rng, (0, 1), (0, 0.1), (0.2, 0.9)),
-              _hsv(rng, 0.6, (0.0, 0.05), (0.75, 0.9))]
+    colors = [
+        _wood(rng) if rng.random() < 0.5 else _neutral(rng),
+        _hsv(rng, (0, 1), (0, 0.1), (0.2, 0.9)),
+        _hsv(rng, 0.6, (0.0, 0.05), (0.75, 0.9)),
+    ]
     textures = [WOOD, PLAIN, PLAIN]
     if rng.random() < 0.7:  # wall cabinets above the counter
         wl = rng.uniform(0.6, length)
         labels, colors, textures = labels + ["kitchen cabinet"], colors + [colors[0]], textures + [WOOD]
-        parts.append(_box_part((rng.uniform(-(length - wl) / 2, (length - wl) / 2), d / 2 - 0.18, 1.8), (wl, 0.34, 0.7), 3))
+        parts.append(
+            _box_part((rng.uniform(-(length - wl) / 2, (length - wl) / 2), d / 2 - 0.18, 1.8), (wl, 0.34, 0.7), 3)
+        )
     return parts, labels, colors, textures
 
 
 def _toilet(rng):
     white = _hsv(rng, 0.6, (0.0, 0.04), (0.85, 0.97))
-    parts = [_box_part((0, 0.25, 0.6), (0.42, 0.18, 0.4)), _box_part((0, 0.08, 0.19), (0.26, 0.26, 0.38)),
-             _cyl_part((0, -0.1, 0.19), 0.19, 0.38), _cyl_part((0, -0.1, 0.4), 0.21, 0.04)]
+    parts = [
+        _box_part((0, 0.25, 0.6), (0.42, 0.18, 0.4)),
+        _box_part((0, 0.08, 0.19), (0.26, 0.26, 0.38)),
+        _cyl_part((0, -0.1, 0.19), 0.19, 0.38),
+        _cyl_part((0, -0.1, 0.4), 0.21, 0.04),
+    ]
     return parts, ["toilet"], [white], [PLAIN]
 
 
 def _bath_sink(rng):
     w, d, h = rng.uniform(0.45, 0.6), rng.uniform(0.38, 0.46), rng.uniform(0.82, 0.88)
-    parts = [_cyl_part((0, 0.0, 0.35), 0.09, 0.7), _box_part((0, 0, 0.715), (w, d, 0.03)),
-             _box_part((-(w / 2 - 0.015), 0, (0.73 + h) / 2), (0.03, d, h - 0.73)),
-             _box_part((w / 2 - 0.015, 0, (0.73 + h) / 2), (0.03, d, h - 0.73)),
-             _box_part((0, -(d / 2 - 0.015), (0.73 + h) / 2), (w - 0.06, 0.03, h - 0.73)),
-             _box_part((0, d / 2 - 0.015, (0.73 + h) / 2), (w - 0.06, 0.03, h - 0.73))]
+    parts = [
+        _cyl_part((0, 0.0, 0.35), 0.09, 0.7),
+        _box_part((0, 0, 0.715), (w, d, 0.03)),
+        _box_part((-(w / 2 - 0.015), 0, (0.73 + h) / 2), (0.03, d, h - 0.73)),
+        _box_part((w / 2 - 0.015, 0, (0.73 + h) / 2), (0.03, d, h - 0.73)),
+        _box_part((0, -(d / 2 - 0.015), (0.73 + h) / 2), (w - 0.06, 0.03, h - 0.73)),
+        _box_part((0, d / 2 - 0.015, (0.73 + h) / 2), (w - 0.06, 0.03, h - 0.73)),
+    ]
     return parts, ["sink"], [_hsv(rng, 0.6, (0.0, 0.04), (0.85, 0.97))], [PLAIN]
 
 
 def _bath_unit(rng):
     length, w, h = rng.uniform(1.5, 1.75), rng.uniform(0.7, 0.8), rng.uniform(0.5, 0.6)
     t = 0.07
-    parts = [_box_part((0, 0, 0.06), (length, w, 0.12)),
-             _box_part((-(length - t) / 2, 0, h / 2), (t, w, h)), _box_part(((length - t) / 2, 0, h / 2), (t, w, h)),
-             _box_part((0, -(w - t) / 2, h / 2), (length - 2 * t, t, h)),
-             _box_part((0, (w - t) / 2, h / 2), (length - 2 * t, t, h))]
+    parts = [
+        _box_part((0, 0, 0.06), (length, w, 0.12)),
+        _box_part((-(length - t) / 2, 0, h / 2), (t, w, h)),
+        _box_part(((length - t) / 2, 0, h / 2), (t, w, h)),
+        _box_part((0, -(w - t) / 2, h / 2), (length - 2 * t, t, h)),
+        _box_part((0, (w - t) / 2, h / 2), (length - 2 * t, t, h)),
+    ]
     labels, colors, textures = ["bathtub"], [_hsv(rng, 0.6, (0.0, 0.04), (0.85, 0.97))], [PLAIN]
     if rng.random() < 0.8:  # shower curtain hanging into the tub, partly drawn: folds are vertical cylinders
         r = rng.uniform(0.06, 0.08)
@@ -654,8 +730,10 @@ def _bath_unit(rng):
         top, bottom = rng.uniform(1.9, 2.05), 0.25
         x0 = -length / 2 + r if rng.random() < 0.5 else length / 2 - r - (n - 1) * 1.5 * r
         y = -w / 2 + t + r + 0.02
-        parts += [_cyl_part((x0 + i * 1.5 * r, y + 0.3 * r * (i % 2), (top + bottom) / 2), r, top - bottom, 1)
-                  for i in range(n)]
+        parts += [
+            _cyl_part((x0 + i * 1.5 * r, y + 0.3 * r * (i % 2), (top + bottom) / 2), r, top - bottom, 1)
+            for i in range(n)
+        ]
         labels, colors, textures = labels + ["shower curtain"], colors + [_fabric(rng)], textures + [FABRIC]
     return parts, labels, colors, textures
 
@@ -663,12 +741,14 @@ def _bath_unit(rng):
 def _window(rng, curtains=0.6):
     w, zb, zt = rng.uniform(0.8, 1.6), rng.uniform(0.85, 1.0), rng.uniform(2.0, 2.2)
     h = zt - zb
-    parts = [_box_part((0, -0.005, (zb + zt) / 2), (w - 0.1, 0.01, h - 0.1), 1),
-             _box_part((-(w - 0.05) / 2, -0.025, (zb + zt) / 2), (0.05, 0.05, h)),
-             _box_part(((w - 0.05) / 2, -0.025, (zb + zt) / 2), (0.05, 0.05, h)),
-             _box_part((0, -0.025, zt - 0.025), (w - 0.1, 0.05, 0.05)),
-             _box_part((0, -0.025, zb + 0.025), (w - 0.1, 0.05, 0.05)),
-             _box_part((0, -0.075, zb - 0.015), (w + 0.1, 0.15, 0.03))]
+    parts = [
+        _box_part((0, -0.005, (zb + zt) / 2), (w - 0.1, 0.01, h - 0.1), 1),
+        _box_part((-(w - 0.05) / 2, -0.025, (zb + zt) / 2), (0.05, 0.05, h)),
+        _box_part(((w - 0.05) / 2, -0.025, (zb + zt) / 2), (0.05, 0.05, h)),
+        _box_part((0, -0.025, zt - 0.025), (w - 0.1, 0.05, 0.05)),
+        _box_part((0, -0.025, zb + 0.025), (w - 0.1, 0.05, 0.05)),
+        _box_part((0, -0.075, zb - 0.015), (w + 0.1, 0.15, 0.03)),
+    ]
     frame = _hsv(rng, 0.1, (0.0, 0.1), (0.8, 0.95))
     labels, colors, textures = ["window", "window"], [frame, frame], [PLAIN, GLASS]
     if rng.random() < curtains:  # a gathered curtain panel on each side: folds are vertical cylinders
@@ -678,8 +758,10 @@ def _window(rng, curtains=0.6):
         for side in (-1, 1):
             g = len(labels)
             x0 = side * (w / 2 + 0.05)
-            parts += [_cyl_part((x0 - side * i * 1.5 * r, -0.12 - 0.3 * r * (i % 2), (zt + 0.17) / 2), r, zt + 0.13, g)
-                      for i in range(n)]
+            parts += [
+                _cyl_part((x0 - side * i * 1.5 * r, -0.12 - 0.3 * r * (i % 2), (zt + 0.17) / 2), r, zt + 0.13, g)
+                for i in range(n)
+            ]
             labels, colors, textures = labels + ["curtain"], colors + [color], textures + [FABRIC]
     # both window groups are one instance in ScanNet terms: merge the pane into the frame
     parts = [Part(p.kind, p.center, p.half, p.yaw, 0 if p.group == 1 else p.group) for p in parts]
@@ -688,11 +770,13 @@ def _window(rng, curtains=0.6):
 
 def _door(rng):
     w, h = rng.uniform(0.8, 0.95), rng.uniform(2.0, 2.1)
-    parts = [_box_part((0, -0.02, h / 2), (w, 0.04, h)),
-             _box_part((-(w / 2 + 0.03), -0.01, h / 2), (0.06, 0.02, h + 0.06)),
-             _box_part(((w / 2 + 0.03), -0.01, h / 2), (0.06, 0.02, h + 0.06)),
-             _box_part((0, -0.01, h + 0.03), (w, 0.02, 0.06)),
-             _box_part((w / 2 - 0.1, -0.065, 1.0), (0.12, 0.05, 0.03))]
+    parts = [
+        _box_part((0, -0.02, h / 2), (w, 0.04, h)),
+        _box_part((-(w / 2 + 0.03), -0.01, h / 2), (0.06, 0.02, h + 0.06)),
+        _box_part(((w / 2 + 0.03), -0.01, h / 2), (0.06, 0.02, h + 0.06)),
+        _box_part((0, -0.01, h + 0.03), (w, 0.02, 0.06)),
+        _box_part((w / 2 - 0.1, -0.065, 1.0), (0.12, 0.05, 0.03)),
+    ]
     return parts, ["door"], [_wood(rng) if rng.random() < 0.6 else _neutral(rng)], [WOOD]
 
 
@@ -705,14 +789,21 @@ def _picture(rng):
 
 def _trash_can(rng):
     r, h = rng.uniform(0.12, 0.18), rng.uniform(0.3, 0.6)
-    return ([_cyl_part((0, 0, h / 2), r, h), _cyl_part((0, 0, h + 0.01), r + 0.01, 0.02)], ["trash can"],
-            [_hsv(rng, (0, 1), (0.0, 0.6), (0.2, 0.8))], [PLAIN])
+    return (
+        [_cyl_part((0, 0, h / 2), r, h), _cyl_part((0, 0, h + 0.01), r + 0.01, 0.02)],
+        ["trash can"],
+        [_hsv(rng, (0, 1), (0.0, 0.6), (0.2, 0.8))],
+        [PLAIN],
+    )
 
 
 def _lamp(rng):
     h = rng.uniform(1.3, 1.6)
-    parts = [_cyl_part((0, 0, 0.015), 0.14, 0.03), _cyl_part((0, 0, h / 2), 0.015, h),
-             _cyl_part((0, 0, h + 0.1), rng.uniform(0.18, 0.22), 0.25)]
+    parts = [
+        _cyl_part((0, 0, 0.015), 0.14, 0.03),
+        _cyl_part((0, 0, h / 2), 0.015, h),
+        _cyl_part((0, 0, h + 0.1), rng.uniform(0.18, 0.22), 0.25),
+    ]
     return parts, ["lamp"], [_hsv(rng, 0.12, (0.1, 0.3), (0.8, 0.95))], [PLAIN]
 
 
@@ -728,37 +819,45 @@ def _box_pile(rng):
     return parts, labels, [card] * len(labels), [PLAIN] * len(labels)
 
 
+# fmt: off
 BUILDERS = {
     "bed": _bed, "sofa_set": _sofa_set, "dining_set": _dining_set, "desk_set": _desk_set, "chair": _chair,
     "cabinet": _cabinet, "bookshelf": _bookshelf, "refrigerator": _refrigerator, "counter_unit": _counter_unit,
     "toilet": _toilet, "bath_sink": _bath_sink, "bath_unit": _bath_unit, "window": _window, "door": _door,
     "picture": _picture, "trash can": _trash_can, "lamp": _lamp, "box": _box_pile,
 }
-# (builder, placement, probability) in placement order; sizes are (Lx, Ly, Lz) ranges in metres.
+# Per room type: ScanNet's sceneType, (Lx, Ly, Lz) ranges in metres, floor textures, and the furniture as
+# (builder, placement, probability) in placement order (big pieces first).
 ROOM_TYPES = {
-    "bedroom": dict(scannet="Bedroom / Hotel", size=((3.4, 5.0), (3.2, 4.6), (2.5, 2.9)), floor=(WOOD, FABRIC), items=[
-        ("door", "wall", 1.0), ("bed", "wall", 1.0), ("window", "wall", 1.0), ("window", "wall", 0.3),
-        ("cabinet", "wall", 0.8), ("desk_set", "wall", 0.5), ("bookshelf", "wall", 0.35), ("picture", "wall", 0.9),
-        ("picture", "wall", 0.4), ("lamp", "free", 0.5), ("trash can", "wall", 0.6), ("chair", "free", 0.4),
-        ("box", "free", 0.4), ("box", "wall", 0.3)]),
-    "living": dict(scannet="Living room / Lounge", size=((4.0, 6.5), (3.5, 5.5), (2.5, 3.0)), floor=(WOOD, FABRIC), items=[
-        ("door", "wall", 1.0), ("sofa_set", "wall", 1.0), ("window", "wall", 1.0), ("window", "wall", 0.5),
-        ("bookshelf", "wall", 0.7), ("cabinet", "wall", 0.7), ("dining_set", "free", 0.35), ("picture", "wall", 0.9),
-        ("picture", "wall", 0.5), ("lamp", "free", 0.6), ("chair", "free", 0.6), ("chair", "free", 0.4), ("trash can", "wall", 0.4),
-        ("box", "free", 0.4), ("box", "wall", 0.3)]),
-    "kitchen": dict(scannet="Kitchen", size=((3.2, 5.0), (3.0, 4.5), (2.5, 2.9)), floor=(TILES,), items=[
-        ("door", "wall", 1.0), ("counter_unit", "wall", 1.0), ("refrigerator", "wall", 0.9),
-        ("dining_set", "free", 0.9), ("window", "wall", 0.8), ("cabinet", "wall", 0.4),
-        ("trash can", "wall", 0.9), ("picture", "wall", 0.4), ("chair", "free", 0.3), ("box", "wall", 0.4)]),
-    "office": dict(scannet="Office", size=((3.5, 6.0), (3.2, 5.0), (2.6, 3.0)), floor=(FABRIC, WOOD), items=[
-        ("door", "wall", 1.0), ("desk_set", "wall", 1.0), ("desk_set", "wall", 0.8), ("bookshelf", "wall", 0.9),
-        ("window", "wall", 0.9), ("cabinet", "wall", 0.7), ("desk_set", "wall", 0.4), ("bookshelf", "wall", 0.5),
-        ("window", "wall", 0.4), ("dining_set", "free", 0.3), ("picture", "wall", 0.5),
-        ("trash can", "wall", 0.8), ("box", "free", 0.5), ("box", "free", 0.3)]),
-    "bathroom": dict(scannet="Bathroom", size=((2.5, 3.6), (2.3, 3.2), (2.4, 2.7)), floor=(TILES,), items=[
-        ("door", "wall", 1.0), ("bath_unit", "wall", 1.0), ("toilet", "wall", 1.0), ("bath_sink", "wall", 1.0),
-        ("window", "wall", 0.4), ("cabinet", "wall", 0.4), ("trash can", "wall", 0.7), ("picture", "wall", 0.3)]),
+    "bedroom": dict(scannet="Bedroom / Hotel", size=((3.4, 5.0), (3.2, 4.6), (2.5, 2.9)), floor=(WOOD, FABRIC),
+                    items=[("door", "wall", 1.0), ("bed", "wall", 1.0), ("window", "wall", 1.0),
+                           ("window", "wall", 0.3), ("cabinet", "wall", 0.8), ("desk_set", "wall", 0.5),
+                           ("bookshelf", "wall", 0.35), ("picture", "wall", 0.9), ("picture", "wall", 0.4),
+                           ("lamp", "free", 0.5), ("trash can", "wall", 0.6), ("chair", "free", 0.4),
+                           ("box", "free", 0.4), ("box", "wall", 0.3)]),
+    "living": dict(scannet="Living room / Lounge", size=((4.0, 6.5), (3.5, 5.5), (2.5, 3.0)), floor=(WOOD, FABRIC),
+                   items=[("door", "wall", 1.0), ("sofa_set", "wall", 1.0), ("window", "wall", 1.0),
+                          ("window", "wall", 0.5), ("bookshelf", "wall", 0.7), ("cabinet", "wall", 0.7),
+                          ("dining_set", "free", 0.35), ("picture", "wall", 0.9), ("picture", "wall", 0.5),
+                          ("lamp", "free", 0.6), ("chair", "free", 0.6), ("chair", "free", 0.4),
+                          ("trash can", "wall", 0.4), ("box", "free", 0.4), ("box", "wall", 0.3)]),
+    "kitchen": dict(scannet="Kitchen", size=((3.2, 5.0), (3.0, 4.5), (2.5, 2.9)), floor=(TILES,),
+                    items=[("door", "wall", 1.0), ("counter_unit", "wall", 1.0), ("refrigerator", "wall", 0.9),
+                           ("dining_set", "free", 0.9), ("window", "wall", 0.8), ("cabinet", "wall", 0.4),
+                           ("trash can", "wall", 0.9), ("picture", "wall", 0.4), ("chair", "free", 0.3),
+                           ("box", "wall", 0.4)]),
+    "office": dict(scannet="Office", size=((3.5, 6.0), (3.2, 5.0), (2.6, 3.0)), floor=(FABRIC, WOOD),
+                   items=[("door", "wall", 1.0), ("desk_set", "wall", 1.0), ("desk_set", "wall", 0.8),
+                          ("bookshelf", "wall", 0.9), ("window", "wall", 0.9), ("cabinet", "wall", 0.7),
+                          ("desk_set", "wall", 0.4), ("bookshelf", "wall", 0.5), ("window", "wall", 0.4),
+                          ("dining_set", "free", 0.3), ("picture", "wall", 0.5), ("trash can", "wall", 0.8),
+                          ("box", "free", 0.5), ("box", "free", 0.3)]),
+    "bathroom": dict(scannet="Bathroom", size=((2.5, 3.6), (2.3, 3.2), (2.4, 2.7)), floor=(TILES,),
+                     items=[("door", "wall", 1.0), ("bath_unit", "wall", 1.0), ("toilet", "wall", 1.0),
+                            ("bath_sink", "wall", 1.0), ("window", "wall", 0.4), ("cabinet", "wall", 0.4),
+                            ("trash can", "wall", 0.7), ("picture", "wall", 0.3)]),
 }
+# fmt: on
 SCENE_CYCLE = ("bedroom", "kitchen", "office", "living", "bathroom")
 
 
@@ -825,16 +924,31 @@ def make_scene(seed, index, name=None):
     wall_color = _hsv(rng, (0.05, 0.6), (0.0, 0.15), (0.7, 0.92))
     floor_texture = spec["floor"][int(rng.integers(len(spec["floor"])))]
     floor_color = _wood(rng) if floor_texture == WOOD else (_fabric(rng) if floor_texture == FABRIC else _neutral(rng))
-    scene = empty_room(size, name or f"scene{index:04d}_00", scene_type, floor_color, wall_color,
-                       _hsv(rng, 0.1, (0, 0.05), (0.85, 0.95)), floor_texture, STRIPES if rng.random() < 0.3 else PLAIN)
+    scene = empty_room(
+        size,
+        name or f"scene{index:04d}_00",
+        scene_type,
+        floor_color,
+        wall_color,
+        _hsv(rng, 0.1, (0, 0.05), (0.85, 0.95)),
+        floor_texture,
+        STRIPES if rng.random() < 0.3 else PLAIN,
+    )
     scene.params[0] = np.array([rng.uniform(0.3, 0.6), 1.0, rng.uniform(0, 6.3), rng.uniform(0, 6.3)])
     n_lights = 1 if size[0] * size[1] < 14 else 2
     for i in range(n_lights):
         x = size[0] * (i + 1) / (n_lights + 1) + rng.uniform(-0.3, 0.3)
         y = size[1] / 2 + rng.uniform(-0.4, 0.4)
-        add_object(scene, [_box_part((0, 0, size[2] - 0.02), (0.5, 0.5, 0.04))], (x, y, 0), 0.0, [None],
-                   [(1.0, 0.98, 0.92)], [EMISSIVE])
-        scene.lights.append((x, y, size[2] - 0.3, rng.uniform(1.0, 1.4) / n_lights ** 0.5))
+        add_object(
+            scene,
+            [_box_part((0, 0, size[2] - 0.02), (0.5, 0.5, 0.04))],
+            (x, y, 0),
+            0.0,
+            [None],
+            [(1.0, 0.98, 0.92)],
+            [EMISSIVE],
+        )
+        scene.lights.append((x, y, size[2] - 0.3, rng.uniform(1.0, 1.4) / n_lights**0.5))
     for builder, where, prob in spec["items"]:
         if rng.random() < prob:
             _place(scene, rng, builder, where)
@@ -848,7 +962,7 @@ def sample_poses(scene, n, rng, tries=300):
     lx, ly, lz = scene.size
     occupied = np.array(scene.occupied).reshape(-1, 6)
     targets = (occupied[:, :3] + occupied[:, 3:]) / 2  # object centres
-    targets[:, 2] = np.minimum(targets[:, 2], 0.9)
+    targets[:, 2] = np.minimum(targets[:, 2], 0.8)
     poses = []
     for _ in range(n):
         for attempt in range(tries):
@@ -866,7 +980,7 @@ def sample_poses(scene, n, rng, tries=300):
             if np.linalg.norm((target - eye)[:2]) < 1.5:
                 continue
             axis_dir = (target - eye) / np.linalg.norm(target - eye)
-            free = _hit_room(scene.size, eye, tuple(axis_dir[i:i + 1].astype(np.float32) for i in range(3)))[0]
+            free = _hit_room(scene.size, eye, tuple(axis_dir[i : i + 1].astype(np.float32) for i in range(3)))[0]
             if free[0] * np.linalg.norm(axis_dir[:2]) >= 2.0 or attempt == tries - 1:
                 break
         poses.append(look_at(eye, target, rng.normal(0, 0.05)))

@@ -28,16 +28,15 @@ def dataset_dicts(names) -> list[dict]:
     if not names or not all(names):
         raise ValueError("data.names is empty; name at least one RGB-D dataset, e.g. synthetic_rgbd_train")
     if any(n not in DatasetCatalog.list() for n in names):
-        from datasets.builtin import register_all
+        from datasets.builtin import register_all  # its catalog names the preparation command of a missing set
 
         register_all()
     dicts = []
     for name in names:
-        if name not in DatasetCatalog.list():
-            rgbd = sorted(n for n in DatasetCatalog.list() if "_rgbd_" in n)
-            raise ValueError(f"dataset {name!r} is not registered; RGB-D datasets available: {rgbd} "
-                             f"(prepare data first, e.g. `make data-synthetic`)")
-        part = DatasetCatalog.get(name)
+        try:
+            part = DatasetCatalog.get(name)
+        except KeyError as e:
+            raise ValueError(f"dataset {name!r} is not available: {e.args[0] if e.args else e}") from None
         if not part:
             raise ValueError(f"dataset {name!r} is empty; check its preparation output")
         lacking = [d.get("file_name") for d in part if not d.get("depth_file_name")]
@@ -82,7 +81,7 @@ def center_box(height, width, out_aspect):
     return (height - h) // 2, 0, h, width
 
 
-def color_jitter(rgb: np.ndarray, rng, strength: float) -> np.ndarray:
+def jitter_colors(rgb: np.ndarray, rng, strength: float) -> np.ndarray:
     """Brightness, contrast and saturation factors drawn from [1 - s, 1 + s]."""
     b, c, s = rng.uniform(1 - strength, 1 + strength, size=3)
     x = rgb.astype(np.float32) * b
@@ -121,7 +120,7 @@ class RGBDPretrainDataset(Dataset):
             if rng.random() < self.hflip:
                 rgb, depth = rgb[:, ::-1], depth[:, ::-1]
             if self.jitter > 0:
-                rgb = color_jitter(rgb, rng, self.jitter)
+                rgb = jitter_colors(rgb, rng, self.jitter)
         depth = torch.from_numpy(np.ascontiguousarray(depth))[None]
         return {"image": torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous(),
                 "depth": depth, "valid": depth > 0}

@@ -128,9 +128,9 @@ class MaskedRGBD(nn.Module):
         self.decoder_blocks = _blocks(decoder_dim, decoder_depth, decoder_heads, self.mlp_ratio)
         self.decoder_norm = nn.LayerNorm(decoder_dim, eps=NORM_EPS)
         if objective == "mask3d":
-            self.depth_embed = PatchEmbed(1, decoder_dim, p)
+            self.depth_embed = PatchEmbed(2, decoder_dim, p)
         if objective == "multimae":
-            self.depth_embed = PatchEmbed(1, dim, p)
+            self.depth_embed = PatchEmbed(2, dim, p)
             self.modality_embed = nn.Parameter(torch.zeros(2, dim))
         if objective in ("mask3d", "multimae"):
             self.decoder_modality_embed = nn.Parameter(torch.zeros(2, decoder_dim))
@@ -189,7 +189,7 @@ class MaskedRGBD(nn.Module):
             valid = depth > 0 if valid is None else valid
             keep_d, restore_d, mask_d = random_masking(b, n, self.depth_mask_ratio, x.device, generator)
             out["depth_mask"] = mask_d
-            depth_in = self.depth_embed(depth.float() * valid)
+            depth_in = self.depth_embed(self.depth_input(depth.float(), valid, mask_d, grid))
         if self.objective == "multimae":
             dim = self.embed_dim
             d_tokens = gather_tokens(depth_in + self._pos("pos_embed", grid, dim, x) + self.modality_embed[1], keep_d)
@@ -229,6 +229,21 @@ class MaskedRGBD(nn.Module):
         out.update(losses)
         out["loss"] = sum(losses.values())
         return out
+
+    def depth_input(self, depth, valid, mask, grid) -> torch.Tensor:
+        """(B, 2, H, W): depth in the units of the targets, and validity (so a 0 is never read as a depth).
+
+        For normalised targets the input is standardised with the statistics of the *visible* valid pixels
+        only, so nothing about hidden patches leaks in while the decoder can copy visible values."""
+        valid = valid.to(depth.dtype)
+        if self.depth_norm != "metric":
+            seen = valid * unpatchify((~mask).to(depth.dtype)[..., None].expand(-1, -1, self.patch_size ** 2),
+                                      self.patch_size, grid)
+            count = seen.sum((1, 2, 3), keepdim=True).clamp(min=1)
+            mean = (depth * seen).sum((1, 2, 3), keepdim=True) / count
+            std = ((((depth - mean) * seen) ** 2).sum((1, 2, 3), keepdim=True) / count + 1e-6).sqrt()
+            depth = (depth - mean) / std
+        return torch.cat([depth * valid, valid], dim=1)
 
     def _unshuffle(self, visible: torch.Tensor, restore: torch.Tensor) -> torch.Tensor:
         """[visible tokens in shuffled order] + mask tokens -> full grid in row-major order."""

@@ -14,6 +14,7 @@ import argparse
 import ast
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from detectron2.config import LazyConfig, instantiate
+from detectron2.utils.registry import locate
 from omegaconf import OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -61,8 +63,9 @@ class WarmupCosine:
 
 # --- config ------------------------------------------------------------------------------------------------
 def load_config(config_file: str, overrides=()):
-    """LazyConfig.load + `key=value` overrides; a value that is not a Python literal is taken as a string,
-    and an unknown key is an error (a typo must not silently train the default)."""
+    """LazyConfig.load + `key=value` overrides. Values are Python literals (`(96,128)`, `True`, `0.8`) or
+    else plain strings (`a,b` stays a string, not a Hydra sweep); they reach LazyConfig.apply_overrides
+    in Hydra's JSON-like syntax. An unknown key is an error: a typo must not silently train the default."""
     if not Path(config_file).is_file():
         raise FileNotFoundError(f"config {config_file} does not exist (see pretrain/configs/)")
     cfg = LazyConfig.load(config_file)
@@ -71,14 +74,27 @@ def load_config(config_file: str, overrides=()):
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"override {item!r} is not key=value")
-        if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
+        if not _known_key(cfg, key):
             raise KeyError(f"override {key!r}: no such key in {config_file}")
         try:
-            ast.literal_eval(value)
+            value = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            value = repr(value)
-        quoted.append(f"{key}={value}")
+            pass
+        quoted.append(f"{key}={json.dumps(value)}")
     return LazyConfig.apply_overrides(cfg, quoted)
+
+
+def _known_key(cfg, key: str) -> bool:
+    """A key present in the config, or an argument of the LazyCall target that holds it."""
+    if OmegaConf.select(cfg, key, default="__missing__") != "__missing__":
+        return True
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else None
+    target = node.get("_target_") if OmegaConf.is_dict(node) else None
+    if target is None:
+        return False
+    target = locate(target) if isinstance(target, str) else target
+    return leaf in inspect.signature(target).parameters
 
 
 def model_args(cfg) -> dict:
@@ -117,18 +133,23 @@ def _save_config(cfg, out_dir: Path) -> str:
 
 
 def _setup_logging(out_dir: Path, rank: int) -> None:
+    """Console (stderr) and, on rank 0, out_dir/log.txt (appended to when resuming)."""
+    _close_logging()
     logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     logger.propagate = False
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-        h.close()
     fmt = logging.Formatter("[%(asctime)s] %(message)s", "%m/%d %H:%M:%S")
-    handlers = [logging.StreamHandler()]
+    handlers = [logging.StreamHandler(sys.stderr)]
     if rank == 0:
         handlers.append(logging.FileHandler(out_dir / "log.txt"))
     for h in handlers:
         h.setFormatter(fmt)
         logger.addHandler(h)
+
+
+def _close_logging() -> None:
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
 
 
 def _git_commit() -> str | None:
@@ -149,14 +170,30 @@ def _param_groups(model, weight_decay):
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
+USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, NonFiniteLoss)
+
+
 def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
-    """Runs (or resumes) the pre-training described by `cfg`; returns the final metrics."""
-    t = cfg.train
-    out_dir = Path(t.output_dir or f"output/pretrain/{Path(config_file or 'run').stem}-{cfg.model.objective}")
-    rank, world, device = setup_distributed(t.device)
+    """Runs (or resumes) the pre-training described by `cfg`; returns the final metrics. A bad input or a
+    non-finite loss is logged (console and log.txt) and re-raised with `logged = True`."""
+    out_dir = Path(cfg.train.output_dir or
+                   f"output/pretrain/{Path(config_file or 'run').stem}-{cfg.model.objective}")
+    rank, world, device = setup_distributed(cfg.train.device)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-    _setup_logging(out_dir if rank == 0 else Path("."), rank)
+    _setup_logging(out_dir, rank)
+    try:
+        return _train(cfg, resume, config_file, out_dir, rank, world, device)
+    except USER_ERRORS as e:
+        logger.error("error: %s", e)
+        e.logged = True
+        raise
+    finally:
+        _close_logging()
+
+
+def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
+    t = cfg.train
     metrics_path, ckpt_path = out_dir / "metrics.json", out_dir / CHECKPOINT_NAME
     if metrics_path.exists():
         logger.info("%s is a finished run; nothing to do (choose another train.output_dir to train again)",
@@ -351,11 +388,9 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         train(cfg, resume=args.resume, config_file=args.config)
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError, NonFiniteLoss) as e:
-        if logger.handlers:
-            logger.error("error: %s", e)
-        else:
-            print(f"error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        if not getattr(e, "logged", False):
+            print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,4 +1,5 @@
 """The synthetic RGB-D generator: exact geometry of the renderer and the exported-ScanNet tree it writes."""
+
 import hashlib
 from pathlib import Path
 
@@ -72,9 +73,9 @@ def test_box_pixels_carry_its_label_instance_and_depth():
     u0, v0 = _project(K, 1.8, 1.35, 1.8, eye)  # front face at y = 2.3, 1.8 m from the camera
     u1, v1 = _project(K, 2.4, 0.85, 1.8, eye)
     inside = np.zeros((H, W), bool)
-    inside[int(np.ceil(v0)) + 1:int(np.floor(v1)), int(np.ceil(u0)) + 1:int(np.floor(u1))] = True
+    inside[int(np.ceil(v0)) + 1 : int(np.floor(v1)), int(np.ceil(u0)) + 1 : int(np.floor(u1))] = True
     grown = np.zeros((H, W), bool)
-    grown[int(np.floor(v0)) - 1:int(np.ceil(v1)) + 2, int(np.floor(u0)) - 1:int(np.ceil(u1)) + 2] = True
+    grown[int(np.floor(v0)) - 1 : int(np.ceil(v1)) + 2, int(np.floor(u0)) - 1 : int(np.ceil(u1)) + 2] = True
     assert inside.sum() > 100
     assert np.all(frame.label[inside] == S.label_id("refrigerator")) and np.all(frame.instance[inside] == inst)
     assert np.all(frame.depth[inside] == 1800)
@@ -107,8 +108,9 @@ def test_occluders_hide_what_is_behind_them_in_any_order():
 
 def test_depth_and_label_boundaries_coincide():
     K = S.intrinsics(H, W)
-    scene, (inst,) = _room_with((S.BOX, (1.8, 2.0, 1.2), (0.4, 0.3, 0.3), "bed"))
-    scene.yaw[-1] = 0.5
+    scene, _ = _room_with()
+    inst = scene.new_instance()
+    scene.add(S.BOX, (1.8, 2.0, 1.2), (0.4, 0.3, 0.3), 0.5, S.label_id("bed"), inst, (0.5, 0.5, 0.5), S.PLAIN)
     frame = S.render(scene, K, S.look_at((2.5, 0.3, 1.6), (1.8, 2.0, 1.0)), H, W)
     for axis in (0, 1):
         jump = np.abs(np.diff(frame.z, axis=axis)) > 0.3
@@ -132,14 +134,36 @@ def test_default_room_cycle_covers_the_benchmark_classes_and_the_ignore_path():
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     out = tmp_path_factory.mktemp("syn") / "raw"
-    assert make_synthetic.main(["--out", str(out), "--scenes", "3", "--frames-per-scene", "3", "--seed", "5",
-                                "--height", "60", "--width", "80", "--workers", "1"]) == 0
+    assert (
+        make_synthetic.main(
+            [
+                "--out",
+                str(out),
+                "--scenes",
+                "3",
+                "--frames-per-scene",
+                "3",
+                "--seed",
+                "5",
+                "--height",
+                "60",
+                "--width",
+                "80",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def _digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(root).rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_the_same_bytes_with_any_number_of_workers(tree, tmp_path):
@@ -152,11 +176,23 @@ def test_same_seed_gives_the_same_bytes_with_any_number_of_workers(tree, tmp_pat
 
 
 def test_exact_scannet_export_layout(tree):
-    per_scene = {"intrinsic/intrinsic_color.txt", "intrinsic/intrinsic_depth.txt", "intrinsic/extrinsic_color.txt",
-                 "intrinsic/extrinsic_depth.txt"}
-    per_scene |= {f"{sub}/{i}.{ext}" for i in range(3) for sub, ext in
-                  (("color", "jpg"), ("depth", "png"), ("label-filt", "png"), ("instance-filt", "png"),
-                   ("pose", "txt"))}
+    per_scene = {
+        "intrinsic/intrinsic_color.txt",
+        "intrinsic/intrinsic_depth.txt",
+        "intrinsic/extrinsic_color.txt",
+        "intrinsic/extrinsic_depth.txt",
+    }
+    per_scene |= {
+        f"{sub}/{i}.{ext}"
+        for i in range(3)
+        for sub, ext in (
+            ("color", "jpg"),
+            ("depth", "png"),
+            ("label-filt", "png"),
+            ("instance-filt", "png"),
+            ("pose", "txt"),
+        )
+    }
     names = [f"scene{i:04d}_00" for i in range(3)]
     expected = {"scannetv2-labels.combined.tsv", "scannetv2_train.txt", "scannetv2_val.txt", "synthetic.json"}
     expected |= {f"scans/{n}/{f}" for n in names for f in per_scene | {f"{n}.txt"}}
@@ -165,9 +201,25 @@ def test_exact_scannet_export_layout(tree):
     assert (tree / "scannetv2_val.txt").read_text() == "scene0002_00\n"
 
     rows = [line.split("\t") for line in (tree / "scannetv2-labels.combined.tsv").read_text().splitlines()]
-    assert rows[0] == ["id", "raw_category", "category", "count", "nyu40id", "eigen13id", "nyuClass", "nyu40class",
-                       "eigen13class", "ModelNet40", "ModelNet10", "ShapeNetCore55", "synsetoffset", "wnsynsetid",
-                       "wnsynsetkey", "mpcat40", "mpcat40index"]
+    assert rows[0] == [
+        "id",
+        "raw_category",
+        "category",
+        "count",
+        "nyu40id",
+        "eigen13id",
+        "nyuClass",
+        "nyu40class",
+        "eigen13class",
+        "ModelNet40",
+        "ModelNet10",
+        "ShapeNetCore55",
+        "synsetoffset",
+        "wnsynsetid",
+        "wnsynsetkey",
+        "mpcat40",
+        "mpcat40index",
+    ]
     table = {int(r[0]): (r[1], int(r[4]), r[7]) for r in rows[1:]}
     assert table[1] == ("wall", 1, "wall") and table[3] == ("floor", 2, "floor") and table[6] == ("couch", 6, "sofa")
     assert table[56] == ("trash can", 39, "otherfurniture") and table[55] == ("shower curtain", 28, "shower curtain")
@@ -213,8 +265,20 @@ def test_refuses_a_non_empty_out_and_keeps_what_is_there(tree, tmp_path, capsys)
     out = tmp_path / "busy"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    args = ["--out", str(out), "--scenes", "2", "--frames-per-scene", "1", "--height", "32", "--width", "32",
-            "--workers", "1"]
+    args = [
+        "--out",
+        str(out),
+        "--scenes",
+        "2",
+        "--frames-per-scene",
+        "1",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--workers",
+        "1",
+    ]
     with pytest.raises(SystemExit) as err:
         make_synthetic.main(args)
     assert err.value.code == 2 and "--overwrite" in capsys.readouterr().err
@@ -226,10 +290,19 @@ def test_refuses_a_non_empty_out_and_keeps_what_is_there(tree, tmp_path, capsys)
     assert (out / "synthetic.json").stat().st_mtime_ns == stamp and "already complete" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("bad, named", [
-    (["--scenes", "1"], "--scenes"), (["--scenes", "x"], "--scenes"), (["--frames-per-scene", "0"], "--frames-per-scene"),
-    (["--height", "8"], "--height"), (["--width", "-3"], "--width"), (["--seed", "-1"], "--seed"),
-    (["--workers", "0"], "--workers"), (["--preview", "sheet.jpg"], "--preview")])
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        (["--scenes", "1"], "--scenes"),
+        (["--scenes", "x"], "--scenes"),
+        (["--frames-per-scene", "0"], "--frames-per-scene"),
+        (["--height", "8"], "--height"),
+        (["--width", "-3"], "--width"),
+        (["--seed", "-1"], "--seed"),
+        (["--workers", "0"], "--workers"),
+        (["--preview", "sheet.jpg"], "--preview"),
+    ],
+)
 def test_bad_arguments_are_named(tmp_path, capsys, bad, named):
     with pytest.raises(SystemExit) as err:
         make_synthetic.main(["--out", str(tmp_path / "never")] + bad)

@@ -9,6 +9,7 @@ pose/N.txt (4x4 camera-to-world), intrinsic/{intrinsic,extrinsic}_{color,depth}.
 `synthetic.json` (the generation parameters; written last, so its presence means the tree is complete).
 The tree is built in `OUT.partial` and renamed into place, so a crash never leaves a complete-looking OUT.
 """
+
 import argparse
 import json
 import multiprocessing
@@ -25,9 +26,25 @@ from tqdm import tqdm
 
 from datasets import synthetic
 
-TSV_COLUMNS = ("id", "raw_category", "category", "count", "nyu40id", "eigen13id", "nyuClass", "nyu40class",
-               "eigen13class", "ModelNet40", "ModelNet10", "ShapeNetCore55", "synsetoffset", "wnsynsetid",
-               "wnsynsetkey", "mpcat40", "mpcat40index")
+TSV_COLUMNS = (
+    "id",
+    "raw_category",
+    "category",
+    "count",
+    "nyu40id",
+    "eigen13id",
+    "nyuClass",
+    "nyu40class",
+    "eigen13class",
+    "ModelNet40",
+    "ModelNet10",
+    "ShapeNetCore55",
+    "synsetoffset",
+    "wnsynsetid",
+    "wnsynsetkey",
+    "mpcat40",
+    "mpcat40index",
+)
 STAMP = "synthetic.json"
 CHUNK = 10  # frames per task: the unit of work of a worker and of the progress bar
 JPEG_QUALITY = 90
@@ -68,8 +85,12 @@ def _render_chunk(task):
     if start == 0:
         k4 = np.eye(4)
         k4[:3, :3] = K
-        for name, matrix in (("intrinsic_color", k4), ("intrinsic_depth", k4), ("extrinsic_color", np.eye(4)),
-                             ("extrinsic_depth", np.eye(4))):
+        for name, matrix in (
+            ("intrinsic_color", k4),
+            ("intrinsic_depth", k4),
+            ("extrinsic_color", np.eye(4)),
+            ("extrinsic_depth", np.eye(4)),
+        ):
             (scan / "intrinsic" / f"{name}.txt").write_text(_matrix_text(matrix))
         (scan / f"{scene.name}.txt").write_text(_meta_text(scene, K, height, width, n_frames))
     for i in range(start, stop):
@@ -92,11 +113,23 @@ def _meta_text(scene, K, height, width, n_frames):
     """The scene's `sceneXXXX_00.txt` with the keys of ScanNet's meta files that apply here."""
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     scene_type = synthetic.ROOM_TYPES[scene.scene_type]["scannet"]
-    lines = [f"colorHeight = {height}", f"colorWidth = {width}", f"depthHeight = {height}",
-             f"depthWidth = {width}", f"fx_color = {fx:f}", f"fx_depth = {fx:f}", f"fy_color = {fy:f}",
-             f"fy_depth = {fy:f}", f"mx_color = {cx:f}", f"mx_depth = {cx:f}", f"my_color = {cy:f}",
-             f"my_depth = {cy:f}", f"numColorFrames = {n_frames}", f"numDepthFrames = {n_frames}",
-             f"sceneType = {scene_type}"]
+    lines = [
+        f"colorHeight = {height}",
+        f"colorWidth = {width}",
+        f"depthHeight = {height}",
+        f"depthWidth = {width}",
+        f"fx_color = {fx:f}",
+        f"fx_depth = {fx:f}",
+        f"fy_color = {fy:f}",
+        f"fy_depth = {fy:f}",
+        f"mx_color = {cx:f}",
+        f"mx_depth = {cx:f}",
+        f"my_color = {cy:f}",
+        f"my_depth = {cy:f}",
+        f"numColorFrames = {n_frames}",
+        f"numDepthFrames = {n_frames}",
+        f"sceneType = {scene_type}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -105,8 +138,14 @@ def _labels_tsv(counts):
     of instances in this set; columns we have no ground truth for are left empty."""
     rows = ["\t".join(TSV_COLUMNS)]
     for name, (raw_id, nyu40) in sorted(synthetic.CATEGORIES.items(), key=lambda kv: kv[1][0]):
-        fields = dict(id=raw_id, raw_category=name, category=name, count=counts.get(raw_id, 0), nyu40id=nyu40,
-                      nyu40class=synthetic.NYU40_CLASSES[nyu40 - 1])
+        fields = dict(
+            id=raw_id,
+            raw_category=name,
+            category=name,
+            count=counts.get(raw_id, 0),
+            nyu40id=nyu40,
+            nyu40class=synthetic.NYU40_CLASSES[nyu40 - 1],
+        )
         rows.append("\t".join(str(fields.get(col, "")) for col in TSV_COLUMNS))
     return "\n".join(rows) + "\n"
 
@@ -125,8 +164,15 @@ def _instance_counts(seed, n_scenes):
 
 
 def _params(scenes, frames, seed, height, width):
-    return {"scenes": scenes, "frames_per_scene": frames, "seed": seed, "height": height, "width": width,
-            "generator": "datasets.synthetic", "format": "scannet-export"}
+    return {
+        "scenes": scenes,
+        "frames_per_scene": frames,
+        "seed": seed,
+        "height": height,
+        "width": width,
+        "generator": "datasets.synthetic",
+        "format": "scannet-export",
+    }
 
 
 def is_complete(out, scenes, frames, seed, height, width):
@@ -136,17 +182,18 @@ def is_complete(out, scenes, frames, seed, height, width):
         return False
     saved = json.loads(stamp.read_text())
     return {k: saved.get(k) for k in _params(scenes, frames, seed, height, width)} == _params(
-        scenes, frames, seed, height, width)
+        scenes, frames, seed, height, width
+    )
 
 
-def generate(out, scenes=24, frames=40, seed=0, height=240, width=320, workers=1, overwrite=False,
-             progress=True):
+def generate(out, scenes=24, frames=40, seed=0, height=240, width=320, workers=1, overwrite=False, progress=True):
     """Generate the tree into `out` (refusing a non-empty `out` unless `overwrite`); returns stats with
     `frames`, `scenes`, `seconds` and `frames_per_s`."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"--out {out} exists and is not empty; pass --overwrite to replace it "
-                              f"or choose another folder")
+        raise FileExistsError(
+            f"--out {out} exists and is not empty; pass --overwrite to replace it " f"or choose another folder"
+        )
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)  # left by an interrupted run of ours
@@ -156,8 +203,11 @@ def generate(out, scenes=24, frames=40, seed=0, height=240, width=320, workers=1
     (partial / "scannetv2_train.txt").write_text("".join(n + "\n" for n in train))
     (partial / "scannetv2_val.txt").write_text("".join(n + "\n" for n in val))
     (partial / "scannetv2-labels.combined.tsv").write_text(_labels_tsv(_instance_counts(seed, scenes)))
-    tasks = [(str(partial), seed, index, lo, min(lo + CHUNK, frames), frames, height, width)
-             for index in range(scenes) for lo in range(0, frames, CHUNK)]
+    tasks = [
+        (str(partial), seed, index, lo, min(lo + CHUNK, frames), frames, height, width)
+        for index in range(scenes)
+        for lo in range(0, frames, CHUNK)
+    ]
     bar = tqdm(total=scenes * frames, unit="frame", desc="synthetic", disable=not progress)
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -168,9 +218,15 @@ def generate(out, scenes=24, frames=40, seed=0, height=240, width=320, workers=1
             bar.update(_render_chunk(task))
     bar.close()
     seconds = time.perf_counter() - start
-    stats = {"scenes": scenes, "frames": scenes * frames, "train_scenes": len(train), "val_scenes": len(val),
-             "seconds": round(seconds, 3), "frames_per_s": round(scenes * frames / seconds, 2),
-             "workers": workers}
+    stats = {
+        "scenes": scenes,
+        "frames": scenes * frames,
+        "train_scenes": len(train),
+        "val_scenes": len(val),
+        "seconds": round(seconds, 3),
+        "frames_per_s": round(scenes * frames / seconds, 2),
+        "workers": workers,
+    }
     (partial / STAMP).write_text(json.dumps(_params(scenes, frames, seed, height, width), indent=1) + "\n")
     _swap_into_place(partial, out)
     return stats
@@ -189,8 +245,8 @@ def _swap_into_place(partial, out):
 
 
 def write_preview(root, path, rows=4):
-    """One PNG contact sheet: per row one frame (from evenly spaced scenes) as RGB, colour-mapped depth,
-    semantic labels and instances."""
+    """One PNG contact sheet: per row one frame (from evenly spaced scenes) as RGB, colour-mapped depth
+    (black = invalid), semantic labels and instances."""
     root, path = Path(root), Path(path)
     scans = sorted(p for p in (root / "scans").iterdir() if p.is_dir())
     if not scans:
@@ -203,14 +259,23 @@ def write_preview(root, path, rows=4):
         depth = cv2.imread(str(scan / "depth" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
         label = cv2.imread(str(scan / "label-filt" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
         inst = cv2.imread(str(scan / "instance-filt" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
-        depth_vis = cv2.applyColorMap((np.clip(depth / (1000 * synthetic.MAX_RANGE), 0, 1) * 255).astype(np.uint8),
-                                      cv2.COLORMAP_TURBO)
+        depth_vis = cv2.applyColorMap(
+            (np.clip(depth / (1000 * synthetic.MAX_RANGE), 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_TURBO
+        )
         depth_vis[depth == 0] = 0
         lines.append(np.concatenate([rgb, depth_vis, _palette(label), _palette(inst)], 1))
     sheet = np.concatenate(lines, 0)
-    for col, title in enumerate(("rgb", "depth (black = invalid)", "label-filt", "instance-filt")):
-        cv2.putText(sheet, title, (col * sheet.shape[1] // 4 + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+    for col, title in enumerate(("rgb", "depth", "label", "instance")):
+        cv2.putText(
+            sheet,
+            title,
+            (col * sheet.shape[1] // 4 + 3, 12),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
     _imwrite(tmp, sheet)
@@ -234,41 +299,61 @@ def _int_arg(name, low, high):
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{name} must be in [{low}, {high}], got {value}")
         return value
+
     return parse
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.make_synthetic", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder (ScanNet export layout)")
-    parser.add_argument("--scenes", type=_int_arg("--scenes", 2, MAX_SCENES - 1), default=24,
-                        help="number of scenes, >= 2 (the last ~20%% are val) [24]")
-    parser.add_argument("--frames-per-scene", type=_int_arg("--frames-per-scene", 1, 100000), default=40,
-                        help="camera poses rendered per scene [40]")
+    parser.add_argument(
+        "--scenes",
+        type=_int_arg("--scenes", 2, MAX_SCENES - 1),
+        default=24,
+        help="number of scenes, >= 2 (the last ~20%% are val) [24]",
+    )
+    parser.add_argument(
+        "--frames-per-scene",
+        type=_int_arg("--frames-per-scene", 1, 100000),
+        default=40,
+        help="camera poses rendered per scene [40]",
+    )
     parser.add_argument("--seed", type=_int_arg("--seed", 0, 2**63 - 1), default=0, help="random seed [0]")
     parser.add_argument("--height", type=_int_arg("--height", 16, 4096), default=240, help="image height [240]")
     parser.add_argument("--width", type=_int_arg("--width", 16, 4096), default=320, help="image width [320]")
     parser.add_argument("--preview", type=Path, help="also write a PNG contact sheet of a few frames here")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    parser.add_argument("--skip-existing", action="store_true",
-                        help="do nothing when --out already holds a complete tree made with these arguments")
-    parser.add_argument("--workers", type=_int_arg("--workers", 1, 256), default=min(4, os.cpu_count() or 1),
-                        help="parallel processes [min(4, CPUs)]; the output does not depend on it")
+    parser.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="do nothing when --out already holds a complete tree made with these arguments",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_int_arg("--workers", 1, 256),
+        default=min(4, os.cpu_count() or 1),
+        help="parallel processes [min(4, CPUs)]; the output does not depend on it",
+    )
     args = parser.parse_args(argv)
     if args.preview is not None and args.preview.suffix.lower() != ".png":
         parser.error(f"--preview must name a .png file, got {args.preview}")
     settings = (args.scenes, args.frames_per_scene, args.seed, args.height, args.width)
     if args.skip_existing and is_complete(args.out, *settings):
-        print(f"make_synthetic: {args.out} is already complete ({args.scenes} scenes x {args.frames_per_scene} "
-              f"frames, seed {args.seed}, {args.height}x{args.width}); nothing to do")
+        print(
+            f"make_synthetic: {args.out} is already complete ({args.scenes} scenes x {args.frames_per_scene} "
+            f"frames, seed {args.seed}, {args.height}x{args.width}); nothing to do"
+        )
     else:
         try:
             stats = generate(args.out, *settings, workers=args.workers, overwrite=args.overwrite)
         except FileExistsError as err:
             parser.error(str(err))
-        print(f"make_synthetic: wrote {stats['frames']} frames of {stats['scenes']} scenes "
-              f"({stats['train_scenes']} train, {stats['val_scenes']} val) at {args.height}x{args.width} to "
-              f"{args.out} in {stats['seconds']:.1f} s: {stats['frames_per_s']:.1f} frames/s "
-              f"({args.workers} workers)")
+        print(
+            f"make_synthetic: wrote {stats['frames']} frames of {stats['scenes']} scenes "
+            f"({stats['train_scenes']} train, {stats['val_scenes']} val) at {args.height}x{args.width} to "
+            f"{args.out} in {stats['seconds']:.1f} s: {stats['frames_per_s']:.1f} frames/s "
+            f"({args.workers} workers)"
+        )
     if args.preview is not None:
         write_preview(args.out, args.preview)
         print(f"make_synthetic: preview written to {args.preview}")

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from datasets.fileio import DataError, read_depth_png, read_json, write_bytes, write_depth_mm, write_json
+from datasets.fileio import DataError, decode_image, read_json, write_bytes, write_depth_mm, write_json
 from datasets.jobs import run_parallel
 
 FORMAT_VERSION = 1
@@ -108,7 +108,10 @@ def prepare_image(item):
         raise DataError(f"{disp_path}: missing; unpack disparity_trainvaltest.zip into {raw}")
     baseline, k = read_camera(cam_path)
     if not os.path.isfile(depth_path):
-        disp = read_depth_png(disp_path)
+        disp = decode_image(disp_path)
+        if disp.dtype != np.uint16 or disp.ndim != 2:
+            raise DataError(f"{disp_path}: disparity must be a single-channel 16-bit PNG, got {disp.dtype} "
+                            f"with shape {disp.shape}; re-extract disparity_trainvaltest.zip")
         write_depth_mm(depth_path, disparity_to_depth(disp, baseline, k[0][0]))
     h, w = _png_size(depth_path)
     return {"file_name": os.path.relpath(image, out), "depth_file_name": os.path.relpath(depth_path, out),
@@ -131,7 +134,8 @@ def prepare(args):
         _link(os.path.join(raw, "leftImg8bit"), os.path.join(out, "leftImg8bit"))
     meta_path = os.path.join(out, "meta.json")
     meta = {"options": {"format": FORMAT_VERSION}, "complete": False, "raw": raw}
-    write_json(meta_path, meta)
+    if not os.path.exists(meta_path):  # claim the folder; a finished one stays usable while rerunning
+        write_json(meta_path, meta)
     t0 = time.perf_counter()
     records, errors = run_parallel(prepare_image, items, args.workers, init_worker, ({"raw": raw, "out": out},),
                                    desc="cityscapes images")

@@ -6,7 +6,8 @@ reversed, so `images` is (N, 3, W, H) and `depths` (metres), `labels` (894 class
 `classMapping40.mat` (`mapClass`: 1x894, raw class -> NYU40 id; `className`: the 40 names).
 
 Output (`--out`): `image/NNNN.png` (RGB), `depth/NNNN.png` (uint16 mm), `label40/NNNN.png` (0..39, 255 =
-unlabeled), `label13/NNNN.png` (0..12), `record/NNNN.json`, `index_{train,test}.json` and `meta.json`;
+unlabeled), `label13/NNNN.png` (0..12), `record/NNNN.json`, `index_{train,test}.json`,
+`instances_{train,test}.json` and `meta.json`;
 NNNN is the 1-based index into the .mat file, the numbering `splits.mat` uses. Instances are the
 (class, instance) pairs of the toolbox's get_instance_masks, for the 37 NYU40 classes other than wall, floor
 and ceiling."""
@@ -18,7 +19,8 @@ import time
 import numpy as np
 
 from datasets import labels as L
-from datasets.fileio import DataError, mask_annotation, read_json, write_depth_mm, write_image, write_json
+from datasets.fileio import (DataError, mask_annotation, read_json, write_depth_mm, write_image, write_index,
+                             write_json)
 from datasets.jobs import run_parallel
 
 FORMAT_VERSION = 1
@@ -137,7 +139,7 @@ def prepare_image(index):
 def _instances(raw, inst, nyu40, cfg):
     """One instance per (raw class, instance number) pair with a labelled class, as the NYU toolbox does."""
     thing_index, min_area = cfg["thing_index"], cfg["min_instance_fraction"] * raw.size
-    key = raw.astype(np.int64) * 256 + inst
+    key = np.asfortranarray(raw.astype(np.int64) * 256 + inst)
     counts = np.bincount(key.ravel())
     anns = []
     for k in np.nonzero(counts)[0]:
@@ -158,7 +160,8 @@ def prepare(args):
         raise DataError(f"{meta_path}: prepared with other options ({read_json(meta_path).get('options')}); "
                         f"use a new --out or delete the folder")
     meta = {"options": options, "complete": False, "splits": splits, "size": list(hw)}
-    write_json(meta_path, meta)
+    if not os.path.exists(meta_path):  # claim the folder; a finished one stays usable while rerunning
+        write_json(meta_path, meta)
     thing_index = np.full(41, -1, np.int64)
     thing_index[list(L.NYUV2_THING_NYU40_IDS)] = np.arange(len(L.NYUV2_THING_NYU40_IDS))
     cfg = {"mat_path": args.mat, "mapping_path": args.mapping, "out": args.out, "raw_to_40": raw_to_40,
@@ -172,7 +175,7 @@ def prepare(args):
     for split, idx in splits.items():
         recs = [read_json(out_paths(args.out, i)["record"]) for i in idx
                 if os.path.isfile(out_paths(args.out, i)["record"])]
-        write_json(os.path.join(args.out, f"index_{split}.json"), recs)
+        write_index(args.out, split, recs)
         counts[split] = len(recs)
     meta.update(complete=not errors, num_images=counts)
     write_json(meta_path, meta)

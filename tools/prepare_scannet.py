@@ -4,14 +4,16 @@ Reads either layout of the official release and writes one prepared tree:
 - `exported`: `scans/sceneXXXX_XX/{color/N.jpg, depth/N.png, pose/N.txt, intrinsic/intrinsic_color.txt,
   label-filt/N.png, instance-filt/N.png}` (SensReader export + the `_2d-label-filt` / `_2d-instance-filt`
   archives), with `scannetv2-labels.combined.tsv` and `scannetv2_{train,val}.txt` beside `scans/`.
-  label-filt holds 16-bit ScanNet label ids and instance-filt 8-bit object ids, both at colour resolution.
+  label-filt holds 16-bit ScanNet label ids and instance-filt 8-bit object ids, both at colour resolution
+  (1296x968 while depth is 640x480).
 - `frames25k`: `scannet_frames_25k/sceneXXXX_XX/{color,depth,label,instance,pose}/NNNNNN.*` with
   `intrinsics_color.txt`; labels are already NYU40 ids (8-bit), instances are 16-bit `nyu40 * 1000 + id`.
 
-Output (`--out`): `scenes/<scene>/{color/<f>.jpg, depth/<f>.png (uint16 mm), label/<f>.png (uint8 train ids),
-record/<f>.json}`, `index_{train,val}.json` (every frame's record incl. its instance annotations) and
-`meta.json` (prefix, classes, options, scene splits). Colour, labels and depth are resized to one resolution
-(default the depth's, 640x480 on ScanNet; nearest for labels and depth) and the colour intrinsics scaled.
+Output (`--out`): `scenes/<scene>/{color/<f>.jpg, depth/<f>.png (uint16 mm), label/<f>.png (uint8 train
+ids), record/<f>.json}`, `index_{train,val}.json` (frames), `instances_{train,val}.json` (their instance
+annotations) and `meta.json` (prefix, classes, options, scene splits). Colour, labels and depth are resized to
+one resolution (default the depth's, 640x480 on ScanNet; nearest for labels and depth) and the colour
+intrinsics scaled with them.
 """
 import argparse
 import io
@@ -25,12 +27,16 @@ import numpy as np
 from PIL import Image
 
 from datasets import labels as L
-from datasets.fileio import (DataError, decode_image, mask_annotation, read_bytes, read_depth_png, read_json,
-                             read_label_png, write_bytes, write_image, write_json)
+from datasets.fileio import (DataError, check_depth_png, decode_image, mask_annotation, read_bytes,
+                             read_depth_png, read_json, read_label_png, write_bytes, write_image, write_index,
+                             write_json)
 from datasets.jobs import run_parallel
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
+# (label, instance) PNG types per layout; a wrong type means the wrong files (e.g. NYU40-converted labels
+# under label-filt would otherwise be read as ScanNet ids and silently mislabelled).
+LABEL_DTYPES = {"exported": (np.uint16, np.uint8), "frames25k": (np.uint8, np.uint16)}
 TSV_NAME = "scannetv2-labels.combined.tsv"
 
 
@@ -186,32 +192,34 @@ def _resize(img, hw, nearest):
 
 
 def prepare_frame(task):
-    """Convert one frame; returns its record. Raises DataError naming the offending file."""
+    """Convert one frame; returns its record. Raises DataError naming the offending file. Label ids are
+    checked against the tsv after resizing: an id no output pixel keeps cannot mislabel anything."""
     cfg, out = _CFG, _CFG["out"]
     paths = out_paths(out, task["scene"], task["stem"])
     for what in ("depth", "label", "instance"):
         _missing(task[what], what)
 
     depth_bytes = read_bytes(task["depth"])
-    depth = read_depth_png(task["depth"], depth_bytes)
-    hw = tuple(cfg["resolution"] or depth.shape)
+    depth_hw = check_depth_png(task["depth"], depth_bytes)
+    hw = tuple(cfg["resolution"] or depth_hw)
 
     color_bytes = read_bytes(task["color"])
     try:
         cw, ch = Image.open(io.BytesIO(color_bytes.tobytes())).size
     except Exception:  # noqa: BLE001 - any header failure means an unreadable image
-        raise DataError(f"{task['color']}: cannot decode image header (corrupt or not a JPEG); re-export it")
+        raise DataError(f"{task['color']}: truncated or corrupt image (unreadable JPEG header); re-export it")
     reduce = _reduce_factor((ch, cw), hw)
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
     color = decode_image(task["color"], flags, color_bytes)  # BGR, written back as BGR
 
-    label = read_label_png(task["label"], (np.uint16, np.uint8))
-    inst = read_label_png(task["instance"], (np.uint8, np.uint16))
-    for name, arr in (("label", label), ("instance", inst)):
-        if arr.shape != (ch, cw):
-            raise DataError(f"{task[name]}: size {arr.shape[1]}x{arr.shape[0]} differs from the colour image "
-                            f"{task['color']} ({cw}x{ch}); labels must be at colour resolution")
+    label_dtype, inst_dtype = LABEL_DTYPES[cfg["layout"]]
+    label = read_label_png(task["label"], (label_dtype,))
+    inst = read_label_png(task["instance"], (inst_dtype,))
+    for name, arr in (("label", label), ("instance", inst)):  # ScanNet's are at colour resolution
+        if arr.shape not in ((ch, cw), depth_hw):
+            raise DataError(f"{task[name]}: size {arr.shape[1]}x{arr.shape[0]} matches neither the colour image "
+                            f"{task['color']} ({cw}x{ch}) nor the depth map ({depth_hw[1]}x{depth_hw[0]})")
     label, inst = _resize(label, hw, True), _resize(inst, hw, True)
 
     if cfg["layout"] == "exported":
@@ -222,9 +230,9 @@ def prepare_frame(task):
                             f"use the tsv of the same ScanNet release")
         nyu40 = cfg["scannet_to_nyu40"][label]
     else:
-        if label.dtype != np.uint8 or int(label.max(initial=0)) > 40:
-            raise DataError(f"{task['label']}: frames25k labels must be 8-bit NYU40 ids (0..40), "
-                            f"found max {int(label.max(initial=0))}")
+        if int(label.max(initial=0)) > 40:
+            raise DataError(f"{task['label']}: frames25k labels must be NYU40 ids (0..40), "
+                            f"found {int(label.max())}")
         nyu40 = label
     semantic = cfg["train_lut"][nyu40]
 
@@ -232,10 +240,10 @@ def prepare_frame(task):
         write_bytes(paths["color"], color_bytes.tobytes())
     else:
         write_image(paths["color"], _resize(color, hw, False))
-    if depth.shape == hw:
+    if depth_hw == hw:  # the common case: copy the validated bytes, no decode
         write_bytes(paths["depth"], depth_bytes.tobytes())
     else:
-        write_image(paths["depth"], _resize(depth, hw, True))
+        write_image(paths["depth"], _resize(read_depth_png(task["depth"], depth_bytes), hw, True))
     write_image(paths["label"], semantic)
 
     k = np.asarray(task["K"], np.float64)
@@ -253,6 +261,7 @@ def _instances(inst, nyu40, cfg):
     their pixels; frames25k instance values already are nyu40 * 1000 + id."""
     min_area = cfg["min_instance_fraction"] * inst.size
     thing_index = cfg["thing_index"]
+    inst_f = np.asfortranarray(inst)  # masks compared in Fortran order feed pycocotools without copies
     anns = []
     if cfg["layout"] == "exported":
         hist = np.bincount(inst.astype(np.int64).ravel() * 256 + nyu40.ravel(), minlength=256 * 256)
@@ -261,20 +270,21 @@ def _instances(inst, nyu40, cfg):
             votes = hist[iid, 1:41]
             cls = int(votes.argmax()) + 1 if votes.any() else 0
             if thing_index[cls] >= 0 and hist[iid].sum() >= min_area:
-                anns.append(mask_annotation(inst == iid, thing_index[cls]))
+                anns.append(mask_annotation(inst_f == iid, thing_index[cls]))
     else:
         counts = np.bincount(inst.ravel(), minlength=65536)
         for value in np.nonzero(counts)[0]:
             cls = int(value) // 1000
             if value % 1000 and cls <= 40 and thing_index[cls] >= 0 and counts[value] >= min_area:
-                anns.append(mask_annotation(inst == value, thing_index[cls]))
+                anns.append(mask_annotation(inst_f == value, thing_index[cls]))
     return anns
 
 
 # ---------------------------------------------------------------- driver
 def _options(args, layout, prefix, frame_skip):
     return {"format": FORMAT_VERSION, "prefix": prefix, "layout": layout, "classes": args.classes,
-            "frame_skip": frame_skip, "resolution": args.resolution, "min_instance_fraction": args.min_instance_fraction}
+            "frame_skip": frame_skip, "resolution": args.resolution,
+            "min_instance_fraction": args.min_instance_fraction}
 
 
 def _check_resume(out, options):
@@ -304,8 +314,8 @@ def prepare(args) -> dict:
     layout = args.layout or detect_layout(raw)
     print(f"prepare_scannet: {raw} is in the '{layout}' layout" + ("" if args.layout else " (detected)"))
     frame_skip = args.frame_skip or (25 if layout == "exported" else 1)
-    prefix = args.prefix or (os.path.basename(os.path.normpath(out)) if os.path.basename(os.path.normpath(out))
-                             in ("scannet", "synthetic") else "scannet")
+    folder = os.path.basename(os.path.normpath(out))
+    prefix = args.prefix or (folder if folder in ("scannet", "synthetic") else "scannet")
     options = _options(args, layout, prefix, frame_skip)
     _check_resume(out, options)
     cfg = build_config(args, layout, raw)
@@ -315,13 +325,13 @@ def prepare(args) -> dict:
     if not tasks:
         raise DataError(f"{raw}: no frames of the train/val scenes found")
     meta = {"options": options, "complete": False, "splits": scenes}
-    write_json(os.path.join(out, "meta.json"), meta)
+    if not os.path.exists(os.path.join(out, "meta.json")):  # claim the folder; a finished one stays usable
+        write_json(os.path.join(out, "meta.json"), meta)
 
     todo = [t for t in tasks if not frame_done(out, t["scene"], t["stem"])]
     t0 = time.perf_counter()
     _, errors = run_parallel(prepare_frame, todo, args.workers, init_worker, (cfg,), desc="scannet frames")
     seconds = time.perf_counter() - t0
-    bad = {e.split(":", 1)[0] for e in errors}
 
     counts = {}
     for split in SPLITS:
@@ -329,12 +339,12 @@ def prepare(args) -> dict:
         for t in tasks:
             if t["split"] == split and frame_done(out, t["scene"], t["stem"]):
                 records.append(read_json(out_paths(out, t["scene"], t["stem"])["record"]))
-        write_json(os.path.join(out, f"index_{split}.json"), records)
+        write_index(out, split, records)
         counts[split] = len(records)
     meta.update(complete=not errors or args.skip_bad, num_frames=counts)
     write_json(os.path.join(out, "meta.json"), meta)
     return {"frames": len(tasks), "converted": len(todo) - len(errors), "skipped": len(tasks) - len(todo),
-            "errors": errors, "bad_files": sorted(bad), "seconds": seconds, "counts": counts, "prefix": prefix}
+            "errors": errors, "seconds": seconds, "counts": counts, "prefix": prefix}
 
 
 def parse_args(argv):
@@ -380,16 +390,20 @@ def main(argv=None) -> int:
 
 def benchmark(frames: int = 48, workdir: str = None) -> dict:
     """Single-core preparation throughput on a ScanNet-shaped raw tree (1296x968 colour JPEG and 16-bit
-    labels, 640x480 depth), including label mapping, instance RLE and writing. For `make speed`."""
+    labels, 640x480 depth), including label mapping, instance RLE and writing. For `make speed`.
+    `frames_per_cpu_s` divides by this process's CPU time, so it is robust to a busy machine."""
     from datasets import raw_fixtures
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         raw, out = os.path.join(tmp, "raw"), os.path.join(tmp, "scannet")
         raw_fixtures.scannet_export(raw, scenes=("scene0000_00",), val_scenes=(), frames=frames,
                                     color_hw=(968, 1296), depth_hw=(480, 640), realistic=True)
+        cpu0 = time.process_time()
         res = prepare(parse_args(["--raw", raw, "--out", out, "--frame-skip", "1", "--workers", "1"]))
-    return {"frames": res["converted"], "seconds": res["seconds"],
-            "frames_per_s_per_core": res["converted"] / res["seconds"], "resolution": [480, 640]}
+        cpu = time.process_time() - cpu0
+    return {"frames": res["converted"], "wall_s": round(res["seconds"], 3), "cpu_s": round(cpu, 3),
+            "frames_per_s": round(res["converted"] / res["seconds"], 1),
+            "frames_per_cpu_s": round(res["converted"] / cpu, 1), "resolution": [480, 640]}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,160 @@
+"""`make bench-scannet | bench-nyu | bench-cityscapes`: fine-tune and evaluate one initialisation on a
+dataset's semantic segmentation and instance segmentation/detection with the tiny configs, then print
+the metrics beside the paper's reference rows.
+
+    python -m benchmark.suite {scannet,nyuv2,cityscapes} [--init SPEC] [--backbone vit_b|r50] [--iters N]
+
+The default init is the newest `output/pretrain/*/backbone.pth` (`make pretrain`). ScanNet falls back to
+the synthetic tree when ScanNet is not prepared; NYUv2 and Cityscapes have no stand-in and say which
+command prepares them. Each run is a `benchmark.train_net` process with its own folder, so re-running
+skips finished runs and resumes interrupted ones.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from detectron2.data import DatasetCatalog
+
+from benchmark import inits
+from benchmark.train_net import init_id
+
+REPO = Path(__file__).resolve().parent.parent
+PAPER_CSV = REPO / "results" / "paper.csv"
+PRETRAIN_EXPORTS = "output/pretrain/*/backbone.pth"
+# dataset -> task -> (train, test) dataset names; `{p}` is the ScanNet-layout prefix (scannet or synthetic)
+SPLITS = {
+    "scannet": {"semseg": ("{p}_sem_seg_train", "{p}_sem_seg_val"), "insseg": ("{p}_instance_train", "{p}_instance_val")},
+    "nyuv2": {"semseg": ("nyuv2_sem_seg13_train", "nyuv2_sem_seg13_test"),
+              "insseg": ("nyuv2_instance_train", "nyuv2_instance_test")},
+    "cityscapes": {"semseg": ("cityscapes_fine_sem_seg_train", "cityscapes_fine_sem_seg_val"),
+                   "insseg": ("cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val")},
+}
+SHOWN = {"semseg": ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC"),
+         "insseg": ("bbox/AP", "bbox/AP50", "segm/AP", "segm/AP50")}
+
+
+class SuiteError(RuntimeError):
+    pass
+
+
+def newest_export(root: Path = REPO) -> Path:
+    exports = sorted(root.glob(PRETRAIN_EXPORTS), key=lambda p: p.stat().st_mtime)
+    if not exports:
+        raise SuiteError(f"no pre-trained backbone found ({PRETRAIN_EXPORTS}): run `make pretrain` first, or choose "
+                         "another initialisation, e.g. INIT=random, INIT=mae:PATH or a results/baselines.yaml name")
+    return exports[-1]
+
+
+def resolve_names(dataset: str) -> tuple[str, dict]:
+    """(dataset the runs use, task -> (train, test) names); ScanNet falls back to the synthetic tree."""
+    import datasets.builtin as builtin  # registers what the data root holds
+
+    prefixes = ("scannet", "synthetic") if dataset == "scannet" else (dataset,)
+    for prefix in prefixes:
+        names = {task: tuple(n.format(p=prefix) for n in pair) for task, pair in SPLITS[dataset].items()}
+        if all(n in DatasetCatalog for pair in names.values() for n in pair):
+            if prefix != dataset:
+                print(f"bench: ScanNet is not prepared under {os.path.abspath(builtin.data_root())}; using the "
+                      f"synthetic tree instead (made by `make data-synthetic`)")
+            return prefix, names
+    for name in (n.format(p=prefixes[-1]) for pair in SPLITS[dataset].values() for n in pair):
+        if name not in DatasetCatalog:
+            try:
+                DatasetCatalog.get(name)  # datasets.builtin's error names the preparation command
+            except KeyError as e:
+                raise SuiteError(e.args[0]) from None
+    raise SuiteError(f"{dataset} is not fully prepared under {builtin.data_root()}")
+
+
+def pick_backbone(spec: inits.InitSpec, requested: str | None) -> str:
+    if requested:
+        return requested
+    if spec.kind == "pri3d" or spec.baseline_backbone == "r50":
+        return "r50"
+    return "vit_b"
+
+
+def run_one(dataset: str, task: str, backbone: str, names, init: str, spec, iters: int, output: Path) -> dict:
+    config = f"benchmark/configs/{dataset}/{task}_{backbone}.py"
+    out = output / names[1].split("_")[0] / f"{task}_{backbone}_tiny" / init_id(spec) / "seed0"
+    cmd = [sys.executable, "-m", "benchmark.train_net", "--config-file", config, "--tiny", "--resume", "--init", init,
+           f"dataloader.train.dataset.names={names[0]}", f"dataloader.test.dataset.names={names[1]}",
+           f"train.max_iter={iters}", f"train.checkpointer.period={max(iters // 2, 1)}", f"train.output_dir={out}"]
+    print(f"bench: {task} with {config} (tiny, {iters} iterations) -> {out}", flush=True)
+    if subprocess.run(cmd, cwd=REPO).returncode != 0 or not (out / "metrics.json").is_file():
+        raise SuiteError(f"the {task} run failed; its log is {out / 'log.txt'}")
+    return json.loads((out / "metrics.json").read_text())["record"]
+
+
+def paper_rows(dataset: str, task: str, path: Path = PAPER_CSV) -> list[dict]:
+    if not path.is_file():
+        return []
+    tasks = {"semseg"} if task == "semseg" else {"insseg", "det"}
+    with open(path, newline="", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if r["dataset"] == dataset and r["task"] in tasks and r["value"]
+                and float(r.get("data_fraction") or 100) == 100]
+
+
+def report(dataset: str, used: str, records: list[dict], paper_csv: Path = PAPER_CSV) -> str:
+    """Our metrics, one line each, with the paper's rows for the same dataset, task and metric."""
+    lines = [f"{'task':7s} {'metric':13s} {'ours':>7s}  paper ({dataset}, full-size models; † = not verified)"]
+    for record in records:
+        refs = paper_rows(dataset, record["task"], paper_csv)
+        for metric in SHOWN[record["task"]]:
+            if metric not in record["metrics"]:
+                continue
+            cells = []
+            for r in refs:
+                if r["metric"] != metric:
+                    continue
+                mark = "" if r.get("verified") == "yes" else "†"
+                value = f"+{r['value']} over {r['relative_to']}" if r.get("relative_to") else r["value"]
+                cells.append(f"{r['method']} {r['backbone']} {value}{mark}")
+            lines.append(f"{record['task']:7s} {metric:13s} {record['metrics'][metric]:7.2f}  {' | '.join(cells) or '-'}")
+    if used != dataset:
+        lines.append(f"(ours: tiny models on the {used} tree, a pipeline check, not comparable to the paper)")
+    elif records and records[0].get("tiny"):
+        lines.append("(ours: tiny models, a pipeline check, not comparable to the paper's full-size recipes)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.suite", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", choices=sorted(SPLITS))
+    parser.add_argument("--init", default=os.environ.get("INIT") or None,
+                        help=f"initialisation spec (default: the newest {PRETRAIN_EXPORTS})")
+    parser.add_argument("--backbone", choices=("vit_b", "r50"), default=None,
+                        help="config family (default: r50 for Pri3D / r50 baselines, else vit_b)")
+    parser.add_argument("--iters", type=int, default=300, help="training iterations per task")
+    parser.add_argument("--output", default="output/bench", help="where the run folders go")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        init = args.init or f"mask3d:{newest_export().relative_to(REPO)}"
+        spec = inits.parse(init)
+        inits.require_file(spec)  # fail before any training on a wrong path
+        used, names = resolve_names(args.dataset)
+        backbone = pick_backbone(spec, args.backbone)
+        print(f"bench: {args.dataset} ({used} data), init {init}, {backbone} tiny configs", flush=True)
+        records = [run_one(args.dataset, task, backbone, names[task], init, spec, args.iters, Path(args.output))
+                   for task in ("semseg", "insseg")]
+    except (SuiteError, inits.InitError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(report(args.dataset, used, records))
+    summary = "; ".join(f"{r['task']} " + ", ".join(f"{m} {r['metrics'][m]:.1f}" for m in SHOWN[r["task"]][:2]
+                                                    if m in r["metrics"]) for r in records)
+    print(f"bench-{args.dataset}: {len(records)} runs on {used} with init {spec.label} in "
+          f"{time.perf_counter() - start:.0f} s: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Fine-tune and evaluate one benchmark config, in the manner of Detectron2's `lazyconfig_train_net.py`.
+
+    python -m benchmark.train_net --config-file benchmark/configs/scannet/semseg_vit_b.py \
+        [--init SPEC] [--tiny] [--num-gpus N] [--resume] [--eval-only] [key=value ...]
+
+`--init` takes a `benchmark.inits` spec (`random`, `mask3d:PATH`, `mae:PATH`, a baseline name, ...) and
+sets `train.init`; `--tiny` applies `benchmark.tiny` (CPU-sized variant). The run folder gets Detectron2's
+config.yaml, log.txt, TensorBoard events (`train_log.json` holds the training scalars), checkpoints
+written atomically, and finally `metrics.json`; then one record goes to the results store. A folder
+holding metrics.json is finished: running again reports it and trains nothing; a folder with
+checkpoints but no metrics.json continues with `--resume` and is otherwise refused.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
+from detectron2.config import LazyConfig, instantiate
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.engine import (
+    AMPTrainer,
+    SimpleTrainer,
+    create_ddp_model,
+    default_argument_parser,
+    default_setup,
+    hooks,
+    launch,
+)
+from detectron2.engine.defaults import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+from detectron2.evaluation import inference_on_dataset, print_csv_format
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from benchmark import inits
+from benchmark.backbones import backbone_name, set_vit_architecture
+from benchmark.checkpoint import AtomicCheckpointer, write_json
+from benchmark.evaluation import record_metrics, task_of
+from benchmark.tiny import make_tiny
+from results.store import append_record
+
+logger = logging.getLogger("benchmark")
+REPO = Path(__file__).resolve().parent.parent
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or continue as asked; the message says what to do."""
+
+
+def build_parser():
+    parser = default_argument_parser(epilog=__doc__)
+    parser.add_argument("--init", default=None, metavar="SPEC",
+                        help="initialisation (sets train.init): random, mask3d:PATH, mae:PATH, timm:PATH, "
+                             "supervised:PATH, multimae:PATH, pri3d:PATH, d2:PATH or a results/baselines.yaml name")
+    parser.add_argument("--tiny", action="store_true", help="the config's CPU-sized variant (benchmark.tiny)")
+    parser.add_argument("--allow-missing-init", action="store_true",
+                        help="train backbone weights the init file lacks from scratch instead of failing")
+    parser.add_argument("--tag", default="", help="free text stored with the result record")
+    return parser
+
+
+# --- configuration -------------------------------------------------------------------------------------
+def load_config(args):
+    """The config as it will run: file, tiny variant, command-line overrides, `--init`."""
+    if not args.config_file or not Path(args.config_file).is_file():
+        raise RunError(f"config file {args.config_file!r} not found; see benchmark/configs/<dataset>/")
+    cfg = LazyConfig.load(args.config_file)
+    if args.tiny:
+        make_tiny(cfg)
+    cfg = LazyConfig.apply_overrides(cfg, args.opts or [])
+    if args.init:
+        cfg.train.init = args.init
+    if cfg.train.get("init_checkpoint"):
+        raise RunError("train.init_checkpoint is not used here: pass --init d2:PATH (checked, converted loading)")
+    return cfg
+
+
+def _names(names) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
+
+
+def sync_with_dataset(cfg) -> None:
+    """Class counts and ignore label come from the training set's metadata, never from a stale literal."""
+    for loader in (cfg.dataloader.train, cfg.dataloader.test):
+        for name in _names(loader.dataset.names):
+            if name not in DatasetCatalog:
+                try:
+                    DatasetCatalog.get(name)  # raises an error naming the preparation command
+                except KeyError as e:
+                    raise RunError(e.args[0]) from None
+    meta = MetadataCatalog.get(_names(cfg.dataloader.train.dataset.names)[0])
+    if "sem_seg_head" in cfg.model:
+        cfg.model.sem_seg_head.num_classes = len(meta.stuff_classes)
+        cfg.model.sem_seg_head.ignore_value = meta.get("ignore_label", 255)
+    if "roi_heads" in cfg.model:
+        cfg.model.roi_heads.num_classes = len(meta.thing_classes)
+
+
+def init_id(spec: inits.InitSpec) -> str:
+    """Folder-safe name of an initialisation; a file's content identity is folded in, so re-exported
+    weights at the same path get a fresh run folder instead of a stale finished one."""
+    if spec.path is None:
+        return spec.label
+    stat = spec.path.stat()
+    digest = hashlib.sha1(f"{spec.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:8]
+    return f"{spec.label}-{digest}"
+
+
+def default_output_dir(cfg, config_file: str, spec: inits.InitSpec, tiny: bool) -> Path:
+    test = _names(cfg.dataloader.test.dataset.names)[0]
+    variant = Path(config_file).stem + ("_tiny" if tiny else "")
+    return Path("output/bench") / test.split("_")[0] / variant / init_id(spec) / f"seed{cfg.train.seed}"
+
+
+def config_hash(cfg) -> str:
+    """Hash of the resolved recipe, without where it runs, its init and its seed (repeats share it)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.train.output_dir, cfg.train.init, cfg.train.seed = "", "", 0
+    cfg.dataloader.evaluator.output_dir = None
+    with tempfile.TemporaryDirectory() as tmp:
+        LazyConfig.save(cfg, os.path.join(tmp, "config.yaml"))
+        return hashlib.sha256(Path(tmp, "config.yaml").read_bytes()).hexdigest()[:12]
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(0)} x{comm.get_world_size()}"
+    return f"cpu x{comm.get_world_size()}"
+
+
+# --- running -------------------------------------------------------------------------------------------
+def evaluate(cfg, model) -> dict:
+    return inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+
+
+def _json_safe(results: dict) -> dict:
+    return {k: (_json_safe(v) if isinstance(v, dict) else (float(v) if math.isfinite(v) else None))
+            for k, v in results.items()}
+
+
+def build_record(cfg, args, spec: inits.InitSpec, results: dict, iterations: int, out: Path, chash: str) -> dict:
+    train_name = _names(cfg.dataloader.train.dataset.names)[0]
+    test_name = _names(cfg.dataloader.test.dataset.names)[0]
+    fraction = train_name.rsplit("_", 1)[-1]
+    return {
+        "kind": "finetune", "dataset": test_name.split("_")[0], "split": test_name.rsplit("_", 1)[-1],
+        "task": task_of(results), "backbone": backbone_name(cfg), "init": spec.label, "seed": int(cfg.train.seed),
+        "data_fraction": float(fraction[:-3]) if fraction.endswith("pct") else 100.0,
+        "iterations": int(iterations), "metrics": record_metrics(results), "tiny": bool(args.tiny),
+        "config_file": str(args.config_file), "config_hash": chash, "git_commit": git_commit(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device_name(cfg.train.device),
+        "output_dir": str(out), "tag": args.tag,
+    }
+
+
+def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: str) -> dict:
+    """Write metrics.json, then append the record; a re-evaluation of a finished run keeps its result."""
+    record = build_record(cfg, args, spec, results, iterations, out, chash)
+    target = out / "metrics.json"
+    if target.exists():
+        target = out / "metrics_eval.json"
+        logger.info(f"{out} already holds a finished result; this evaluation goes to {target}, not to the store")
+        write_json({"results": _json_safe(results), "record": record}, target)
+        return record
+    write_json({"results": _json_safe(results), "record": record}, target)
+    append_record(record)
+    return record
+
+
+def worker(args):
+    cfg = load_config(args)
+    spec = inits.parse(cfg.train.init)
+    converted = inits.convert(spec)
+    arch = inits.vit_architecture(converted)
+    if arch:
+        set_vit_architecture(cfg, **arch)
+    sync_with_dataset(cfg)
+    if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError("no CUDA device here: pass train.device=cpu to run anyway (slow), or --tiny")
+    out = Path(cfg.train.output_dir or default_output_dir(cfg, args.config_file, spec, args.tiny))
+    cfg.train.output_dir = str(out)
+    cfg.dataloader.evaluator.output_dir = str(out / "inference")
+
+    if (out / "metrics.json").exists() and not args.eval_only:
+        record = json.loads((out / "metrics.json").read_text())["record"]
+        print(f"benchmark: {out} is finished ({_summary(record)}); use another train.output_dir to train again")
+        return record
+    resuming = args.resume and (out / "last_checkpoint").exists()
+    if not args.resume and not args.eval_only and (out / "last_checkpoint").exists():
+        raise RunError(f"{out} holds checkpoints of an unfinished run: add --resume to continue it, "
+                       "or set another train.output_dir")
+
+    default_setup(cfg, args)
+    setup_logger(str(out), distributed_rank=comm.get_rank(), name="benchmark")
+    chash = config_hash(cfg)
+    start = time.perf_counter()
+    model = instantiate(cfg.model).to(cfg.train.device)
+    logger.info(f"{backbone_name(cfg)} {type(model).__name__}, init {spec.label}, {cfg.train.max_iter} iterations")
+
+    if args.eval_only:
+        checkpointer = AtomicCheckpointer(model, str(out))
+        iterations = 0
+        if resuming:
+            iterations = checkpointer.resume_or_load("", resume=True).get("iteration", -1) + 1
+        else:
+            inits.load(model, converted, allow_missing=args.allow_missing_init)
+        results = evaluate(cfg, model)
+    else:
+        if not resuming:
+            inits.load(model, converted, allow_missing=args.allow_missing_init)
+        results = train(cfg, model, out, resuming)
+        iterations = cfg.train.max_iter
+
+    if not comm.is_main_process():
+        return None
+    print_csv_format(results)
+    record = finish(cfg, args, spec, results, iterations, out, chash)
+    print(f"benchmark: {_summary(record)} in {time.perf_counter() - start:.0f} s -> {out / 'metrics.json'}")
+    return record
+
+
+def train(cfg, model, out: Path, resuming: bool) -> dict:
+    model = create_ddp_model(model, **cfg.train.ddp)
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    use_amp = cfg.train.amp.enabled and cfg.train.device.startswith("cuda")
+    trainer = (AMPTrainer if use_amp else SimpleTrainer)(model, instantiate(cfg.dataloader.train), optimizer)
+    checkpointer = AtomicCheckpointer(model, str(out), trainer=trainer)
+    writers = [CommonMetricPrinter(cfg.train.max_iter), JSONWriter(str(out / "train_log.json")),
+               TensorboardXWriter(str(out))]
+    trainer.register_hooks([
+        hooks.IterationTimer(),
+        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
+        hooks.EvalHook(cfg.train.eval_period, lambda: evaluate(cfg, model), eval_after_train=False)
+        if cfg.train.eval_period > 0 else None,
+        hooks.PeriodicWriter(writers, period=cfg.train.log_period) if comm.is_main_process() else None,
+    ])
+    start_iter = 0
+    if resuming:
+        checkpointer.resume_or_load("", resume=True)
+        start_iter = trainer.iter + 1
+    trainer.train(start_iter, cfg.train.max_iter)
+    return evaluate(cfg, model)
+
+
+def _summary(record: dict) -> str:
+    shown = [k for k in ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC", "bbox/AP", "bbox/AP50", "segm/AP",
+                         "segm/AP50") if k in record["metrics"]]
+    metrics = ", ".join(f"{k} {record['metrics'][k]:.2f}" for k in shown)
+    return f"{record['task']} on {record['dataset']} {record['split']}, {record['backbone']} init {record['init']}: {metrics}"
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        launch(worker, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except (RunError, inits.InitError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Cityscapes preparation (labelTrainIds, depth from disparity + camera json) and detectron2's loaders on it.
+
+Fixture (datasets/raw_fixtures.py, 32x64): sky rows 0-7, road rows 16-31, a car cols 8-31 rows 16-23 and a
+person cols 40-47 rows 8-23; disparity 8/16/32/64 px by quarter of the width, column 0 invalid."""
+import numpy as np
+import pytest
+
+from datasets import raw_fixtures as R
+from datasets.fileio import read_json
+from tools import prepare_cityscapes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_catalog():
+    """These tests re-point the catalog at their own roots; give later modules the default registration."""
+    yield
+    from datasets.builtin import register_all
+
+    register_all()
+
+
+def read(path):
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, path
+    return img
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cityscapes")
+    R.cityscapes(str(root / "raw"))
+    assert prepare_cityscapes.main(["--raw", str(root / "raw"), "--out", str(root / "data" / "cityscapes"),
+                                    "--workers", "1"]) == 0
+    return root
+
+
+def test_label_train_ids_follow_cityscapesscripts(tree):
+    lab = read(tree / "data" / "cityscapes" / "gtFine" / "train" / "aachen" /
+               "aachen_000001_000019_gtFine_labelTrainIds.png")
+    assert lab.dtype == np.uint8 and lab.shape == (32, 64)
+    assert lab[2, 60] == 10 and lab[28, 60] == 0 and lab[20, 10] == 13 and lab[12, 44] == 11
+    assert lab[12, 10] == 255  # nothing drawn there: unlabeled
+    assert not (tree / "raw" / "gtFine" / "train" / "aachen" /
+                "aachen_000001_000019_gtFine_labelTrainIds.png").exists()  # the raw tree is left untouched
+
+
+def test_depth_is_baseline_times_fx_over_disparity(tree):
+    depth = read(tree / "data" / "cityscapes" / "depth" / "train" / "aachen" / "aachen_000000_000019_depth.png")
+    assert depth.dtype == np.uint16 and depth.shape == (32, 64)
+    bf = R.CITYSCAPES_CAMERA["extrinsic"]["baseline"] * R.CITYSCAPES_CAMERA["intrinsic"]["fx"]
+    for x, disp in [(5, 8), (20, 16), (40, 32), (63, 64)]:
+        assert abs(int(depth[10, x]) - bf / disp * 1000) <= 0.5, x  # 59.2, 29.6, 14.8, 7.4 m
+    assert (depth[:, 0] == 0).all()
+    recs = read_json(str(tree / "data" / "cityscapes" / "rgbd_train.json"))
+    assert [r["image_id"] for r in recs] == ["aachen_000000_000019", "aachen_000001_000019"]
+    assert recs[0]["intrinsics"] == [[2262.52, 0.0, 1096.98], [0.0, 2265.3017905988554, 513.137], [0.0, 0.0, 1.0]]
+
+
+def test_detectron2_loaders_read_the_prepared_tree(tree):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from pycocotools import mask as mask_util
+
+    from datasets.builtin import register_all
+
+    names = register_all(str(tree / "data"))
+    assert {"cityscapes_rgbd_train", "cityscapes_fine_sem_seg_train", "cityscapes_fine_sem_seg_val",
+            "cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val"} <= set(names)
+    sem = DatasetCatalog.get("cityscapes_fine_sem_seg_val")
+    assert len(sem) == 1 and sem[0]["image_id"] == "frankfurt_000000_000019"
+    assert sem[0]["sem_seg_file_name"].endswith("frankfurt_000000_000019_gtFine_labelTrainIds.png")
+    meta = MetadataCatalog.get("cityscapes_fine_sem_seg_val")
+    assert meta.evaluator_type == "cityscapes_sem_seg" and meta.stuff_colors[0] == (128, 64, 128)
+    assert meta.gt_dir.startswith(str(tree / "data" / "cityscapes"))
+    inst = DatasetCatalog.get("cityscapes_fine_instance_seg_train")
+    anns = sorted(inst[0]["annotations"], key=lambda a: a["category_id"])
+    assert [a["category_id"] for a in anns] == [0, 2]  # person, car
+    car = mask_util.decode(anns[1]["segmentation"])
+    assert car.sum() == 24 * 8 and car[16:24, 8:32].all() and isinstance(anns[1]["segmentation"]["counts"], str)
+    rgbd = DatasetCatalog.get("cityscapes_rgbd_train")
+    assert len(rgbd) == 2 and rgbd[0]["depth_file_name"].endswith("aachen_000000_000019_depth.png")
+
+
+def test_missing_disparity_is_named(tmp_path, tree, capsys):
+    import shutil
+
+    raw = tmp_path / "raw"
+    shutil.copytree(tree / "raw", raw)
+    gone = raw / "disparity" / "train" / "aachen" / "aachen_000001_000019_disparity.png"
+    gone.unlink()
+    assert prepare_cityscapes.main(["--raw", str(raw), "--out", str(raw), "--workers", "1"]) == 1
+    assert f"{gone}: missing" in capsys.readouterr().err
+    assert read_json(str(raw / "meta.json"))["complete"] is False
+    # in place (--out = --raw): labelTrainIds land beside the raw gtFine files, as cityscapesscripts does
+    assert (raw / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000019_gtFine_labelTrainIds.png").exists()

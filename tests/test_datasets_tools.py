@@ -1,0 +1,71 @@
+"""`tools.check_dataset` and `tools.visualize_dataset` on a small prepared ScanNet-layout tree."""
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from datasets import raw_fixtures as R
+from tools import check_dataset, prepare_scannet, visualize_dataset
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_catalog():
+    """These tests re-point the catalog at their own roots; give later modules the default registration."""
+    yield
+    from datasets.builtin import register_all
+
+    register_all()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tools")
+    R.scannet_export(str(root / "raw"), scenes=("scene0000_00",), val_scenes=("scene0001_00",), frames=2)
+    assert prepare_scannet.main(["--raw", str(root / "raw"), "--out", str(root / "data" / "scannet"),
+                                 "--frame-skip", "1", "--workers", "1"]) == 0
+    return root
+
+
+def test_check_dataset_passes_a_good_tree(root, capsys):
+    assert check_dataset.main(["scannet_instance_val", "--root", str(root / "data")]) == 0
+    out = capsys.readouterr().out
+    assert "2 checked of 2" in out and "instances    8 in 2 images" in out and "problems     0" in out
+    assert check_dataset.main(["scannet_sem_seg_train", "--limit", "1", "--root", str(root / "data")]) == 0
+    assert "1 checked of 2" in capsys.readouterr().out
+
+
+def test_check_dataset_reports_every_problem_with_its_file(tmp_path, root, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    scene = data / "scannet" / "scenes" / "scene0000_00"
+    cv2.imwrite(str(scene / "label" / "0.png"), np.full((48, 64), 30, np.uint8))  # value beyond 20 classes
+    cv2.imwrite(str(scene / "depth" / "1.png"), np.full((48, 64), 3, np.uint16))  # metres stored as mm
+    (scene / "color" / "1.jpg").write_bytes((scene / "color" / "1.jpg").read_bytes()[:200])
+    assert check_dataset.main(["scannet_sem_seg_train", "--root", str(data)]) == 1
+    out = capsys.readouterr().out
+    assert f"PROBLEM {scene / 'label' / '0.png'}: label values [30] outside 0..19 and 255" in out
+    assert f"PROBLEM {scene / 'color' / '1.jpg'}: truncated" in out
+    assert "implausible median depth" not in out  # frame 1's image is unreadable, so its depth is not reached
+    (scene / "color" / "1.jpg").write_bytes((root / "data" / "scannet" / "scenes" / "scene0000_00" / "color" /
+                                             "1.jpg").read_bytes())
+    assert check_dataset.main(["scannet_rgbd_train", "--root", str(data)]) == 1
+    assert f"PROBLEM {scene / 'depth' / '1.png'}: implausible median depth 3 mm" in capsys.readouterr().out
+
+
+def test_check_dataset_on_an_absent_dataset_names_the_command(tmp_path, capsys):
+    assert check_dataset.main(["nyuv2_sem_seg_test", "--root", str(tmp_path)]) == 1
+    assert "tools.prepare_nyuv2" in capsys.readouterr().err
+
+
+def test_visualize_dataset_draws_image_beside_depth(tmp_path, root, capsys):
+    out = tmp_path / "vis"
+    assert visualize_dataset.main(["scannet_instance_val", "--out", str(out), "-n", "8",
+                                   "--root", str(root / "data")]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["000_scene0001_00_0.png", "001_scene0001_00_1.png"]
+    panel = cv2.imread(str(out / files[0]))[..., ::-1]
+    assert panel.shape == (48, 128, 3)
+    assert (panel[:6, 64:72] == 0).all()  # invalid depth corner is black
+    assert panel[40, 64:].std() > 10  # the depth ramp is colour-mapped
+    assert "2 images of scannet_instance_val" in capsys.readouterr().out

@@ -1,0 +1,73 @@
+"""pretrain/data.py: joint RGB-D augmentation, deterministic sharded sampling, clear errors for bad files."""
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+from datasets.fileio import DataError
+from pretrain.data import RGBDPretrainDataset, ShardedInfiniteSampler
+
+
+def _pair(tmp_path, name="a", h=120, w=160, depth_dtype=np.uint16):
+    """Depth rises left to right in 8 flat steps (1..8 m, top rows invalid); red follows the same steps."""
+    steps = np.repeat(np.arange(1, 9), w // 8)[None].repeat(h, 0)
+    depth = (steps * 1000).astype(depth_dtype)
+    depth[:10] = 0
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 0] = steps * 30
+    cv2.imwrite(str(tmp_path / f"{name}.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 100])
+    cv2.imwrite(str(tmp_path / f"{name}.png"), depth)
+    return {"file_name": str(tmp_path / f"{name}.jpg"), "depth_file_name": str(tmp_path / f"{name}.png"),
+            "height": h, "width": w, "image_id": name}
+
+
+def test_rgb_and_depth_share_crop_and_flip_and_depth_is_never_blended(tmp_path):
+    ds = RGBDPretrainDataset([_pair(tmp_path)], (48, 64), scale=(0.2, 1.0), hflip=0.5, color_jitter=0.0)
+    flips = set()
+    for k in range(12):
+        item = ds[(0, [0, 0, 0, k])]
+        assert item["image"].shape == (3, 48, 64) and item["depth"].shape == (1, 48, 64)
+        depth, valid = item["depth"][0].numpy(), item["valid"][0].numpy()
+        assert set(np.unique(depth)) <= {0.0, *map(float, range(1, 9))}  # nearest: no blended depths
+        assert np.array_equal(valid, depth > 0)
+        rows = valid.all(1)  # rows below the invalid band
+        profile_d = depth[rows].mean(0)
+        profile_r = item["image"][0].numpy()[rows].astype(float).mean(0)
+        if rows.any() and np.ptp(profile_d) > 0:
+            assert np.corrcoef(profile_r, profile_d)[0, 1] > 0.9  # same crop and flip for both
+            flips.add(bool(profile_d[0] > profile_d[-1]))
+    assert flips == {True, False}  # both orientations occurred, each applied to both modalities
+
+
+def test_colour_jitter_touches_rgb_only_and_same_seed_same_sample(tmp_path):
+    d = _pair(tmp_path)
+    plain = RGBDPretrainDataset([d], (48, 64), color_jitter=0.0)[(0, [1, 2, 3, 4])]
+    jittered = RGBDPretrainDataset([d], (48, 64), color_jitter=0.4)
+    a, b = jittered[(0, [1, 2, 3, 4])], jittered[(0, [1, 2, 3, 4])]
+    assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["depth"], b["depth"])
+    assert np.array_equal(a["depth"], plain["depth"])
+    assert not np.array_equal(a["image"], plain["image"])
+
+
+def test_bad_files_name_the_file(tmp_path):
+    d = _pair(tmp_path, depth_dtype=np.uint8)
+    with pytest.raises(DataError, match="a.png.*16-bit"):
+        RGBDPretrainDataset([d], (48, 64))[0]
+    d = _pair(tmp_path, "b")
+    cv2.imwrite(d["depth_file_name"], np.ones((60, 80), np.uint16))
+    with pytest.raises(ValueError, match="b.png: depth is 80x60 but .*b.jpg is 160x120"):
+        RGBDPretrainDataset([d], (48, 64))[0]
+    with pytest.raises(DataError, match="missing"):
+        RGBDPretrainDataset([{**d, "file_name": str(tmp_path / "gone.jpg")}], (48, 64))[0]
+
+
+def test_sampler_shards_disjointly_and_resumes_mid_stream():
+    size, world = 10, 3
+    per_rank = [list(itertools.islice(ShardedInfiniteSampler(size, 5, r, world), 4)) for r in range(world)]
+    first_epoch = [i for shard in per_rank for i, _ in shard]
+    assert len(first_epoch) == 12 and set(first_epoch) == set(range(size))  # all, padded to 3 x 4
+    full = list(itertools.islice(ShardedInfiniteSampler(size, 5, 1, world), 11))
+    resumed = list(itertools.islice(ShardedInfiniteSampler(size, 5, 1, world, start=6), 5))
+    assert resumed == full[6:]
+    assert [i for i, _ in full[:4]] != [i for i, _ in full[4:8]]  # a fresh permutation per epoch

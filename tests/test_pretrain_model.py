@@ -1,0 +1,202 @@
+"""pretrain/ model pieces: masking, patchify, losses, objectives, init checkpoints, export to Detectron2."""
+from functools import partial
+
+import pytest
+import torch
+from torch import nn
+
+from pretrain.export import PREFIX, export_state
+from pretrain.masking import gather_tokens, patchify, random_masking, unpatchify
+from pretrain.model import MaskedRGBD, depth_loss, load_encoder_weights
+
+TINY = dict(preset="tiny", embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
+
+
+def _batch(b=2, h=64, w=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.randint(0, 256, (b, 3, h, w), generator=g, dtype=torch.uint8)
+    depth = 0.5 + 4 * torch.rand(b, 1, h, w, generator=g)
+    depth[:, :, :5] = 0  # a band of invalid readings
+    return image, depth, depth > 0
+
+
+def test_patchify_round_trip_and_layout_on_non_square_input():
+    x = torch.randn(2, 3, 96, 128)
+    p = patchify(x, 16)
+    assert p.shape == (2, 6 * 8, 16 * 16 * 3)
+    assert torch.equal(unpatchify(p, 16, (6, 8)), x)
+    # Row-major: patch r * 8 + c is the image region (r, c), the order of Detectron2's token map.
+    r, c = 4, 5
+    region = x[1, :, r * 16:(r + 1) * 16, c * 16:(c + 1) * 16].permute(1, 2, 0).reshape(-1)
+    assert torch.equal(p[1, r * 8 + c], region)
+    assert patchify(torch.zeros(1, 1, 240, 320), 16).shape == (1, 15 * 20, 256)
+
+
+def test_size_not_divisible_by_patch_is_a_clear_error():
+    with pytest.raises(ValueError, match="not divisible by patch size 16"):
+        patchify(torch.zeros(1, 3, 100, 128), 16)
+    with pytest.raises(ValueError, match="not divisible"):
+        MaskedRGBD(img_size=(250, 320), **TINY)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5, 0.75, 0.9])
+def test_random_masking_counts_and_restore_inverts_shuffle(ratio):
+    b, n = 3, 300
+    keep, restore, mask = random_masking(b, n, ratio, generator=torch.Generator().manual_seed(1))
+    n_keep = int(n * (1 - ratio))
+    assert keep.shape == (b, n_keep) and restore.shape == (b, n)
+    assert (mask.sum(1) == n - n_keep).all()
+    assert not mask.gather(1, keep).any()  # kept patches are exactly the unmasked ones
+    tokens = torch.arange(n).repeat(b, 1).unsqueeze(-1).float()
+    visible = gather_tokens(tokens, keep)
+    filled = torch.cat([visible, torch.full((b, n - n_keep, 1), -1.0)], dim=1)
+    unshuffled = gather_tokens(filled, restore)[..., 0]
+    assert torch.equal(unshuffled[~mask], tokens[..., 0][~mask])  # visible tokens back in place
+    assert (unshuffled[mask] == -1).all()  # mask tokens exactly where hidden
+    if 0 < ratio:
+        assert not torch.equal(mask[0], mask[1])  # per-sample masks
+
+
+def test_mask_ratios_outside_unit_interval_are_rejected():
+    with pytest.raises(ValueError, match=r"rgb_mask_ratio=1.0 is outside \[0, 1\)"):
+        MaskedRGBD(rgb_mask_ratio=1.0, **TINY)
+    with pytest.raises(ValueError, match="depth_mask_ratio"):
+        MaskedRGBD(depth_mask_ratio=-0.1, **TINY)
+
+
+@pytest.mark.parametrize("norm", ["metric", "image", "patch"])
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_depth_loss_ignores_visible_patches_and_invalid_depth(norm, kind):
+    _, depth, valid = _batch()
+    p, n = 16, 4 * 6
+    mask = torch.zeros(2, n, dtype=torch.bool)
+    mask[:, ::2] = True  # even patches hidden; patch 0 (top-left) holds invalid rows
+    pred = torch.randn(2, n, p * p)
+    base = depth_loss(pred, depth, valid, mask, p, norm, kind)
+
+    pred_vis = pred.clone()
+    pred_vis[:, 1::2] += 100.0  # visible patches
+    assert torch.allclose(depth_loss(pred_vis, depth, valid, mask, p, norm, kind), base)
+
+    pred_inv = pred.clone()
+    pred_inv[:, 0, : 5 * p] += 100.0  # the invalid rows of a hidden patch
+    assert torch.allclose(depth_loss(pred_inv, depth, valid, mask, p, norm, kind), base)
+
+    depth_inv = depth.clone()
+    depth_inv[~valid] = 0.0
+    depth_inv[:, :, :5] = 7.0  # garbage where marked invalid changes nothing (targets, statistics)
+    assert torch.allclose(depth_loss(pred, depth_inv, valid, mask, p, norm, kind), base)
+
+    pred_hit = pred.clone()
+    pred_hit[:, 2, -1] += 100.0  # a valid pixel of a hidden patch
+    assert depth_loss(pred_hit, depth, valid, mask, p, norm, kind) > base
+
+
+def test_depth_loss_value_in_metres():
+    depth = torch.full((1, 1, 16, 32), 2.0)
+    valid = torch.ones_like(depth, dtype=torch.bool)
+    valid[..., :8, :] = False  # half of each patch invalid
+    mask = torch.tensor([[True, False]])
+    pred = torch.full((1, 2, 256), 2.5)
+    assert depth_loss(pred, depth, valid, mask, 16, "metric", "l1").item() == pytest.approx(0.5)
+    assert depth_loss(pred, depth, valid, mask, 16, "metric", "l2").item() == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("objective", ["mask3d", "mae", "multimae"])
+def test_objectives_train_the_encoder(objective):
+    torch.manual_seed(0)
+    model = MaskedRGBD(objective=objective, img_size=(64, 96), **TINY)
+    out = model(*_batch(), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out["loss"])
+    assert ("loss_depth" in out) == (objective != "mae") and ("loss_rgb" in out) == (objective != "mask3d")
+    out["loss"].backward()
+    assert model.patch_embed.proj.weight.grad.abs().sum() > 0
+    assert model.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    if objective == "mask3d":
+        with pytest.raises(ValueError, match="needs depth"):
+            model(_batch()[0])
+
+
+def _checkpoint(model):
+    return {"model": model.state_dict(), "arch": model.arch(), "iteration": 7}
+
+
+def _d2_wrapper(dim, depth, heads, use_rel_pos):
+    from detectron2.modeling.backbone.vit import SimpleFeaturePyramid, ViT
+
+    net = ViT(img_size=224, patch_size=16, embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
+              qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=use_rel_pos,
+              window_size=7 if use_rel_pos else 0, window_block_indexes=[0] if use_rel_pos else [],
+              pretrain_img_size=224, pretrain_use_cls_token=True)
+    holder = nn.Module()
+    holder.backbone = SimpleFeaturePyramid(net, "last_feat", out_channels=16, scale_factors=(4.0, 2.0, 1.0, 0.5),
+                                           norm="LN", square_pad=224)
+    return holder
+
+
+def test_export_loads_into_detectron2_vit_with_every_key_matched_and_equal_features():
+    torch.manual_seed(0)
+    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY).eval()
+    exported = export_state(_checkpoint(model), "test")
+    sd = exported["model"]
+    assert all(k.startswith(PREFIX) for k in sd)
+    assert not any(s in k for k in sd for s in ("decoder", "depth", "mask_token", "modality", "head"))
+    assert sd[PREFIX + "pos_embed"].shape == (1, 1 + 14 * 14, 32)
+    meta = exported["meta"]
+    assert (meta["embed_dim"], meta["depth"], meta["num_heads"], meta["patch_size"]) == (32, 2, 2, 16)
+    assert meta["img_size"] == [64, 96] and meta["objective"] == "mask3d" and meta["iteration"] == 7
+
+    holder = _d2_wrapper(32, 2, 2, use_rel_pos=True)
+    result = holder.load_state_dict(sd, strict=False)
+    assert result.unexpected_keys == []
+    missing_net = [k for k in result.missing_keys if k.startswith(PREFIX)]
+    assert missing_net and all("rel_pos" in k for k in missing_net)
+
+    # Without relative positions and at 224x224 (14x14 tokens, no resizing), Detectron2's ViT computes
+    # exactly our encoder's features.
+    holder = _d2_wrapper(32, 2, 2, use_rel_pos=False).eval()
+    result = holder.load_state_dict(sd, strict=False)
+    assert not [k for k in result.missing_keys if k.startswith(PREFIX)]
+    image = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    with torch.no_grad():
+        ours = model.features(image)
+        theirs = holder.backbone.net(model.normalize(image))["last_feat"]
+    assert theirs.shape == ours.shape == (2, 32, 14, 14)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_encoder_init_from_mae_timm_safetensors_and_export(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    source = MaskedRGBD(objective="mae", img_size=(64, 96), **TINY)
+    encoder = {k: v for k, v in source.state_dict().items() if k.startswith(("patch_embed", "blocks", "norm"))}
+    mae_like = {**encoder, "cls_token": torch.zeros(1, 1, 32), "pos_embed": torch.zeros(1, 17, 32),
+                "decoder_embed.weight": torch.zeros(8, 32), "mask_token": torch.zeros(1, 1, 8)}
+    torch.save({"model": mae_like, "epoch": 3}, tmp_path / "mae.pth")
+    save_file({k: v.contiguous() for k, v in encoder.items()}, str(tmp_path / "timm.safetensors"))
+    torch.save(export_state(_checkpoint(source), "test"), tmp_path / "export.pth")
+
+    for name in ("mae.pth", "timm.safetensors", "export.pth"):
+        target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY)
+        info = load_encoder_weights(target, tmp_path / name)
+        assert info["loaded"] >= len([k for k in encoder if not k.startswith("norm.")])
+        assert torch.equal(target.blocks[1].mlp.fc2.weight, source.blocks[1].mlp.fc2.weight)
+        assert torch.equal(target.patch_embed.proj.weight, source.patch_embed.proj.weight)
+
+
+def test_checkpoint_of_another_architecture_or_truncated_is_a_clear_error(tmp_path):
+    other = MaskedRGBD(objective="mae", img_size=(64, 96), **{**TINY, "embed_dim": 64})
+    torch.save({"model": other.state_dict()}, tmp_path / "wide.pth")
+    target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY)
+    with pytest.raises(ValueError, match="embed_dim=64.*embed_dim=32"):
+        load_encoder_weights(target, tmp_path / "wide.pth")
+    torch.save({"model": {"conv1.weight": torch.zeros(8, 3, 7, 7)}}, tmp_path / "resnet.pth")
+    with pytest.raises(ValueError, match="not a ViT checkpoint"):
+        load_encoder_weights(target, tmp_path / "resnet.pth")
+    data = (tmp_path / "wide.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.pth.*is the file complete"):
+        load_encoder_weights(target, tmp_path / "cut.pth")
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        load_encoder_weights(target, tmp_path / "missing.pth")

@@ -1,0 +1,138 @@
+"""pretrain/ end to end on the tiny synthetic tree: loss falls, outputs, exact resume, NaN handling, bad input."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from pretrain import export as export_cli
+from pretrain import train as train_mod
+from pretrain.model import MaskedRGBD
+from results.store import read_records
+
+CONFIG = str(Path(__file__).resolve().parents[1] / "pretrain" / "configs" / "default_cpu.py")
+TINY = {"model.embed_dim": 32, "model.depth": 2, "model.num_heads": 2, "model.decoder_dim": 32,
+        "model.decoder_depth": 1, "model.decoder_heads": 2, "model.img_size": (96, 128),
+        "data.names": "synthetic_rgbd_train", "data.workers": 0, "train.batch_size": 4, "train.max_iter": 6,
+        "train.warmup_iters": 2, "train.checkpoint_period": 2, "train.vis_period": 0, "train.log_period": 2}
+
+
+def _run(out_dir, resume=False, **overrides):
+    settings = {**TINY, "train.output_dir": str(out_dir), **overrides}
+    args = ["--config", CONFIG] + (["--resume"] if resume else []) + [f"{k}={v}" for k, v in settings.items()]
+    return train_mod.main(args)
+
+
+def _history(out_dir):
+    return torch.load(Path(out_dir) / "checkpoint.pth", weights_only=True)["loss_history"]
+
+
+def test_tiny_run_loss_falls_writes_outputs_and_leaves_a_finished_run_intact(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    assert _run(out, **{"train.max_iter": 40, "train.checkpoint_period": 20, "train.vis_period": 20}) == 0
+    for name in ("checkpoint.pth", "backbone.pth", "config.yaml", "log.txt", "metrics.json",
+                 "reconstruction.png", "reconstruction_000020.png"):
+        assert (out / name).is_file(), name
+    assert list(out.glob("events.out.tfevents.*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["iterations"] == 40 and metrics["objective"] == "mask3d"
+    assert metrics["loss"] < 0.8 * metrics["loss_start"], metrics
+    (record,) = read_records()
+    assert record["kind"] == "pretrain" and record["objective"] == "mask3d" and record["dataset"] == "synthetic"
+    assert record["iterations"] == 40 and record["metrics"]["loss"] == pytest.approx(metrics["loss"])
+    assert len(record["loss_history"]) == 40 and record["loss_history"][-1][0] == 40
+    exported = torch.load(out / "backbone.pth", weights_only=True)
+    assert exported["meta"]["iteration"] == 40 and exported["meta"]["img_size"] == [96, 128]
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert _run(out, resume=True, **{"train.max_iter": 40}) == 0  # finished: nothing is redone
+    assert _run(out, **{"train.max_iter": 40}) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    assert len(read_records()) == 1
+
+    assert export_cli.main([str(out), str(tmp_path / "again.pth")]) == 0
+    again = torch.load(tmp_path / "again.pth", weights_only=True)["model"]
+    assert all(torch.equal(again[k], exported["model"][k]) for k in exported["model"])
+
+
+def test_resume_reproduces_the_uninterrupted_losses_exactly(synthetic_root, tmp_path, monkeypatch):
+    assert _run(tmp_path / "straight") == 0
+    straight = _history(tmp_path / "straight")
+
+    real_save = train_mod.atomic_save
+
+    def crash_after_iteration_4(obj, path):
+        real_save(obj, path)
+        if isinstance(obj, dict) and obj.get("iteration") == 4:
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(train_mod, "atomic_save", crash_after_iteration_4)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(tmp_path / "resumed")
+    monkeypatch.undo()
+    assert _run(tmp_path / "resumed") == 1  # a run is there: continuing it needs --resume
+    assert _run(tmp_path / "resumed", resume=True, **{"data.workers": 1}) == 0  # workers don't change the stream
+    resumed = _history(tmp_path / "resumed")
+    assert [i for i, _ in resumed] == list(range(1, 7))
+    assert resumed == straight  # exact float equality on CPU
+    assert _run(tmp_path / "other", resume=True, **{"model.rgb_mask_ratio": 0.5}) == 0
+    assert _history(tmp_path / "other") != straight
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path, monkeypatch, capsys):
+    real_forward = MaskedRGBD.forward
+    calls = []
+
+    def forward_nan_at_third(self, *args, **kwargs):
+        out = real_forward(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            out["loss"] = out["loss"] * math.nan
+        return out
+
+    monkeypatch.setattr(MaskedRGBD, "forward", forward_nan_at_third)
+    out = tmp_path / "nan"
+    assert _run(out) == 1
+    assert "non-finite loss (nan) at iteration 3" in capsys.readouterr().err
+    assert "last good checkpoint" in (out / "log.txt").read_text()
+    ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
+    assert ckpt["iteration"] == 2 and all(math.isfinite(v) for _, v in ckpt["loss_history"])
+    assert not (out / "metrics.json").exists() and not (out / "backbone.pth").exists()
+    assert read_records() == []
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"data.names": "nodepth_test"}, "has no depth_file_name"),
+    ({"data.names": "absent_rgbd_train"}, "absent_rgbd_train"),
+    ({"model.img_size": (100, 128)}, "not divisible by patch size 16"),
+    ({"model.rgb_mask_ratio": 1.0}, "outside [0, 1)"),
+    ({"model.depth_mask_ratio": -0.5}, "outside [0, 1)"),
+    ({"train.init_checkpoint": "WIDE"}, "embed_dim=64"),
+    ({"model.no_such_key": 1}, "no such key"),
+])
+def test_bad_input_fails_before_training(synthetic_root, tmp_path, capsys, overrides, message):
+    from detectron2.data import DatasetCatalog
+
+    if "nodepth_test" not in DatasetCatalog.list():
+        sem = DatasetCatalog.get("synthetic_sem_seg_train")
+        DatasetCatalog.register("nodepth_test", lambda: [{k: v for k, v in d.items() if k != "depth_file_name"}
+                                                         for d in sem])
+    if overrides.get("train.init_checkpoint") == "WIDE":
+        wide = MaskedRGBD(objective="mae", preset="tiny", embed_dim=64, depth=2, num_heads=2, img_size=(96, 128))
+        torch.save({"model": wide.state_dict()}, tmp_path / "wide.pth")
+        overrides = {"train.init_checkpoint": str(tmp_path / "wide.pth")}
+    out = tmp_path / "bad"
+    assert _run(out, **overrides) == 1
+    assert message in capsys.readouterr().err
+    assert not (out / "checkpoint.pth").exists()
+
+
+def test_multimae_and_none_objectives_export(synthetic_root, tmp_path):
+    assert _run(tmp_path / "mm", **{"model.objective": "multimae", "train.max_iter": 2}) == 0
+    assert (tmp_path / "mm" / "reconstruction.png").is_file()
+    assert _run(tmp_path / "none", **{"model.objective": "none"}) == 0
+    metas = {r["objective"]: r for r in read_records()}
+    assert metas["multimae"]["iterations"] == 2 and metas["none"]["iterations"] == 0
+    exported = torch.load(tmp_path / "none" / "backbone.pth", weights_only=True)
+    assert exported["meta"]["objective"] == "none" and exported["meta"]["iteration"] == 0

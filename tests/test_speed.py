@@ -1,0 +1,75 @@
+"""`python -m tools.speed` runs on toy sizes and writes well-formed output. No timing is asserted: speed
+figures depend on the machine; only that every measurement ran and produced a sane record."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools import speed
+
+REPO = Path(__file__).resolve().parent.parent
+ROW_KEYS = {"name", "value", "unit", "limit", "ratio", "settings", "targets", "ok"}
+
+
+def _check_rows(rows, expected_names):
+    assert isinstance(rows, list)
+    names = [r["name"] for r in rows]
+    assert len(names) == len(set(names)), names
+    assert set(expected_names) <= set(names), set(expected_names) - set(names)
+    for r in rows:
+        assert ROW_KEYS <= set(r), (r["name"], ROW_KEYS - set(r))
+        assert not r.get("error"), (r["name"], r.get("error"))
+        assert isinstance(r["value"], float) and math.isfinite(r["value"]) and r["value"] > 0, r
+        assert isinstance(r["unit"], str) and r["unit"]
+        assert isinstance(r["settings"], dict) and r["settings"]["tiny"] is True
+        assert r["ok"] is None  # targets are not judged on toy sizes
+        if r["limit"] is not None:
+            assert r["limit"] > 0 and r["ratio"] > 0
+        if not r["name"].startswith("mask3d_vs_timm"):
+            memory = r.get("cuda_max_allocated_mb", r.get("peak_rss_mb"))
+            assert isinstance(memory, float) and memory > 0, r
+
+
+def test_tiny_run_writes_every_measurement(tmp_path):
+    out = tmp_path / "speed.json"
+    proc = subprocess.run([sys.executable, "-m", "tools.speed", "--tiny", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    expected = [n for job in speed.jobs_for(cuda=False) for n in job.rows]
+    expected += ["mask3d_vs_timm_vit_s_cpu", "mask3d_vs_timm_vit_b_cpu"]
+    _check_rows(rows, expected)
+    by_name = {r["name"]: r for r in rows}
+    step = by_name["step_mask3d_vit_s_cpu"]["settings"]
+    assert step["objective"] == "mask3d" and step["step_gflops"] > 0 and step["batch"] >= 1
+    assert by_name["mask3d_vs_timm_vit_b_cpu"]["targets"] == ["ratio >= 0.9"]
+    assert by_name["loader_rgbd"]["targets"] == ["ratio >= 0.75", "value >= 150"]
+    assert "speed:" in proc.stdout.splitlines()[-1] and "written to" in proc.stdout.splitlines()[-1]
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically
+
+
+def test_isolated_workers_and_only(tmp_path):
+    """One process per measurement (the full run's mode) on the cheapest ones; `--only` takes patterns."""
+    out = tmp_path / "speed.json"
+    assert speed.main(["--tiny", "--isolate", "--only", "synthetic_*,prepare_scannet", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    _check_rows(rows, ["synthetic_generate", "prepare_scannet"])
+    assert [r["name"] for r in rows] == ["synthetic_generate", "prepare_scannet"]
+    assert all(r["memory_isolated"] for r in rows)
+
+
+def test_unknown_name_is_an_error_naming_the_choices(tmp_path):
+    with pytest.raises(SystemExit, match="matches no measurement.*loader_rgbd_worker"):
+        speed.main(["--tiny", "--only", "no_such_thing", "--out", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_target_check():
+    row = {"value": 160.0, "ratio": 0.7, "targets": ["ratio >= 0.75", "value >= 150"]}
+    assert speed.check(row, tiny=False) is False
+    assert speed.check(dict(row, ratio=0.8), tiny=False) is True
+    assert speed.check(dict(row, ratio=0.8), tiny=True) is None
+    assert speed.check(dict(row, targets=[]), tiny=False) is None
