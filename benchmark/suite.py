@@ -23,7 +23,7 @@ from pathlib import Path
 from detectron2.data import DatasetCatalog
 
 from benchmark import inits
-from benchmark.train_net import init_id
+from benchmark.train_net import RunError, init_id, require_registered
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_CSV = REPO / "results" / "paper.csv"
@@ -36,6 +36,10 @@ SPLITS = {
     "cityscapes": {"semseg": ("cityscapes_fine_sem_seg_train", "cityscapes_fine_sem_seg_val"),
                    "insseg": ("cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val")},
 }
+# Tiny-config iterations per task: both runs of `make bench-scannet` fit in about 5 CPU minutes.
+ITERS = {"semseg": 150, "insseg": 100}
+# Lines of a run's console output worth showing live; everything is in the run's log.txt.
+PROGRESS = ("eta:", "benchmark:", "copypaste:", "Overall training speed", "error")
 SHOWN = {"semseg": ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC"),
          "insseg": ("bbox/AP", "bbox/AP50", "segm/AP", "segm/AP50")}
 
@@ -56,21 +60,15 @@ def resolve_names(dataset: str) -> tuple[str, dict]:
     """(dataset the runs use, task -> (train, test) names); ScanNet falls back to the synthetic tree."""
     import datasets.builtin as builtin  # registers what the data root holds
 
-    prefixes = ("scannet", "synthetic") if dataset == "scannet" else (dataset,)
-    for prefix in prefixes:
+    for prefix in ("scannet", "synthetic") if dataset == "scannet" else (dataset,):
         names = {task: tuple(n.format(p=prefix) for n in pair) for task, pair in SPLITS[dataset].items()}
         if all(n in DatasetCatalog for pair in names.values() for n in pair):
             if prefix != dataset:
                 print(f"bench: ScanNet is not prepared under {os.path.abspath(builtin.data_root())}; using the "
                       f"synthetic tree instead (made by `make data-synthetic`)")
             return prefix, names
-    for name in (n.format(p=prefixes[-1]) for pair in SPLITS[dataset].values() for n in pair):
-        if name not in DatasetCatalog:
-            try:
-                DatasetCatalog.get(name)  # datasets.builtin's error names the preparation command
-            except KeyError as e:
-                raise SuiteError(e.args[0]) from None
-    raise SuiteError(f"{dataset} is not fully prepared under {builtin.data_root()}")
+    require_registered(n for pair in names.values() for n in pair)  # raises, naming the preparation command
+    raise AssertionError("unreachable: some name above is unregistered")
 
 
 def pick_backbone(spec: inits.InitSpec, requested: str | None) -> str:
@@ -88,8 +86,15 @@ def run_one(dataset: str, task: str, backbone: str, names, init: str, spec, iter
            f"dataloader.train.dataset.names={names[0]}", f"dataloader.test.dataset.names={names[1]}",
            f"train.max_iter={iters}", f"train.checkpointer.period={max(iters // 2, 1)}", f"train.output_dir={out}"]
     print(f"bench: {task} with {config} (tiny, {iters} iterations) -> {out}", flush=True)
-    if subprocess.run(cmd, cwd=REPO).returncode != 0 or not (out / "metrics.json").is_file():
-        raise SuiteError(f"the {task} run failed; its log is {out / 'log.txt'}")
+    tail = []
+    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            tail = (tail + [line])[-30:]
+            if any(key in line for key in PROGRESS):
+                print("  " + line.rstrip(), flush=True)
+    if proc.returncode != 0 or not (out / "metrics.json").is_file():
+        sys.stdout.write("".join(tail))
+        raise SuiteError(f"the {task} run failed (last lines above); its log is {out / 'log.txt'}")
     return json.loads((out / "metrics.json").read_text())["record"]
 
 
@@ -128,11 +133,11 @@ def report(dataset: str, used: str, records: list[dict], paper_csv: Path = PAPER
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.suite", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=sorted(SPLITS))
-    parser.add_argument("--init", default=os.environ.get("INIT") or None,
+    parser.add_argument("--init", default=None,
                         help=f"initialisation spec (default: the newest {PRETRAIN_EXPORTS})")
     parser.add_argument("--backbone", choices=("vit_b", "r50"), default=None,
                         help="config family (default: r50 for Pri3D / r50 baselines, else vit_b)")
-    parser.add_argument("--iters", type=int, default=300, help="training iterations per task")
+    parser.add_argument("--iters", type=int, default=None, help=f"training iterations per task (default {ITERS})")
     parser.add_argument("--output", default="output/bench", help="where the run folders go")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -143,9 +148,9 @@ def main(argv=None) -> int:
         used, names = resolve_names(args.dataset)
         backbone = pick_backbone(spec, args.backbone)
         print(f"bench: {args.dataset} ({used} data), init {init}, {backbone} tiny configs", flush=True)
-        records = [run_one(args.dataset, task, backbone, names[task], init, spec, args.iters, Path(args.output))
-                   for task in ("semseg", "insseg")]
-    except (SuiteError, inits.InitError) as e:
+        records = [run_one(args.dataset, task, backbone, names[task], init, spec, args.iters or ITERS[task],
+                           Path(args.output)) for task in ("semseg", "insseg")]
+    except (SuiteError, RunError, inits.InitError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(report(args.dataset, used, records))

@@ -91,15 +91,19 @@ def _names(names) -> list[str]:
     return [names] if isinstance(names, str) else list(names)
 
 
+def require_registered(names) -> None:
+    """An absent dataset is a RunError carrying datasets.builtin's message, which names the preparation command."""
+    for name in names:
+        if name not in DatasetCatalog:
+            try:
+                DatasetCatalog.get(name)
+            except KeyError as e:
+                raise RunError(e.args[0]) from None
+
+
 def sync_with_dataset(cfg) -> None:
     """Class counts and ignore label come from the training set's metadata, never from a stale literal."""
-    for loader in (cfg.dataloader.train, cfg.dataloader.test):
-        for name in _names(loader.dataset.names):
-            if name not in DatasetCatalog:
-                try:
-                    DatasetCatalog.get(name)  # raises an error naming the preparation command
-                except KeyError as e:
-                    raise RunError(e.args[0]) from None
+    require_registered(_names(cfg.dataloader.train.dataset.names) + _names(cfg.dataloader.test.dataset.names))
     meta = MetadataCatalog.get(_names(cfg.dataloader.train.dataset.names)[0])
     if "sem_seg_head" in cfg.model:
         cfg.model.sem_seg_head.num_classes = len(meta.stuff_classes)
@@ -163,11 +167,10 @@ def _json_safe(results: dict) -> dict:
 def build_record(cfg, args, spec: inits.InitSpec, results: dict, iterations: int, out: Path, chash: str) -> dict:
     train_name = _names(cfg.dataloader.train.dataset.names)[0]
     test_name = _names(cfg.dataloader.test.dataset.names)[0]
-    fraction = train_name.rsplit("_", 1)[-1]
     return {
         "kind": "finetune", "dataset": test_name.split("_")[0], "split": test_name.rsplit("_", 1)[-1],
         "task": task_of(results), "backbone": backbone_name(cfg), "init": spec.label, "seed": int(cfg.train.seed),
-        "data_fraction": float(fraction[:-3]) if fraction.endswith("pct") else 100.0,
+        "data_fraction": float(MetadataCatalog.get(train_name).get("data_fraction", 100)),
         "iterations": int(iterations), "metrics": record_metrics(results), "tiny": bool(args.tiny),
         "config_file": str(args.config_file), "config_hash": chash, "git_commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device_name(cfg.train.device),
@@ -178,14 +181,13 @@ def build_record(cfg, args, spec: inits.InitSpec, results: dict, iterations: int
 def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: str) -> dict:
     """Write metrics.json, then append the record; a re-evaluation of a finished run keeps its result."""
     record = build_record(cfg, args, spec, results, iterations, out, chash)
-    target = out / "metrics.json"
-    if target.exists():
-        target = out / "metrics_eval.json"
-        logger.info(f"{out} already holds a finished result; this evaluation goes to {target}, not to the store")
-        write_json({"results": _json_safe(results), "record": record}, target)
-        return record
+    finished = (out / "metrics.json").exists()
+    target = out / ("metrics_eval.json" if finished else "metrics.json")
     write_json({"results": _json_safe(results), "record": record}, target)
-    append_record(record)
+    if finished:
+        logger.info(f"{out} already holds a finished result; this evaluation went to {target}, not to the store")
+    else:
+        append_record(record)
     return record
 
 
@@ -242,7 +244,8 @@ def worker(args):
 
 
 def train(cfg, model, out: Path, resuming: bool) -> dict:
-    model = create_ddp_model(model, **cfg.train.ddp)
+    on_cpu = not cfg.train.device.startswith("cuda")  # CPU DDP (gloo) takes no device_ids
+    model = create_ddp_model(model, **cfg.train.ddp, **({"device_ids": None} if on_cpu else {}))
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     use_amp = cfg.train.amp.enabled and cfg.train.device.startswith("cuda")

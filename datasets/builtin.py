@@ -21,7 +21,7 @@ KNOWN = {
                 "python -m tools.prepare_scannet --raw SCANNET_RAW --out {root}/scannet"),
     "synthetic": ([n.format(p="synthetic") for n in _SCANNET_NAMES],
                   "make data-synthetic  (or: python -m tools.make_synthetic --out {root}/synthetic_raw && "
-                  "python -m tools.prepare_scannet --raw {root}/synthetic_raw --out {root}/synthetic)"),
+                  "python -m tools.prepare_scannet --raw {root}/synthetic_raw --out {root}/synthetic --frame-skip 1)"),
     "nyuv2": (["nyuv2_rgbd_train", "nyuv2_sem_seg_train", "nyuv2_sem_seg_test", "nyuv2_sem_seg13_train",
                "nyuv2_sem_seg13_test", "nyuv2_instance_train", "nyuv2_instance_test"],
               "python -m tools.prepare_nyuv2 --mat nyu_depth_v2_labeled.mat --splits splits.mat "

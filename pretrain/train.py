@@ -182,6 +182,9 @@ def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     _setup_logging(out_dir, rank)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cfg.train.cpu_threads > 0:
+        torch.set_num_threads(cfg.train.cpu_threads)
     try:
         return _train(cfg, resume, config_file, out_dir, rank, world, device)
     except USER_ERRORS as e:
@@ -189,6 +192,7 @@ def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
         e.logged = True
         raise
     finally:
+        torch.set_num_threads(threads)
         _close_logging()
 
 

@@ -30,24 +30,26 @@ def _history(out_dir):
 
 def test_tiny_run_loss_falls_writes_outputs_and_leaves_a_finished_run_intact(synthetic_root, tmp_path):
     out = tmp_path / "run"
-    assert _run(out, **{"train.max_iter": 40, "train.checkpoint_period": 20, "train.vis_period": 20}) == 0
+    # Depth in metres: the loss starts near the mean depth, so a short run shows a large, reliable fall.
+    run = {"train.max_iter": 30, "train.checkpoint_period": 15, "train.vis_period": 15, "model.depth_norm": "metric"}
+    assert _run(out, **run) == 0
     for name in ("checkpoint.pth", "backbone.pth", "config.yaml", "log.txt", "metrics.json",
-                 "reconstruction.png", "reconstruction_000020.png"):
+                 "reconstruction.png", "reconstruction_000015.png"):
         assert (out / name).is_file(), name
     assert list(out.glob("events.out.tfevents.*"))
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["iterations"] == 40 and metrics["objective"] == "mask3d"
-    assert metrics["loss"] < 0.8 * metrics["loss_start"], metrics
+    assert metrics["iterations"] == 30 and metrics["objective"] == "mask3d"
+    assert metrics["loss"] < 0.5 * metrics["loss_start"], metrics
     (record,) = read_records()
     assert record["kind"] == "pretrain" and record["objective"] == "mask3d" and record["dataset"] == "synthetic"
-    assert record["iterations"] == 40 and record["metrics"]["loss"] == pytest.approx(metrics["loss"])
-    assert len(record["loss_history"]) == 40 and record["loss_history"][-1][0] == 40
+    assert record["iterations"] == 30 and record["metrics"]["loss"] == pytest.approx(metrics["loss"])
+    assert len(record["loss_history"]) == 30 and record["loss_history"][-1][0] == 30
     exported = torch.load(out / "backbone.pth", weights_only=True)
-    assert exported["meta"]["iteration"] == 40 and exported["meta"]["img_size"] == [96, 128]
+    assert exported["meta"]["iteration"] == 30 and exported["meta"]["img_size"] == [96, 128]
 
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    assert _run(out, resume=True, **{"train.max_iter": 40}) == 0  # finished: nothing is redone
-    assert _run(out, **{"train.max_iter": 40}) == 0
+    assert _run(out, resume=True, **run) == 0  # finished: nothing is redone
+    assert _run(out, **run) == 0
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
     assert len(read_records()) == 1
 

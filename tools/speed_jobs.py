@@ -92,7 +92,9 @@ def _load():
 
 
 def _common(tiny):
-    return {"tiny": bool(tiny), "cpu_count": os.cpu_count(), "loadavg_start": _load()}
+    return {"tiny": bool(tiny), "cpu_count": os.cpu_count(), "loadavg_start": _load(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "default")}
 
 
 # ----------------------------------------------------------------------------------------- compute
@@ -237,7 +239,7 @@ def _step_plan(device, size, tiny):
         return 2, (64, 64), 1, 2, 1
     if device.type == "cuda":
         return (128 if size == "vit_s" else 64), (224, 224), 10, 8, 5
-    return 8, (224, 224), 1, 5, 1
+    return 8, (224, 224), 1, 3, 1
 
 
 def measure_step(kind="mask3d", size="vit_s", device="cpu", tiny=False):
@@ -445,13 +447,25 @@ def measure_loader(workdir, tiny=False):
     DataLoader with one worker process."""
     import cv2
     import torch
+
+    threads = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(1)  # what pretrain.data's worker_init does: one core per worker
+    torch.set_num_threads(1)
+    try:
+        return _measure_loader(workdir, tiny)
+    finally:  # a shared worker process runs other measurements next
+        cv2.setNumThreads(threads[0])
+        torch.set_num_threads(threads[1])
+
+
+def _measure_loader(workdir, tiny):
+    import cv2
+    import torch
     from torch.utils.data import default_collate
 
     from detectron2.config import LazyConfig
     from pretrain.data import RGBDPretrainDataset, make_loader
 
-    cv2.setNumThreads(1)  # what pretrain.data's worker_init does: one core per worker
-    torch.set_num_threads(1)
     settings = _common(tiny)
     raw = ensure_raw(workdir, tiny)
     pairs = _raw_pairs(raw)

@@ -1,9 +1,10 @@
 """ViT semantic segmentation: Detectron2's `SemanticSegmentor` on ViTDet's ViT + `SimpleFeaturePyramid`.
 
 The backbone is ViTDet's ViT-B (`common/models/mask_rcnn_vitdet.py`) without the extra p6 level and
-without square padding, so 4:3 and 2:1 frames are padded only to a multiple of 32. `model` uses
+without square padding: 4:3 and 2:1 frames are padded only to a multiple of 32
+(`benchmark.modeling.PaddedSimpleFeaturePyramid`). `model` uses
 Detectron2's `SemSegFPNHead` (Panoptic FPN's semantic branch); `upernet_head` is our UperNet-style
-head (`benchmark.heads.UperNetHead`), selected with `model.sem_seg_head = upernet_head`.
+head (`benchmark.modeling.UperNetHead`), selected with `model.sem_seg_head = upernet_head`.
 """
 from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
@@ -11,9 +12,10 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import SemanticSegmentor
 from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 
-from benchmark.heads import UperNetHead
+from benchmark.modeling import PaddedSimpleFeaturePyramid, UperNetHead
 
 _vitdet = model_zoo.get_config("common/models/mask_rcnn_vitdet.py").model
+_vitdet.backbone._target_ = PaddedSimpleFeaturePyramid
 _vitdet.backbone.top_block = None
 _vitdet.backbone.square_pad = 0
 

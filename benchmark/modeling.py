@@ -1,4 +1,5 @@
-"""A UperNet-style semantic-segmentation head for Detectron2's `SemanticSegmentor`.
+"""Model glue Detectron2 lacks: a UperNet-style semantic-segmentation head, and ViTDet's feature pyramid
+padding non-square frames correctly.
 
 Detectron2 ships `SemSegFPNHead` (Panoptic FPN's light semantic branch) but no UperNet, the decoder
 MAE/BEiT use to fine-tune ViTs for segmentation. This head follows UperNet (Xiao et al., ECCV 2018):
@@ -15,6 +16,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.modeling import SimpleFeaturePyramid
+
+
+class PaddedSimpleFeaturePyramid(SimpleFeaturePyramid):
+    """ViTDet's `SimpleFeaturePyramid`, with inputs padded to a multiple of its coarsest stride.
+
+    Detectron2's class reports that multiple under a misspelled key (`size_divisiblity`) which `ImageList`
+    ignores; ViTDet never notices because it pads every image to a 1024 square. Without square padding (4:3
+    and 2:1 frames at any scale) pyramid levels would then disagree by a pixel.
+    """
+
+    @property
+    def size_divisibility(self) -> int:
+        return self._size_divisibility
+
+    @property
+    def padding_constraints(self):
+        return {"size_divisibility": self._size_divisibility, "square_size": self._square_pad}
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, norm: str) -> Conv2d:

@@ -1,0 +1,76 @@
+"""`python -m benchmark.train_net` end to end on the synthetic tree: metrics.json, one store record,
+finished runs never retrained or overwritten, unfinished ones resumed only when asked."""
+import json
+
+import pytest
+import torch
+
+from benchmark import train_net
+from results.store import read_records
+
+CONFIG = "benchmark/configs/scannet/semseg_vit_b.py"
+SYNTHETIC = ["dataloader.train.dataset.names=synthetic_sem_seg_train",
+             "dataloader.test.dataset.names=synthetic_sem_seg_val"]
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    """A tiny pre-training checkpoint exported by `pretrain.export` (3 blocks, 64 wide)."""
+    from pretrain.export import export as run_export
+    from pretrain.model import MaskedRGBD
+
+    folder = tmp_path_factory.mktemp("pretrain")
+    pre = MaskedRGBD(objective="mask3d", embed_dim=64, depth=3, num_heads=2, img_size=(96, 128), decoder_dim=32,
+                     decoder_depth=1, decoder_heads=2)
+    torch.save({"model": pre.state_dict(), "arch": pre.arch(), "iteration": 9}, folder / "checkpoint.pth")
+    run_export(folder, folder / "backbone.pth")
+    return folder / "backbone.pth"
+
+
+def _run(out, *extra, iters=2):
+    return train_net.main(["--config-file", CONFIG, "--tiny", *extra, *SYNTHETIC, f"train.max_iter={iters}",
+                           f"train.output_dir={out}"])
+
+
+def test_train_writes_metrics_and_one_record_and_never_redoes_a_finished_run(synthetic_root, export, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, "--init", f"mask3d:{export}", "--tag", "unit") == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    (record,) = read_records()
+    assert saved["record"] == record
+    assert {k: record[k] for k in ("kind", "dataset", "split", "task", "backbone", "init", "seed", "iterations",
+                                   "data_fraction", "tag", "tiny")} == {
+        "kind": "finetune", "dataset": "synthetic", "split": "val", "task": "semseg", "backbone": "vit_e64d3",
+        "init": "mask3d", "seed": 0, "iterations": 2, "data_fraction": 100.0, "tag": "unit", "tiny": True}
+    assert 0 <= record["metrics"]["sem_seg/mIoU"] <= 100 and "sem_seg/pACC" in record["metrics"]
+    assert len(record["config_hash"]) == 12 and record["git_commit"] and record["device"] == "cpu x1"
+    assert record["config_file"] == CONFIG and record["output_dir"] == str(out) and record["date"].endswith("+00:00")
+    assert (out / "config.yaml").is_file() and (out / "model_final.pth").is_file()
+
+    before = (out / "metrics.json").read_bytes()
+    assert _run(out, "--init", f"mask3d:{export}") == 0  # finished: reported, not retrained
+    assert "is finished" in capsys.readouterr().out
+    assert _run(out, "--init", f"mask3d:{export}", "--eval-only", "--resume") == 0
+    assert (out / "metrics.json").read_bytes() == before
+    assert json.loads((out / "metrics_eval.json").read_text())["record"]["iterations"] == 2
+    assert len(read_records()) == 1
+
+
+def test_unfinished_run_is_refused_without_resume_and_continued_with_it(synthetic_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, iters=2) == 0
+    (out / "metrics.json").unlink()  # as if killed after its last checkpoint
+    assert _run(out, iters=4) == 1
+    assert "add --resume" in capsys.readouterr().err
+    assert _run(out, "--resume", iters=4) == 0
+    assert "Starting training from iteration 2" in (out / "log.txt").read_text()
+    assert [r["iterations"] for r in read_records()] == [2, 4]
+
+
+def test_bad_init_and_absent_dataset_are_clear_errors(synthetic_root, tmp_path, capsys):
+    assert _run(tmp_path / "a", "--init", f"mae:{tmp_path / 'nope.pth'}") == 1
+    assert f"{tmp_path / 'nope.pth'}" in capsys.readouterr().err
+    assert train_net.main(["--config-file", "benchmark/configs/nyuv2/semseg_r50.py", "--tiny",
+                           f"train.output_dir={tmp_path / 'b'}"]) == 1
+    assert "python -m tools.prepare_nyuv2" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and read_records() == []
