@@ -48,7 +48,7 @@ bench-cityscapes: install ## fine-tune + evaluate on Cityscapes
 	@echo "bench-cityscapes: not implemented yet (issue: benchmark/)"; exit 1
 
 tables: install ## regenerate results/REPORT.md from paper numbers and our runs
-	@echo "tables: not implemented yet (issue: results/)"; exit 1
+	$(PY) -m results.report $(ARGS)
 
 speed: install ## throughput benchmarks, written to results/speed.json
 	@echo "speed: not implemented yet (issue: make speed)"; exit 1

@@ -138,6 +138,8 @@ def main(argv=None) -> int:
     parser.add_argument("--backbone", choices=("vit_b", "r50"), default=None,
                         help="config family (default: r50 for Pri3D / r50 baselines, else vit_b)")
     parser.add_argument("--iters", type=int, default=None, help=f"training iterations per task (default {ITERS})")
+    parser.add_argument("--tasks", nargs="+", choices=("semseg", "insseg"), default=["semseg", "insseg"],
+                        help="which fine-tunings to run (default both)")
     parser.add_argument("--output", default="output/bench", help="where the run folders go")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -149,14 +151,14 @@ def main(argv=None) -> int:
         backbone = pick_backbone(spec, args.backbone)
         print(f"bench: {args.dataset} ({used} data), init {init}, {backbone} tiny configs", flush=True)
         records = [run_one(args.dataset, task, backbone, names[task], init, spec, args.iters or ITERS[task],
-                           Path(args.output)) for task in ("semseg", "insseg")]
+                           Path(args.output)) for task in args.tasks]
     except (SuiteError, RunError, inits.InitError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(report(args.dataset, used, records))
     summary = "; ".join(f"{r['task']} " + ", ".join(f"{m} {r['metrics'][m]:.1f}" for m in SHOWN[r["task"]][:2]
                                                     if m in r["metrics"]) for r in records)
-    print(f"bench-{args.dataset}: {len(records)} runs on {used} with init {spec.label} in "
+    print(f"bench-{args.dataset}: {', '.join(args.tasks)} on {used} with init {spec.label} in "
           f"{time.perf_counter() - start:.0f} s: {summary}")
     return 0
 

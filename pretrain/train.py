@@ -169,6 +169,26 @@ def _param_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _optimizer(model, t, effective_batch: int, max_iter: int):
+    """AdamW at base_lr scaled by the effective batch, with the per-iteration warmup + cosine schedule."""
+    lr = t.base_lr * effective_batch / REFERENCE_BATCH
+    optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=lr, betas=tuple(t.betas))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, WarmupCosine(max_iter, t.warmup_iters, t.min_lr / lr if lr else 0.0))
+    return optimizer, scheduler, lr
+
+
+def _restore(ckpt, model, optimizer, scheduler, device):
+    """Model, optimizer, scheduler and RNG state from a checkpoint; returns (iteration, loss history)."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+    return int(ckpt["iteration"]), [list(x) for x in ckpt["loss_history"]]
+
+
 # --- the run ---------------------------------------------------------------------------------------------------
 USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, NonFiniteLoss)
 
@@ -232,18 +252,9 @@ def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
     max_iter = 0 if model.objective == "none" else t.max_iter  # `none`: export the initialisation as is
 
     effective_batch = t.batch_size * t.accum_steps * world
-    lr = t.base_lr * effective_batch / REFERENCE_BATCH
-    optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=lr, betas=tuple(t.betas))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, WarmupCosine(max_iter, t.warmup_iters, t.min_lr / lr if lr else 0.0))
+    optimizer, scheduler, lr = _optimizer(model, t, effective_batch, max_iter)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start_iter, loss_history = int(ckpt["iteration"]), [list(x) for x in ckpt["loss_history"]]
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+        start_iter, loss_history = _restore(ckpt, model, optimizer, scheduler, device)
         logger.info("resumed from %s at iteration %d", ckpt_path, start_iter)
 
     net = model
@@ -255,9 +266,12 @@ def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
     loader = iter(make_loader(dataset, t.batch_size, workers=cfg.data.workers, seed=t.seed, rank=rank,
                               world_size=world, start=start_iter * t.batch_size * t.accum_steps,
                               pin_memory=cfg.data.pin_memory))
-    vis_batch = {k: torch.stack([dataset[i][k] for i in range(min(4, len(dataset)))]).to(device)
-                 for k in ("image", "depth", "valid")}
+    views = [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, min(4, len(dataset)))]
+    vis_batch = {k: torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid")}
     amp = bool(t.amp) and device.type == "cuda"
+    if amp and not torch.cuda.is_bf16_supported():
+        logger.warning("this GPU has no bfloat16: training in float32 (train.amp ignored)")
+        amp = False
     writer = None
     if rank == 0:
         from torch.utils.tensorboard import SummaryWriter

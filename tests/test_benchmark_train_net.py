@@ -1,5 +1,6 @@
-"""`python -m benchmark.train_net` end to end on the synthetic tree: metrics.json, one store record,
-finished runs never retrained or overwritten, unfinished ones resumed only when asked."""
+"""`python -m benchmark.train_net` end to end on the synthetic tree, initialised from a `pretrain.export`
+file: metrics.json, one store record, finished runs never retrained or overwritten, unfinished ones
+resumed only when asked."""
 import json
 
 import pytest
@@ -32,9 +33,9 @@ def _run(out, *extra, iters=2):
                            f"train.output_dir={out}"])
 
 
-def test_train_writes_metrics_and_one_record_and_never_redoes_a_finished_run(synthetic_root, export, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert _run(out, "--init", f"mask3d:{export}", "--tag", "unit") == 0
+def test_run_lifecycle_records_once_and_never_overwrites_a_finished_run(synthetic_root, export, tmp_path, capsys):
+    out, init = tmp_path / "run", ["--init", f"mask3d:{export}"]
+    assert _run(out, *init, "--tag", "unit") == 0
     saved = json.loads((out / "metrics.json").read_text())
     (record,) = read_records()
     assert saved["record"] == record
@@ -48,21 +49,17 @@ def test_train_writes_metrics_and_one_record_and_never_redoes_a_finished_run(syn
     assert (out / "config.yaml").is_file() and (out / "model_final.pth").is_file()
 
     before = (out / "metrics.json").read_bytes()
-    assert _run(out, "--init", f"mask3d:{export}") == 0  # finished: reported, not retrained
+    assert _run(out, *init) == 0  # finished: reported, not retrained
     assert "is finished" in capsys.readouterr().out
-    assert _run(out, "--init", f"mask3d:{export}", "--eval-only", "--resume") == 0
+    assert _run(out, *init, "--eval-only", "--resume") == 0
     assert (out / "metrics.json").read_bytes() == before
     assert json.loads((out / "metrics_eval.json").read_text())["record"]["iterations"] == 2
     assert len(read_records()) == 1
 
-
-def test_unfinished_run_is_refused_without_resume_and_continued_with_it(synthetic_root, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert _run(out, iters=2) == 0
     (out / "metrics.json").unlink()  # as if killed after its last checkpoint
-    assert _run(out, iters=4) == 1
+    assert _run(out, *init, iters=4) == 1
     assert "add --resume" in capsys.readouterr().err
-    assert _run(out, "--resume", iters=4) == 0
+    assert _run(out, *init, "--resume", iters=4) == 0
     assert "Starting training from iteration 2" in (out / "log.txt").read_text()
     assert [r["iterations"] for r in read_records()] == [2, 4]
 

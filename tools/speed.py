@@ -94,6 +94,9 @@ def derived_rows(rows: dict, tiny: bool) -> list[dict]:
                    "targets": [f"ratio >= {CPU_EFFICIENCY_VS_TIMM:g}"] if dev == "cpu" else []}
             if row["value"] is not None and row["limit"]:
                 row["ratio"] = row["value"] / row["limit"]
+                a, b = ours.get("ratio_cpu"), peer.get("ratio_cpu")
+                if a and b:
+                    row["ratio_cpu"] = a / b
             else:
                 row["error"] = "a step measurement failed"
             out.append(row)
@@ -225,14 +228,14 @@ def _fmt(x):
 
 
 def table(rows) -> str:
-    head = ("name", "value", "unit", "limit", "ratio", "target", "ok", "peak MB")
+    head = ("name", "value", "unit", "limit", "ratio", "target", "ok", "value/cpu-s", "ratio/cpu-s", "peak MB")
     lines = [head]
     for r in rows:
         mem = r.get("cuda_max_allocated_mb", r.get("peak_rss_mb"))
         mem = None if mem is None else (f"{mem:.0f}" + (" gpu" if "cuda_max_allocated_mb" in r else ""))
         lines.append((r["name"], _fmt(r.get("value")), r.get("unit") or "-", _fmt(r.get("limit")),
                       _fmt(r.get("ratio")), ", ".join(r.get("targets") or []) or "-", _fmt(r.get("ok")),
-                      mem or "-"))
+                      _fmt(r.get("value_cpu")), _fmt(r.get("ratio_cpu")), mem or "-"))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     text = ["  ".join(str(c).ljust(w) if i in (0, 2, 5) else str(c).rjust(w) for i, (c, w) in
                       enumerate(zip(line, widths))).rstrip() for line in lines]
@@ -286,7 +289,8 @@ def run(tiny=False, out=DEFAULT_OUT, only=None, isolate=None, timeout=1800) -> l
     for r in rows:
         r.setdefault("targets", targets.get(r["name"], []))
         r["ok"] = check(r, tiny)
-    keys = ("name", "value", "unit", "limit", "ratio", "targets", "ok", "peak_rss_mb", "peak_rss_children_mb",
+    keys = ("name", "value", "unit", "limit", "ratio", "targets", "ok", "value_cpu", "ratio_cpu", "peak_rss_mb",
+            "peak_rss_children_mb",
             "cuda_max_allocated_mb", "memory_isolated", "settings", "job", "seconds", "error")
     rows = [{k: r[k] for k in keys if k in r} | {k: v for k, v in r.items() if k not in keys} for r in rows]
     _write_atomic(out, json.dumps(rows, indent=1) + "\n")

@@ -3,9 +3,11 @@ full run, so each one's peak memory is its own).
 
 Every function returns a list of rows `{name, value, unit, limit, ratio, settings, ...}`; `tools.speed`
 adds targets, checks them, prints the table and writes the JSON. A rate and the limit it is compared with
-are always measured in the same process, interleaved round by round, so a machine that other jobs slow
-down slows both and the ratio stays put. `ratio` is the median over rounds of the per-round ratio; `value`
-and `limit` are the medians of the rates.
+are always measured in the same process, interleaved round by round. Neighbours on a shared machine only
+ever slow a round down, so `value` and `limit` are the best round of each and `ratio = value / limit`;
+the per-round figures and medians are kept in `settings`. On CPU, `value_cpu` / `ratio_cpu` give the same
+figures per second of this process's CPU time (time spent descheduled does not count): a cross-check
+that stays put when the machine is busy.
 
 FLOPs: fvcore counts one multiply-add as one "flop"; we report FLOPs = 2 x that, and a training step
 (forward + backward) as 3 x the forward (the usual convention of MFU figures).
@@ -24,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 # Dense bf16 peak (no sparsity) from the vendors' datasheets, for MFU against the datasheet as well.
-DATASHEET_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.05, "A10G": 70.0}
+DATASHEET_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4,
+                         "H200": 989.4, "A100": 312.0, "L40S": 362.05, "A10G": 70.0}
 
 
 # ----------------------------------------------------------------------------------------- memory
@@ -80,8 +83,19 @@ def _median(xs):
 
 
 def _rounds_summary(rates, limits):
-    ratios = [r / lim for r, lim in zip(rates, limits) if lim]
-    return _median(rates), _median(limits), _median(ratios)
+    """(value, limit, ratio) from per-round rates: the best round of each, since neighbours on a shared
+    machine only ever slow a round down; ratio = value / limit."""
+    value, limit = max(rates), max(limits)
+    return value, limit, value / limit
+
+
+def _spread(rates, limits=None):
+    """Per-round figures for the settings, so a disturbed round shows."""
+    out = {"rates_per_round": [round(r, 3) for r in rates], "median_rate": round(_median(rates), 3)}
+    if limits:
+        out["limits_per_round"] = [round(x, 3) for x in limits]
+        out["median_ratio"] = round(_median([r / x for r, x in zip(rates, limits)]), 4)
+    return out
 
 
 def _load():
@@ -121,12 +135,17 @@ def _matmul_setup(device, tiny):
 
 
 def _time_calls(fn, reps, device):
+    return _time_calls_cpu(fn, reps, device)[0]
+
+
+def _time_calls_cpu(fn, reps, device):
+    """(wall seconds, process CPU seconds over all threads) per call."""
     _sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(reps):
         fn()
     _sync(device)
-    return (time.perf_counter() - t0) / reps
+    return (time.perf_counter() - t0) / reps, (time.process_time() - c0) / reps
 
 
 def _calibrate(fn, device, target_s, max_reps=1000):
@@ -163,12 +182,13 @@ def measure_matmul(device="cpu", tiny=False):
     n, dtype, mm = _matmul_setup(dev, tiny)
     mm()
     reps = _calibrate(mm, dev, 0.05 if tiny else 0.5)
-    rates = [2 * n ** 3 / _time_calls(mm, reps, dev) for _ in range(2 if tiny else 5)]
+    rates = [2 * n ** 3 / _time_calls(mm, reps, dev) for _ in range(2 if tiny else 5)]  # best one counts
     name = f"matmul_{dev.type}_{'bf16' if dtype == torch.bfloat16 else 'fp32'}"
     settings.update(n=n, dtype=str(dtype).replace("torch.", ""), reps_per_round=reps, rounds=len(rates),
                     best_gflops=round(max(rates) / 1e9, 2), threads=torch.get_num_threads(),
                     device_name=_device_name(dev))
-    row = {"name": name, "value": _median(rates) / 1e9, "unit": "GFLOP/s", "limit": None, "ratio": None,
+    settings.update(_spread([r / 1e9 for r in rates]))
+    row = {"name": name, "value": max(rates) / 1e9, "unit": "GFLOP/s", "limit": None, "ratio": None,
            "settings": settings}
     _add_memory(row, dev)
     return [row]
@@ -313,27 +333,37 @@ def measure_step(kind="mask3d", size="vit_s", device="cpu", tiny=False):
     else:
         reset_peak_rss()
     for _ in range(warmup):
-        step()
-    _sync(dev)
+        step_s = _time_calls(step, 1, dev)  # the last one sizes the matmul bursts
     memory = {"cuda_max_allocated_mb": round(torch.cuda.max_memory_allocated(dev) / 2 ** 20, 1)} if cuda else \
         {"peak_rss_mb": peak_rss_mb()}  # the step's own peak: the matmul operands do not exist yet
 
     n, dtype, mm = _matmul_setup(dev, tiny)
     mm()
-    step_s = _time_calls(step, 1, dev)
     mm_reps = _calibrate(mm, dev, min(1.0, max(0.05, step_s * per_round)))
-    step_rates, mm_rates = [], []
+
+    def burst():
+        wall, cpu = _time_calls_cpu(mm, mm_reps, dev)
+        mm_rates.append(2 * n ** 3 / wall)
+        mm_cpu_rates.append(2 * n ** 3 / cpu)
+
+    # Matmul bursts bracket every round of steps (one more burst than rounds).
+    step_rates, step_cpu_rates, mm_rates, mm_cpu_rates = [], [], [], []
+    burst()
     for _ in range(rounds):
-        step_rates.append(step_flops / _time_calls(step, per_round, dev))
-        mm_rates.append(2 * n ** 3 / _time_calls(mm, mm_reps, dev))
+        step_wall, step_cpu = _time_calls_cpu(step, per_round, dev)
+        step_rates.append(step_flops / step_wall)
+        step_cpu_rates.append(step_flops / step_cpu)
+        burst()
     value, limit, ratio = _rounds_summary(step_rates, mm_rates)
+    ratio_cpu = max(step_cpu_rates) / max(mm_cpu_rates)
     name = f"step_{kind}_{size}_{dev.type}"
     settings.update(info, batch=batch, img_size=list(hw), dtype="bf16-autocast" if cuda else "fp32",
                     rounds=rounds, steps_per_round=per_round, warmup_steps=warmup,
                     forward_gflops_per_image=round(fwd_flops_per_image / 1e9, 3),
                     step_gflops=round(step_flops / 1e9, 2), images_per_s=round(value / step_flops * batch, 2),
                     step_ms=round(1e3 * step_flops / value, 1),
-                    ratio_per_round=[round(a / b, 4) for a, b in zip(step_rates, mm_rates)],
+                    step_gflops_per_round=[round(r / 1e9, 2) for r in step_rates],
+                    matmul_gflops_per_burst=[round(r / 1e9, 2) for r in mm_rates],
                     matmul={"n": n, "dtype": str(dtype).replace("torch.", ""), "reps_per_round": mm_reps},
                     threads=torch.get_num_threads(), device_name=_device_name(dev), flops=flop_info)
     if cuda:
@@ -341,6 +371,8 @@ def measure_step(kind="mask3d", size="vit_s", device="cpu", tiny=False):
         settings["mfu_vs_datasheet"] = round(value / peak, 4) if peak else None
     row = {"name": name, "value": value / 1e9, "unit": "GFLOP/s", "limit": limit / 1e9, "ratio": ratio,
            "settings": settings, **memory}
+    if not cuda:  # the same ratio in FLOPs per second of process CPU time (see tools.speed)
+        row["ratio_cpu"] = ratio_cpu
     return [row]
 
 
@@ -388,16 +420,17 @@ def measure_synthetic(workdir, tiny=False):
     if os.path.exists(out):
         out = os.path.join(workdir, f"synthetic_raw_{os.getpid()}")
     reset_peak_rss()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     stats = make_synthetic.generate(out, scenes, frames, seed=0, height=h, width=w, workers=1, overwrite=True,
                                     progress=not tiny)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     if out != _raw_dir(workdir):
         shutil.rmtree(out, ignore_errors=True)
     settings.update(scenes=scenes, frames_per_scene=frames, height=h, width=w, workers=1,
                     frames=stats["frames"], seconds=round(seconds, 3))
     return [{"name": "synthetic_generate", "value": stats["frames"] / seconds, "unit": "frames/s",
-             "limit": None, "ratio": None, "settings": settings, "peak_rss_mb": peak_rss_mb()}]
+             "limit": None, "ratio": None, "value_cpu": stats["frames"] / cpu, "settings": settings,
+             "peak_rss_mb": peak_rss_mb()}]
 
 
 def measure_prepare(workdir, tiny=False):
@@ -411,24 +444,26 @@ def measure_prepare(workdir, tiny=False):
     settings = _common(tiny)
     raw = ensure_raw(workdir, tiny)
     reset_peak_rss()
-    rates, frames = [], 0
+    rates, cpu_rates, frames = [], [], 0
     for r in range(1 if tiny else 3):
         out = os.path.join(workdir, f"prepared_{os.getpid()}_{r}")
         args = prepare_scannet.parse_args(["--raw", raw, "--out", out, "--frame-skip", "1", "--workers", "1",
                                            "--prefix", "synthetic"])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with redirect_stdout(io.StringIO()):
             res = prepare_scannet.prepare(args)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         if res["errors"]:
             raise RuntimeError(f"prepare_scannet reported errors: {res['errors'][:3]}")
         frames = res["converted"]
         rates.append(frames / seconds)
+        cpu_rates.append(frames / cpu)
         shutil.rmtree(out, ignore_errors=True)
     settings.update(frames=frames, rounds=len(rates), height=RAW_HW[tiny][0], width=RAW_HW[tiny][1], workers=1,
-                    rates=[round(x, 2) for x in rates], resolution="as raw (depth size)")
-    return [{"name": "prepare_scannet", "value": _median(rates), "unit": "frames/s/core", "limit": None,
-             "ratio": None, "settings": settings, "peak_rss_mb": peak_rss_mb()}]
+                    resolution="as raw (depth size)")
+    settings.update(_spread(rates))
+    return [{"name": "prepare_scannet", "value": max(rates), "unit": "frames/s/core", "limit": None,
+             "ratio": None, "value_cpu": max(cpu_rates), "settings": settings, "peak_rss_mb": peak_rss_mb()}]
 
 
 def _raw_pairs(raw):
@@ -499,21 +534,25 @@ def _measure_loader(workdir, tiny):
     reset_peak_rss()
     decode()
     augment()  # warm-up: page cache, lazy imports
-    rates, limits = [], []
+    rates, limits, cpu_rates, cpu_limits = [], [], [], []
     for _ in range(2 if tiny else 5):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         decode()
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         augment()
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         limits.append(n / (t1 - t0))
         rates.append(n / (t2 - t1))
+        cpu_limits.append(n / (c1 - c0))
+        cpu_rates.append(n / (c2 - c1))
     value, limit, ratio = _rounds_summary(rates, limits)
+    value_cpu, _, ratio_cpu = _rounds_summary(cpu_rates, cpu_limits)
     base = dict(settings, files=len(pairs), frame_hw=[h, w], img_size=list(img_size), batch=batch,
                 frames_per_round=n, augment=aug, rounds=len(rates), threads=1)
     rows = [{"name": "loader_rgbd", "value": value, "unit": "frames/s/core", "limit": limit, "ratio": ratio,
+             "value_cpu": value_cpu, "ratio_cpu": ratio_cpu,
              "settings": dict(base, path="RGBDPretrainDataset[(index, seed)] + default_collate, in process",
-                              ratio_per_round=[round(a / b, 4) for a, b in zip(rates, limits)]),
+                              **_spread(rates, limits)),
              "peak_rss_mb": peak_rss_mb()}]
 
     # The real DataLoader, one worker: adds process start (excluded) and shared-memory transfer. The worker
@@ -546,8 +585,7 @@ def _measure_loader(workdir, tiny):
     rows.append({"name": "loader_rgbd_worker", "value": value, "unit": "frames/s/worker", "limit": limit,
                  "ratio": ratio, "settings": dict(base, path="pretrain.data.make_loader(workers=1)",
                                                   batches_per_round=batches, rounds=len(w_rates),
-                                                  ratio_per_round=[round(a / b, 4) for a, b in
-                                                                   zip(w_rates, w_limits)]),
+                                                  **_spread(w_rates, w_limits)),
                  "peak_rss_mb": peak_rss_mb(), "peak_rss_children_mb": children_peak_rss_mb()})
     return rows
 
@@ -599,9 +637,11 @@ def measure_inference(config="semseg_vit_b", device="cpu", tiny=False):
     reps = 1 if tiny else _calibrate(infer, dev, 1.0, max_reps=200)
     rates = [1.0 / _time_calls(infer, reps, dev) for _ in range(1 if tiny else 3)]
     settings.update(config=f"benchmark/configs/scannet/{config}.py", variant="benchmark.tiny.make_tiny",
+                    autocast="bf16" if cuda and cfg.train.amp.enabled else None,
                     input_hw=list(images[0].shape[1:]), output_hw=[480, 640], batch=1, reps_per_round=reps,
                     rounds=len(rates), threads=torch.get_num_threads(), device_name=_device_name(dev))
-    row = {"name": f"inference_{config}_tiny_{dev.type}", "value": _median(rates), "unit": "images/s",
+    settings.update(_spread(rates))
+    row = {"name": f"inference_{config}_tiny_{dev.type}", "value": max(rates), "unit": "images/s",
            "limit": None, "ratio": None, "settings": settings}
     _add_memory(row, dev)
     return [row]
