@@ -91,7 +91,10 @@ def parse(spec: str, baselines: Path = BASELINES) -> InitSpec:
             raise InitError(f"init {spec!r} names no file; write {kind}:PATH")
         return InitSpec(kind, Path(path), label=kind)
     entry = _baseline(spec, baselines)
-    inner = parse(str(entry["init"]), baselines)  # paths are relative to the repository root, like INIT=
+    init = str(entry["init"])
+    if init != "random" and ":" not in init:  # no baseline of baselines (nor a loop)
+        raise InitError(f"baseline {spec!r} in {baselines}: init {init!r} must be 'random' or KIND:PATH")
+    inner = parse(init, baselines)  # paths are relative to the repository root, like INIT=
     return InitSpec(inner.kind, inner.path, label=spec, baseline_backbone=entry.get("backbone"))
 
 

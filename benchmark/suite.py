@@ -7,7 +7,9 @@ the metrics beside the paper's reference rows.
 The default init is the newest `output/pretrain/*/backbone.pth` (`make pretrain`). ScanNet falls back to
 the synthetic tree when ScanNet is not prepared; NYUv2 and Cityscapes have no stand-in and say which
 command prepares them. Each run is a `benchmark.train_net` process with its own folder, so re-running
-skips finished runs and resumes interrupted ones.
+skips finished runs and resumes interrupted ones. Runs are single-threaded unless OMP_NUM_THREADS is set:
+tiny models gain little from a second thread, and on a CPU shared with other work two spinning OpenMP
+threads made them 5x slower in our measurements.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ SPLITS = {
                    "insseg": ("cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val")},
 }
 # Tiny-config iterations per task: both runs of `make bench-scannet` fit in about 5 CPU minutes.
-ITERS = {"semseg": 150, "insseg": 100}
+ITERS = {"semseg": 300, "insseg": 300}
 # Lines of a run's console output worth showing live; everything is in the run's log.txt.
 PROGRESS = ("eta:", "benchmark:", "copypaste:", "Overall training speed", "error")
 SHOWN = {"semseg": ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC"),
@@ -87,7 +89,8 @@ def run_one(dataset: str, task: str, backbone: str, names, init: str, spec, iter
            f"train.max_iter={iters}", f"train.checkpointer.period={max(iters // 2, 1)}", f"train.output_dir={out}"]
     print(f"bench: {task} with {config} (tiny, {iters} iterations) -> {out}", flush=True)
     tail = []
-    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+    env = {"OMP_NUM_THREADS": "1", **os.environ}
+    with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:
             tail = (tail + [line])[-30:]
             if any(key in line for key in PROGRESS):

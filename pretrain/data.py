@@ -146,11 +146,14 @@ class ShardedInfiniteSampler(Sampler):
 
 
 def _worker_init(_):
-    cv2.setNumThreads(1)  # one decoder thread per worker: workers are the parallelism
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # workers are the parallelism
 
 
 def make_loader(dataset, batch_size, workers=2, seed=0, rank=0, world_size=1, start=0, pin_memory=True):
+    if workers > 0:
+        # OpenCV's thread pool does not survive fork: a worker forked while the pool exists can hang in
+        # its first cv2 call. Without a pool cv2 runs in the calling thread, one image per worker.
+        cv2.setNumThreads(0)
     sampler = ShardedInfiniteSampler(len(dataset), seed, rank, world_size, start)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
                       pin_memory=pin_memory and torch.cuda.is_available(), worker_init_fn=_worker_init,

@@ -276,7 +276,7 @@ def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
     if rank == 0:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(out_dir))
+        writer = SummaryWriter(str(out_dir))  # closed when the loop ends, however it ends
     logger.info("pre-training %s %s (%s) on %s: %d images, effective batch %d (%d x %d accum x %d ranks), "
                 "lr %.2e, %d iterations, device %s", model.arch()["backbone"], model.objective,
                 model.preset, cfg.data.names, len(dataset), effective_batch, t.batch_size, t.accum_steps,
@@ -303,7 +303,7 @@ def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
         save_checkpoint(0)  # a good checkpoint exists from the start, so a failure never leaves none
     t_start, images_done = time.perf_counter(), 0
     bar = tqdm(total=max_iter, initial=start_iter, desc="pretrain", disable=rank != 0, dynamic_ncols=True)
-    with logging_redirect_tqdm([logger]), bar:
+    with logging_redirect_tqdm([logger]), bar, (writer or contextlib.nullcontext()):
         for it in range(start_iter, max_iter):
             t_iter = time.perf_counter()
             total = torch.zeros(2, device=device)  # [loss sum, non-finite count]
@@ -347,8 +347,6 @@ def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
             if t.vis_period and done % t.vis_period == 0 and done != max_iter:
                 save_picture(f"reconstruction_{done:06d}.png")
     elapsed = time.perf_counter() - t_start
-    if writer is not None:
-        writer.close()
     if rank != 0:
         return {}
     return _finish(cfg, model, out_dir, loss_history, elapsed, images_done, config_text, config_file, device,

@@ -219,16 +219,26 @@ def test_bad_files_give_clear_errors(vit_cfg, r50_model, tmp_path):
 def test_specs_and_named_baselines(tmp_path):
     registry = tmp_path / "baselines.yaml"
     registry.write_text("- name: imagenet_mae\n  init: mae:checkpoints/mae.pth\n  backbone: vit_b\n"
-                        "- name: scratch\n  init: random\n  backbone: r50\n")
+                        "- name: scratch\n  init: random\n  backbone: r50\n- name: loop\n  init: loop\n  backbone: r50\n")
     spec = inits.parse("imagenet_mae", registry)
     assert (spec.kind, str(spec.path), spec.label, spec.baseline_backbone) == ("mae", "checkpoints/mae.pth",
                                                                                "imagenet_mae", "vit_b")
     assert inits.parse("scratch", registry).kind == "random"
     assert inits.parse("random").label == "random"
     assert inits.parse("timm:/x/y.safetensors").path.name == "y.safetensors"
-    with pytest.raises(inits.InitError, match="known: imagenet_mae, scratch"):
+    with pytest.raises(inits.InitError, match="must be 'random' or KIND:PATH"):
+        inits.parse("loop", registry)
+    with pytest.raises(inits.InitError, match="known: imagenet_mae, scratch, loop"):
         inits.parse("nope", registry)
     with pytest.raises(inits.InitError, match="unknown init kind 'dino'"):
         inits.parse("dino:/x.pth", registry)
     with pytest.raises(inits.InitError, match="no baseline registry"):
         inits.parse("imagenet_mae", tmp_path / "absent.yaml")
+
+
+def test_every_entry_of_the_real_baseline_registry_parses():
+    import yaml
+
+    for entry in yaml.safe_load(inits.BASELINES.read_text()):
+        spec = inits.parse(entry["name"])
+        assert spec.label == entry["name"] and spec.kind == entry["init"].split(":")[0]

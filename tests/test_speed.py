@@ -73,3 +73,6 @@ def test_target_check():
     assert speed.check(dict(row, ratio=0.8), tiny=False) is True
     assert speed.check(dict(row, ratio=0.8), tiny=True) is None
     assert speed.check(dict(row, targets=[]), tiny=False) is None
+    # on CPU the CPU-time figure decides where the row has one
+    assert speed.check(dict(row, ratio=0.8, ratio_cpu=0.7), tiny=False) is False
+    assert speed.check(dict(row, value_cpu=140.0, ratio=0.8), tiny=False) is False

@@ -78,6 +78,18 @@ def _plain(x):
     return OmegaConf.to_container(x) if isinstance(x, (DictConfig, ListConfig)) else x
 
 
+def _process_cpu_s(pid) -> float | None:
+    """User + system CPU seconds of another process (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _median(xs):
     return float(statistics.median(xs)) if xs else None
 
@@ -562,28 +574,34 @@ def _measure_loader(workdir, tiny):
     queued = (loader.prefetch_factor or 2) * loader.num_workers
     it = iter(loader)
     next(it)
+    worker_pid = getattr(getattr(it, "_workers", [None])[0], "pid", None)
     batches = max(2, n // batch)
-    w_rates, w_limits = [], []
+    w_rates, w_limits, w_cpu_rates, w_cpu_limits = [], [], [], []
     for _ in range(2 if tiny else 3):
         for _ in range(queued):
             next(it)
-        t0 = time.perf_counter()
+        t0, wc0 = time.perf_counter(), _process_cpu_s(worker_pid)
         for _ in range(batches):
             next(it)
-        t1 = time.perf_counter()
+        t1, wc1 = time.perf_counter(), _process_cpu_s(worker_pid)
         time.sleep(1.5 * queued * (t1 - t0) / batches)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         decode()
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
         w_rates.append(batches * batch / (t1 - t0))
         w_limits.append(n / (t3 - t2))
+        if wc0 is not None and wc1 is not None and wc1 > wc0:
+            w_cpu_rates.append(batches * batch / (wc1 - wc0))
+            w_cpu_limits.append(n / (c3 - c2))
     del it, loader
     import gc
 
     gc.collect()
     value, limit, ratio = _rounds_summary(w_rates, w_limits)
+    # The worker's CPU time (from /proc) per frame it made, against the decode's CPU time in this process.
+    value_cpu, _, ratio_cpu = _rounds_summary(w_cpu_rates, w_cpu_limits) if w_cpu_rates else (None, None, None)
     rows.append({"name": "loader_rgbd_worker", "value": value, "unit": "frames/s/worker", "limit": limit,
-                 "ratio": ratio, "settings": dict(base, path="pretrain.data.make_loader(workers=1)",
+                 "ratio": ratio, "value_cpu": value_cpu, "ratio_cpu": ratio_cpu, "settings": dict(base, path="pretrain.data.make_loader(workers=1)",
                                                   batches_per_round=batches, rounds=len(w_rates),
                                                   **_spread(w_rates, w_limits)),
                  "peak_rss_mb": peak_rss_mb(), "peak_rss_children_mb": children_peak_rss_mb()})
