@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
 export PYTHONUNBUFFERED := 1
+# GNU OpenMP's default busy-waiting starves torch on shared cores (measured 50x slower inference under load).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 # User knobs (see README): CONFIG, DATA, OUTPUT, INIT, ARGS.
 CONFIG ?=
@@ -39,19 +41,19 @@ pretrain: install ## masked RGB-D pre-training (CPU preset on synthetic data by 
 	@echo "pretrain: not implemented yet (issue: pretrain/)"; exit 1
 
 bench-scannet: install ## fine-tune + evaluate on ScanNet (synthetic tree if ScanNet is absent)
-	@echo "bench-scannet: not implemented yet (issue: benchmark/)"; exit 1
+	$(if $(DATA),MASK3D_DATA=$(DATA)) $(PY) -m benchmark.suite scannet $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
 
 bench-nyu: install ## fine-tune + evaluate on NYUv2
-	@echo "bench-nyu: not implemented yet (issue: benchmark/)"; exit 1
+	$(if $(DATA),MASK3D_DATA=$(DATA)) $(PY) -m benchmark.suite nyuv2 $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
 
 bench-cityscapes: install ## fine-tune + evaluate on Cityscapes
-	@echo "bench-cityscapes: not implemented yet (issue: benchmark/)"; exit 1
+	$(if $(DATA),MASK3D_DATA=$(DATA)) $(PY) -m benchmark.suite cityscapes $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
 
 tables: install ## regenerate results/REPORT.md from paper numbers and our runs
 	$(PY) -m results.report $(ARGS)
 
-speed: install ## throughput benchmarks, written to results/speed.json
-	@echo "speed: not implemented yet (issue: make speed)"; exit 1
+speed: install ## throughput benchmarks as same-run ratios, written to results/speed.json
+	$(PY) -m tools.speed $(ARGS)
 
 repro-mini: install ## the paper's claim in miniature on CPU (< 45 min)
 	@echo "repro-mini: not implemented yet (issue: repro-mini)"; exit 1

@@ -1,7 +1,9 @@
 """Shared fixtures: a tiny synthetic RGB-D tree, generated and prepared once per test session."""
 import os
 
-import pytest
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: busy-waiting starves shared cores
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,8 @@ CONFIG = str(Path(__file__).resolve().parents[1] / "pretrain" / "configs" / "def
 TINY = {"model.embed_dim": 32, "model.depth": 2, "model.num_heads": 2, "model.decoder_dim": 32,
         "model.decoder_depth": 1, "model.decoder_heads": 2, "model.img_size": (96, 128),
         "data.names": "synthetic_rgbd_train", "data.workers": 0, "train.batch_size": 4, "train.max_iter": 6,
-        "train.warmup_iters": 2, "train.checkpoint_period": 2, "train.vis_period": 0, "train.log_period": 2}
+        "train.warmup_iters": 2, "train.checkpoint_period": 2, "train.vis_period": 0, "train.log_period": 2,
+        "train.cpu_threads": 1}  # tiny tensors: one thread is fastest, and immune to a busy machine
 
 
 def _run(out_dir, resume=False, **overrides):

@@ -45,7 +45,8 @@ train = dict(
     amp=True,  # bf16 autocast on CUDA (ignored on CPU)
     compile=False,  # torch.compile the model (GPU; first iterations slower)
     device="auto",  # "cpu" forces CPU
-    cpu_threads=0,  # torch compute threads on CPU; 0 = torch's default
+    cpu_threads=0,  # torch threads on CPU, 0 = torch's default; on a busy machine use 1 or OMP_WAIT_POLICY=PASSIVE
+    # (spinning OpenMP threads made ViT-tiny 6x slower on a shared 2-core machine)
     init_checkpoint="",  # start the encoder from a MAE .pth / timm / safetensors ViT of the same size
     checkpoint_period=1000,
     vis_period=5000,  # reconstruction PNG every N iterations (0: only at the end)

@@ -10,8 +10,6 @@ model.decoder_heads = 4
 
 data.names = ["synthetic_rgbd_train"]
 data.workers = 1
-train.cpu_threads = 1  # one compute thread + one loader process fill 2 cores; more threads than free cores
-# make OpenMP spin against each other (we measured 6x slower on a busy 2-core machine)
 
 train.max_iter = 600
 train.batch_size = 8
