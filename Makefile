@@ -6,13 +6,13 @@ export PYTHONUNBUFFERED := 1
 # GNU OpenMP's default busy-waiting starves torch on shared cores (measured 50x slower inference under load).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-# User knobs (see README): CONFIG, DATA, OUTPUT, INIT, ARGS.
+# User knobs (see README): CONFIG, DATA (pre-training dataset names), OUTPUT, INIT, ARGS.
 CONFIG ?=
 DATA ?=
 OUTPUT ?=
 INIT ?=
 ARGS ?=
-# The data root, as datasets/builtin.py resolves it.
+# The data root, as datasets/builtin.py resolves it ($MASK3D_DATA, else $DETECTRON2_DATASETS, else ./data).
 DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
 
 .DEFAULT_GOAL := help
@@ -41,13 +41,14 @@ pretrain: install ## masked RGB-D pre-training (CPU preset on synthetic data by 
 	@echo "pretrain: not implemented yet (issue: pretrain/)"; exit 1
 
 bench-scannet: install ## fine-tune + evaluate on ScanNet (synthetic tree if ScanNet is absent)
-	$(if $(DATA),MASK3D_DATA=$(DATA)) $(PY) -m benchmark.suite scannet $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
+	@test -f $(DATA_ROOT)/scannet/meta.json || $(MAKE) --no-print-directory data-synthetic
+	$(PY) -m benchmark.suite scannet $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
 
 bench-nyu: install ## fine-tune + evaluate on NYUv2
-	$(if $(DATA),MASK3D_DATA=$(DATA)) $(PY) -m benchmark.suite nyuv2 $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
+	$(PY) -m benchmark.suite nyuv2 $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
 
 bench-cityscapes: install ## fine-tune + evaluate on Cityscapes
-	$(if $(DATA),MASK3D_DATA=$(DATA)) $(PY) -m benchmark.suite cityscapes $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
+	$(PY) -m benchmark.suite cityscapes $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
 
 tables: install ## regenerate results/REPORT.md from paper numbers and our runs
 	$(PY) -m results.report $(ARGS)
