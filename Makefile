@@ -37,8 +37,8 @@ data-synthetic: install ## generate the embedded synthetic RGB-D scenes under da
 	$(PY) -m tools.make_synthetic --out $(DATA_ROOT)/synthetic_raw --scenes 24 --frames-per-scene 40 --seed 0 --height 240 --width 320 --skip-existing
 	$(PY) -m tools.prepare_scannet --raw $(DATA_ROOT)/synthetic_raw --out $(DATA_ROOT)/synthetic --frame-skip 1
 
-pretrain: install ## masked RGB-D pre-training (CPU preset on synthetic data by default)
-	@echo "pretrain: not implemented yet (issue: pretrain/)"; exit 1
+pretrain: install $(if $(CONFIG)$(DATA),,data-synthetic) ## masked RGB-D pre-training (CPU preset on synthetic data by default)
+	$(PY) -m pretrain --config $(or $(CONFIG),pretrain/configs/default_cpu.py) --resume $(if $(DATA),data.names=$(DATA)) $(if $(OUTPUT),train.output_dir=$(OUTPUT)) $(ARGS)
 
 bench-scannet: install ## fine-tune + evaluate on ScanNet (synthetic tree if ScanNet is absent)
 	@test -f $(DATA_ROOT)/scannet/meta.json || $(MAKE) --no-print-directory data-synthetic

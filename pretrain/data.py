@@ -19,13 +19,19 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from datasets.fileio import read_depth_png, read_rgb
 
 
+def parse_names(names) -> list[str]:
+    """Dataset names from a list and/or comma-separated strings (`DATA=a,b` on the command line)."""
+    names = [names] if isinstance(names, str) else list(names)
+    return [n.strip() for part in names for n in str(part).split(",") if n.strip()]
+
+
 def dataset_dicts(names) -> list[dict]:
-    """Concatenated dicts of the registered datasets `names` (a list or a comma-separated string); each
-    must carry `depth_file_name`."""
+    """Concatenated dicts of the registered datasets `names` (see `parse_names`); each must carry
+    `depth_file_name`."""
     from detectron2.data import DatasetCatalog
 
-    names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
-    if not names or not all(names):
+    names = parse_names(names)
+    if not names:
         raise ValueError("data.names is empty; name at least one RGB-D dataset, e.g. synthetic_rgbd_train")
     if any(n not in DatasetCatalog.list() for n in names):
         from datasets.builtin import register_all  # its catalog names the preparation command of a missing set

@@ -40,8 +40,9 @@ def load_checkpoint(path: Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot read {path} ({type(e).__name__}: {e}); the file is truncated or not a "
-                         f"checkpoint: resume the run to rewrite it") from e
+        raise ValueError(f"cannot read {path} ({type(e).__name__}: {e}); it is truncated or not a checkpoint "
+                         f"(ours are written atomically, so it was damaged later): restore it, or move the run "
+                         f"folder away to start over") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
         raise ValueError(f"{path} is not a pretrain checkpoint (no 'model'/'arch' entries)")
     return ckpt
@@ -57,7 +58,8 @@ def export_state(ckpt: dict, source: str) -> dict:
     if len([k for k in model if ".attn.qkv.weight" in k]) != arch["depth"]:
         raise ValueError(f"{source}: expected {arch['depth']} blocks in the checkpoint")
     meta = {**arch, "source": source, "iteration": int(ckpt.get("iteration", 0)),
-            "pretrain_img_size": D2_PRETRAIN_IMG_SIZE, "pos_embed": f"sincos-2d regenerated at {grid}x{grid} + cls slot"}
+            "pretrain_img_size": D2_PRETRAIN_IMG_SIZE,
+            "pos_embed": f"sincos-2d regenerated at {grid}x{grid} + cls slot"}
     return {"model": model, "meta": meta}
 
 

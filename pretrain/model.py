@@ -17,13 +17,11 @@ pretext task. Attention is timm's `Attention`, which calls `F.scaled_dot_product
 from __future__ import annotations
 
 import logging
-import math
 import re
 from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from timm.models.vision_transformer import Block
 from torch import nn
 
@@ -252,11 +250,18 @@ class MaskedRGBD(nn.Module):
         return gather_tokens(torch.cat([visible, fill], dim=1), restore)
 
     # --- bookkeeping ---------------------------------------------------------------------------------
+    def backbone_name(self) -> str:
+        """`vit_t`/`vit_s`/`vit_b`/`vit_l` for a preset, `vit_e{dim}d{depth}` for custom sizes (as the
+        benchmark names them)."""
+        if (self.embed_dim, self.depth, self.num_heads) == PRESETS[self.preset]:
+            return BACKBONE_NAMES[self.preset]
+        return f"vit_e{self.embed_dim}d{self.depth}"
+
     def arch(self) -> dict:
         """What `pretrain.export` writes as metadata, enough to rebuild the encoder anywhere."""
         return {"embed_dim": self.embed_dim, "depth": self.depth, "num_heads": self.num_heads,
                 "mlp_ratio": self.mlp_ratio, "patch_size": self.patch_size, "img_size": list(self.img_size),
-                "objective": self.objective, "backbone": BACKBONE_NAMES.get(self.preset, "vit"),
+                "objective": self.objective, "backbone": self.backbone_name(),
                 "norm_eps": NORM_EPS, "pixel_mean": list(PIXEL_MEAN), "pixel_std": list(PIXEL_STD)}
 
 

@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .data import RGBDPretrainDataset, dataset_dicts, make_loader
+from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
 from .files import atomic_save, atomic_text
 from .model import load_encoder_weights
@@ -214,6 +214,8 @@ def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
     finally:
         torch.set_num_threads(threads)
         _close_logging()
+        if world > 1:
+            dist.destroy_process_group()
 
 
 def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
@@ -238,10 +240,11 @@ def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
     start_iter, loss_history = 0, []
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt["model_args"] != model_args(cfg):
-            diff = {k for k in set(ckpt["model_args"]) | set(model_args(cfg))
-                    if ckpt["model_args"].get(k) != model_args(cfg).get(k)}
-            raise ValueError(f"{ckpt_path} was trained with different model settings ({sorted(diff)}); choose "
+        ours = {**model_args(cfg), "data.names": parse_names(cfg.data.names)}
+        theirs = {**ckpt["model_args"], "data.names": ckpt["data_names"]}
+        diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        if diff:
+            raise ValueError(f"{ckpt_path} was trained with different settings ({', '.join(diff)}); choose "
                              f"another train.output_dir for a new configuration")
     else:
         ckpt = None
@@ -279,7 +282,7 @@ def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
         writer = SummaryWriter(str(out_dir))  # closed when the loop ends, however it ends
     logger.info("pre-training %s %s (%s) on %s: %d images, effective batch %d (%d x %d accum x %d ranks), "
                 "lr %.2e, %d iterations, device %s", model.arch()["backbone"], model.objective,
-                model.preset, cfg.data.names, len(dataset), effective_batch, t.batch_size, t.accum_steps,
+                model.preset, ",".join(parse_names(cfg.data.names)), len(dataset), effective_batch, t.batch_size, t.accum_steps,
                 world, lr, max_iter, device)
 
     last_saved = [start_iter]
@@ -290,7 +293,7 @@ def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
             return
         atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "iteration": iteration, "loss_history": loss_history,
-                     "model_args": model_args(cfg), "arch": model.arch(),
+                     "model_args": model_args(cfg), "arch": model.arch(), "data_names": parse_names(cfg.data.names),
                      "rng": {"torch": torch.get_rng_state(),
                              "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}},
                     ckpt_path)
@@ -370,8 +373,7 @@ def _finish(cfg, model, out_dir, loss_history, elapsed, images_done, config_text
     history = loss_history[::step]
     if history and history[-1] != loss_history[-1]:
         history = history[:199] + [loss_history[-1]]
-    names = [cfg.data.names] if isinstance(cfg.data.names, str) else list(cfg.data.names)
-    names = [n for part in names for n in str(part).split(",")]
+    names = parse_names(cfg.data.names)
     record = {"kind": "pretrain", "dataset": "+".join(sorted({n.split("_")[0] for n in names})),
               "task": "pretrain", "backbone": metrics["backbone"], "objective": model.objective,
               "init": Path(cfg.train.init_checkpoint).stem if cfg.train.init_checkpoint else "random",
@@ -383,8 +385,8 @@ def _finish(cfg, model, out_dir, loss_history, elapsed, images_done, config_text
               "output_dir": str(out_dir), "tag": cfg.train.tag}
     from results.store import append_record
 
+    append_record(record)  # before metrics.json: a crash in between repeats the record rather than losing it
     atomic_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    append_record(record)
     logger.info("done: %s %s, %d iterations in %.0f s, loss %s -> %s, export %s", metrics["backbone"],
                 model.objective, len(losses), elapsed, _fmt(metrics["loss_start"]), _fmt(metrics["loss"]),
                 out_dir / "backbone.pth")

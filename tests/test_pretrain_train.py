@@ -76,6 +76,7 @@ def test_resume_reproduces_the_uninterrupted_losses_exactly(synthetic_root, tmp_
         _run(tmp_path / "resumed")
     monkeypatch.undo()
     assert _run(tmp_path / "resumed") == 1  # a run is there: continuing it needs --resume
+    assert _run(tmp_path / "resumed", resume=True, **{"data.names": "synthetic_rgbd_val"}) == 1  # other data
     assert _run(tmp_path / "resumed", resume=True, **{"data.workers": 1}) == 0  # workers don't change the stream
     resumed = _history(tmp_path / "resumed")
     assert [i for i, _ in resumed] == list(range(1, 7))

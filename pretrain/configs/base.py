@@ -28,7 +28,7 @@ data = dict(
     hflip=0.5,  # MAE
     color_jitter=0.4,  # our choice (the common SimCLR/torchvision strength; MAE uses none); RGB only
     workers=8,  # our choice: loader processes per GPU
-    pin_memory=True,
+    pin_memory=True,  # our choice (CUDA only)
 )
 
 train = dict(
@@ -41,14 +41,14 @@ train = dict(
     warmup_iters=2500,  # our choice: 5% of the run, MAE's 40/800-epoch proportion
     weight_decay=0.05,  # MAE
     betas=(0.9, 0.95),  # MAE
-    seed=0,
+    seed=0,  # seeds the initialisation, data order, augmentation and masks
     amp=True,  # bf16 autocast on CUDA (ignored on CPU)
     compile=False,  # torch.compile the model (GPU; first iterations slower)
     device="auto",  # "cpu" forces CPU
     cpu_threads=0,  # torch threads on CPU, 0 = torch's default; on a busy machine use 1 or OMP_WAIT_POLICY=PASSIVE
     # (spinning OpenMP threads made ViT-tiny 6x slower on a shared 2-core machine)
     init_checkpoint="",  # start the encoder from a MAE .pth / timm / safetensors ViT of the same size
-    checkpoint_period=1000,
+    checkpoint_period=1000,  # our choice, like every operational knob below
     vis_period=5000,  # reconstruction PNG every N iterations (0: only at the end)
     log_period=20,
     tag="",  # free text copied into the results record
