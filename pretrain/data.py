@@ -9,14 +9,13 @@ changing the number of workers, replays it exactly.
 from __future__ import annotations
 
 import math
-import time
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from datasets.fileio import read_depth_png, read_rgb
+from datasets.fileio import decode_image, read_depth_png
 
 
 def parse_names(names) -> list[str]:
@@ -54,14 +53,15 @@ def dataset_dicts(names) -> list[dict]:
     return dicts
 
 
-def read_rgbd(d: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(HxWx3 uint8 RGB, HxW float32 metres with 0 = invalid); errors name the file."""
-    rgb = read_rgb(d["file_name"])
+def read_bgr_depth_mm(d: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(HxWx3 uint8 BGR as decoded, HxW uint16 millimetres with 0 = invalid); errors name the file. The
+    loader crops and resizes first and converts (BGR to RGB, millimetres to metres) only the small result."""
+    bgr = decode_image(d["file_name"], cv2.IMREAD_COLOR)
     depth_mm = read_depth_png(d["depth_file_name"])
-    if depth_mm.shape != rgb.shape[:2]:
+    if depth_mm.shape != bgr.shape[:2]:
         raise ValueError(f"{d['depth_file_name']}: depth is {depth_mm.shape[1]}x{depth_mm.shape[0]} but "
-                         f"{d['file_name']} is {rgb.shape[1]}x{rgb.shape[0]}; prepare depth at the image size")
-    return rgb, depth_mm.astype(np.float32) / 1000.0
+                         f"{d['file_name']} is {bgr.shape[1]}x{bgr.shape[0]}; prepare depth at the image size")
+    return bgr, depth_mm
 
 
 def random_crop_box(rng, height, width, out_aspect, scale, ratio):
@@ -87,15 +87,18 @@ def center_box(height, width, out_aspect):
     return (height - h) // 2, 0, h, width
 
 
+_GREY = np.array([0.299, 0.587, 0.114])  # luma weights; they sum to 1
+
+
 def jitter_colors(rgb: np.ndarray, rng, strength: float) -> np.ndarray:
-    """Brightness, contrast and saturation factors drawn from [1 - s, 1 + s]."""
+    """Brightness b, contrast c and saturation s factors drawn from [1 - s, 1 + s], applied in that order:
+    x = b * rgb; x = c * (x - mean grey) + mean grey; x = s * x + (1 - s) * grey(x), rounded and clipped
+    to uint8. All three are linear, so they fold into one 3x4 map per pixel (with mu the image's mean grey)
+    x = c*b*(s*I + (1-s)*1 w^T) rgb + (1-c)*b*mu, applied by a single `cv2.transform`."""
     b, c, s = rng.uniform(1 - strength, 1 + strength, size=3)
-    x = rgb.astype(np.float32) * b
-    grey = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    x = (x - grey.mean()) * c + grey.mean()
-    grey = (x @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-    x = grey + (x - grey) * s
-    return np.clip(x, 0, 255).astype(np.uint8)
+    mu = float(np.dot(cv2.mean(rgb)[:3], _GREY))
+    m = c * b * (s * np.eye(3) + (1 - s) * np.outer(np.ones(3), _GREY))
+    return cv2.transform(rgb, np.hstack([m, np.full((3, 1), (1 - c) * b * mu)]))
 
 
 class RGBDPretrainDataset(Dataset):
@@ -112,24 +115,26 @@ class RGBDPretrainDataset(Dataset):
 
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, None)
-        rgb, depth = read_rgbd(self.dicts[index])
+        bgr, depth_mm = read_bgr_depth_mm(self.dicts[index])
         h, w = self.img_size
         if seed is None:
-            y, x, ch, cw = center_box(*depth.shape, w / h)
+            y, x, ch, cw = center_box(*depth_mm.shape, w / h)
         else:
             rng = np.random.default_rng(seed)
-            y, x, ch, cw = random_crop_box(rng, *depth.shape, w / h, self.scale, self.ratio)
-        rgb, depth = rgb[y:y + ch, x:x + cw], depth[y:y + ch, x:x + cw]
-        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if ch > h else cv2.INTER_LINEAR)
-        depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+            y, x, ch, cw = random_crop_box(rng, *depth_mm.shape, w / h, self.scale, self.ratio)
+        bgr, depth_mm = bgr[y:y + ch, x:x + cw], depth_mm[y:y + ch, x:x + cw]
+        # Area averaging only pays for itself (against aliasing) when shrinking by 2x or more.
+        bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if ch >= 2 * h else cv2.INTER_LINEAR)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        depth_mm = cv2.resize(depth_mm, (w, h), interpolation=cv2.INTER_NEAREST)  # 0 = invalid stays unblended
         if seed is not None:
             if rng.random() < self.hflip:
-                rgb, depth = rgb[:, ::-1], depth[:, ::-1]
+                rgb, depth_mm = cv2.flip(rgb, 1), cv2.flip(depth_mm, 1)
             if self.jitter > 0:
                 rgb = jitter_colors(rgb, rng, self.jitter)
-        depth = torch.from_numpy(np.ascontiguousarray(depth))[None]
-        return {"image": torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous(),
-                "depth": depth, "valid": depth > 0}
+        depth = torch.from_numpy(depth_mm.astype(np.float32) / 1000.0)[None]
+        # A channels-last view; collation copies it into the batch, so no .contiguous() copy here.
+        return {"image": torch.from_numpy(rgb).permute(2, 0, 1), "depth": depth, "valid": depth > 0}
 
 
 class ShardedInfiniteSampler(Sampler):
@@ -164,29 +169,3 @@ def make_loader(dataset, batch_size, workers=2, seed=0, rank=0, world_size=1, st
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
                       pin_memory=pin_memory and torch.cuda.is_available(), worker_init_fn=_worker_init,
                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
-
-
-def benchmark_loader(names, img_size=(240, 320), batch_size=32, workers=2, batches=20, **augment) -> dict:
-    """Throughput of decoding alone (one process) against the full loader, for `make speed`:
-    `decode_images_per_s`, `augment_images_per_s` (decode + augment, one process), `loader_images_per_s`
-    and `loader_images_per_s_per_worker`."""
-    dicts = dataset_dicts(names)
-    dataset = RGBDPretrainDataset(dicts, img_size, **augment)
-    n = min(len(dicts), batch_size * 2)
-    t0 = time.perf_counter()
-    for d in dicts[:n]:
-        read_rgbd(d)
-    t1 = time.perf_counter()
-    for i in range(n):
-        dataset[(i, [0, 0, 0, i])]
-    t2 = time.perf_counter()
-    loader = iter(make_loader(dataset, batch_size, workers=workers, pin_memory=True))
-    next(loader)  # worker start-up is not throughput
-    t3 = time.perf_counter()
-    for _ in range(batches):
-        next(loader)
-    t4 = time.perf_counter()
-    loader_rate = batches * batch_size / (t4 - t3)
-    return {"decode_images_per_s": n / (t1 - t0), "augment_images_per_s": n / (t2 - t1),
-            "loader_images_per_s": loader_rate, "loader_images_per_s_per_worker": loader_rate / max(workers, 1),
-            "workers": workers, "batch_size": batch_size, "img_size": list(img_size)}

@@ -229,8 +229,3 @@ def test_registered_dicts_follow_the_contract(tree):
     assert imeta.evaluator_type == "coco" and len(imeta.thing_classes) == 18
     assert imeta.thing_classes[a["category_id"]] == "chair" and imeta.thing_dataset_id_to_contiguous_id[5] == 2
     assert len(DatasetCatalog.get("scannet_sem_seg_train_20pct")) == 3  # one of the two training scenes
-
-
-def test_speed_benchmark_reports_frames_per_core():
-    res = prepare_scannet.benchmark(frames=3)
-    assert res["frames"] == 3 and res["frames_per_cpu_s"] > 0 and res["resolution"] == [480, 640]

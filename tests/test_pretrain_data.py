@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from datasets.fileio import DataError
-from pretrain.data import RGBDPretrainDataset, ShardedInfiniteSampler
+from pretrain.data import RGBDPretrainDataset, ShardedInfiniteSampler, jitter_colors
 
 
 def _pair(tmp_path, name="a", h=120, w=160, depth_dtype=np.uint16):
@@ -48,6 +48,28 @@ def test_colour_jitter_touches_rgb_only_and_same_seed_same_sample(tmp_path):
     assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["depth"], b["depth"])
     assert np.array_equal(a["depth"], plain["depth"])
     assert not np.array_equal(a["image"], plain["image"])
+
+
+def _jitter_reference(rgb, rng, strength):
+    """Colour jitter step by step: brightness, contrast about the mean grey, saturation about each grey."""
+    b, c, s = rng.uniform(1 - strength, 1 + strength, size=3)
+    w = np.array([0.299, 0.587, 0.114])
+    x = rgb.astype(np.float64) * b
+    mean_grey = (x @ w).mean()
+    x = (x - mean_grey) * c + mean_grey
+    grey = (x @ w)[..., None]
+    x = grey + (x - grey) * s
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def test_colour_jitter_single_linear_map_matches_step_by_step_reference():
+    img = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for seed in range(20):
+        fast_rng, ref_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+        fast, ref = jitter_colors(img, fast_rng, 0.4), _jitter_reference(img, ref_rng, 0.4)
+        assert fast.dtype == np.uint8 and fast.shape == img.shape
+        assert np.abs(fast.astype(int) - ref.astype(int)).max() <= 1, seed
+        assert fast_rng.random() == ref_rng.random()  # same draws: the sample stream (and resume) is unchanged
 
 
 def test_bad_files_name_the_file(tmp_path):

@@ -19,7 +19,6 @@ import argparse
 import io
 import os
 import sys
-import tempfile
 import time
 
 import cv2
@@ -386,24 +385,6 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     return 0
-
-
-def benchmark(frames: int = 48, workdir: str = None) -> dict:
-    """Single-core preparation throughput on a ScanNet-shaped raw tree (1296x968 colour JPEG and 16-bit
-    labels, 640x480 depth), including label mapping, instance RLE and writing. For `make speed`.
-    `frames_per_cpu_s` divides by this process's CPU time, so it is robust to a busy machine."""
-    from datasets import raw_fixtures
-
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        raw, out = os.path.join(tmp, "raw"), os.path.join(tmp, "scannet")
-        raw_fixtures.scannet_export(raw, scenes=("scene0000_00",), val_scenes=(), frames=frames,
-                                    color_hw=(968, 1296), depth_hw=(480, 640), realistic=True)
-        cpu0 = time.process_time()
-        res = prepare(parse_args(["--raw", raw, "--out", out, "--frame-skip", "1", "--workers", "1"]))
-        cpu = time.process_time() - cpu0
-    return {"frames": res["converted"], "wall_s": round(res["seconds"], 3), "cpu_s": round(cpu, 3),
-            "frames_per_s": round(res["converted"] / res["seconds"], 1),
-            "frames_per_cpu_s": round(res["converted"] / cpu, 1), "resolution": [480, 640]}
 
 
 if __name__ == "__main__":

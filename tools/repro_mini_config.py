@@ -33,18 +33,18 @@ FULL = dict(
     name="full",
     # exactly `make data-synthetic`
     data=dict(scenes=24, frames_per_scene=40, seed=0, height=240, width=320),
-    image=(144, 192),
+    image=(96, 128),
     vit=dict(embed_dim=192, depth=6, num_heads=3),
     seeds=3,
-    pretrain_iters=1200,
+    pretrain_iters=2000,
     pretrain={
         "model.decoder_dim": 128, "model.decoder_depth": 2, "model.decoder_heads": 4,
         "model.rgb_mask_ratio": 0.75, "model.depth_mask_ratio": 0.75,
         "train.batch_size": 16, "train.base_lr": 1.6e-2,  # lr 1e-3 at batch 16 (base_lr * 16 / 256)
-        "train.warmup_iters": 60, "train.checkpoint_period": 200, "train.vis_period": 0, "train.log_period": 100,
+        "train.warmup_iters": 100, "train.checkpoint_period": 200, "train.vis_period": 0, "train.log_period": 100,
         "train.seed": 0,
     },
-    finetune_iters=150,
+    finetune_iters=400,
     finetune={"dataloader.train.total_batch_size": 8, "train.log_period": 20},
 )
 

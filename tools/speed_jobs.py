@@ -496,7 +496,9 @@ def measure_loader(workdir, tiny=False):
     import torch
 
     threads = cv2.getNumThreads(), torch.get_num_threads()
-    cv2.setNumThreads(1)  # what pretrain.data's worker_init does: one core per worker
+    # One core, as in a loader worker: pretrain.data.make_loader calls cv2.setNumThreads(0) before it
+    # starts workers (no pool; cv2 runs in the calling thread), and its _worker_init sets torch to 1.
+    cv2.setNumThreads(1)
     torch.set_num_threads(1)
     try:
         return _measure_loader(workdir, tiny)
