@@ -1,7 +1,10 @@
 """Shared fixtures: a tiny synthetic RGB-D tree, generated and prepared once per test session."""
 import os
+import tempfile
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: busy-waiting starves shared cores
+# Module- and session-scoped fixtures run before the per-test store below: they must not reach the real one.
+os.environ["MASK3D_RESULTS"] = os.path.join(tempfile.mkdtemp(prefix="mask3d-test-results-"), "runs.jsonl")
 
 import pytest  # noqa: E402
 
