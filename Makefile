@@ -56,8 +56,8 @@ tables: install ## regenerate results/REPORT.md from paper numbers and our runs
 speed: install ## throughput benchmarks as same-run ratios, written to results/speed.json
 	$(PY) -m tools.speed $(ARGS)
 
-repro-mini: install ## the paper's claim in miniature on CPU (< 45 min)
-	@echo "repro-mini: not implemented yet (issue: repro-mini)"; exit 1
+repro-mini: install ## the paper's claim in miniature on CPU (< 45 min; resumable)
+	$(PY) -m tools.repro_mini $(ARGS)
 
 clean: ## remove .venv, caches and outputs (keeps data/ and results/)
 	rm -rf .venv .cache .pytest_cache output
