@@ -1,39 +1,13 @@
-"""Atomic writes for run folders: checkpoints, the last-checkpoint tag and metrics.json.
-
-A run killed mid-write must leave the previous file intact, so everything is written to a temp file in
-the same folder and moved into place with `os.replace`.
-"""
+"""DetectionCheckpointer with atomic writes: a run killed mid-save keeps its previous checkpoint."""
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
 
-
-@contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yields a temp path next to `path`; on success it replaces `path`, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json(obj, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, allow_nan=False)
+from core.io import atomic_path, write_text
 
 
 class AtomicCheckpointer(DetectionCheckpointer):
@@ -53,5 +27,4 @@ class AtomicCheckpointer(DetectionCheckpointer):
         self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-        with atomic_path(os.path.join(self.save_dir, "last_checkpoint")) as tmp, open(tmp, "w") as f:
-            f.write(last_filename_basename)
+        write_text(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename)

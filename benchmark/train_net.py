@@ -46,7 +46,8 @@ from detectron2.utils.logger import setup_logger
 
 from benchmark import inits
 from benchmark.backbones import backbone_name, set_vit_architecture
-from benchmark.checkpoint import AtomicCheckpointer, write_json
+from benchmark.checkpoint import AtomicCheckpointer
+from core.io import write_json
 from benchmark.evaluation import record_metrics, task_of
 from benchmark.tiny import make_tiny
 from results.store import append_record
@@ -183,7 +184,7 @@ def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: st
     record = build_record(cfg, args, spec, results, iterations, out, chash)
     finished = (out / "metrics.json").exists()
     target = out / ("metrics_eval.json" if finished else "metrics.json")
-    write_json({"results": _json_safe(results), "record": record}, target)
+    write_json(target, {"results": _json_safe(results), "record": record})
     if finished:
         logger.info(f"{out} already holds a finished result; this evaluation went to {target}, not to the store")
     else:

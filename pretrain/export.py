@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_save
+from core.io import save_torch
+
 from .model import sincos_pos_embed
 
 CHECKPOINT_NAME = "checkpoint.pth"
@@ -66,7 +67,7 @@ def export_state(ckpt: dict, source: str) -> dict:
 def export(src: str | Path, out: str | Path) -> dict:
     path = find_checkpoint(src)
     exported = export_state(load_checkpoint(path), str(path))
-    atomic_save(exported, out)
+    save_torch(exported, out)
     return exported
 
 

@@ -34,9 +34,11 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from core.io import save_torch as atomic_save
+from core.io import write_text as atomic_text
+
 from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
-from .files import atomic_save, atomic_text
 from .model import load_encoder_weights
 from .visualize import reconstruction_panel, save_png
 

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import torch
 
-from .files import atomic_write
+from core.io import atomic_write
+
 from .masking import patchify, unpatchify
 from .model import depth_to_metres
 

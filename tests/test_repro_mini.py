@@ -60,3 +60,15 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root,
     # The same folder refuses other settings instead of mixing runs.
     assert repro_mini.main(argv + ["--finetune-iters", "5"]) == 1
     assert "holds runs made with other settings (differing: finetune_iters)" in capsys.readouterr().err
+
+
+def test_a_failed_pretraining_skips_its_finetunes_and_fails_the_command(synthetic_root, tmp_path, capsys):
+    argv = ["--toy", "--seeds", "1", "--fractions", "20", "--objectives", "mae", "--out", str(tmp_path / "out"),
+            "--data-root", str(synthetic_root), "--no-report", "--set-pretrain", "model.no_such_key=1"]
+    assert repro_mini.main(argv) == 1
+    console = capsys.readouterr().out
+    assert "pretrain mae: FAILED" in console and "no such key" in console  # the log's last lines are shown
+    assert "finetune mae 20% seed0: not run, because pretrain mae failed" in console
+    assert "finetune random 20% seed0: done" in console  # independent runs still go on
+    assert re.search(r"^repro-mini: 2 run\(s\) FAILED \(pretrain mae, finetune mae 20% seed0\)", console, re.M)
+    assert [r["init"] for r in read_records()] == ["random"]

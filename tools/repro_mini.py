@@ -364,6 +364,7 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds per (init, split) (default: 3, --toy: 1)")
     p.add_argument("--jobs", type=int, default=None, help="runs side by side (default: min(CPUs, 4)), one thread "
                                                           "each unless CPUs > jobs")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: CPUs // jobs)")
     p.add_argument("--data-root", default=None, help="data root (default: $MASK3D_DATA, else $DETECTRON2_DATASETS, "
                                                      "else ./data; --toy: OUT/data)")
     p.add_argument("--store", default=None, help="results store (default: $MASK3D_RESULTS, else results/runs.jsonl)")
@@ -389,7 +390,7 @@ def parse_args(argv=None):
         p.error("--fractions takes comma-separated integers, e.g. 100,20")
     if not args.fractions or any(f not in C.TRAIN_SETS for f in args.fractions):
         p.error(f"--fractions must be some of {sorted(C.TRAIN_SETS, reverse=True)}")
-    for name in ("seeds", "jobs", "pretrain_iters", "finetune_iters"):
+    for name in ("seeds", "jobs", "threads", "pretrain_iters", "finetune_iters"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -417,7 +418,7 @@ def main(argv=None) -> int:
     args.seeds = args.seeds or preset["seeds"]
     cpus = os.cpu_count() or 1
     args.jobs = args.jobs or max(1, min(cpus, 4))
-    threads = max(1, cpus // args.jobs)
+    threads = args.threads or max(1, cpus // args.jobs)
 
     jobs, groups = plan(preset, args, out, store)
     runner = Runner(args.jobs, threads, t0)

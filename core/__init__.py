@@ -1,0 +1,1 @@
+"""What every room shares: atomic file writes and safe checkpoint reads (`core.io`)."""

@@ -1,0 +1,92 @@
+"""File writes a crash cannot half-finish, and the one way we read checkpoints.
+
+Every write goes to a temp file in the target folder and is moved into place with `os.replace`, so a run
+killed mid-write leaves the previous file (or none), never half of one that a rerun would trust. Temp
+files are named `.<name>.<random>.tmp`; `remove_stale_temps` clears those an interrupted run left.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+import torch
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+TEMP_SUFFIX = ".tmp"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that is missing, truncated or not one of ours; the message names the file."""
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yields a temp path beside `path` for writers that want a file name; on success it replaces `path`
+    (mode 0666 less the umask), on any error it is removed and `path` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; our files should read like any other
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Calls `write(binary_file)` on a temp file, then moves it to `path`."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj, compact: bool = False) -> Path:
+    """Strict JSON (NaN and infinity are errors, not invalid files); `compact` for large indexes."""
+    if compact:
+        text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    else:
+        text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return write_text(path, text)
+
+
+def save_torch(obj, path: str | os.PathLike) -> Path:
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def load_torch(path: str | os.PathLike, what: str = "checkpoint"):
+    """`torch.load(weights_only=True)` on CPU: tensors and plain containers only, never foreign code.
+    Missing, truncated and non-PyTorch files raise a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {what} file is missing")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, EOFError or UnpicklingError depending on the damage
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch {what} ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else 'no detail'}); it is truncated, "
+                              f"corrupt or holds objects other than tensors: re-create it") from None
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Deletes the temp files that interrupted atomic writes left directly in `folder`; returns them."""
+    folder = Path(folder)
+    stale = [p for p in folder.glob(f".*{TEMP_SUFFIX}") if p.is_file()] if folder.is_dir() else []
+    for p in stale:
+        p.unlink()
+    return stale

@@ -1,0 +1,56 @@
+"""core.io: writes are all-or-nothing, reads of damaged checkpoints name the file."""
+import math
+
+import pytest
+import torch
+
+from core import io
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "metrics.json"
+    io.write_json(target, {"a": 1})
+
+    def boom(f):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        io.atomic_write(target, boom)
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_json_refuses_nan_instead_of_writing_an_unreadable_file(tmp_path):
+    with pytest.raises(ValueError):
+        io.write_json(tmp_path / "m.json", {"loss": math.nan})
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_torch_round_trip_and_truncated_checkpoint_is_named(tmp_path):
+    path = io.save_torch({"w": torch.arange(1000.0)}, tmp_path / "model.pth")
+    assert torch.equal(io.load_torch(path)["w"], torch.arange(1000.0))
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(io.CheckpointError, match=r"cut\.pth: cannot be read as a PyTorch checkpoint"):
+        io.load_torch(cut)
+    with pytest.raises(io.CheckpointError, match=r"absent\.pth: checkpoint file is missing"):
+        io.load_torch(tmp_path / "absent.pth")
+
+
+def test_checkpoint_reader_never_runs_pickled_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(io.CheckpointError, match="evil.pth"):
+        io.load_torch(path)
+
+
+def test_stale_temps_of_interrupted_writes_are_removed(tmp_path):
+    (tmp_path / ".model.pth.abc123.tmp").write_bytes(b"partial")
+    (tmp_path / "model.pth").write_bytes(b"kept")
+    assert [p.name for p in io.remove_stale_temps(tmp_path)] == [".model.pth.abc123.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]
