@@ -17,7 +17,7 @@ DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
 
 .DEFAULT_GOAL := help
 .PHONY: help install doctor test pretrain data-synthetic bench-scannet bench-nyu bench-cityscapes \
-        tables speed repro-mini clean
+        tables speed repro-mini lint format clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,14 @@ $(STAMP): requirements.txt tools/install.sh
 
 doctor: install ## print versions and devices; fail if something we need is missing
 	$(PY) -m tools.doctor
+
+lint: install ## ruff: lint and format check (settings in pyproject.toml)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install ## ruff: fix what can be fixed and format the code
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 test: install ## run the test suite (pytest)
 	$(PY) -m pytest -q tests $(ARGS)
