@@ -121,48 +121,35 @@ def _checkpoint(model):
     return {"model": model.state_dict(), "arch": model.arch(), "iteration": 7}
 
 
-def _d2_wrapper(dim, depth, heads, use_rel_pos):
-    from detectron2.modeling.backbone.vit import SimpleFeaturePyramid, ViT
+def test_export_carries_the_pretraining_grid_and_loads_into_detectron2_vit_with_every_key_matched():
+    from detectron2.modeling.backbone.vit import SimpleFeaturePyramid
 
-    net = ViT(img_size=224, patch_size=16, embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
-              qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=use_rel_pos,
-              window_size=7 if use_rel_pos else 0, window_block_indexes=[0] if use_rel_pos else [],
-              pretrain_img_size=224, pretrain_use_cls_token=True)
-    holder = nn.Module()
-    holder.backbone = SimpleFeaturePyramid(net, "last_feat", out_channels=16, scale_factors=(4.0, 2.0, 1.0, 0.5),
-                                           norm="LN", square_pad=224)
-    return holder
+    from benchmark.backbones import GridViT
 
-
-def test_export_loads_into_detectron2_vit_with_every_key_matched_and_equal_features():
     torch.manual_seed(0)
     model = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY).eval()
     exported = export_state(_checkpoint(model), "test")
     sd = exported["model"]
     assert all(k.startswith(PREFIX) for k in sd)
     assert not any(s in k for k in sd for s in ("decoder", "depth", "mask_token", "modality", "head"))
-    assert sd[PREFIX + "pos_embed"].shape == (1, 1 + 14 * 14, 32)
+    pos = sd[PREFIX + "pos_embed"]
+    assert pos.shape == (1, 1 + 4 * 6, 32)  # cls slot + the 4x6 token grid of a 64x96 frame
+    assert torch.equal(pos[0, 1:], model.pos_embed[0]) and not pos[0, 0].any()
     meta = exported["meta"]
     assert (meta["embed_dim"], meta["depth"], meta["num_heads"], meta["patch_size"]) == (32, 2, 2, 16)
-    assert meta["img_size"] == [64, 96] and meta["objective"] == "mask3d" and meta["iteration"] == 7
+    assert meta["img_size"] == [64, 96] and meta["pretrain_grid"] == [4, 6]
+    assert meta["objective"] == "mask3d" and meta["iteration"] == 7
 
-    holder = _d2_wrapper(32, 2, 2, use_rel_pos=True)
+    net = GridViT(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2, qkv_bias=True,
+                  norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=True, window_size=2,
+                  window_block_indexes=[0], pretrain_grid=meta["pretrain_grid"])
+    holder = nn.Module()
+    holder.backbone = SimpleFeaturePyramid(net, "last_feat", out_channels=16, scale_factors=(4.0, 2.0, 1.0, 0.5),
+                                           norm="LN", square_pad=0)
     result = holder.load_state_dict(sd, strict=False)
     assert result.unexpected_keys == []
     missing_net = [k for k in result.missing_keys if k.startswith(PREFIX)]
     assert missing_net and all("rel_pos" in k for k in missing_net)
-
-    # Without relative positions and at 224x224 (14x14 tokens, no resizing), Detectron2's ViT computes
-    # exactly our encoder's features.
-    holder = _d2_wrapper(32, 2, 2, use_rel_pos=False).eval()
-    result = holder.load_state_dict(sd, strict=False)
-    assert not [k for k in result.missing_keys if k.startswith(PREFIX)]
-    image = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
-    with torch.no_grad():
-        ours = model.features(image)
-        theirs = holder.backbone.net(model.normalize(image))["last_feat"]
-    assert theirs.shape == ours.shape == (2, 32, 14, 14)
-    assert torch.allclose(ours, theirs, atol=1e-5)
 
 
 def test_encoder_init_from_mae_timm_safetensors_and_export(tmp_path):
