@@ -183,7 +183,50 @@ def test_checkpoint_of_another_architecture_or_truncated_is_a_clear_error(tmp_pa
         load_encoder_weights(target, tmp_path / "resnet.pth")
     data = (tmp_path / "wide.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut.pth.*is the file complete"):
+    with pytest.raises(ValueError, match="cut.pth.*truncated"):
         load_encoder_weights(target, tmp_path / "cut.pth")
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_encoder_weights(target, tmp_path / "missing.pth")
+
+
+def _hide(depth, mask, patch_size, grid, value):
+    """`depth` with every pixel of the patches `mask` hides set to `value` (still a valid reading)."""
+    hidden = unpatchify(mask.float()[..., None].expand(-1, -1, patch_size ** 2), patch_size, grid).bool()
+    return torch.where(hidden, torch.full_like(depth, value), depth)
+
+
+def test_mask3d_predictions_ignore_hidden_depth_and_its_loss_is_the_depth_loss_under_the_depth_mask():
+    torch.manual_seed(0)
+    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), depth_mask_ratio=0.5, **TINY).eval()
+    image, depth, valid = _batch()
+    with torch.no_grad():
+        out = model(image, depth, valid, generator=torch.Generator().manual_seed(0))
+        changed_depth = _hide(depth, out["depth_mask"], 16, out["grid"], 9.0)
+        changed = model(image, changed_depth, valid, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(changed["depth_mask"], out["depth_mask"]) and not torch.equal(changed_depth, depth)
+    assert torch.allclose(changed["pred_depth"], out["pred_depth"], atol=1e-6)  # hidden depth never reaches it
+
+    under_depth_mask = depth_loss(out["pred_depth"], depth, valid, out["depth_mask"], 16, model.depth_norm,
+                                  model.depth_loss)
+    under_rgb_mask = depth_loss(out["pred_depth"], depth, valid, out["rgb_mask"], 16, model.depth_norm,
+                                model.depth_loss)
+    assert not torch.equal(out["rgb_mask"], out["depth_mask"])
+    assert torch.allclose(out["loss"], under_depth_mask) and not torch.allclose(out["loss"], under_rgb_mask)
+
+
+@pytest.mark.parametrize("norm", ["image", "patch"])
+def test_depth_input_is_standardised_with_visible_valid_pixels_only(norm):
+    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), depth_norm=norm, **TINY)
+    _, depth, valid = _batch()
+    mask = torch.zeros(2, 4 * 6, dtype=torch.bool)
+    mask[:, 1::3] = True
+    grid = (4, 6)
+    inputs = model.depth_input(depth, valid, mask, grid)
+    changed = model.depth_input(_hide(depth, mask, 16, grid, 9.0), valid, mask, grid)
+    seen = _hide(valid.float(), mask, 16, grid, 0.0).bool()
+    assert torch.equal(inputs[:, 1:], valid.float())  # the validity channel
+    assert torch.allclose(changed[:, :1][seen], inputs[:, :1][seen], atol=1e-5)  # hidden pixels move no statistic
+    visible = inputs[:, :1][seen].view(2, -1)
+    assert torch.allclose(visible.mean(1), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(visible.std(1, correction=0), torch.ones(2), atol=1e-3)
+    assert not inputs[:, :1][~valid].any()  # invalid pixels read as 0, never as a depth
