@@ -3,8 +3,8 @@ and the ViT the benchmark configs build."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pydoc import locate
-from typing import Sequence
 
 import torch
 from timm.layers import resample_abs_pos_embed

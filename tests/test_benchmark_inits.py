@@ -217,7 +217,7 @@ def test_other_resolutions_resize_from_the_pretraining_grid(tmp_path):
 
 
 def test_exports_with_a_square_grid_from_before_pretrain_grid_still_load(tmp_path):
-    pre, spec = _export(tmp_path, (224, 224))
+    _, spec = _export(tmp_path, (224, 224))
     path = tmp_path / "backbone.pth"
     exported = torch.load(path, weights_only=True)
     del exported["meta"]["pretrain_grid"]
