@@ -22,7 +22,8 @@ from results.tables import (DATA_EFFICIENT, PAPER_TABLES, UNVERIFIED, Table, dat
                             headline_lines, paper_table, repro_mini, runs_table)
 
 RESULTS_DIR = Path(__file__).resolve().parent
-NEXT_STEPS = "`make pretrain && make bench-scannet && make tables ARGS=--scratch`"
+NEXT_STEPS = "`make pretrain && make bench-scannet && make tables ARGS=--scratch` (report in `output/report/`)"
+SCRATCH_REPORT_DIR = REPO_ROOT / "output" / "report"  # a report with uncommitted runs never replaces results/
 PLOTS = ("data_efficient.png", "pretrain_loss.png", "repro_mini.png")
 
 
@@ -85,7 +86,7 @@ def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) 
           "backbone only; runs of the CPU-sized `tiny` recipe and on synthetic scenes never enter the paper's "
           f"tables. {UNVERIFIED}: the number was not verified against its primary source. Empty cells are "
           "unknown, never guessed; `Runs` 0 marks a baseline with no run yet. Ordinary runs append to a scratch "
-          "store that joins only when asked: `make tables ARGS=--scratch`.",
+          "store that joins only when asked: `make tables ARGS=--scratch` writes that report to `output/report/`.",
           "", "## The paper's tables", ""]
     for spec in PAPER_TABLES:
         md += render_table(paper_table(spec, paper, runs, baselines, placed))
@@ -167,10 +168,12 @@ def main(argv=None) -> int:
     parser.add_argument("--scratch", action="store_true",
                         help="also read the scratch store of ordinary runs ($MASK3D_RESULTS, else output/runs.jsonl)")
     parser.add_argument("--store", action="append", default=[], help="also read this runs file (repeatable)")
-    parser.add_argument("--out", default=str(RESULTS_DIR), help="folder for REPORT.md and PNGs (default results/)")
+    parser.add_argument("--out", default=None, help="folder for REPORT.md and PNGs (default results/, the committed "
+                                                    f"report; {display(SCRATCH_REPORT_DIR)}/ with --scratch or --store)")
     parser.add_argument("--paper", default=None, help="reference numbers (default results/paper.csv)")
     parser.add_argument("--baselines", default=None, help="baseline registry (default results/baselines.yaml)")
     args = parser.parse_args(argv)
+    args.out = args.out or str(SCRATCH_REPORT_DIR if args.scratch or args.store else RESULTS_DIR)
     try:
         text = build(sources_of(args), Path(args.out), args.paper, args.baselines)
     except (StoreError, RecordError, PaperError, BaselineError) as e:

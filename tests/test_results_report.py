@@ -183,6 +183,14 @@ def test_campaign_records_are_read_by_default_and_the_scratch_store_only_when_as
         assert "study.jsonl" in md and ("runs.jsonl" in md) == bool(extra)
 
 
+def test_a_report_with_scratch_runs_never_replaces_the_committed_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "SCRATCH_REPORT_DIR", tmp_path / "scratch_report")
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "committed")
+    _run(metrics={"sem_seg/mIoU": 60.0})
+    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch"]) == 0
+    assert (tmp_path / "scratch_report" / "REPORT.md").is_file() and not (tmp_path / "committed").exists()
+
+
 def test_a_named_store_that_does_not_exist_is_an_error(tmp_path, capsys):
     out = tmp_path / "out"
     assert report.main(["--campaigns", _no_campaigns(tmp_path), "--store", str(tmp_path / "absent.jsonl"), "--out",
