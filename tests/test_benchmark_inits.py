@@ -12,7 +12,7 @@ from detectron2.config import LazyConfig, instantiate
 from benchmark import inits
 from benchmark.backbones import set_vit_architecture
 from benchmark.checkpoint import AtomicCheckpointer
-from benchmark.tiny import TINY_VIT, make_tiny
+from benchmark.tiny import CPU_VIT, make_tiny
 
 VIT_CONFIG = "benchmark/configs/scannet/semseg_vit_b.py"
 R50_CONFIG = "benchmark/configs/scannet/semseg_r50.py"
@@ -41,9 +41,9 @@ def _vit(cfg):
 
 
 def _timm_vit(**kw):
-    """A timm ViT shaped like the tiny benchmark ViT, pre-trained at 112x112 (a 7x7 position grid)."""
+    """A timm ViT shaped like the tiny recipe's ViT, pre-trained at 112x112 (a 7x7 position grid)."""
     torch.manual_seed(1)
-    dims = {k: TINY_VIT[k] for k in ("embed_dim", "depth", "num_heads", "patch_size")}
+    dims = {k: CPU_VIT[k] for k in ("embed_dim", "depth", "num_heads", "patch_size")}
     return timm.models.vision_transformer.VisionTransformer(img_size=112, num_classes=10, **dims, **kw).state_dict()
 
 
@@ -55,7 +55,7 @@ def _assert_vit_loaded(model, timm_sd, summary):
     assert untouched == {k for k in own if "rel_pos" in k}
     for k in own.keys() - untouched - {"pos_embed"}:
         assert torch.equal(own[k], timm_sd[k]), k
-    assert own["pos_embed"].shape == (1, 1 + 14 * 14, TINY_VIT["embed_dim"])
+    assert own["pos_embed"].shape == (1, 1 + 14 * 14, CPU_VIT["embed_dim"])
     assert torch.equal(own["pos_embed"][:, 0], timm_sd["pos_embed"][:, 0])  # cls slot kept
     assert summary["resized"] == ["backbone.net.pos_embed"]
 

@@ -9,7 +9,7 @@ from pretrain.export import PREFIX, export_state
 from pretrain.masking import gather_tokens, patchify, random_masking, unpatchify
 from pretrain.model import MaskedRGBD, depth_loss, load_encoder_weights
 
-TINY = dict(preset="tiny", embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
+SMALL = dict(preset="tiny", embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
 
 
 def _batch(b=2, h=64, w=96, seed=0):
@@ -36,7 +36,7 @@ def test_size_not_divisible_by_patch_is_a_clear_error():
     with pytest.raises(ValueError, match="not divisible by patch size 16"):
         patchify(torch.zeros(1, 3, 100, 128), 16)
     with pytest.raises(ValueError, match="not divisible"):
-        MaskedRGBD(img_size=(250, 320), **TINY)
+        MaskedRGBD(img_size=(250, 320), **SMALL)
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5, 0.75, 0.9])
@@ -59,9 +59,9 @@ def test_random_masking_counts_and_restore_inverts_shuffle(ratio):
 
 def test_mask_ratios_outside_unit_interval_are_rejected():
     with pytest.raises(ValueError, match=r"rgb_mask_ratio=1.0 is outside \[0, 1\)"):
-        MaskedRGBD(rgb_mask_ratio=1.0, **TINY)
+        MaskedRGBD(rgb_mask_ratio=1.0, **SMALL)
     with pytest.raises(ValueError, match="depth_mask_ratio"):
-        MaskedRGBD(depth_mask_ratio=-0.1, **TINY)
+        MaskedRGBD(depth_mask_ratio=-0.1, **SMALL)
 
 
 @pytest.mark.parametrize("norm", ["metric", "image", "patch"])
@@ -105,7 +105,7 @@ def test_depth_loss_value_in_metres():
 @pytest.mark.parametrize("objective", ["mask3d", "mae", "multimae"])
 def test_objectives_train_the_encoder(objective):
     torch.manual_seed(0)
-    model = MaskedRGBD(objective=objective, img_size=(64, 96), **TINY)
+    model = MaskedRGBD(objective=objective, img_size=(64, 96), **SMALL)
     out = model(*_batch(), generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(out["loss"])
     assert ("loss_depth" in out) == (objective != "mae") and ("loss_rgb" in out) == (objective != "mask3d")
@@ -127,7 +127,7 @@ def test_export_carries_the_pretraining_grid_and_loads_into_detectron2_vit_with_
     from benchmark.backbones import GridViT
 
     torch.manual_seed(0)
-    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY).eval()
+    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), **SMALL).eval()
     exported = export_state(_checkpoint(model), "test")
     sd = exported["model"]
     assert all(k.startswith(PREFIX) for k in sd)
@@ -156,7 +156,7 @@ def test_encoder_init_from_mae_timm_safetensors_and_export(tmp_path):
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
-    source = MaskedRGBD(objective="mae", img_size=(64, 96), **TINY)
+    source = MaskedRGBD(objective="mae", img_size=(64, 96), **SMALL)
     encoder = {k: v for k, v in source.state_dict().items() if k.startswith(("patch_embed", "blocks", "norm"))}
     mae_like = {**encoder, "cls_token": torch.zeros(1, 1, 32), "pos_embed": torch.zeros(1, 17, 32),
                 "decoder_embed.weight": torch.zeros(8, 32), "mask_token": torch.zeros(1, 1, 8)}
@@ -165,7 +165,7 @@ def test_encoder_init_from_mae_timm_safetensors_and_export(tmp_path):
     torch.save(export_state(_checkpoint(source), "test"), tmp_path / "export.pth")
 
     for name in ("mae.pth", "timm.safetensors", "export.pth"):
-        target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY)
+        target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **SMALL)
         info = load_encoder_weights(target, tmp_path / name)
         assert info["loaded"] >= len([k for k in encoder if not k.startswith("norm.")])
         assert torch.equal(target.blocks[1].mlp.fc2.weight, source.blocks[1].mlp.fc2.weight)
@@ -173,9 +173,9 @@ def test_encoder_init_from_mae_timm_safetensors_and_export(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_or_truncated_is_a_clear_error(tmp_path):
-    other = MaskedRGBD(objective="mae", img_size=(64, 96), **{**TINY, "embed_dim": 64})
+    other = MaskedRGBD(objective="mae", img_size=(64, 96), **{**SMALL, "embed_dim": 64})
     torch.save({"model": other.state_dict()}, tmp_path / "wide.pth")
-    target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY)
+    target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **SMALL)
     with pytest.raises(ValueError, match="embed_dim=64.*embed_dim=32"):
         load_encoder_weights(target, tmp_path / "wide.pth")
     torch.save({"model": {"conv1.weight": torch.zeros(8, 3, 7, 7)}}, tmp_path / "resnet.pth")
@@ -197,7 +197,7 @@ def _hide(depth, mask, patch_size, grid, value):
 
 def test_mask3d_predictions_ignore_hidden_depth_and_its_loss_is_the_depth_loss_under_the_depth_mask():
     torch.manual_seed(0)
-    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), depth_mask_ratio=0.5, **TINY).eval()
+    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), depth_mask_ratio=0.5, **SMALL).eval()
     image, depth, valid = _batch()
     with torch.no_grad():
         out = model(image, depth, valid, generator=torch.Generator().manual_seed(0))
@@ -216,7 +216,7 @@ def test_mask3d_predictions_ignore_hidden_depth_and_its_loss_is_the_depth_loss_u
 
 @pytest.mark.parametrize("norm", ["image", "patch"])
 def test_depth_input_is_standardised_with_visible_valid_pixels_only(norm):
-    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), depth_norm=norm, **TINY)
+    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), depth_norm=norm, **SMALL)
     _, depth, valid = _batch()
     mask = torch.zeros(2, 4 * 6, dtype=torch.bool)
     mask[:, 1::3] = True
