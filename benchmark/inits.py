@@ -285,7 +285,10 @@ def vit_architecture(converted: Optional[Converted]) -> Optional[dict]:
 def resize_pos_embed(pos_embed: torch.Tensor, vit: torch.nn.Module, num_tokens: int) -> torch.Tensor:
     """A checkpoint's (1, 1 + g*g, C) table resized to the model's pre-training grid (`num_tokens` with or
     without its cls slot)."""
-    side = math.isqrt(num_tokens)
+    side, old = math.isqrt(num_tokens), math.isqrt(pos_embed.shape[1] - 1)
+    if old * old != pos_embed.shape[1] - 1:
+        raise InitError(f"pos_embed of {pos_embed.shape[1]} tokens is not a cls slot plus a square grid, so its "
+                        f"grid is unknown; set model.backbone.net.pretrain_grid=[rows,cols] to the grid it holds")
     grid = getattr(vit, "pretrain_grid", None) or (side, side)
     has_cls = num_tokens == 1 + math.prod(grid)
     pos = pos_embed if has_cls else pos_embed[:, 1:]

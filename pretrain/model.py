@@ -166,8 +166,8 @@ class MaskedRGBD(nn.Module):
         return x + self._pos("pos_embed", grid, self.embed_dim, x), grid
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
-        """Unmasked encoder features (B, C, gh, gw) without the final norm: exactly what Detectron2's
-        ViT computes from the exported weights at the same grid."""
+        """Unmasked encoder features (B, C, gh, gw) without the final norm: exactly what the benchmark's
+        ViT (`benchmark.backbones.GridViT`) computes from the export at the pre-training grid."""
         x, (gh, gw) = self.embed_rgb(image)
         for blk in self.blocks:
             x = blk(x)

@@ -279,6 +279,10 @@ def test_bad_files_give_clear_errors(vit_cfg, r50_model, tmp_path):
     with pytest.raises(inits.InitError, match="not a Pri3D checkpoint"):
         _load(r50_model, f"pri3d:{tmp_path / 'full.pth'}")
 
+    torch.save({"model": {"backbone.net.pos_embed": torch.zeros(1, 1 + 6 * 8, 96)}}, tmp_path / "grid6x8.pth")
+    with pytest.raises(inits.InitError, match="not a cls slot plus a square grid.*pretrain_grid"):
+        _load(model, f"d2:{tmp_path / 'grid6x8.pth'}")  # a fine-tuned run's grid must come from its config
+
 
 def test_specs_and_named_baselines(tmp_path):
     registry = tmp_path / "baselines.yaml"
