@@ -11,10 +11,10 @@ a `KIND:PATH`). Kinds:
 - `pri3d:PATH`   Pri3D's ResNet-50 (`backbone.encoder.*`, torchvision layout) to Detectron2's R50 names;
 - `d2:PATH`      a Detectron2 checkpoint of a whole model (e.g. one of our fine-tuned runs).
 
-Files are read with `core.io.load_torch` (`torch.load(weights_only=True)`) or safetensors. Keys a format is known to carry for
-other purposes (classifier heads, decoders, other modalities) are dropped by name; anything else that
-has no place in the model is an error, and so is a missing backbone key, except ViTDet's
-zero-initialised `rel_pos_*` tables and BatchNorm counters, unless `allow_missing` is set.
+Files are read with `core.io.load_torch` (`torch.load(weights_only=True)`) or safetensors. Keys a format
+is known to carry for other purposes (classifier heads, decoders, other modalities) are dropped by name;
+anything else that has no place in the model is an error, and so is a missing backbone key, except
+ViTDet's zero-initialised `rel_pos_*` tables and BatchNorm counters, unless `allow_missing` is set.
 """
 from __future__ import annotations
 
@@ -93,7 +93,8 @@ def parse(spec: str, baselines: Path = BASELINES) -> InitSpec:
         return InitSpec(kind, Path(path), label=kind)
     baseline = _baseline(spec, Path(baselines))
     if baseline.init != "random" and ":" not in baseline.init:  # no baseline of baselines (nor a loop)
-        raise InitError(f"baseline {spec!r} at {baseline.where}: init {baseline.init!r} must be 'random' or KIND:PATH")
+        raise InitError(f"baseline {spec!r} at {baseline.where}: init {baseline.init!r} must be 'random' or "
+                        "KIND:PATH")
     inner = parse(baseline.init, baselines)  # paths are relative to the repository root, like INIT=
     return InitSpec(inner.kind, inner.path, label=spec, baseline_backbone=baseline.backbone)
 

@@ -196,7 +196,7 @@ def test_a_named_store_that_does_not_exist_is_an_error(tmp_path, capsys):
     assert report.main(["--campaigns", _no_campaigns(tmp_path), "--store", str(tmp_path / "absent.jsonl"), "--out",
                         str(out)]) == 1
     assert "no run store at" in capsys.readouterr().err and not out.exists()
-    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(out)]) == 1  # none appended yet
+    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(out)]) == 1  # none yet
     assert report.main(["--campaigns", str(tmp_path / "absent"), "--out", str(out)]) == 1
 
 
