@@ -1,14 +1,59 @@
-"""Backbone facts read from, and written into, a LazyConfig: ViT shape and the name runs are recorded under."""
+"""Backbone facts read from, and written into, a LazyConfig (ViT shape, the name runs are recorded under),
+and the ViT the benchmark configs build."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pydoc import locate
+
+import torch
+from timm.layers import resample_abs_pos_embed
 
 from detectron2.modeling.backbone.vit import ViT
 
 # (embed_dim, depth) -> the names `docs/interfaces.md` uses for standard ViTs.
 STANDARD_VITS = {(192, 12): "vit_t", (384, 12): "vit_s", (768, 12): "vit_b", (1024, 24): "vit_l", (1280, 32): "vit_h"}
 VIT_ARCH_KEYS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size")
+
+
+class GridViT(ViT):
+    """Detectron2's ViT whose position table keeps the pre-training token grid, square or not.
+
+    Detectron2 assumes a square pre-training grid, so an encoder pre-trained on 240x320 frames (15x20 tokens)
+    would see positions interpolated from a square stand-in even at its own resolution. Here the table is
+    `pretrain_grid` (rows, cols) as stored (plus the cls slot Detectron2 keeps), added unchanged at that grid
+    and resized with timm's `resample_abs_pos_embed` at any other. Without `pretrain_grid` it is
+    Detectron2's square `pretrain_img_size / patch_size` grid, so square checkpoints load as before.
+    """
+
+    def __init__(self, *args, pretrain_grid: Sequence[int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pretrain_grid = None
+        if self.pos_embed is None:
+            return
+        cls, dim = int(self.pretrain_use_cls_token), self.pos_embed.shape[2]
+        if pretrain_grid is None:
+            side = math.isqrt(self.pos_embed.shape[1] - cls)
+            self.pretrain_grid = (side, side)
+        else:
+            self.pretrain_grid = tuple(int(g) for g in pretrain_grid)
+            self.pos_embed = torch.nn.Parameter(torch.zeros(1, cls + math.prod(self.pretrain_grid), dim))
+            torch.nn.init.trunc_normal_(self.pos_embed, std=0.02)
+
+    def abs_pos(self, grid: tuple[int, int]) -> torch.Tensor:
+        """(1, rows, cols, C) position embeddings for a token grid."""
+        pos = self.pos_embed[:, 1:] if self.pretrain_use_cls_token else self.pos_embed
+        if tuple(grid) != self.pretrain_grid:
+            pos = resample_abs_pos_embed(pos, list(grid), list(self.pretrain_grid), num_prefix_tokens=0)
+        return pos.reshape(1, *grid, pos.shape[-1])
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        if self.pos_embed is not None:
+            x = x + self.abs_pos((x.shape[1], x.shape[2]))
+        for blk in self.blocks:
+            x = blk(x)
+        return {self._out_features[0]: x.permute(0, 3, 1, 2)}
 
 
 def is_vit(cfg) -> bool:
@@ -28,11 +73,11 @@ def global_blocks(depth: int) -> list[int]:
 
 
 def set_vit_architecture(cfg, embed_dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
-                         patch_size: int = 16, pretrain_grid: int | None = None) -> None:
+                         patch_size: int = 16, pretrain_grid: Sequence[int] | None = None) -> None:
     """Reshape the config's ViT; window attention stays on every block that is not global.
 
-    `pretrain_grid` is the side of the checkpoint's square position-embedding grid, so Detectron2's ViT
-    allocates exactly that table and interpolates it once, at run time, to the frame's token grid.
+    `pretrain_grid` (rows, cols) is the checkpoint's position-table grid, so the `GridViT` allocates exactly
+    that table and resizes it at run time to each frame's token grid.
     """
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
@@ -42,7 +87,11 @@ def set_vit_architecture(cfg, embed_dim: int, depth: int, num_heads: int, mlp_ra
     glob = set(global_blocks(depth))
     net.window_block_indexes = [i for i in range(depth) if i not in glob]
     if pretrain_grid:
-        net.pretrain_img_size = int(pretrain_grid) * int(patch_size)
+        target = locate(net._target_) if isinstance(net._target_, str) else net._target_
+        if not issubclass(target, GridViT):
+            raise ValueError(f"the config's ViT is {target.__name__}, which cannot keep a {pretrain_grid} "
+                             f"pre-training grid; build benchmark.backbones.GridViT")
+        net.pretrain_grid = [int(g) for g in pretrain_grid]
 
 
 def backbone_name(cfg) -> str:

@@ -11,10 +11,10 @@ a `KIND:PATH`). Kinds:
 - `pri3d:PATH`   Pri3D's ResNet-50 (`backbone.encoder.*`, torchvision layout) to Detectron2's R50 names;
 - `d2:PATH`      a Detectron2 checkpoint of a whole model (e.g. one of our fine-tuned runs).
 
-Files are read with `torch.load(weights_only=True)` or safetensors. Keys a format is known to carry for
-other purposes (classifier heads, decoders, other modalities) are dropped by name; anything else that
-has no place in the model is an error, and so is a missing backbone key, except ViTDet's
-zero-initialised `rel_pos_*` tables and BatchNorm counters, unless `allow_missing` is set.
+Files are read with `core.io.load_torch` (`torch.load(weights_only=True)`) or safetensors. Keys a format
+is known to carry for other purposes (classifier heads, decoders, other modalities) are dropped by name;
+anything else that has no place in the model is an error, and so is a missing backbone key, except
+ViTDet's zero-initialised `rel_pos_*` tables and BatchNorm counters, unless `allow_missing` is set.
 """
 from __future__ import annotations
 
@@ -26,15 +26,16 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
-import yaml
+from timm.layers import resample_abs_pos_embed
 
+from core.io import CheckpointError, load_torch
 from detectron2.modeling.backbone.resnet import ResNet
 from detectron2.modeling.backbone.vit import ViT
+from results.baselines import DEFAULT_PATH as BASELINES
+from results.baselines import BaselineError, load_baselines
 
 logger = logging.getLogger(__name__)
 
-BASELINES = Path(__file__).resolve().parent.parent / "results" / "baselines.yaml"
 MASK3D_PREFIX = "backbone.net."
 MASK3D_META = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size")
 # timm/MAE ViT entries Detectron2's ViT has no use for: class token, final norm, classifier, MAE decoder.
@@ -90,26 +91,26 @@ def parse(spec: str, baselines: Path = BASELINES) -> InitSpec:
         if not path:
             raise InitError(f"init {spec!r} names no file; write {kind}:PATH")
         return InitSpec(kind, Path(path), label=kind)
-    entry = _baseline(spec, baselines)
-    init = str(entry["init"])
-    if init != "random" and ":" not in init:  # no baseline of baselines (nor a loop)
-        raise InitError(f"baseline {spec!r} in {baselines}: init {init!r} must be 'random' or KIND:PATH")
-    inner = parse(init, baselines)  # paths are relative to the repository root, like INIT=
-    return InitSpec(inner.kind, inner.path, label=spec, baseline_backbone=entry.get("backbone"))
+    baseline = _baseline(spec, Path(baselines))
+    if baseline.init != "random" and ":" not in baseline.init:  # no baseline of baselines (nor a loop)
+        raise InitError(f"baseline {spec!r} at {baseline.where}: init {baseline.init!r} must be 'random' or "
+                        "KIND:PATH")
+    inner = parse(baseline.init, baselines)  # paths are relative to the repository root, like INIT=
+    return InitSpec(inner.kind, inner.path, label=spec, baseline_backbone=baseline.backbone)
 
 
-def _baseline(name: str, baselines: Path) -> dict:
+def _baseline(name: str, baselines: Path):
     if not baselines.is_file():
         raise InitError(f"init {name!r} is neither 'random' nor KIND:PATH, and there is no baseline registry "
                         f"{baselines} to look it up in")
-    entries = yaml.safe_load(baselines.read_text(encoding="utf-8")) or []
-    found = [e for e in entries if isinstance(e, dict) and e.get("name") == name]
-    if not found:
-        known = ", ".join(str(e.get("name")) for e in entries if isinstance(e, dict))
-        raise InitError(f"init {name!r} is neither 'random', KIND:PATH nor a baseline in {baselines} (known: {known})")
-    if "init" not in found[0]:
-        raise InitError(f"baseline {name!r} in {baselines} has no 'init' entry")
-    return found[0]
+    try:
+        registry = load_baselines(baselines)
+    except BaselineError as e:
+        raise InitError(str(e)) from None
+    if name not in registry:
+        raise InitError(f"init {name!r} is neither 'random', KIND:PATH nor a baseline in {baselines} "
+                        f"(known: {', '.join(registry)})")
+    return registry[name]
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -123,16 +124,18 @@ def require_file(spec: InitSpec) -> None:
 def read_file(spec: InitSpec):
     """The file's raw content; a missing, truncated or non-weights file is an InitError naming it."""
     require_file(spec)
-    path = spec.path
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if spec.path.suffix != ".safetensors":
+        try:
+            return load_torch(spec.path, f"{spec.kind} checkpoint")
+        except CheckpointError as e:
+            raise InitError(str(e)) from None
+    from safetensors.torch import load_file
 
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, pickled objects refused by weights_only, bad safetensors header
-        raise InitError(f"cannot read {path} as a weights-only checkpoint ({type(e).__name__}: {e}); it is "
-                        f"truncated or holds pickled code: download or export it again") from e
+    try:
+        return load_file(str(spec.path))
+    except Exception as e:  # safetensors raises its own error types for a bad header or a short file
+        raise InitError(f"{spec.path}: cannot be read as safetensors ({type(e).__name__}: {e}); it is "
+                        f"truncated or corrupt: download it again") from None
 
 
 def tensors(raw, spec: InitSpec, wrappers=("model", "state_dict", "module")) -> Dict[str, torch.Tensor]:
@@ -182,9 +185,7 @@ def _mask3d(raw, spec: InitSpec) -> Converted:
     foreign = [k for k in sd if not k.startswith(MASK3D_PREFIX)]
     if foreign:
         raise InitError(f"{spec.path}: keys {foreign[:5]} are not under {MASK3D_PREFIX!r}; not a Mask3D export")
-    state = {k[len(MASK3D_PREFIX):]: v for k, v in sd.items()}
-    if "pos_embed" in state:
-        state["pos_embed"] = _with_cls_slot(state["pos_embed"], spec)
+    state = {k[len(MASK3D_PREFIX):]: v for k, v in sd.items()}  # pos_embed: cls slot + meta's pretrain_grid
     return Converted(spec, "vit", state, meta=dict(meta))
 
 
@@ -266,26 +267,33 @@ def convert(spec: InitSpec) -> Optional[Converted]:
 
 
 def vit_architecture(converted: Optional[Converted]) -> Optional[dict]:
-    """The ViT shape a Mask3D export was trained with, for `benchmark.backbones.set_vit_architecture`."""
+    """The ViT shape a Mask3D export was trained with, for `benchmark.backbones.set_vit_architecture`;
+    exports made before `meta["pretrain_grid"]` existed carry a square grid."""
     if converted is None or converted.spec.kind != "mask3d":
         return None
     arch = {k: converted.meta[k] for k in MASK3D_META}
     pos = converted.state.get("pos_embed")
     if pos is not None:
-        arch["pretrain_grid"] = math.isqrt(pos.shape[1] - 1)
+        side = math.isqrt(pos.shape[1] - 1)
+        grid = tuple(converted.meta.get("pretrain_grid", (side, side)))
+        if 1 + math.prod(grid) != pos.shape[1]:
+            raise InitError(f"{converted.spec.path}: pos_embed has {pos.shape[1]} tokens, not a cls slot plus the "
+                            f"{grid[0]}x{grid[1]} pretrain_grid of its meta; export it again")
+        arch["pretrain_grid"] = grid
     return arch
 
 
-def resize_pos_embed(pos_embed: torch.Tensor, num_tokens: int) -> torch.Tensor:
-    """Bicubic resize of a (1, 1 + g*g, C) table to `num_tokens` (1 + G*G, or G*G without cls slot)."""
-    cls, grid = pos_embed[:, :1], pos_embed[:, 1:]
-    old, channels = math.isqrt(grid.shape[1]), grid.shape[2]
-    has_cls = math.isqrt(num_tokens) ** 2 != num_tokens
-    new = math.isqrt(num_tokens - 1 if has_cls else num_tokens)
-    grid = grid.reshape(1, old, old, channels).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, new * new, channels).to(pos_embed.dtype)
-    return torch.cat([cls, grid], dim=1) if has_cls else grid
+def resize_pos_embed(pos_embed: torch.Tensor, vit: torch.nn.Module, num_tokens: int) -> torch.Tensor:
+    """A checkpoint's (1, 1 + g*g, C) table resized to the model's pre-training grid (`num_tokens` with or
+    without its cls slot)."""
+    side, old = math.isqrt(num_tokens), math.isqrt(pos_embed.shape[1] - 1)
+    if old * old != pos_embed.shape[1] - 1:
+        raise InitError(f"pos_embed of {pos_embed.shape[1]} tokens is not a cls slot plus a square grid, so its "
+                        f"grid is unknown; set model.backbone.net.pretrain_grid=[rows,cols] to the grid it holds")
+    grid = getattr(vit, "pretrain_grid", None) or (side, side)
+    has_cls = num_tokens == 1 + math.prod(grid)
+    pos = pos_embed if has_cls else pos_embed[:, 1:]
+    return resample_abs_pos_embed(pos, list(grid), num_prefix_tokens=int(has_cls))
 
 
 def _module_prefix(model: torch.nn.Module, cls) -> Optional[str]:
@@ -312,7 +320,8 @@ def load(model: torch.nn.Module, converted: Optional[Converted], allow_missing: 
     resized = []
     for key in [k for k in state if k.endswith("pos_embed") and k in own]:
         if state[key].shape != own[key].shape:
-            state[key] = resize_pos_embed(state[key], own[key].shape[1])
+            vit = model.get_submodule(key[:-len(".pos_embed")]) if "." in key else model
+            state[key] = resize_pos_embed(state[key], vit, own[key].shape[1])
             resized.append(key)
     state = {k: v for k, v in state.items() if k in own or not k.endswith("num_batches_tracked")}
 

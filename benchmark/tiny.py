@@ -1,5 +1,7 @@
-"""The `tiny` variant of every benchmark config: the same meta-architecture, data and code path, shrunk
-to run on a CPU in seconds (tests, `make bench-*` on the synthetic tree).
+"""The `tiny` recipe of every benchmark config: the same meta-architecture, data and code path, shrunk
+to run on a CPU in seconds (tests, `make bench-*` on the synthetic tree). `tiny` names this recipe (the
+`--tiny` flag and the record's `tiny` field), not a model size: its ViT is `CPU_VIT`, far smaller than
+ViT-Ti (`vit_t`, the pre-training preset `tiny`).
 
 One function shrinks any config (`train_net --tiny`), so no config needs a hand-kept tiny twin:
 - frames resized to a 96-pixel short edge, keeping the dataset's aspect ratio (96x128 indoor, 96x192
@@ -19,7 +21,7 @@ from detectron2.config import LazyCall as L
 
 from benchmark.backbones import is_vit, set_vit_architecture
 
-TINY_VIT = dict(embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0, patch_size=16)
+CPU_VIT = dict(embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0, patch_size=16)
 SHORT_EDGE = 96
 CHANNELS = 32
 
@@ -47,7 +49,7 @@ def make_tiny(cfg) -> None:
 
     model = cfg.model
     if is_vit(cfg):
-        set_vit_architecture(cfg, **TINY_VIT)
+        set_vit_architecture(cfg, **CPU_VIT)
         model.backbone.net.img_size = long_edge
         model.backbone.net.window_size = 0
         model.backbone.net.drop_path_rate = 0.0

@@ -4,9 +4,10 @@
 
 Writes `{"model": {"backbone.net.<name>": tensor}, "meta": {...}}` (docs/interfaces.md). Only the patch
 projection and the transformer blocks travel: the decoder, depth branch, mask token and our final norm
-(Detectron2's ViT has none) stay behind. Detectron2 expects a square pre-training grid plus a cls slot
-(`get_abs_pos`), so the fixed sin-cos embedding is regenerated on the (224/p)^2 grid; at a 224x224 input
-its features equal ours exactly, elsewhere Detectron2 resizes it bicubically as it does for any ViT.
+(Detectron2's ViT has none) stay behind. The fixed sin-cos embedding is written on the pre-training token
+grid itself (`meta["pretrain_grid"]`, rows x cols, after Detectron2's cls slot), so the benchmark's
+`GridViT` computes our encoder's features exactly at the pre-training resolution, whatever its aspect
+ratio, and resizes from that grid at any other.
 """
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from core.io import save_torch
+from core.io import CheckpointError, load_torch, save_torch
 
+from .masking import grid_size
 from .model import sincos_pos_embed
 
 CHECKPOINT_NAME = "checkpoint.pth"
 PREFIX = "backbone.net."
-D2_PRETRAIN_IMG_SIZE = 224  # Detectron2 ViT's default `pretrain_img_size`
 _EXPORTED = re.compile(r"^(patch_embed\.proj\.(weight|bias)|blocks\.\d+\.(norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|"
                        r"mlp\.fc2)\.(weight|bias))$")
 
@@ -38,12 +39,7 @@ def find_checkpoint(src: str | Path) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read {path} ({type(e).__name__}: {e}); it is truncated or not a checkpoint "
-                         f"(ours are written atomically, so it was damaged later): restore it, or move the run "
-                         f"folder away to start over") from e
+    ckpt = load_torch(path, "pre-training checkpoint")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
         raise ValueError(f"{path} is not a pretrain checkpoint (no 'model'/'arch' entries)")
     return ckpt
@@ -53,14 +49,13 @@ def export_state(ckpt: dict, source: str) -> dict:
     """The Detectron2-named encoder state dict and its metadata from a loaded pretrain checkpoint."""
     arch = dict(ckpt["arch"])
     model = {PREFIX + k: v.detach().clone() for k, v in ckpt["model"].items() if _EXPORTED.match(k)}
-    grid = D2_PRETRAIN_IMG_SIZE // arch["patch_size"]
-    pos = sincos_pos_embed((grid, grid), arch["embed_dim"])
+    grid = grid_size(tuple(arch["img_size"]), arch["patch_size"])
+    pos = sincos_pos_embed(grid, arch["embed_dim"])
     model[PREFIX + "pos_embed"] = torch.cat([torch.zeros(1, arch["embed_dim"]), pos])[None]  # cls slot first
     if len([k for k in model if ".attn.qkv.weight" in k]) != arch["depth"]:
         raise ValueError(f"{source}: expected {arch['depth']} blocks in the checkpoint")
     meta = {**arch, "source": source, "iteration": int(ckpt.get("iteration", 0)),
-            "pretrain_img_size": D2_PRETRAIN_IMG_SIZE,
-            "pos_embed": f"sincos-2d regenerated at {grid}x{grid} + cls slot"}
+            "pretrain_grid": list(grid), "pos_embed": "sincos-2d on pretrain_grid after a zero cls slot"}
     return {"model": model, "meta": meta}
 
 
@@ -78,7 +73,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         exported = export(args.src, args.out)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     m = exported["meta"]

@@ -25,6 +25,8 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from core.io import CheckpointError, load_torch
+
 from .masking import check_ratio, gather_tokens, grid_size, patchify, random_masking, unpatchify
 
 logger = logging.getLogger(__name__)
@@ -164,8 +166,8 @@ class MaskedRGBD(nn.Module):
         return x + self._pos("pos_embed", grid, self.embed_dim, x), grid
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
-        """Unmasked encoder features (B, C, gh, gw) without the final norm: exactly what Detectron2's
-        ViT computes from the exported weights at the same grid."""
+        """Unmasked encoder features (B, C, gh, gw) without the final norm: exactly what the benchmark's
+        ViT (`benchmark.backbones.GridViT`) computes from the export at the pre-training grid."""
         x, (gh, gw) = self.embed_rgb(image)
         for blk in self.blocks:
             x = blk(x)
@@ -320,15 +322,19 @@ def read_state_dict(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"init checkpoint {path} does not exist; fix train.init_checkpoint")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             sd = load_file(str(path))
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated or foreign files raise many kinds of errors
-        raise ValueError(f"cannot read checkpoint {path} ({type(e).__name__}: {e}); is the file complete?") from e
+        except Exception as e:  # safetensors raises its own error types for a bad header or a short file
+            raise ValueError(f"{path}: cannot be read as safetensors ({type(e).__name__}: {e}); is the file "
+                             f"complete?") from None
+    else:
+        try:
+            sd = load_torch(path, "init checkpoint")
+        except CheckpointError as e:
+            raise ValueError(str(e)) from None
     for key in ("model", "state_dict", "module"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

@@ -40,15 +40,18 @@ def fmt_fraction(fraction: float) -> str:
     return f"{fraction:g}"
 
 
-def load_runs(path=None) -> list[dict]:
-    """Every record of the store, checked; `data_fraction` defaults to 100 and `tag` to ""."""
+def load_runs(paths) -> list[dict]:
+    """Every record of the given stores in order, checked; `data_fraction` defaults to 100, `tag` to "" and
+    `tiny` (the benchmark's CPU-sized recipe) to False."""
     runs = []
-    for where, record in iter_records(path):
-        _check(record, where)
-        record = dict(record)
-        record["data_fraction"] = float(record.get("data_fraction", 100))
-        record["tag"] = record.get("tag") or ""
-        runs.append(record)
+    for path in paths:
+        for where, record in iter_records(path):
+            _check(record, where)
+            record = dict(record)
+            record["data_fraction"] = float(record.get("data_fraction", 100))
+            record["tag"] = record.get("tag") or ""
+            record["tiny"] = bool(record.get("tiny"))
+            runs.append(record)
     return runs
 
 

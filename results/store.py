@@ -1,7 +1,10 @@
-"""The append-only store of our runs: one JSON object per line, never rewritten.
+"""Append-only stores of our runs: one JSON object per line, never rewritten.
 
-`benchmark/` and `pretrain/` append; `results.report` reads. A second run of the same config and seed is
-kept as a repeat, so the report can average over every run.
+Ordinary runs (`benchmark/`, `pretrain/`) append to the scratch store, `$MASK3D_RESULTS` else
+`output/runs.jsonl` (git-ignored, like every run folder). A campaign (e.g. `make repro-mini`) appends to its
+own committed file, `results/runs/<campaign>.jsonl`, which is what `results.report` renders the committed
+report from. A second run of the same config and seed is kept as a repeat, so the report can average over
+every run.
 """
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ import math
 import os
 from pathlib import Path
 
-DEFAULT_PATH = Path(__file__).resolve().parent / "runs.jsonl"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRATCH_PATH = REPO_ROOT / "output" / "runs.jsonl"
+CAMPAIGNS_DIR = REPO_ROOT / "results" / "runs"
 REQUIRED_KEYS = ("kind", "dataset", "task", "backbone", "init", "seed", "metrics", "date")
 # The shared vocabulary (docs/interfaces.md); `results/paper.csv` uses the same words.
 KINDS = ("finetune", "pretrain")
@@ -25,7 +30,18 @@ class RecordError(ValueError):
 
 
 def store_path(path: str | os.PathLike | None = None) -> Path:
-    return Path(path or os.environ.get("MASK3D_RESULTS") or DEFAULT_PATH)
+    """`path`, else the scratch store."""
+    return Path(path or os.environ.get("MASK3D_RESULTS") or SCRATCH_PATH)
+
+
+def campaign_path(name: str) -> Path:
+    """The committed store of campaign `name` (e.g. `repro_mini`)."""
+    return CAMPAIGNS_DIR / f"{name}.jsonl"
+
+
+def campaign_files(folder: str | os.PathLike | None = None) -> list[Path]:
+    """Every committed campaign store, in name order; none is a valid answer (nothing committed yet)."""
+    return sorted(Path(folder or CAMPAIGNS_DIR).glob("*.jsonl"))
 
 
 def validate(record: dict, where: str = "record") -> None:

@@ -91,9 +91,16 @@ def _entries(rows: list[PaperRow]) -> dict[tuple, list[PaperRow]]:
     return entries
 
 
+def comparable(record: dict) -> bool:
+    """Whether a run may sit beside the paper's numbers: a full-size recipe on real data, outside campaigns.
+    The CPU-sized `tiny` recipe and synthetic scenes check the pipeline; they measure nothing the paper did."""
+    return (record["kind"] == "finetune" and not record["tiny"] and record["dataset"] != "synthetic"
+            and record["tag"] != REPRO_TAG)
+
+
 def _matches(record: dict, spec: Spec) -> bool:
-    return (record["kind"] == "finetune" and record["tag"] != REPRO_TAG and record["dataset"] == spec.dataset
-            and record["split"] == spec.split and record["task"] in spec.tasks)
+    return (comparable(record) and record["dataset"] == spec.dataset and record["split"] == spec.split
+            and record["task"] in spec.tasks)
 
 
 def _reference_for(init: str, backbone: str, entries, baselines: dict[str, Baseline]):

@@ -12,7 +12,7 @@ from detectron2.config import LazyConfig, instantiate
 from benchmark import inits
 from benchmark.backbones import set_vit_architecture
 from benchmark.checkpoint import AtomicCheckpointer
-from benchmark.tiny import TINY_VIT, make_tiny
+from benchmark.tiny import CPU_VIT, make_tiny
 
 VIT_CONFIG = "benchmark/configs/scannet/semseg_vit_b.py"
 R50_CONFIG = "benchmark/configs/scannet/semseg_r50.py"
@@ -41,9 +41,9 @@ def _vit(cfg):
 
 
 def _timm_vit(**kw):
-    """A timm ViT shaped like the tiny benchmark ViT, pre-trained at 112x112 (a 7x7 position grid)."""
+    """A timm ViT shaped like the tiny recipe's ViT, pre-trained at 112x112 (a 7x7 position grid)."""
     torch.manual_seed(1)
-    dims = {k: TINY_VIT[k] for k in ("embed_dim", "depth", "num_heads", "patch_size")}
+    dims = {k: CPU_VIT[k] for k in ("embed_dim", "depth", "num_heads", "patch_size")}
     return timm.models.vision_transformer.VisionTransformer(img_size=112, num_classes=10, **dims, **kw).state_dict()
 
 
@@ -55,7 +55,7 @@ def _assert_vit_loaded(model, timm_sd, summary):
     assert untouched == {k for k in own if "rel_pos" in k}
     for k in own.keys() - untouched - {"pos_embed"}:
         assert torch.equal(own[k], timm_sd[k]), k
-    assert own["pos_embed"].shape == (1, 1 + 14 * 14, TINY_VIT["embed_dim"])
+    assert own["pos_embed"].shape == (1, 1 + 14 * 14, CPU_VIT["embed_dim"])
     assert torch.equal(own["pos_embed"][:, 0], timm_sd["pos_embed"][:, 0])  # cls slot kept
     assert summary["resized"] == ["backbone.net.pos_embed"]
 
@@ -162,6 +162,70 @@ def test_pretrain_export_round_trip(tmp_path):
     assert out[0]["sem_seg"].shape[-2:] == (96, 128)
 
 
+def _export(tmp_path, img_size, **kw):
+    """A pre-training model and the `mask3d:` spec of its export; the seed makes each test's model its own."""
+    from pretrain.export import export
+    from pretrain.model import MaskedRGBD
+
+    torch.manual_seed(3)
+    pre = MaskedRGBD(objective="mask3d", embed_dim=32, depth=2, num_heads=2, img_size=img_size, decoder_dim=32,
+                     decoder_depth=1, decoder_heads=2, **kw).eval()
+    torch.save({"model": pre.state_dict(), "arch": pre.arch(), "iteration": 9}, tmp_path / "checkpoint.pth")
+    export(tmp_path, tmp_path / "backbone.pth")
+    return pre, f"mask3d:{tmp_path / 'backbone.pth'}"
+
+
+def _vit_from_export(spec):
+    """The benchmark's ViT built from an export the way `train_net` builds it, windows and rel. positions off."""
+    converted = inits.convert(inits.parse(spec))
+    cfg = _cfg(VIT_CONFIG)
+    set_vit_architecture(cfg, **inits.vit_architecture(converted))
+    cfg.model.backbone.net.update(use_rel_pos=False, window_block_indexes=[])
+    model = instantiate(cfg.model).eval()
+    summary = inits.load(model, converted)
+    assert summary["missing"] == [] and summary["resized"] == []
+    return model.backbone.net
+
+
+@pytest.mark.parametrize("img_size", [(240, 320), (96, 128), (224, 224)])
+def test_export_hands_over_exactly_at_the_pretraining_resolution(tmp_path, img_size):
+    """Detectron2's ViT built from an export computes our encoder's features at the pre-training size,
+    whatever its aspect ratio."""
+    pre, spec = _export(tmp_path, img_size)
+    net = _vit_from_export(spec)
+    image = torch.randint(0, 256, (2, 3, *img_size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = pre.features(image)
+        theirs = net(pre.normalize(image))["last_feat"]
+    assert theirs.shape == ours.shape == (2, 32, img_size[0] // 16, img_size[1] // 16)
+    assert (theirs - ours).abs().max() <= 1e-5 * ours.abs().max()
+
+
+def test_other_resolutions_resize_from_the_pretraining_grid(tmp_path):
+    from timm.layers import resample_abs_pos_embed
+
+    pre, spec = _export(tmp_path, (96, 128))
+    net = _vit_from_export(spec)
+    assert net.pretrain_grid == (6, 8)
+    table = pre.pos_embed  # (1, 6*8, C), the embedding our encoder was trained with
+    for grid in ((6, 8), (12, 16), (15, 20), (3, 4)):
+        expected = resample_abs_pos_embed(table, list(grid), [6, 8], num_prefix_tokens=0).reshape(1, *grid, -1)
+        assert torch.allclose(net.abs_pos(grid), expected, atol=1e-6), grid
+    square = resample_abs_pos_embed(resample_abs_pos_embed(table, [14, 14], [6, 8], num_prefix_tokens=0),
+                                    [15, 20], num_prefix_tokens=0).reshape(1, 15, 20, -1)
+    assert not torch.allclose(net.abs_pos((15, 20)), square, atol=1e-3)  # not through a square stand-in
+
+
+def test_exports_with_a_square_grid_from_before_pretrain_grid_still_load(tmp_path):
+    _, spec = _export(tmp_path, (224, 224))
+    path = tmp_path / "backbone.pth"
+    exported = torch.load(path, weights_only=True)
+    del exported["meta"]["pretrain_grid"]
+    torch.save(exported, path)
+    assert inits.vit_architecture(inits.convert(inits.parse(spec)))["pretrain_grid"] == (14, 14)
+    assert _vit_from_export(spec).pretrain_grid == (14, 14)
+
+
 def test_d2_checkpoint_round_trip_through_detection_checkpointer(vit_cfg, tmp_path):
     model = _vit(vit_cfg)
     AtomicCheckpointer(model, str(tmp_path)).save("model_final")
@@ -189,7 +253,7 @@ def test_bad_files_give_clear_errors(vit_cfg, r50_model, tmp_path):
         _load(model, f"timm:{tmp_path / 'cut.pth'}")
 
     torch.save({"model": sd, "opt": torch.optim.SGD}, tmp_path / "pickled.pth")  # code, refused by weights_only
-    with pytest.raises(inits.InitError, match="weights-only"):
+    with pytest.raises(inits.InitError, match="pickled.pth.*objects other than tensors"):
         _load(model, f"mae:{tmp_path / 'pickled.pth'}")
 
     torch.save(dict(sd, **{"blocks.0.ls1.gamma": torch.ones(96)}), tmp_path / "layerscale.pth")
@@ -214,6 +278,10 @@ def test_bad_files_give_clear_errors(vit_cfg, r50_model, tmp_path):
         _load(model, f"mask3d:{tmp_path / 'full.pth'}")
     with pytest.raises(inits.InitError, match="not a Pri3D checkpoint"):
         _load(r50_model, f"pri3d:{tmp_path / 'full.pth'}")
+
+    torch.save({"model": {"backbone.net.pos_embed": torch.zeros(1, 1 + 6 * 8, 96)}}, tmp_path / "grid6x8.pth")
+    with pytest.raises(inits.InitError, match="not a cls slot plus a square grid.*pretrain_grid"):
+        _load(model, f"d2:{tmp_path / 'grid6x8.pth'}")  # a fine-tuned run's grid must come from its config
 
 
 def test_specs_and_named_baselines(tmp_path):

@@ -9,7 +9,7 @@ from pretrain.export import PREFIX, export_state
 from pretrain.masking import gather_tokens, patchify, random_masking, unpatchify
 from pretrain.model import MaskedRGBD, depth_loss, load_encoder_weights
 
-TINY = dict(preset="tiny", embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
+SMALL = dict(preset="tiny", embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
 
 
 def _batch(b=2, h=64, w=96, seed=0):
@@ -36,7 +36,7 @@ def test_size_not_divisible_by_patch_is_a_clear_error():
     with pytest.raises(ValueError, match="not divisible by patch size 16"):
         patchify(torch.zeros(1, 3, 100, 128), 16)
     with pytest.raises(ValueError, match="not divisible"):
-        MaskedRGBD(img_size=(250, 320), **TINY)
+        MaskedRGBD(img_size=(250, 320), **SMALL)
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5, 0.75, 0.9])
@@ -59,9 +59,9 @@ def test_random_masking_counts_and_restore_inverts_shuffle(ratio):
 
 def test_mask_ratios_outside_unit_interval_are_rejected():
     with pytest.raises(ValueError, match=r"rgb_mask_ratio=1.0 is outside \[0, 1\)"):
-        MaskedRGBD(rgb_mask_ratio=1.0, **TINY)
+        MaskedRGBD(rgb_mask_ratio=1.0, **SMALL)
     with pytest.raises(ValueError, match="depth_mask_ratio"):
-        MaskedRGBD(depth_mask_ratio=-0.1, **TINY)
+        MaskedRGBD(depth_mask_ratio=-0.1, **SMALL)
 
 
 @pytest.mark.parametrize("norm", ["metric", "image", "patch"])
@@ -105,7 +105,7 @@ def test_depth_loss_value_in_metres():
 @pytest.mark.parametrize("objective", ["mask3d", "mae", "multimae"])
 def test_objectives_train_the_encoder(objective):
     torch.manual_seed(0)
-    model = MaskedRGBD(objective=objective, img_size=(64, 96), **TINY)
+    model = MaskedRGBD(objective=objective, img_size=(64, 96), **SMALL)
     out = model(*_batch(), generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(out["loss"])
     assert ("loss_depth" in out) == (objective != "mae") and ("loss_rgb" in out) == (objective != "mask3d")
@@ -121,55 +121,42 @@ def _checkpoint(model):
     return {"model": model.state_dict(), "arch": model.arch(), "iteration": 7}
 
 
-def _d2_wrapper(dim, depth, heads, use_rel_pos):
-    from detectron2.modeling.backbone.vit import SimpleFeaturePyramid, ViT
+def test_export_carries_the_pretraining_grid_and_loads_into_detectron2_vit_with_every_key_matched():
+    from detectron2.modeling.backbone.vit import SimpleFeaturePyramid
 
-    net = ViT(img_size=224, patch_size=16, embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
-              qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=use_rel_pos,
-              window_size=7 if use_rel_pos else 0, window_block_indexes=[0] if use_rel_pos else [],
-              pretrain_img_size=224, pretrain_use_cls_token=True)
-    holder = nn.Module()
-    holder.backbone = SimpleFeaturePyramid(net, "last_feat", out_channels=16, scale_factors=(4.0, 2.0, 1.0, 0.5),
-                                           norm="LN", square_pad=224)
-    return holder
+    from benchmark.backbones import GridViT
 
-
-def test_export_loads_into_detectron2_vit_with_every_key_matched_and_equal_features():
     torch.manual_seed(0)
-    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY).eval()
+    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), **SMALL).eval()
     exported = export_state(_checkpoint(model), "test")
     sd = exported["model"]
     assert all(k.startswith(PREFIX) for k in sd)
     assert not any(s in k for k in sd for s in ("decoder", "depth", "mask_token", "modality", "head"))
-    assert sd[PREFIX + "pos_embed"].shape == (1, 1 + 14 * 14, 32)
+    pos = sd[PREFIX + "pos_embed"]
+    assert pos.shape == (1, 1 + 4 * 6, 32)  # cls slot + the 4x6 token grid of a 64x96 frame
+    assert torch.equal(pos[0, 1:], model.pos_embed[0]) and not pos[0, 0].any()
     meta = exported["meta"]
     assert (meta["embed_dim"], meta["depth"], meta["num_heads"], meta["patch_size"]) == (32, 2, 2, 16)
-    assert meta["img_size"] == [64, 96] and meta["objective"] == "mask3d" and meta["iteration"] == 7
+    assert meta["img_size"] == [64, 96] and meta["pretrain_grid"] == [4, 6]
+    assert meta["objective"] == "mask3d" and meta["iteration"] == 7
 
-    holder = _d2_wrapper(32, 2, 2, use_rel_pos=True)
+    net = GridViT(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2, qkv_bias=True,
+                  norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=True, window_size=2,
+                  window_block_indexes=[0], pretrain_grid=meta["pretrain_grid"])
+    holder = nn.Module()
+    holder.backbone = SimpleFeaturePyramid(net, "last_feat", out_channels=16, scale_factors=(4.0, 2.0, 1.0, 0.5),
+                                           norm="LN", square_pad=0)
     result = holder.load_state_dict(sd, strict=False)
     assert result.unexpected_keys == []
     missing_net = [k for k in result.missing_keys if k.startswith(PREFIX)]
     assert missing_net and all("rel_pos" in k for k in missing_net)
-
-    # Without relative positions and at 224x224 (14x14 tokens, no resizing), Detectron2's ViT computes
-    # exactly our encoder's features.
-    holder = _d2_wrapper(32, 2, 2, use_rel_pos=False).eval()
-    result = holder.load_state_dict(sd, strict=False)
-    assert not [k for k in result.missing_keys if k.startswith(PREFIX)]
-    image = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
-    with torch.no_grad():
-        ours = model.features(image)
-        theirs = holder.backbone.net(model.normalize(image))["last_feat"]
-    assert theirs.shape == ours.shape == (2, 32, 14, 14)
-    assert torch.allclose(ours, theirs, atol=1e-5)
 
 
 def test_encoder_init_from_mae_timm_safetensors_and_export(tmp_path):
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
-    source = MaskedRGBD(objective="mae", img_size=(64, 96), **TINY)
+    source = MaskedRGBD(objective="mae", img_size=(64, 96), **SMALL)
     encoder = {k: v for k, v in source.state_dict().items() if k.startswith(("patch_embed", "blocks", "norm"))}
     mae_like = {**encoder, "cls_token": torch.zeros(1, 1, 32), "pos_embed": torch.zeros(1, 17, 32),
                 "decoder_embed.weight": torch.zeros(8, 32), "mask_token": torch.zeros(1, 1, 8)}
@@ -178,7 +165,7 @@ def test_encoder_init_from_mae_timm_safetensors_and_export(tmp_path):
     torch.save(export_state(_checkpoint(source), "test"), tmp_path / "export.pth")
 
     for name in ("mae.pth", "timm.safetensors", "export.pth"):
-        target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY)
+        target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **SMALL)
         info = load_encoder_weights(target, tmp_path / name)
         assert info["loaded"] >= len([k for k in encoder if not k.startswith("norm.")])
         assert torch.equal(target.blocks[1].mlp.fc2.weight, source.blocks[1].mlp.fc2.weight)
@@ -186,9 +173,9 @@ def test_encoder_init_from_mae_timm_safetensors_and_export(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_or_truncated_is_a_clear_error(tmp_path):
-    other = MaskedRGBD(objective="mae", img_size=(64, 96), **{**TINY, "embed_dim": 64})
+    other = MaskedRGBD(objective="mae", img_size=(64, 96), **{**SMALL, "embed_dim": 64})
     torch.save({"model": other.state_dict()}, tmp_path / "wide.pth")
-    target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **TINY)
+    target = MaskedRGBD(objective="mask3d", img_size=(64, 96), **SMALL)
     with pytest.raises(ValueError, match="embed_dim=64.*embed_dim=32"):
         load_encoder_weights(target, tmp_path / "wide.pth")
     torch.save({"model": {"conv1.weight": torch.zeros(8, 3, 7, 7)}}, tmp_path / "resnet.pth")
@@ -196,7 +183,50 @@ def test_checkpoint_of_another_architecture_or_truncated_is_a_clear_error(tmp_pa
         load_encoder_weights(target, tmp_path / "resnet.pth")
     data = (tmp_path / "wide.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut.pth.*is the file complete"):
+    with pytest.raises(ValueError, match="cut.pth.*truncated"):
         load_encoder_weights(target, tmp_path / "cut.pth")
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_encoder_weights(target, tmp_path / "missing.pth")
+
+
+def _hide(depth, mask, patch_size, grid, value):
+    """`depth` with every pixel of the patches `mask` hides set to `value` (still a valid reading)."""
+    hidden = unpatchify(mask.float()[..., None].expand(-1, -1, patch_size ** 2), patch_size, grid).bool()
+    return torch.where(hidden, torch.full_like(depth, value), depth)
+
+
+def test_mask3d_predictions_ignore_hidden_depth_and_its_loss_is_the_depth_loss_under_the_depth_mask():
+    torch.manual_seed(0)
+    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), depth_mask_ratio=0.5, **SMALL).eval()
+    image, depth, valid = _batch()
+    with torch.no_grad():
+        out = model(image, depth, valid, generator=torch.Generator().manual_seed(0))
+        changed_depth = _hide(depth, out["depth_mask"], 16, out["grid"], 9.0)
+        changed = model(image, changed_depth, valid, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(changed["depth_mask"], out["depth_mask"]) and not torch.equal(changed_depth, depth)
+    assert torch.allclose(changed["pred_depth"], out["pred_depth"], atol=1e-6)  # hidden depth never reaches it
+
+    under_depth_mask = depth_loss(out["pred_depth"], depth, valid, out["depth_mask"], 16, model.depth_norm,
+                                  model.depth_loss)
+    under_rgb_mask = depth_loss(out["pred_depth"], depth, valid, out["rgb_mask"], 16, model.depth_norm,
+                                model.depth_loss)
+    assert not torch.equal(out["rgb_mask"], out["depth_mask"])
+    assert torch.allclose(out["loss"], under_depth_mask) and not torch.allclose(out["loss"], under_rgb_mask)
+
+
+@pytest.mark.parametrize("norm", ["image", "patch"])
+def test_depth_input_is_standardised_with_visible_valid_pixels_only(norm):
+    model = MaskedRGBD(objective="mask3d", img_size=(64, 96), depth_norm=norm, **SMALL)
+    _, depth, valid = _batch()
+    mask = torch.zeros(2, 4 * 6, dtype=torch.bool)
+    mask[:, 1::3] = True
+    grid = (4, 6)
+    inputs = model.depth_input(depth, valid, mask, grid)
+    changed = model.depth_input(_hide(depth, mask, 16, grid, 9.0), valid, mask, grid)
+    seen = _hide(valid.float(), mask, 16, grid, 0.0).bool()
+    assert torch.equal(inputs[:, 1:], valid.float())  # the validity channel
+    assert torch.allclose(changed[:, :1][seen], inputs[:, :1][seen], atol=1e-5)  # hidden pixels move no statistic
+    visible = inputs[:, :1][seen].view(2, -1)
+    assert torch.allclose(visible.mean(1), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(visible.std(1, correction=0), torch.ones(2), atol=1e-3)
+    assert not inputs[:, :1][~valid].any()  # invalid pixels read as 0, never as a depth

@@ -1,12 +1,16 @@
 """`python -m results.report`: exact table cells from fixture runs, empty cells kept empty, plots written,
-and a malformed record stopping the report with its file and line."""
+a malformed record stopping the report with its file and line, and the committed report rebuilt byte for
+byte from committed files only."""
 import json
 import os
+import re
 
 import pytest
 
 from results import report
 from results.store import append_record
+
+COMMITTED_REPORT = report.RESULTS_DIR / "REPORT.md"
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -38,6 +42,13 @@ def _row(rows: list[dict], **match) -> dict:
     return found[0]
 
 
+def _no_campaigns(tmp_path) -> str:
+    """An empty campaign folder, so a test reads only the records it wrote."""
+    folder = tmp_path / "campaigns"
+    folder.mkdir(exist_ok=True)
+    return str(folder)
+
+
 @pytest.fixture
 def fixture_runs():
     _run(seed=0, metrics={"sem_seg/mIoU": 60.0})
@@ -61,7 +72,7 @@ def fixture_runs():
 
 def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsys):
     out = tmp_path / "out"
-    assert report.main(["--out", str(out)]) == 0
+    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(out)]) == 0
     md = (out / "REPORT.md").read_text(encoding="utf-8")
     assert capsys.readouterr().out == md
 
@@ -113,14 +124,80 @@ def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsy
         assert f"]({name})" in md
 
 
-def test_empty_store_still_shows_the_paper_tables(tmp_path):
+def test_no_records_still_shows_the_paper_tables_and_drops_stale_plots(tmp_path):
     out = tmp_path / "out"
-    assert report.main(["--out", str(out)]) == 0
+    out.mkdir()
+    (out / "repro_mini.png").write_bytes(PNG)  # left by an earlier report whose records are gone
+    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--out", str(out)]) == 0
     md = (out / "REPORT.md").read_text(encoding="utf-8")
     nyu = _table(md, "NYUv2 semantic segmentation (test)")
     assert _row(nyu, Reference="MoCoV2-supIN->SN")["mIoU paper"] == "47.6"
     assert "No pre-training run yet" in md and "No synthetic run yet" in md
+    assert "no campaign records are committed" in md
     assert sorted(os.listdir(out)) == ["REPORT.md", "data_efficient.png"]
+
+
+def test_tiny_and_synthetic_runs_never_enter_the_paper_tables(tmp_path):
+    miou = {"sem_seg/mIoU": 60.0}
+    _run(init="pri3d_r50", metrics=miou, tiny=True)  # the CPU-sized recipe on real ScanNet
+    _run(init="pri3d_r50", metrics=miou, tiny=True, data_fraction=20)
+    _run(dataset="synthetic", init="pri3d_r50", metrics=miou)
+    out = tmp_path / "out"
+    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(out)]) == 0
+    md = (out / "REPORT.md").read_text(encoding="utf-8")
+    pri3d = _row(_table(md, "ScanNet semantic segmentation (val)"), Reference="Pri3D (View + Geo)", Backbone="r50")
+    assert (pri3d["mIoU ours"], pri3d["Δ mIoU"], pri3d["Runs"]) == ("", "", "0")
+    efficient = _table(md, "Data-efficient ScanNet semantic segmentation (val, mIoU by % of training scenes)")
+    assert not any(r["Row"].startswith("Δ") for r in efficient)
+    assert "ours: no run yet" in md  # the headline claims have no run either
+    other = _table(md, "other fine-tuning runs")
+    assert [(r["dataset"], r["data fraction"], r["tiny"], r["Runs"]) for r in other] == \
+        [("scannet", "100", "True", "1"), ("scannet", "20", "True", "1")]
+
+
+def test_committed_report_is_rebuilt_byte_for_byte_from_committed_files(tmp_path, capsys):
+    append_record({"kind": "finetune", "dataset": "scannet", "split": "val", "task": "semseg", "backbone": "r50",
+                   "init": "pri3d_r50", "seed": 0, "metrics": {"sem_seg/mIoU": 1.0}, "date": "d"})  # scratch
+    out = tmp_path / "out"
+    assert report.main(["--out", str(out)]) == 0
+    assert (out / "REPORT.md").read_bytes() == COMMITTED_REPORT.read_bytes(), \
+        "results/REPORT.md is stale: run `make tables` and commit it"
+    text = COMMITTED_REPORT.read_text(encoding="utf-8")
+    assert not re.search(r"(/work|/home|/tmp|/root|/Users|[A-Z]:\\)", text)
+    for name in re.findall(r"\]\(([^)]+\.png)\)", text):
+        assert (COMMITTED_REPORT.parent / name).read_bytes().startswith(PNG)
+
+
+def test_campaign_records_are_read_by_default_and_the_scratch_store_only_when_asked(tmp_path):
+    campaigns = _no_campaigns(tmp_path)
+    record = {"kind": "finetune", "dataset": "nyuv2", "split": "test", "task": "semseg", "backbone": "vit_t",
+              "init": "random", "seed": 0, "metrics": {"sem_seg/mIoU": 12.0}, "date": "d", "tiny": True}
+    append_record(record, os.path.join(campaigns, "study.jsonl"))
+    _run(**{**record, "metrics": {"sem_seg/mIoU": 14.0}})
+    out = tmp_path / "out"
+    for extra, cell, runs in (([], "12.00", "1"), (["--scratch"], "13.00 ± 1.41", "2")):
+        assert report.main(["--campaigns", campaigns, *extra, "--out", str(out)]) == 0
+        md = (out / "REPORT.md").read_text(encoding="utf-8")
+        row = _row(_table(md, "other fine-tuning runs"), dataset="nyuv2")
+        assert (row["sem_seg/mIoU"], row["Runs"]) == (cell, runs)
+        assert "study.jsonl" in md and ("runs.jsonl" in md) == bool(extra)
+
+
+def test_a_report_with_scratch_runs_never_replaces_the_committed_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "SCRATCH_REPORT_DIR", tmp_path / "scratch_report")
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "committed")
+    _run(metrics={"sem_seg/mIoU": 60.0})
+    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch"]) == 0
+    assert (tmp_path / "scratch_report" / "REPORT.md").is_file() and not (tmp_path / "committed").exists()
+
+
+def test_a_named_store_that_does_not_exist_is_an_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--store", str(tmp_path / "absent.jsonl"), "--out",
+                        str(out)]) == 1
+    assert "no run store at" in capsys.readouterr().err and not out.exists()
+    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(out)]) == 1  # none yet
+    assert report.main(["--campaigns", str(tmp_path / "absent"), "--out", str(out)]) == 1
 
 
 @pytest.mark.parametrize("bad_line, message", [
@@ -136,7 +213,7 @@ def test_malformed_record_is_reported_with_file_and_line(tmp_path, capsys, bad_l
     with open(store, "a", encoding="utf-8") as f:
         f.write(bad_line)
     out = tmp_path / "out"
-    assert report.main(["--store", store, "--out", str(out)]) == 1
+    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--store", store, "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"{store}:2:" in err and message in err
     assert not out.exists()
