@@ -58,7 +58,7 @@ bench-nyu: install ## fine-tune + evaluate on NYUv2
 bench-cityscapes: install ## fine-tune + evaluate on Cityscapes
 	$(PY) -m benchmark.suite cityscapes $(if $(INIT),--init $(INIT)) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
 
-tables: install ## regenerate results/REPORT.md from paper numbers and our runs
+tables: install ## regenerate results/REPORT.md from paper numbers and committed campaign records (ARGS=--scratch adds output/runs.jsonl, written to output/report/)
 	$(PY) -m results.report $(ARGS)
 
 speed: install ## throughput benchmarks as same-run ratios, written to results/speed.json
