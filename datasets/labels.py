@@ -7,6 +7,12 @@ import numpy as np
 
 IGNORE_LABEL = 255
 
+# ScanNet's label table: its file name and header (the `id` and `nyu40id` columns are what we read).
+SCANNET_TSV_NAME = "scannetv2-labels.combined.tsv"
+SCANNET_TSV_COLUMNS = ("id", "raw_category", "category", "count", "nyu40id", "eigen13id", "nyuClass", "nyu40class",
+                       "eigen13class", "ModelNet40", "ModelNet10", "ShapeNetCore55", "synsetoffset", "wnsynsetid",
+                       "wnsynsetkey", "mpcat40", "mpcat40index")
+
 # In id order 1..40, spelled as in the official lists (`className` of classMapping40.mat and the `nyu40class`
 # column of ScanNet's tsv), typo "refridgerator" included, so names compare equal to the publishers' files.
 NYU40_CLASSES = (

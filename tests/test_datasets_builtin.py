@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from datasets import raw_fixtures as R
+from tests import raw_fixtures as R
 from tools import prepare_scannet
 
 

@@ -5,24 +5,31 @@ instanceIds), `disparity/` and `camera/` (`*_camera.json` with `extrinsic.baseli
 `intrinsic.{fx,fy,u0,v0}` in pixels). Disparity PNGs are 16-bit: d = (p - 1) / 256 for p > 0, p = 0 invalid;
 depth = baseline * fx / d.
 
-Output (`--out`, may equal `--raw`): a Cityscapes tree detectron2 reads: `leftImg8bit` (a link to the raw
+Output (`out`, may equal `raw`): a Cityscapes tree detectron2 reads: `leftImg8bit` (a link to the raw
 one), `gtFine/<split>/<city>/` (links to the raw files plus the `*_gtFine_labelTrainIds.png` that
 cityscapesscripts' trainIds encoding gives), `depth/<split>/<city>/*_depth.png` (uint16 mm; 0 = invalid or
 beyond 65.535 m), `rgbd_{train,val}.json` (image, depth, intrinsics) and `meta.json`."""
-import argparse
 import glob
 import io
 import os
-import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from datasets.fileio import DataError, decode_image, read_json, write_bytes, write_depth_mm, write_json
-from datasets.jobs import run_parallel
+from datasets.prepare.jobs import run_parallel
+from datasets.prepare.tree import claim
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class CityscapesOptions:
+    raw: str  # Cityscapes root with leftImg8bit/ gtFine/ disparity/ camera/
+    out: str  # prepared folder, normally DATA_ROOT/cityscapes (may be `raw`)
+    workers: int = 1
 
 
 def _link(src, dst):
@@ -65,21 +72,22 @@ def disparity_to_depth(disp_png: np.ndarray, baseline: float, fx: float) -> np.n
         return np.where(d > 0, baseline * fx / np.where(d > 0, d, 1.0), 0.0)
 
 
-_CFG = {}
+@dataclass(frozen=True)
+class ImageJob:
+    """Links the gtFine files, writes labelTrainIds and depth for one (split, city, base); picklable."""
+
+    raw: str
+    out: str
+
+    def __call__(self, item) -> dict:
+        return prepare_image(self.raw, self.out, *item)
 
 
-def init_worker(cfg):
-    _CFG.clear()
-    _CFG.update(cfg)
-
-
-def prepare_image(item):
+def prepare_image(raw, out, split, city, base) -> dict:
     """Link the gtFine files, write labelTrainIds and depth for one image; returns its rgbd record."""
     from cityscapesscripts.helpers.annotation import Annotation
     from cityscapesscripts.preparation.json2labelImg import createLabelImage
 
-    split, city, base = item
-    raw, out = _CFG["raw"], _CFG["out"]
     gt_raw, gt_out = os.path.join(raw, "gtFine", split, city), os.path.join(out, "gtFine", split, city)
     polygons = os.path.join(gt_raw, base + "_gtFine_polygons.json")
     if not os.path.isfile(polygons):
@@ -124,48 +132,25 @@ def _png_size(path):
     return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
 
 
-def prepare(args):
-    raw, out = os.path.abspath(args.raw), os.path.abspath(args.out)
+def prepare(opts: CityscapesOptions) -> dict:
+    """Labels and depth for every image of train and val, the rgbd indexes and `meta.json`; returns a summary
+    dict (errors, counts per split, seconds)."""
+    raw, out = os.path.abspath(opts.raw), os.path.abspath(opts.out)
     for what in ("gtFine", "disparity", "camera"):
         if not os.path.isdir(os.path.join(raw, what)):
             raise DataError(f"{os.path.join(raw, what)}: missing; unpack the Cityscapes {what} package into {raw}")
     items = [(split, city, base) for split in SPLITS for city, base in list_images(raw, split)]
     if raw != out:
         _link(os.path.join(raw, "leftImg8bit"), os.path.join(out, "leftImg8bit"))
-    meta_path = os.path.join(out, "meta.json")
-    meta = {"options": {"format": FORMAT_VERSION}, "complete": False, "raw": raw}
-    if not os.path.exists(meta_path):  # claim the folder; a finished one stays usable while rerunning
-        write_json(meta_path, meta)
+    options = {"format": FORMAT_VERSION}
+    claim(out, {"options": options, "complete": False, "raw": raw})
     t0 = time.perf_counter()
-    records, errors = run_parallel(prepare_image, items, args.workers, init_worker, ({"raw": raw, "out": out},),
-                                   desc="cityscapes images")
+    records, errors = run_parallel(ImageJob(raw, out), items, opts.workers, desc="cityscapes images")
     counts = {}
     for split in SPLITS:
         recs = [r for (s, _, _), r in zip(items, records) if s == split and r is not None]
         write_json(os.path.join(out, f"rgbd_{split}.json"), recs)
         counts[split] = len(recs)
-    meta.update(complete=not errors, num_images=counts)
-    write_json(meta_path, meta)
+    write_json(os.path.join(out, "meta.json"), {"options": options, "complete": not errors, "raw": raw,
+                                                "num_images": counts})
     return {"errors": errors, "counts": counts, "seconds": time.perf_counter() - t0}
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--raw", required=True, help="Cityscapes root with leftImg8bit/ gtFine/ disparity/ camera/")
-    p.add_argument("--out", required=True, help="prepared folder, normally DATA_ROOT/cityscapes (may be --raw)")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) - 1))
-    args = p.parse_args(argv)
-    try:
-        res = prepare(args)
-    except DataError as e:
-        print(f"prepare_cityscapes: error: {e}", file=sys.stderr)
-        return 1
-    for e in res["errors"]:
-        print(f"prepare_cityscapes: bad input: {e}", file=sys.stderr)
-    print(f"prepare_cityscapes: train {res['counts']['train']} / val {res['counts']['val']} images with "
-          f"labelTrainIds and depth in {args.out} ({res['seconds']:.1f} s, {len(res['errors'])} bad)")
-    return 1 if res["errors"] else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

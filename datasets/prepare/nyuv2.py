@@ -1,31 +1,40 @@
-"""Prepare NYUv2 (the 1449 labelled frames) for the registrars in `datasets/nyuv2.py`.
+"""Prepare NYUv2 (the 1449 labelled frames) for the registrar in `datasets/nyuv2.py`.
 
 Inputs are the official files: `nyu_depth_v2_labeled.mat` (MATLAB v7.3 = HDF5; h5py sees MATLAB's dims
 reversed, so `images` is (N, 3, W, H) and `depths` (metres), `labels` (894 classes, 0 = unlabeled) and
 `instances` are (N, W, H)), `splits.mat` (1-based `trainNdxs` / `testNdxs`, 795 / 654) and Gupta et al.'s
 `classMapping40.mat` (`mapClass`: 1x894, raw class -> NYU40 id; `className`: the 40 names).
 
-Output (`--out`): `image/NNNN.png` (RGB), `depth/NNNN.png` (uint16 mm), `label40/NNNN.png` (0..39, 255 =
+Output (`out`): `image/NNNN.png` (RGB), `depth/NNNN.png` (uint16 mm), `label40/NNNN.png` (0..39, 255 =
 unlabeled), `label13/NNNN.png` (0..12), `record/NNNN.json`, `index_{train,test}.json`,
 `instances_{train,test}.json` and `meta.json`;
 NNNN is the 1-based index into the .mat file, the numbering `splits.mat` uses. Instances are the
 (class, instance) pairs of the toolbox's get_instance_masks, for the 37 NYU40 classes other than wall, floor
 and ceiling."""
-import argparse
 import os
-import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from datasets import labels as L
-from datasets.fileio import (DataError, mask_annotation, read_json, write_depth_mm, write_image, write_index,
-                             write_json)
-from datasets.jobs import run_parallel
+from datasets.fileio import DataError, mask_annotation, read_json, write_depth_mm, write_image, write_index, write_json
+from datasets.prepare.jobs import run_parallel
+from datasets.prepare.tree import check_options, claim
 
 FORMAT_VERSION = 1
 # Kinect RGB intrinsics of the NYU Depth v2 toolbox (camera_params.m), for the 640x480 frames.
 NYU_K = ((518.8579, 0.0, 325.5824), (0.0, 519.4696, 253.7362), (0.0, 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class NyuOptions:
+    mat: str  # nyu_depth_v2_labeled.mat
+    splits: str  # splits.mat (trainNdxs / testNdxs)
+    mapping: str  # classMapping40.mat (mapClass)
+    out: str  # prepared folder, normally DATA_ROOT/nyuv2
+    workers: int = 1
+    min_instance_fraction: float = 0.0005  # drop instances smaller than this fraction of the image
 
 
 def _load_mat(path, names):
@@ -97,114 +106,90 @@ def open_mat(path):
     return f, n, (h, w)
 
 
-_CFG = {}
-
-
-def init_worker(cfg):
-    _CFG.clear()
-    _CFG.update(cfg)
-    _CFG["mat"], _, _ = open_mat(cfg["mat_path"])
-
-
 def out_paths(out, index):
     stem = f"{index:04d}"
     return {k: os.path.join(out, k, stem + (".json" if k == "record" else ".png"))
             for k in ("image", "depth", "label40", "label13", "record")}
 
 
-def prepare_image(index):
-    """Convert image `index` (1-based); returns its record."""
-    cfg, f, i = _CFG, _CFG["mat"], index - 1
-    paths = out_paths(cfg["out"], index)
-    rgb = np.ascontiguousarray(f["images"][i].transpose(2, 1, 0))
-    depth = f["depths"][i].T
-    raw = f["labels"][i].T.astype(np.uint16)
-    inst = f["instances"][i].T
-    if raw.max(initial=0) > cfg["num_raw"]:
-        raise DataError(f"{cfg['mat_path']}: image {index} has label id {int(raw.max())}, beyond the "
-                        f"{cfg['num_raw']} classes of {cfg['mapping_path']}")
-    nyu40 = cfg["raw_to_40"][raw]
-    write_image(paths["image"], rgb, rgb=True)
-    write_depth_mm(paths["depth"], depth)
-    write_image(paths["label40"], L.nyu40_to_train_lut(range(1, 41))[nyu40])
-    write_image(paths["label13"], L.nyu40_to_13_lut()[nyu40])
-    h, w = raw.shape
-    k = np.asarray(NYU_K) * np.array([[w / 640], [h / 480], [1.0]])
-    record = {"image_id": f"nyuv2_{index:04d}", "index": index, "height": h, "width": w, "intrinsics": k.tolist(),
-              "annotations": _instances(raw, inst.astype(np.int64), nyu40, cfg)}
-    write_json(paths["record"], record)
-    return record
+@dataclass
+class ImageJob:
+    """Converts one image (1-based index) into the prepared tree; picklable, each process opens the .mat once."""
+
+    mat_path: str
+    mapping_path: str
+    out: str
+    raw_to_40: np.ndarray  # raw 894-class id -> NYU40 id
+    num_raw: int
+    thing_index: np.ndarray  # NYU40 id -> contiguous thing id, -1 for stuff
+    min_instance_fraction: float
+    _mat = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_mat"}  # an HDF5 handle does not pickle
+
+    def __call__(self, index) -> dict:
+        if self._mat is None:
+            self._mat = open_mat(self.mat_path)[0]
+        f, i = self._mat, index - 1
+        paths = out_paths(self.out, index)
+        rgb = np.ascontiguousarray(f["images"][i].transpose(2, 1, 0))
+        depth = f["depths"][i].T
+        raw = f["labels"][i].T.astype(np.uint16)
+        inst = f["instances"][i].T
+        if raw.max(initial=0) > self.num_raw:
+            raise DataError(f"{self.mat_path}: image {index} has label id {int(raw.max())}, beyond the "
+                            f"{self.num_raw} classes of {self.mapping_path}")
+        nyu40 = self.raw_to_40[raw]
+        write_image(paths["image"], rgb, rgb=True)
+        write_depth_mm(paths["depth"], depth)
+        write_image(paths["label40"], L.nyu40_to_train_lut(range(1, 41))[nyu40])
+        write_image(paths["label13"], L.nyu40_to_13_lut()[nyu40])
+        h, w = raw.shape
+        k = np.asarray(NYU_K) * np.array([[w / 640], [h / 480], [1.0]])
+        record = {"image_id": f"nyuv2_{index:04d}", "index": index, "height": h, "width": w,
+                  "intrinsics": k.tolist(), "annotations": self._instances(raw, inst.astype(np.int64))}
+        write_json(paths["record"], record)
+        return record
+
+    def _instances(self, raw, inst):
+        """One instance per (raw class, instance number) pair with a labelled class, as the NYU toolbox does."""
+        min_area = self.min_instance_fraction * raw.size
+        key = np.asfortranarray(raw.astype(np.int64) * 256 + inst)
+        counts = np.bincount(key.ravel())
+        anns = []
+        for k in np.nonzero(counts)[0]:
+            cls = int(self.raw_to_40[k // 256])
+            if k // 256 and self.thing_index[cls] >= 0 and counts[k] >= min_area:
+                anns.append(mask_annotation(key == k, self.thing_index[cls]))
+        return anns
 
 
-def _instances(raw, inst, nyu40, cfg):
-    """One instance per (raw class, instance number) pair with a labelled class, as the NYU toolbox does."""
-    thing_index, min_area = cfg["thing_index"], cfg["min_instance_fraction"] * raw.size
-    key = np.asfortranarray(raw.astype(np.int64) * 256 + inst)
-    counts = np.bincount(key.ravel())
-    anns = []
-    for k in np.nonzero(counts)[0]:
-        cls = int(cfg["raw_to_40"][k // 256])
-        if k // 256 and thing_index[cls] >= 0 and counts[k] >= min_area:
-            anns.append(mask_annotation(key == k, thing_index[cls]))
-    return anns
-
-
-def prepare(args):
-    f, n, hw = open_mat(args.mat)
+def prepare(opts: NyuOptions) -> dict:
+    """Convert every missing image of both splits and write the indexes and `meta.json`; returns a summary
+    dict (converted, skipped, errors, counts per split, seconds)."""
+    f, n, hw = open_mat(opts.mat)
     f.close()
-    splits = read_splits(args.splits, n)
-    raw_to_40, num_raw = read_mapping(args.mapping)
-    options = {"format": FORMAT_VERSION, "min_instance_fraction": args.min_instance_fraction}
-    meta_path = os.path.join(args.out, "meta.json")
-    if os.path.exists(meta_path) and read_json(meta_path).get("options") != options:
-        raise DataError(f"{meta_path}: prepared with other options ({read_json(meta_path).get('options')}); "
-                        f"use a new --out or delete the folder")
-    meta = {"options": options, "complete": False, "splits": splits, "size": list(hw)}
-    if not os.path.exists(meta_path):  # claim the folder; a finished one stays usable while rerunning
-        write_json(meta_path, meta)
+    splits = read_splits(opts.splits, n)
+    raw_to_40, num_raw = read_mapping(opts.mapping)
+    options = {"format": FORMAT_VERSION, "min_instance_fraction": opts.min_instance_fraction}
+    check_options(opts.out, options)
+    claim(opts.out, {"options": options, "complete": False, "splits": splits, "size": list(hw)})
     thing_index = np.full(41, -1, np.int64)
     thing_index[list(L.NYUV2_THING_NYU40_IDS)] = np.arange(len(L.NYUV2_THING_NYU40_IDS))
-    cfg = {"mat_path": args.mat, "mapping_path": args.mapping, "out": args.out, "raw_to_40": raw_to_40,
-           "num_raw": num_raw, "thing_index": thing_index, "min_instance_fraction": args.min_instance_fraction}
+    job = ImageJob(opts.mat, opts.mapping, opts.out, raw_to_40, num_raw, thing_index, opts.min_instance_fraction)
     wanted = splits["train"] + splits["test"]
-    todo = [i for i in wanted if not all(os.path.isfile(p) for p in out_paths(args.out, i).values())]
+    todo = [i for i in wanted if not all(os.path.isfile(p) for p in out_paths(opts.out, i).values())]
     t0 = time.perf_counter()
-    _, errors = run_parallel(prepare_image, todo, args.workers, init_worker, (cfg,), desc="nyuv2 images")
+    _, errors = run_parallel(job, todo, opts.workers, desc="nyuv2 images")
     seconds = time.perf_counter() - t0
     counts = {}
     for split, idx in splits.items():
-        recs = [read_json(out_paths(args.out, i)["record"]) for i in idx
-                if os.path.isfile(out_paths(args.out, i)["record"])]
-        write_index(args.out, split, recs)
+        recs = [read_json(out_paths(opts.out, i)["record"]) for i in idx
+                if os.path.isfile(out_paths(opts.out, i)["record"])]
+        write_index(opts.out, split, recs)
         counts[split] = len(recs)
-    meta.update(complete=not errors, num_images=counts)
-    write_json(meta_path, meta)
+    meta = {"options": options, "complete": not errors, "splits": splits, "size": list(hw), "num_images": counts}
+    write_json(os.path.join(opts.out, "meta.json"), meta)
     return {"converted": len(todo) - len(errors), "skipped": len(wanted) - len(todo), "errors": errors,
             "counts": counts, "seconds": seconds}
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mat", required=True, help="nyu_depth_v2_labeled.mat")
-    p.add_argument("--splits", required=True, help="splits.mat (trainNdxs / testNdxs)")
-    p.add_argument("--mapping", required=True, help="classMapping40.mat (mapClass)")
-    p.add_argument("--out", required=True, help="prepared folder, normally DATA_ROOT/nyuv2")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) - 1))
-    p.add_argument("--min-instance-fraction", type=float, default=0.0005,
-                   help="drop instances smaller than this fraction of the image")
-    args = p.parse_args(argv)
-    try:
-        res = prepare(args)
-    except DataError as e:
-        print(f"prepare_nyuv2: error: {e}", file=sys.stderr)
-        return 1
-    for e in res["errors"]:
-        print(f"prepare_nyuv2: bad input: {e}", file=sys.stderr)
-    print(f"prepare_nyuv2: train {res['counts']['train']} / test {res['counts']['test']} images in {args.out} "
-          f"({res['converted']} converted in {res['seconds']:.1f} s, {res['skipped']} already done, "
-          f"{len(res['errors'])} bad)")
-    return 1 if res["errors"] else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Prepare ScanNet (or the synthetic tree in its layout) for the Detectron2 registrars in `datasets/scannet.py`.
+"""Prepare ScanNet (or the synthetic tree in its layout) for the Detectron2 registrar in `datasets/scannet.py`.
 
 Reads either layout of the official release and writes one prepared tree:
 - `exported`: `scans/sceneXXXX_XX/{color/N.jpg, depth/N.png, pose/N.txt, intrinsic/intrinsic_color.txt,
@@ -9,17 +9,17 @@ Reads either layout of the official release and writes one prepared tree:
 - `frames25k`: `scannet_frames_25k/sceneXXXX_XX/{color,depth,label,instance,pose}/NNNNNN.*` with
   `intrinsics_color.txt`; labels are already NYU40 ids (8-bit), instances are 16-bit `nyu40 * 1000 + id`.
 
-Output (`--out`): `scenes/<scene>/{color/<f>.jpg, depth/<f>.png (uint16 mm), label/<f>.png (uint8 train
+Output (`out`): `scenes/<scene>/{color/<f>.jpg, depth/<f>.png (uint16 mm), label/<f>.png (uint8 train
 ids), record/<f>.json}`, `index_{train,val}.json` (frames), `instances_{train,val}.json` (their instance
 annotations) and `meta.json` (prefix, classes, options, scene splits). Colour, labels and depth are resized to
 one resolution (default the depth's, 640x480 on ScanNet; nearest for labels and depth) and the colour
 intrinsics scaled with them.
 """
-import argparse
+import csv
 import io
 import os
-import sys
 import time
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -27,16 +27,34 @@ from PIL import Image
 
 from datasets import labels as L
 from datasets.fileio import (DataError, check_depth_png, decode_image, mask_annotation, read_bytes,
-                             read_depth_png, read_json, read_label_png, write_bytes, write_image, write_index,
-                             write_json)
-from datasets.jobs import run_parallel
+                             read_depth_png, read_json, read_label_png, write_bytes, write_image,
+                             write_index, write_json)
+from datasets.prepare.jobs import run_parallel
+from datasets.prepare.tree import check_options, claim
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
 # (label, instance) PNG types per layout; a wrong type means the wrong files (e.g. NYU40-converted labels
 # under label-filt would otherwise be read as ScanNet ids and silently mislabelled).
 LABEL_DTYPES = {"exported": (np.uint16, np.uint8), "frames25k": (np.uint8, np.uint16)}
-TSV_NAME = "scannetv2-labels.combined.tsv"
+
+
+@dataclass(frozen=True)
+class ScanNetOptions:
+    """What to prepare and how; None means the default that depends on the input."""
+
+    raw: str  # ScanNet root (holding scans/ and the tsv) or scannet_frames_25k
+    out: str  # prepared folder, normally DATA_ROOT/scannet
+    layout: str | None = None  # "exported" or "frames25k"; None: detected
+    frame_skip: int | None = None  # keep every K-th frame; None: 25 exported, 1 frames25k
+    workers: int = 1
+    classes: int = 20  # semantic label set, 20 or 40
+    resolution: tuple[int, int] | None = None  # (H, W); None: the depth's (640x480 on ScanNet)
+    min_instance_fraction: float = 0.0005  # drop instances smaller than this fraction of the image
+    label_map: str | None = None  # path of the tsv; None: RAW/scannetv2-labels.combined.tsv
+    splits_dir: str | None = None  # folder with scannetv2_{train,val}.txt; None: RAW
+    prefix: str | None = None  # dataset name prefix, "scannet" or "synthetic"; None: from the out folder's name
+    skip_bad: bool = False  # leave out frames with bad input instead of failing
 
 
 # ---------------------------------------------------------------- raw tree discovery (main process)
@@ -67,8 +85,6 @@ def scenes_root(raw: str, layout: str) -> str:
 def read_scannet_to_nyu40(tsv_path: str):
     """(lut, known): uint8 table ScanNet label id -> NYU40 id over all 16-bit values, and which ids the tsv
     defines (id 0, unannotated, is known and maps to 0). Columns are looked up by header name."""
-    import csv
-
     lut, known = np.zeros(65536, np.uint8), np.zeros(65536, bool)
     known[0] = True
     try:
@@ -76,7 +92,7 @@ def read_scannet_to_nyu40(tsv_path: str):
             reader = csv.DictReader(f, delimiter="\t")
             if not {"id", "nyu40id"} <= set(reader.fieldnames or ()):
                 raise DataError(f"{tsv_path}: header lacks the 'id' and 'nyu40id' columns; use the official "
-                                f"{TSV_NAME} from the ScanNet release")
+                                f"{L.SCANNET_TSV_NAME} from the ScanNet release")
             for line, row in enumerate(reader, start=2):
                 try:
                     sid, nyu = int(row["id"]), int(row["nyu40id"] or 0)
@@ -86,7 +102,7 @@ def read_scannet_to_nyu40(tsv_path: str):
                     raise DataError(f"{tsv_path}:{line}: id {sid} or nyu40id {nyu} out of range")
                 lut[sid], known[sid] = nyu, True
     except FileNotFoundError:
-        raise DataError(f"{tsv_path}: missing; put {TSV_NAME} from the ScanNet release there "
+        raise DataError(f"{tsv_path}: missing; put {L.SCANNET_TSV_NAME} from the ScanNet release there "
                         f"(or pass --label-map)") from None
     return lut, known
 
@@ -147,14 +163,6 @@ def list_tasks(raw, layout, splits_dir, frame_skip):
 
 
 # ---------------------------------------------------------------- per-frame work (worker processes)
-_CFG = {}
-
-
-def init_worker(cfg):
-    _CFG.clear()
-    _CFG.update(cfg)
-
-
 def out_paths(out, scene, stem):
     base = os.path.join(out, "scenes", scene)
     return {"color": os.path.join(base, "color", stem + ".jpg"), "depth": os.path.join(base, "depth", stem + ".png"),
@@ -190,146 +198,150 @@ def _resize(img, hw, nearest):
     return cv2.resize(img, (hw[1], hw[0]), interpolation=interp)
 
 
-def prepare_frame(task):
-    """Convert one frame; returns its record. Raises DataError naming the offending file. Label ids are
-    checked against the tsv after resizing: an id no output pixel keeps cannot mislabel anything."""
-    cfg, out = _CFG, _CFG["out"]
-    paths = out_paths(out, task["scene"], task["stem"])
-    for what in ("depth", "label", "instance"):
-        _missing(task[what], what)
+@dataclass
+class FrameJob:
+    """Converts one frame (a task of `list_tasks`) into the prepared tree; picklable, sent once per worker."""
 
-    depth_bytes = read_bytes(task["depth"])
-    depth_hw = check_depth_png(task["depth"], depth_bytes)
-    hw = tuple(cfg["resolution"] or depth_hw)
+    out: str
+    layout: str
+    resolution: tuple | None
+    min_instance_fraction: float
+    train_lut: np.ndarray  # NYU40 id -> train id
+    thing_index: np.ndarray  # NYU40 id -> contiguous thing id, -1 for stuff
+    tsv: str | None = None  # exported layout: the label map and its tables
+    scannet_to_nyu40: np.ndarray | None = None
+    known: np.ndarray | None = None
 
-    color_bytes = read_bytes(task["color"])
-    try:
-        cw, ch = Image.open(io.BytesIO(color_bytes.tobytes())).size
-    except Exception:  # noqa: BLE001 - any header failure means an unreadable image
-        raise DataError(f"{task['color']}: truncated or corrupt image (unreadable JPEG header); re-export it")
-    reduce = _reduce_factor((ch, cw), hw)
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
-    color = decode_image(task["color"], flags, color_bytes)  # BGR, written back as BGR
+    @classmethod
+    def build(cls, opts: ScanNetOptions, layout: str) -> "FrameJob":
+        thing_index = np.full(41, -1, np.int64)
+        thing_index[list(L.SCANNET_THING_NYU40_IDS)] = np.arange(len(L.SCANNET_THING_NYU40_IDS))
+        job = cls(opts.out, layout, opts.resolution, opts.min_instance_fraction,
+                  L.nyu40_to_train_lut(L.semantic_nyu40_ids(opts.classes)), thing_index)
+        if layout == "exported":
+            job.tsv = opts.label_map or os.path.join(opts.raw, L.SCANNET_TSV_NAME)
+            job.scannet_to_nyu40, job.known = read_scannet_to_nyu40(job.tsv)
+        return job
 
-    label_dtype, inst_dtype = LABEL_DTYPES[cfg["layout"]]
-    label = read_label_png(task["label"], (label_dtype,))
-    inst = read_label_png(task["instance"], (inst_dtype,))
-    for name, arr in (("label", label), ("instance", inst)):  # ScanNet's are at colour resolution
-        if arr.shape not in ((ch, cw), depth_hw):
-            raise DataError(f"{task[name]}: size {arr.shape[1]}x{arr.shape[0]} matches neither the colour image "
-                            f"{task['color']} ({cw}x{ch}) nor the depth map ({depth_hw[1]}x{depth_hw[0]})")
-    label, inst = _resize(label, hw, True), _resize(inst, hw, True)
+    def __call__(self, task) -> dict:
+        """Convert one frame; returns its record. Raises DataError naming the offending file. Label ids are
+        checked against the tsv after resizing: an id no output pixel keeps cannot mislabel anything."""
+        paths = out_paths(self.out, task["scene"], task["stem"])
+        for what in ("depth", "label", "instance"):
+            _missing(task[what], what)
 
-    if cfg["layout"] == "exported":
-        unknown = ~cfg["known"][label]
-        if unknown.any():
-            ids = sorted(set(np.unique(label[unknown]).tolist()))
-            raise DataError(f"{task['label']}: ScanNet label ids {ids[:10]} are absent from {cfg['tsv']}; "
-                            f"use the tsv of the same ScanNet release")
-        nyu40 = cfg["scannet_to_nyu40"][label]
-    else:
-        if int(label.max(initial=0)) > 40:
-            raise DataError(f"{task['label']}: frames25k labels must be NYU40 ids (0..40), "
-                            f"found {int(label.max())}")
-        nyu40 = label
-    semantic = cfg["train_lut"][nyu40]
+        depth_bytes = read_bytes(task["depth"])
+        depth_hw = check_depth_png(task["depth"], depth_bytes)
+        hw = tuple(self.resolution or depth_hw)
 
-    if color.shape[:2] == hw and reduce == 1:
-        write_bytes(paths["color"], color_bytes.tobytes())
-    else:
-        write_image(paths["color"], _resize(color, hw, False))
-    if depth_hw == hw:  # the common case: copy the validated bytes, no decode
-        write_bytes(paths["depth"], depth_bytes.tobytes())
-    else:
-        write_image(paths["depth"], _resize(read_depth_png(task["depth"], depth_bytes), hw, True))
-    write_image(paths["label"], semantic)
+        color_bytes = read_bytes(task["color"])
+        try:
+            cw, ch = Image.open(io.BytesIO(color_bytes.tobytes())).size
+        except Exception:  # noqa: BLE001 - any header failure means an unreadable image
+            raise DataError(f"{task['color']}: truncated or corrupt image (unreadable JPEG header); re-export it")
+        reduce = _reduce_factor((ch, cw), hw)
+        flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+        color = decode_image(task["color"], flags, color_bytes)  # BGR, written back as BGR
 
-    k = np.asarray(task["K"], np.float64)
-    k[0] *= hw[1] / cw
-    k[1] *= hw[0] / ch
-    record = {"image_id": f"{task['scene']}_{task['stem']}", "scene": task["scene"], "frame": task["stem"],
-              "height": hw[0], "width": hw[1], "intrinsics": k.tolist(),
-              "annotations": _instances(inst, nyu40, cfg)}
-    write_json(paths["record"], record)
-    return record
+        label_dtype, inst_dtype = LABEL_DTYPES[self.layout]
+        label = read_label_png(task["label"], (label_dtype,))
+        inst = read_label_png(task["instance"], (inst_dtype,))
+        for name, arr in (("label", label), ("instance", inst)):  # ScanNet's are at colour resolution
+            if arr.shape not in ((ch, cw), depth_hw):
+                raise DataError(f"{task[name]}: size {arr.shape[1]}x{arr.shape[0]} matches neither the colour "
+                                f"image {task['color']} ({cw}x{ch}) nor the depth map "
+                                f"({depth_hw[1]}x{depth_hw[0]})")
+        label, inst = _resize(label, hw, True), _resize(inst, hw, True)
 
+        if self.layout == "exported":
+            unknown = ~self.known[label]
+            if unknown.any():
+                ids = sorted(set(np.unique(label[unknown]).tolist()))
+                raise DataError(f"{task['label']}: ScanNet label ids {ids[:10]} are absent from {self.tsv}; "
+                                f"use the tsv of the same ScanNet release")
+            nyu40 = self.scannet_to_nyu40[label]
+        else:
+            if int(label.max(initial=0)) > 40:
+                raise DataError(f"{task['label']}: frames25k labels must be NYU40 ids (0..40), "
+                                f"found {int(label.max())}")
+            nyu40 = label
+        semantic = self.train_lut[nyu40]
 
-def _instances(inst, nyu40, cfg):
-    """Thing instances as COCO-style annotations. Exported instance ids take the majority NYU40 label of
-    their pixels; frames25k instance values already are nyu40 * 1000 + id."""
-    min_area = cfg["min_instance_fraction"] * inst.size
-    thing_index = cfg["thing_index"]
-    inst_f = np.asfortranarray(inst)  # masks compared in Fortran order feed pycocotools without copies
-    anns = []
-    if cfg["layout"] == "exported":
-        hist = np.bincount(inst.astype(np.int64).ravel() * 256 + nyu40.ravel(), minlength=256 * 256)
-        hist = hist.reshape(256, 256)
-        for iid in np.nonzero(hist[1:].sum(1))[0] + 1:
-            votes = hist[iid, 1:41]
-            cls = int(votes.argmax()) + 1 if votes.any() else 0
-            if thing_index[cls] >= 0 and hist[iid].sum() >= min_area:
-                anns.append(mask_annotation(inst_f == iid, thing_index[cls]))
-    else:
-        counts = np.bincount(inst.ravel(), minlength=65536)
-        for value in np.nonzero(counts)[0]:
-            cls = int(value) // 1000
-            if value % 1000 and cls <= 40 and thing_index[cls] >= 0 and counts[value] >= min_area:
-                anns.append(mask_annotation(inst_f == value, thing_index[cls]))
-    return anns
+        if color.shape[:2] == hw and reduce == 1:
+            write_bytes(paths["color"], color_bytes.tobytes())
+        else:
+            write_image(paths["color"], _resize(color, hw, False))
+        if depth_hw == hw:  # the common case: copy the validated bytes, no decode
+            write_bytes(paths["depth"], depth_bytes.tobytes())
+        else:
+            write_image(paths["depth"], _resize(read_depth_png(task["depth"], depth_bytes), hw, True))
+        write_image(paths["label"], semantic)
+
+        k = np.asarray(task["K"], np.float64)
+        k[0] *= hw[1] / cw
+        k[1] *= hw[0] / ch
+        record = {"image_id": f"{task['scene']}_{task['stem']}", "scene": task["scene"], "frame": task["stem"],
+                  "height": hw[0], "width": hw[1], "intrinsics": k.tolist(),
+                  "annotations": self._instances(inst, nyu40)}
+        write_json(paths["record"], record)
+        return record
+
+    def _instances(self, inst, nyu40):
+        """Thing instances as COCO-style annotations. Exported instance ids take the majority NYU40 label of
+        their pixels; frames25k instance values already are nyu40 * 1000 + id."""
+        min_area = self.min_instance_fraction * inst.size
+        thing_index = self.thing_index
+        inst_f = np.asfortranarray(inst)  # masks compared in Fortran order feed pycocotools without copies
+        anns = []
+        if self.layout == "exported":
+            hist = np.bincount(inst.astype(np.int64).ravel() * 256 + nyu40.ravel(), minlength=256 * 256)
+            hist = hist.reshape(256, 256)
+            for iid in np.nonzero(hist[1:].sum(1))[0] + 1:
+                votes = hist[iid, 1:41]
+                cls = int(votes.argmax()) + 1 if votes.any() else 0
+                if thing_index[cls] >= 0 and hist[iid].sum() >= min_area:
+                    anns.append(mask_annotation(inst_f == iid, thing_index[cls]))
+        else:
+            counts = np.bincount(inst.ravel(), minlength=65536)
+            for value in np.nonzero(counts)[0]:
+                cls = int(value) // 1000
+                if value % 1000 and cls <= 40 and thing_index[cls] >= 0 and counts[value] >= min_area:
+                    anns.append(mask_annotation(inst_f == value, thing_index[cls]))
+        return anns
 
 
 # ---------------------------------------------------------------- driver
-def _options(args, layout, prefix, frame_skip):
-    return {"format": FORMAT_VERSION, "prefix": prefix, "layout": layout, "classes": args.classes,
-            "frame_skip": frame_skip, "resolution": args.resolution,
-            "min_instance_fraction": args.min_instance_fraction}
+def _recorded_options(opts: ScanNetOptions, layout, prefix, frame_skip) -> dict:
+    """The options that shape the output; a rerun with others must not mix into the same tree."""
+    return {"format": FORMAT_VERSION, "prefix": prefix, "layout": layout, "classes": opts.classes,
+            "frame_skip": frame_skip, "resolution": list(opts.resolution) if opts.resolution else None,
+            "min_instance_fraction": opts.min_instance_fraction}
 
 
-def _check_resume(out, options):
-    meta_path = os.path.join(out, "meta.json")
-    if not os.path.exists(meta_path):
-        return
-    old = read_json(meta_path).get("options")
-    if old != options:
-        raise DataError(f"{meta_path}: this folder was prepared with options {old}, now {options}; "
-                        f"use a new --out or delete the folder")
-
-
-def build_config(args, layout, raw):
-    cfg = {"out": args.out, "layout": layout, "resolution": args.resolution,
-           "min_instance_fraction": args.min_instance_fraction,
-           "train_lut": L.nyu40_to_train_lut(L.semantic_nyu40_ids(args.classes)),
-           "thing_index": np.full(41, -1, np.int64)}
-    cfg["thing_index"][list(L.SCANNET_THING_NYU40_IDS)] = np.arange(len(L.SCANNET_THING_NYU40_IDS))
-    if layout == "exported":
-        cfg["tsv"] = args.label_map or os.path.join(raw, TSV_NAME)
-        cfg["scannet_to_nyu40"], cfg["known"] = read_scannet_to_nyu40(cfg["tsv"])
-    return cfg
-
-
-def prepare(args) -> dict:
-    raw, out = args.raw, args.out
-    layout = args.layout or detect_layout(raw)
-    print(f"prepare_scannet: {raw} is in the '{layout}' layout" + ("" if args.layout else " (detected)"))
-    frame_skip = args.frame_skip or (25 if layout == "exported" else 1)
+def prepare(opts: ScanNetOptions) -> dict:
+    """Convert every missing frame and write the indexes and `meta.json`; returns a summary dict (frames,
+    converted, skipped, errors, seconds, counts per split, prefix). Bad inputs are collected in `errors`."""
+    raw, out = opts.raw, opts.out
+    layout = opts.layout or detect_layout(raw)
+    print(f"prepare_scannet: {raw} is in the '{layout}' layout" + ("" if opts.layout else " (detected)"))
+    frame_skip = opts.frame_skip or (25 if layout == "exported" else 1)
     folder = os.path.basename(os.path.normpath(out))
-    prefix = args.prefix or (folder if folder in ("scannet", "synthetic") else "scannet")
-    options = _options(args, layout, prefix, frame_skip)
-    _check_resume(out, options)
-    cfg = build_config(args, layout, raw)
-    tasks, scenes, absent = list_tasks(raw, layout, args.splits_dir or raw, frame_skip)
+    prefix = opts.prefix or (folder if folder in ("scannet", "synthetic") else "scannet")
+    options = _recorded_options(opts, layout, prefix, frame_skip)
+    check_options(out, options)
+    job = FrameJob.build(opts, layout)
+    tasks, scenes, absent = list_tasks(raw, layout, opts.splits_dir or raw, frame_skip)
     if absent:
         print(f"prepare_scannet: {absent} scenes listed in the split files are not under {raw}; skipped")
     if not tasks:
         raise DataError(f"{raw}: no frames of the train/val scenes found")
     meta = {"options": options, "complete": False, "splits": scenes}
-    if not os.path.exists(os.path.join(out, "meta.json")):  # claim the folder; a finished one stays usable
-        write_json(os.path.join(out, "meta.json"), meta)
+    claim(out, meta)
 
     todo = [t for t in tasks if not frame_done(out, t["scene"], t["stem"])]
     t0 = time.perf_counter()
-    _, errors = run_parallel(prepare_frame, todo, args.workers, init_worker, (cfg,), desc="scannet frames")
+    _, errors = run_parallel(job, todo, opts.workers, desc="scannet frames")
     seconds = time.perf_counter() - t0
 
     counts = {}
@@ -340,52 +352,7 @@ def prepare(args) -> dict:
                 records.append(read_json(out_paths(out, t["scene"], t["stem"])["record"]))
         write_index(out, split, records)
         counts[split] = len(records)
-    meta.update(complete=not errors or args.skip_bad, num_frames=counts)
+    meta.update(complete=not errors or opts.skip_bad, num_frames=counts)
     write_json(os.path.join(out, "meta.json"), meta)
     return {"frames": len(tasks), "converted": len(todo) - len(errors), "skipped": len(tasks) - len(todo),
             "errors": errors, "seconds": seconds, "counts": counts, "prefix": prefix}
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--raw", required=True, help="ScanNet root (holding scans/ and the tsv) or scannet_frames_25k")
-    p.add_argument("--out", required=True, help="prepared folder, normally DATA_ROOT/scannet")
-    p.add_argument("--layout", choices=("exported", "frames25k"), help="default: detected")
-    p.add_argument("--frame-skip", type=int, help="keep every K-th frame (default 25 exported, 1 frames25k)")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) - 1))
-    p.add_argument("--classes", type=int, choices=(20, 40), default=20, help="semantic label set")
-    p.add_argument("--resolution", type=int, nargs=2, metavar=("H", "W"), help="default: the depth's (640x480)")
-    p.add_argument("--min-instance-fraction", type=float, default=0.0005,
-                   help="drop instances smaller than this fraction of the image (0.0005 = 154 px at 640x480)")
-    p.add_argument("--label-map", help=f"path of {TSV_NAME} (default RAW/{TSV_NAME})")
-    p.add_argument("--splits-dir", help="folder with scannetv2_{train,val}.txt (default RAW)")
-    p.add_argument("--prefix", choices=("scannet", "synthetic"), help="dataset name prefix (default from --out)")
-    p.add_argument("--skip-bad", action="store_true", help="leave out frames with bad input instead of failing")
-    args = p.parse_args(argv)
-    if args.frame_skip is not None and args.frame_skip < 1:
-        p.error("--frame-skip must be >= 1")
-    return args
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        res = prepare(args)
-    except DataError as e:
-        print(f"prepare_scannet: error: {e}", file=sys.stderr)
-        return 1
-    for e in res["errors"][:50]:
-        print(f"prepare_scannet: bad input: {e}", file=sys.stderr)
-    fps = res["converted"] / res["seconds"] if res["seconds"] > 0 else 0.0
-    print(f"prepare_scannet: {res['prefix']} train {res['counts']['train']} / val {res['counts']['val']} frames "
-          f"in {args.out} ({res['converted']} converted at {fps:.1f} frames/s, {res['skipped']} already done, "
-          f"{len(res['errors'])} bad)")
-    if res["errors"] and not args.skip_bad:
-        print("prepare_scannet: fix the files above (or pass --skip-bad) and rerun; finished frames are kept",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
