@@ -1,15 +1,11 @@
 """Draw samples of a registered dataset: Detectron2's Visualizer (metadata colours) beside the colour-mapped depth.
-
-`python -m tools.visualize_dataset NAME --out DIR -n 8 [--root DATA_ROOT]` writes DIR/NNN_<image_id>.png for
-n samples spread evenly over the dataset."""
-import argparse
+`tools.visualize_dataset` is its command line."""
 import os
-import sys
 
 import cv2
 import numpy as np
 
-from datasets.fileio import DataError, read_depth_png, read_rgb, write_image
+from datasets.fileio import read_depth_png, read_rgb, write_image
 
 
 def depth_to_color(depth: np.ndarray) -> np.ndarray:
@@ -38,39 +34,21 @@ def render(d, meta) -> np.ndarray:
     return panel
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("name", help="a registered dataset, e.g. scannet_instance_val")
-    p.add_argument("--out", required=True, help="folder for the PNGs")
-    p.add_argument("-n", type=int, default=8, help="number of samples")
-    p.add_argument("--root", help="data root (default $MASK3D_DATA, else $DETECTRON2_DATASETS, else ./data)")
-    args = p.parse_args(argv)
-    from detectron2.data import DatasetCatalog, MetadataCatalog
+def draw(name: str, out: str, n: int = 8) -> list:
+    """Write `n` samples of a registered dataset, spread evenly over it, as `out/NNN_<image_id>.png`; returns
+    their paths. Raises KeyError (naming the preparation command) for an absent dataset, DataError for a bad file."""
+    from detectron2.data import MetadataCatalog
     from tqdm import tqdm
 
-    from datasets.builtin import register_all
+    from datasets.builtin import get_dicts
 
-    register_all(args.root)
-    try:
-        dicts = DatasetCatalog.get(args.name)
-    except (KeyError, DataError, AssertionError, FileNotFoundError) as e:
-        print(f"visualize_dataset: {args.name}: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 1
-    meta = MetadataCatalog.get(args.name)
-    picks = sorted(set(np.linspace(0, len(dicts) - 1, min(args.n, len(dicts))).round().astype(int).tolist()))
+    dicts = get_dicts(name)
+    meta = MetadataCatalog.get(name)
+    picks = sorted(set(np.linspace(0, len(dicts) - 1, min(n, len(dicts))).round().astype(int).tolist()))
     written = []
-    for i in tqdm(picks, desc=f"drawing {args.name}", unit="image"):
+    for i in tqdm(picks, desc=f"drawing {name}", unit="image"):
         d = dicts[i]
-        path = os.path.join(args.out, f"{i:03d}_{d['image_id']}.png")
-        try:
-            write_image(path, render(d, meta), rgb=True)
-        except DataError as e:
-            print(f"visualize_dataset: {e}", file=sys.stderr)
-            return 1
+        path = os.path.join(out, f"{i:03d}_{d['image_id']}.png")
+        write_image(path, render(d, meta), rgb=True)
         written.append(path)
-    print(f"visualize_dataset: {len(written)} images of {args.name} in {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return written
