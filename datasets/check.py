@@ -93,6 +93,8 @@ def check(name, limit=None):
     problems = []
     for d in tqdm(todo, desc=f"checking {name}", unit="image"):
         problems += check_dict(d, meta, stats)
+    if not dicts:
+        problems.append((name, "the dataset has no images (an empty split); prepare it again"))
     rows = [("images", f"{len(todo)} checked of {len(dicts)}")]
     if stats["depth"]:
         rows.append(("depth maps", f"{stats['depth']} (valid {100 * np.mean(stats['depth_valid']):.1f}%, "

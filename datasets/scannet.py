@@ -1,4 +1,4 @@
-"""Detectron2 registrar for a ScanNet-layout tree prepared by `tools/prepare_scannet.py` (ScanNet or synthetic).
+"""Detectron2 registrar for a ScanNet-layout tree prepared by `datasets.prepare.scannet` (ScanNet or synthetic).
 
 Reads only `meta.json`, `index_{split}.json` and (instance sets) `instances_{split}.json`; dicts are built
 lazily when Detectron2 asks for them."""

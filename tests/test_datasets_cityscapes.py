@@ -5,8 +5,8 @@ person cols 40-47 rows 8-23; disparity 8/16/32/64 px by quarter of the width, co
 import numpy as np
 import pytest
 
-from tests import raw_fixtures as R
 from datasets.fileio import read_json
+from tests import raw_fixtures as R
 from tools import prepare_cityscapes
 
 

@@ -9,8 +9,8 @@ import pytest
 from pycocotools import mask as mask_util
 from scipy.io import savemat
 
-from tests import raw_fixtures as R
 from datasets.fileio import read_json
+from tests import raw_fixtures as R
 from tools import prepare_nyuv2
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from datasets.fileio import DataError, decode_image, read_json, write_bytes, write_depth_mm, write_json
 from datasets.prepare.jobs import run_parallel
-from datasets.prepare.tree import claim
+from datasets.prepare.tree import claim, unusable
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -146,11 +146,15 @@ def prepare(opts: CityscapesOptions) -> dict:
     claim(out, {"options": options, "complete": False, "raw": raw})
     t0 = time.perf_counter()
     records, errors = run_parallel(ImageJob(raw, out), items, opts.workers, desc="cityscapes images")
-    counts = {}
+    counts, depths = {}, {}
     for split in SPLITS:
         recs = [r for (s, _, _), r in zip(items, records) if s == split and r is not None]
         write_json(os.path.join(out, f"rgbd_{split}.json"), recs)
         counts[split] = len(recs)
-    write_json(os.path.join(out, "meta.json"), {"options": options, "complete": not errors, "raw": raw,
-                                                "num_images": counts})
+        depths[split] = [os.path.join(out, r["depth_file_name"]) for r in recs]
+    problem = None if errors else unusable(out, depths)
+    write_json(os.path.join(out, "meta.json"), {"options": options, "complete": not errors and problem is None,
+                                                "raw": raw, "num_images": counts})
+    if problem:
+        raise DataError(problem)
     return {"errors": errors, "counts": counts, "seconds": time.perf_counter() - t0}

@@ -20,7 +20,7 @@ import numpy as np
 from datasets import labels as L
 from datasets.fileio import DataError, mask_annotation, read_json, write_depth_mm, write_image, write_index, write_json
 from datasets.prepare.jobs import run_parallel
-from datasets.prepare.tree import check_options, claim
+from datasets.prepare.tree import check_options, claim, unusable
 
 FORMAT_VERSION = 1
 # Kinect RGB intrinsics of the NYU Depth v2 toolbox (camera_params.m), for the 640x480 frames.
@@ -183,13 +183,17 @@ def prepare(opts: NyuOptions) -> dict:
     t0 = time.perf_counter()
     _, errors = run_parallel(job, todo, opts.workers, desc="nyuv2 images")
     seconds = time.perf_counter() - t0
-    counts = {}
+    counts, depths = {}, {}
     for split, idx in splits.items():
-        recs = [read_json(out_paths(opts.out, i)["record"]) for i in idx
-                if os.path.isfile(out_paths(opts.out, i)["record"])]
-        write_index(opts.out, split, recs)
-        counts[split] = len(recs)
-    meta = {"options": options, "complete": not errors, "splits": splits, "size": list(hw), "num_images": counts}
+        done = [out_paths(opts.out, i) for i in idx if os.path.isfile(out_paths(opts.out, i)["record"])]
+        write_index(opts.out, split, [read_json(p["record"]) for p in done])
+        counts[split] = len(done)
+        depths[split] = [p["depth"] for p in done]
+    problem = None if errors else unusable(opts.out, depths)
+    meta = {"options": options, "complete": not errors and problem is None, "splits": splits, "size": list(hw),
+            "num_images": counts}
     write_json(os.path.join(opts.out, "meta.json"), meta)
+    if problem:
+        raise DataError(problem)
     return {"converted": len(todo) - len(errors), "skipped": len(wanted) - len(todo), "errors": errors,
             "counts": counts, "seconds": seconds}

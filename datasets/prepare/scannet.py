@@ -30,13 +30,16 @@ from datasets.fileio import (DataError, check_depth_png, decode_image, mask_anno
                              read_depth_png, read_json, read_label_png, write_bytes, write_image,
                              write_index, write_json)
 from datasets.prepare.jobs import run_parallel
-from datasets.prepare.tree import check_options, claim
+from datasets.prepare.tree import check_options, claim, unusable
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
 # (label, instance) PNG types per layout; a wrong type means the wrong files (e.g. NYU40-converted labels
 # under label-filt would otherwise be read as ScanNet ids and silently mislabelled).
 LABEL_DTYPES = {"exported": (np.uint16, np.uint8), "frames25k": (np.uint8, np.uint16)}
+# Colour and depth of one frame may differ in size (ScanNet: 1296x968 beside 640x480, 0.4 % apart in aspect
+# ratio) but not in shape: beyond this relative aspect difference they are not views of one frame.
+MAX_ASPECT_DIFFERENCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,11 @@ class FrameJob:
             cw, ch = Image.open(io.BytesIO(color_bytes.tobytes())).size
         except Exception:  # noqa: BLE001 - any header failure means an unreadable image
             raise DataError(f"{task['color']}: truncated or corrupt image (unreadable JPEG header); re-export it")
+        aspect = (cw / ch) / (depth_hw[1] / depth_hw[0]) - 1
+        if abs(aspect) > MAX_ASPECT_DIFFERENCE:
+            raise DataError(f"{task['color']} ({cw}x{ch}) and {task['depth']} ({depth_hw[1]}x{depth_hw[0]}): colour "
+                            f"and depth differ in aspect ratio by {abs(aspect):.1%} (more than "
+                            f"{MAX_ASPECT_DIFFERENCE:.0%}), so they are not one frame; re-export the scene")
         reduce = _reduce_factor((ch, cw), hw)
         flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                  8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
@@ -344,15 +352,16 @@ def prepare(opts: ScanNetOptions) -> dict:
     _, errors = run_parallel(job, todo, opts.workers, desc="scannet frames")
     seconds = time.perf_counter() - t0
 
-    counts = {}
+    counts, depths = {}, {}
     for split in SPLITS:
-        records = []
-        for t in tasks:
-            if t["split"] == split and frame_done(out, t["scene"], t["stem"]):
-                records.append(read_json(out_paths(out, t["scene"], t["stem"])["record"]))
-        write_index(out, split, records)
-        counts[split] = len(records)
-    meta.update(complete=not errors or opts.skip_bad, num_frames=counts)
+        done = [t for t in tasks if t["split"] == split and frame_done(out, t["scene"], t["stem"])]
+        write_index(out, split, [read_json(out_paths(out, t["scene"], t["stem"])["record"]) for t in done])
+        counts[split] = len(done)
+        depths[split] = [out_paths(out, t["scene"], t["stem"])["depth"] for t in done]
+    problem = unusable(out, depths) if not errors or opts.skip_bad else None
+    meta.update(complete=(not errors or opts.skip_bad) and problem is None, num_frames=counts)
     write_json(os.path.join(out, "meta.json"), meta)
+    if problem:
+        raise DataError(problem)
     return {"frames": len(tasks), "converted": len(todo) - len(errors), "skipped": len(tasks) - len(todo),
             "errors": errors, "seconds": seconds, "counts": counts, "prefix": prefix}
