@@ -1,5 +1,7 @@
 """Preparations that must fail with a message naming what is wrong: colour and depth of different shapes,
-empty splits, and depth that holds no valid pixel; and `check_dataset` on an empty split."""
+empty splits, depth that holds no valid pixel, a rerun from another label map; and `check_dataset` on an
+empty split."""
+import hashlib
 import shutil
 
 import cv2
@@ -103,3 +105,35 @@ def test_check_dataset_reports_an_empty_split(tmp_path, scannet_raw, capsys):
     (tmp_path / "data" / "scannet" / "index_val.json").write_text("[]")
     assert check_dataset.main(["scannet_rgbd_val", "--root", str(tmp_path / "data")]) == 1
     assert "PROBLEM scannet_rgbd_val: the dataset has no images (an empty split)" in capsys.readouterr().out
+
+
+def test_scannet_tree_records_its_label_map_and_refuses_another(tmp_path, scannet_raw, capsys):
+    raw, out = tmp_path / "raw", tmp_path / "scannet"
+    shutil.copytree(scannet_raw, raw)
+    tsv = raw / "scannetv2-labels.combined.tsv"
+    assert prep_scannet(raw, out) == 0
+    made = read_json(str(out / "meta.json"))["made_by"]
+    assert made["tool"] == "datasets.prepare.scannet" and made["version"] == 1
+    assert made["inputs"] == {"label_map": {"path": str(tsv), "sha256": hashlib.sha256(tsv.read_bytes()).hexdigest()}}
+    assert prep_scannet(raw, out) == 0  # the same inputs: a rerun is fine
+    R.write_tsv(str(tsv), [row if row[0] != 2 else (2, "chair", 3, "cabinet") for row in R.TSV_ROWS])
+    capsys.readouterr()
+    assert prep_scannet(raw, out) == 1
+    err = capsys.readouterr().err
+    assert f"prepared with the label_map {tsv} (sha256 {made['inputs']['label_map']['sha256'][:12]}), now {tsv}" in err
+    assert "its labels would be stale" in err
+    assert read_json(str(out / "meta.json"))["complete"] is True  # the finished tree stays usable
+
+
+def test_nyuv2_tree_refuses_another_class_mapping(tmp_path, capsys):
+    from scipy.io import savemat
+
+    src = R.nyuv2_mat(str(tmp_path / "raw"))
+    args = ["--mat", f"{src}/nyu_depth_v2_labeled.mat", "--splits", f"{src}/splits.mat", "--mapping",
+            f"{src}/classMapping40.mat", "--out", str(tmp_path / "nyuv2"), "--workers", "1"]
+    assert prepare_nyuv2.main(args) == 0
+    assert read_json(str(tmp_path / "nyuv2" / "meta.json"))["made_by"]["inputs"]["label_map"]["path"] == \
+        f"{src}/classMapping40.mat"
+    savemat(f"{src}/classMapping40.mat", {"mapClass": np.full((1, 894), 40.0)})
+    assert prepare_nyuv2.main(args) == 1
+    assert "its labels would be stale" in capsys.readouterr().err

@@ -19,7 +19,7 @@ import numpy as np
 
 from datasets.fileio import DataError, decode_image, read_json, write_bytes, write_depth_mm, write_json
 from datasets.prepare.jobs import run_parallel
-from datasets.prepare.tree import claim, unusable
+from datasets.prepare.tree import check_rerun, claim, made_by, unusable
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -142,8 +142,9 @@ def prepare(opts: CityscapesOptions) -> dict:
     items = [(split, city, base) for split in SPLITS for city, base in list_images(raw, split)]
     if raw != out:
         _link(os.path.join(raw, "leftImg8bit"), os.path.join(out, "leftImg8bit"))
-    options = {"format": FORMAT_VERSION}
-    claim(out, {"options": options, "complete": False, "raw": raw})
+    options, made = {"format": FORMAT_VERSION}, made_by(__name__, FORMAT_VERSION)
+    check_rerun(out, options, made)
+    claim(out, {"options": options, "made_by": made, "complete": False, "raw": raw})
     t0 = time.perf_counter()
     records, errors = run_parallel(ImageJob(raw, out), items, opts.workers, desc="cityscapes images")
     counts, depths = {}, {}
@@ -153,8 +154,9 @@ def prepare(opts: CityscapesOptions) -> dict:
         counts[split] = len(recs)
         depths[split] = [os.path.join(out, r["depth_file_name"]) for r in recs]
     problem = None if errors else unusable(out, depths)
-    write_json(os.path.join(out, "meta.json"), {"options": options, "complete": not errors and problem is None,
-                                                "raw": raw, "num_images": counts})
+    write_json(os.path.join(out, "meta.json"), {"options": options, "made_by": made,
+                                                "complete": not errors and problem is None, "raw": raw,
+                                                "num_images": counts})
     if problem:
         raise DataError(problem)
     return {"errors": errors, "counts": counts, "seconds": time.perf_counter() - t0}

@@ -20,7 +20,7 @@ import numpy as np
 from datasets import labels as L
 from datasets.fileio import DataError, mask_annotation, read_json, write_depth_mm, write_image, write_index, write_json
 from datasets.prepare.jobs import run_parallel
-from datasets.prepare.tree import check_options, claim, unusable
+from datasets.prepare.tree import check_rerun, claim, made_by, unusable
 
 FORMAT_VERSION = 1
 # Kinect RGB intrinsics of the NYU Depth v2 toolbox (camera_params.m), for the 640x480 frames.
@@ -173,8 +173,9 @@ def prepare(opts: NyuOptions) -> dict:
     splits = read_splits(opts.splits, n)
     raw_to_40, num_raw = read_mapping(opts.mapping)
     options = {"format": FORMAT_VERSION, "min_instance_fraction": opts.min_instance_fraction}
-    check_options(opts.out, options)
-    claim(opts.out, {"options": options, "complete": False, "splits": splits, "size": list(hw)})
+    made = made_by(__name__, FORMAT_VERSION, label_map=opts.mapping)
+    check_rerun(opts.out, options, made)
+    claim(opts.out, {"options": options, "made_by": made, "complete": False, "splits": splits, "size": list(hw)})
     thing_index = np.full(41, -1, np.int64)
     thing_index[list(L.NYUV2_THING_NYU40_IDS)] = np.arange(len(L.NYUV2_THING_NYU40_IDS))
     job = ImageJob(opts.mat, opts.mapping, opts.out, raw_to_40, num_raw, thing_index, opts.min_instance_fraction)
@@ -190,8 +191,8 @@ def prepare(opts: NyuOptions) -> dict:
         counts[split] = len(done)
         depths[split] = [p["depth"] for p in done]
     problem = None if errors else unusable(opts.out, depths)
-    meta = {"options": options, "complete": not errors and problem is None, "splits": splits, "size": list(hw),
-            "num_images": counts}
+    meta = {"options": options, "made_by": made, "complete": not errors and problem is None, "splits": splits,
+            "size": list(hw), "num_images": counts}
     write_json(os.path.join(opts.out, "meta.json"), meta)
     if problem:
         raise DataError(problem)

@@ -30,7 +30,7 @@ from datasets.fileio import (DataError, check_depth_png, decode_image, mask_anno
                              read_depth_png, read_json, read_label_png, write_bytes, write_image,
                              write_index, write_json)
 from datasets.prepare.jobs import run_parallel
-from datasets.prepare.tree import check_options, claim, unusable
+from datasets.prepare.tree import check_rerun, claim, made_by, unusable
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -337,14 +337,15 @@ def prepare(opts: ScanNetOptions) -> dict:
     folder = os.path.basename(os.path.normpath(out))
     prefix = opts.prefix or (folder if folder in ("scannet", "synthetic") else "scannet")
     options = _recorded_options(opts, layout, prefix, frame_skip)
-    check_options(out, options)
     job = FrameJob.build(opts, layout)
+    made = made_by(__name__, FORMAT_VERSION, **({"label_map": job.tsv} if job.tsv else {}))
+    check_rerun(out, options, made)
     tasks, scenes, absent = list_tasks(raw, layout, opts.splits_dir or raw, frame_skip)
     if absent:
         print(f"prepare_scannet: {absent} scenes listed in the split files are not under {raw}; skipped")
     if not tasks:
         raise DataError(f"{raw}: no frames of the train/val scenes found")
-    meta = {"options": options, "complete": False, "splits": scenes}
+    meta = {"options": options, "made_by": made, "complete": False, "splits": scenes}
     claim(out, meta)
 
     todo = [t for t in tasks if not frame_done(out, t["scene"], t["stem"])]

@@ -1,21 +1,42 @@
-"""The prepared tree's `meta.json` across reruns: a rerun with other options must not mix into a tree, and a
-finished tree stays usable (complete) while a rerun fills in what is missing. A tree is complete only when
+"""The prepared tree's `meta.json` across reruns: it records what made the tree (tool, format version, the
+label maps read, by path and sha256); a rerun with other options or another label map must not mix into the
+tree (its labels would be stale), and a finished tree stays usable (complete) while a rerun fills in what is
+missing. A tree is complete only when
 every split has frames and some valid depth: an empty split or a depth export of zeros is a failed
 preparation, not a dataset."""
+import hashlib
 import os
 
 from datasets.fileio import DataError, read_depth_png, read_json, write_json
 
 
-def check_options(out: str, options: dict) -> None:
-    """Refuse to continue a tree that was prepared with other options."""
+def made_by(tool: str, version: int, **label_maps: str) -> dict:
+    """The `made_by` entry of `meta.json`: the module, its output format version and each label map read."""
+    inputs = {}
+    for role, path in label_maps.items():
+        with open(path, "rb") as f:
+            inputs[role] = {"path": os.path.abspath(path), "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+    return {"tool": tool, "version": version, "inputs": inputs}
+
+
+def check_rerun(out: str, options: dict, made: dict) -> None:
+    """Refuse to continue a tree prepared with other options or from another label map. A tree from before
+    `made_by` was recorded is judged by its options alone."""
     meta_path = os.path.join(out, "meta.json")
     if not os.path.exists(meta_path):
         return
-    old = read_json(meta_path).get("options")
-    if old != options:
-        raise DataError(f"{meta_path}: this folder was prepared with options {old}, now {options}; "
+    meta = read_json(meta_path)
+    if meta.get("options") != options:
+        raise DataError(f"{meta_path}: this folder was prepared with options {meta.get('options')}, now {options}; "
                         f"use a new --out or delete the folder")
+    before = (meta.get("made_by") or {}).get("inputs")
+    for role, now in made["inputs"].items() if before is not None else ():
+        was = before.get(role)
+        if was is None or was["sha256"] != now["sha256"]:
+            source = f"{was['path']} (sha256 {was['sha256'][:12]})" if was else "none"
+            raise DataError(f"{meta_path}: this folder was prepared with the {role} {source}, now "
+                            f"{now['path']} (sha256 {now['sha256'][:12]}); its labels would be stale: use a new "
+                            f"--out or delete the folder")
 
 
 def claim(out: str, meta: dict) -> None:
