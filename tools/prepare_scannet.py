@@ -29,7 +29,7 @@ def parse_args(argv) -> ScanNetOptions:
     args = p.parse_args(argv)
     if args.frame_skip is not None and args.frame_skip < 1:
         p.error("--frame-skip must be >= 1")
-    return ScanNetOptions(**{k: tuple(v) if k == "resolution" and v else v for k, v in vars(args).items()})
+    return ScanNetOptions(**dict(vars(args), resolution=tuple(args.resolution) if args.resolution else None))
 
 
 def main(argv=None) -> int:

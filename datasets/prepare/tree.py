@@ -1,9 +1,8 @@
-"""The prepared tree's `meta.json` across reruns: it records what made the tree (tool, format version, the
+"""The prepared tree's `meta.json` across reruns. It records what made the tree (tool, format version, the
 label maps read, by path and sha256); a rerun with other options or another label map must not mix into the
-tree (its labels would be stale), and a finished tree stays usable (complete) while a rerun fills in what is
-missing. A tree is complete only when
-every split has frames and some valid depth: an empty split or a depth export of zeros is a failed
-preparation, not a dataset."""
+tree (its labels would be stale); a finished tree stays usable (complete) while a rerun fills in what is
+missing. A tree is complete only when every split has frames and some valid depth: an empty split or a depth
+export of zeros is a failed preparation, not a dataset."""
 import hashlib
 import os
 
@@ -29,8 +28,10 @@ def check_rerun(out: str, options: dict, made: dict) -> None:
     if meta.get("options") != options:
         raise DataError(f"{meta_path}: this folder was prepared with options {meta.get('options')}, now {options}; "
                         f"use a new --out or delete the folder")
-    before = (meta.get("made_by") or {}).get("inputs")
-    for role, now in made["inputs"].items() if before is not None else ():
+    before = meta.get("made_by", {}).get("inputs")
+    if before is None:
+        return
+    for role, now in made["inputs"].items():
         was = before.get(role)
         if was is None or was["sha256"] != now["sha256"]:
             source = f"{was['path']} (sha256 {was['sha256'][:12]})" if was else "none"
