@@ -97,7 +97,7 @@ def require_registered(names) -> None:
     for name in names:
         if name not in DatasetCatalog:
             try:
-                DatasetCatalog.get(name)
+                datasets.builtin.get_dicts(name)
             except KeyError as e:
                 raise RunError(e.args[0]) from None
 

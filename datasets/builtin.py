@@ -1,8 +1,8 @@
 """Register every prepared dataset found under the data root with Detectron2 (like detectron2's own builtin).
 
 Importing this module registers what `data_root()` holds and never fails. Names whose data is absent are
-not registered (so `DatasetCatalog.list()` tells what is usable), but `DatasetCatalog.get` for one of them
-raises a KeyError that names the preparation command instead of Detectron2's bare "not registered"."""
+not registered (so `DatasetCatalog.list()` tells what is usable); `get_dicts` for one of them raises a KeyError
+that names the preparation command instead of Detectron2's bare "not registered"."""
 import logging
 import os
 
@@ -38,13 +38,12 @@ def data_root() -> str:
     return os.environ.get("MASK3D_DATA") or os.environ.get("DETECTRON2_DATASETS") or "data"
 
 
-class _Catalog(type(DatasetCatalog)):
-    """Detectron2's catalog, with a useful error for a known dataset that is not prepared."""
-
-    def get(self, name):
-        if name not in self and name in _absent:
-            raise KeyError(_absent[name])
-        return super().get(name)
+def get_dicts(name: str) -> list:
+    """`DatasetCatalog.get(name)`; a known dataset that is not prepared under the data root raises a KeyError
+    naming the command that prepares it, an unknown name keeps Detectron2's own error."""
+    if name not in DatasetCatalog and name in _absent:
+        raise KeyError(_absent[name])
+    return DatasetCatalog.get(name)
 
 
 def register_all(root=None):
@@ -77,7 +76,6 @@ def register_all(root=None):
     return registered
 
 
-DatasetCatalog.__class__ = _Catalog
 try:
     register_all()
 except Exception as e:  # noqa: BLE001 - importing must never fail

@@ -1,23 +1,22 @@
 """Careful file I/O for preparation and checks: decode with errors that name the file, write atomically.
 
-A preparation that dies half-way must never leave a file a rerun would trust, so every write goes to a
-temporary file in the same folder and is moved into place with `os.replace`."""
+A preparation that dies half-way must never leave a file a rerun would trust, so every write goes through
+`core.io` (a temporary file in the same folder, moved into place with `os.replace`)."""
 import json
 import os
-import tempfile
 import zlib
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_util
 
+from core import io
+
 
 class DataError(Exception):
     """Bad or missing input; the message names the file and how to fix it."""
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 _JPEG_END = b"\xff\xd9"
 _PNG_END = b"IEND\xaeB`\x82"
 
@@ -105,27 +104,13 @@ def read_label_png(path: str, dtypes=(np.uint8, np.uint16)) -> np.ndarray:
     return label
 
 
-def _atomic(path: str, write) -> None:
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; prepared data should read like any file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_bytes(path: str, data) -> None:
-    _atomic(path, lambda f: f.write(data))
+    io.write_bytes(path, data)
 
 
 def write_json(path: str, obj) -> None:
-    _atomic(path, lambda f: f.write(json.dumps(obj, separators=(",", ":")).encode()))
+    """Compact JSON: prepared indexes are large and read by machines."""
+    io.write_json(path, obj, compact=True)
 
 
 def write_image(path: str, img: np.ndarray, rgb: bool = False, jpeg_quality: int = 95) -> None:

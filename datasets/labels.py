@@ -7,10 +7,18 @@ import numpy as np
 
 IGNORE_LABEL = 255
 
+# ScanNet's label table: its file name and header (the `id` and `nyu40id` columns are what we read).
+SCANNET_TSV_NAME = "scannetv2-labels.combined.tsv"
+SCANNET_TSV_COLUMNS = ("id", "raw_category", "category", "count", "nyu40id", "eigen13id", "nyuClass", "nyu40class",
+                       "eigen13class", "ModelNet40", "ModelNet10", "ShapeNetCore55", "synsetoffset", "wnsynsetid",
+                       "wnsynsetkey", "mpcat40", "mpcat40index")
+
+# In id order 1..40, spelled as in the official lists (`className` of classMapping40.mat and the `nyu40class`
+# column of ScanNet's tsv), typo "refridgerator" included, so names compare equal to the publishers' files.
 NYU40_CLASSES = (
     "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
     "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat",
-    "clothes", "ceiling", "books", "refrigerator", "television", "paper", "towel", "shower curtain", "box",
+    "clothes", "ceiling", "books", "refridgerator", "television", "paper", "towel", "shower curtain", "box",
     "whiteboard", "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure",
     "otherfurniture", "otherprop",
 )
@@ -26,10 +34,15 @@ NYU40_COLORS = (
     (213, 92, 176), (94, 106, 211), (82, 84, 163), (100, 85, 144),
 )
 
-# The ScanNet 2D/3D semantic benchmark: 20 NYU40 ids -> train ids 0..19.
+# The ScanNet 2D/3D semantic benchmark (BenchmarkScripts VALID_CLASS_IDS / CLASS_LABELS): 20 NYU40 ids ->
+# train ids 0..19, named as the benchmark names them ("refrigerator", unlike the NYU40 list).
 SCANNET20_NYU40_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
+SCANNET20_CLASSES = ("wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
+                     "picture", "counter", "desk", "curtain", "refrigerator", "shower curtain", "toilet", "sink",
+                     "bathtub", "otherfurniture")
 # Instance benchmark: the same classes without wall and floor (18 things).
 SCANNET_THING_NYU40_IDS = SCANNET20_NYU40_IDS[2:]
+SCANNET_THING_CLASSES = SCANNET20_CLASSES[2:]
 # NYUv2 instances: every NYU40 class except the layout ones (wall, floor, ceiling).
 NYUV2_THING_NYU40_IDS = tuple(i for i in range(1, 41) if i not in (1, 2, 22))
 
@@ -42,11 +55,18 @@ NYU13_COLORS = tuple(NYU40_COLORS[i - 1] for i in (4, 23, 22, 5, 2, 3, 40, 11, 6
 
 
 def class_names(nyu40_ids):
+    """NYU40 names of the ids, as the official list spells them."""
     return [NYU40_CLASSES[i - 1] for i in nyu40_ids]
 
 
 def class_colors(nyu40_ids):
     return [NYU40_COLORS[i - 1] for i in nyu40_ids]
+
+
+def semantic_class_names(num_classes: int):
+    """Display names of the benchmark's semantic classes in train-id order: the ScanNet benchmark's own
+    names for 20 classes, the NYU40 list for 40."""
+    return list(SCANNET20_CLASSES) if num_classes == 20 else class_names(semantic_nyu40_ids(num_classes))
 
 
 def semantic_nyu40_ids(num_classes: int):

@@ -1,4 +1,4 @@
-"""Detectron2 registrar for NYUv2 as prepared by `tools/prepare_nyuv2.py` (official 795 / 654 split)."""
+"""Detectron2 registrar for NYUv2 as prepared by `datasets.prepare.nyuv2` (official 795 / 654 split)."""
 import os
 
 from datasets import labels as L

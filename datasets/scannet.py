@@ -1,4 +1,4 @@
-"""Detectron2 registrar for a ScanNet-layout tree prepared by `tools/prepare_scannet.py` (ScanNet or synthetic).
+"""Detectron2 registrar for a ScanNet-layout tree prepared by `datasets.prepare.scannet` (ScanNet or synthetic).
 
 Reads only `meta.json`, `index_{split}.json` and (instance sets) `instances_{split}.json`; dicts are built
 lazily when Detectron2 asks for them."""
@@ -46,10 +46,10 @@ def register_scannet(folder: str):
     prefix, opts = meta["options"]["prefix"], meta["options"]
     stuff_ids = L.semantic_nyu40_ids(opts["classes"])
     common = {"ignore_label": L.IGNORE_LABEL, "depth_unit": "mm", "root": folder, "prefix": prefix}
-    rgbd_meta = dict(common, stuff_classes=L.class_names(stuff_ids), stuff_colors=L.class_colors(stuff_ids))
+    rgbd_meta = dict(common, stuff_classes=L.semantic_class_names(opts["classes"]), stuff_colors=L.class_colors(stuff_ids))
     sem_meta = dict(rgbd_meta, evaluator_type="sem_seg")
     things = L.SCANNET_THING_NYU40_IDS
-    inst_meta = dict(common, thing_classes=L.class_names(things), thing_colors=L.class_colors(things),
+    inst_meta = dict(common, thing_classes=list(L.SCANNET_THING_CLASSES), thing_colors=L.class_colors(things),
                      thing_dataset_id_to_contiguous_id={nyu: i for i, nyu in enumerate(things)},
                      evaluator_type="coco")
     names = []

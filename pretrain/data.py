@@ -33,13 +33,15 @@ def dataset_dicts(names) -> list[dict]:
     if not names:
         raise ValueError("data.names is empty; name at least one RGB-D dataset, e.g. synthetic_rgbd_train")
     if any(n not in DatasetCatalog.list() for n in names):
-        from datasets.builtin import register_all  # its catalog names the preparation command of a missing set
+        from datasets.builtin import register_all
 
         register_all()
+    from datasets.builtin import get_dicts  # names the preparation command of a missing set
+
     dicts = []
     for name in names:
         try:
-            part = DatasetCatalog.get(name)
+            part = get_dicts(name)
         except KeyError as e:
             raise ValueError(f"dataset {name!r} is not available: {e.args[0] if e.args else e}") from None
         if not part:

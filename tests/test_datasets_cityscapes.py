@@ -1,12 +1,12 @@
 """Cityscapes preparation (labelTrainIds, depth from disparity + camera json) and detectron2's loaders on it.
 
-Fixture (datasets/raw_fixtures.py, 32x64): sky rows 0-7, road rows 16-31, a car cols 8-31 rows 16-23 and a
+Fixture (tests/raw_fixtures.py, 32x64): sky rows 0-7, road rows 16-31, a car cols 8-31 rows 16-23 and a
 person cols 40-47 rows 8-23; disparity 8/16/32/64 px by quarter of the width, column 0 invalid."""
 import numpy as np
 import pytest
 
-from datasets import raw_fixtures as R
 from datasets.fileio import read_json
+from tests import raw_fixtures as R
 from tools import prepare_cityscapes
 
 

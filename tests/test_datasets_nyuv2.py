@@ -1,6 +1,6 @@
 """NYUv2 preparation from a v7.3 .mat written with MATLAB's axis order, and its registration.
 
-Fixture (datasets/raw_fixtures.py, 24x32 images): wall (raw 21 -> NYU40 1) rows 0-11, ceiling (raw 4 -> 22)
+Fixture (tests/raw_fixtures.py, 24x32 images): wall (raw 21 -> NYU40 1) rows 0-11, ceiling (raw 4 -> 22)
 rows 0-2 cols 0-7, floor (raw 11 -> 2) rows 18-23, two chairs (raw 5 -> 5, instances 1 and 2) rows 12-17 cols
 0-7 and 8-15, table (raw 19 -> 7) rows 12-17 cols 16-31; pixel (0, 0) unlabeled. Train = 1, 3; test = 2, 4."""
 import h5py
@@ -9,8 +9,8 @@ import pytest
 from pycocotools import mask as mask_util
 from scipy.io import savemat
 
-from datasets import raw_fixtures as R
 from datasets.fileio import read_json
+from tests import raw_fixtures as R
 from tools import prepare_nyuv2
 
 

@@ -1,6 +1,6 @@
 """ScanNet preparation (both official layouts) and registration, on tiny trees with known content.
 
-Fixture geometry (datasets/raw_fixtures.py): colour and labels 96x128, depth 48x64, so the prepared frames
+Fixture geometry (tests/raw_fixtures.py): colour and labels 96x128, depth 48x64, so the prepared frames
 are 48x64 and every rectangle lands on exact pixel rows/columns: wall rows 0-23, floor rows 36-47, and in
 rows 24-35 chair cols 0-15, monitor cols 16-31, table cols 32-63; picture rows 6-17 cols 16-31; a tiny chair
 rows 0-2 cols 56-57 (6 px)."""
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from datasets import raw_fixtures as R
+from tests import raw_fixtures as R
 from tools import prepare_scannet
 
 
@@ -172,7 +172,7 @@ def test_bad_input_names_the_file_and_leaves_no_trusted_output(tmp_path, tree, c
     from datasets.fileio import read_json
 
     assert read_json(str(out / "meta.json"))["complete"] is False  # not registered until fixed
-    assert not [p for p in out.rglob(".tmp-*")]
+    assert not [p for p in out.rglob(".*.tmp")]
     assert prep(raw, out, "--skip-bad") == 0
     assert len(read_json(str(out / "index_train.json"))) == 5
 

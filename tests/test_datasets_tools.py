@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets import raw_fixtures as R
+from tests import raw_fixtures as R
 from tools import check_dataset, prepare_scannet, visualize_dataset
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from datasets import synthetic as S
+from datasets.synthetic import export
 from tools import make_synthetic
 
 H, W = 120, 160
@@ -168,10 +169,10 @@ def _digest(root):
 
 def test_same_seed_gives_the_same_bytes_with_any_number_of_workers(tree, tmp_path):
     other = tmp_path / "again"
-    make_synthetic.generate(other, scenes=3, frames=3, seed=5, height=60, width=80, workers=2, progress=False)
+    export.generate(other, scenes=3, frames=3, seed=5, height=60, width=80, workers=2, progress=False)
     assert _digest(other) == _digest(tree)
     changed = tmp_path / "seed6"
-    make_synthetic.generate(changed, scenes=3, frames=3, seed=6, height=60, width=80, progress=False)
+    export.generate(changed, scenes=3, frames=3, seed=6, height=60, width=80, progress=False)
     assert _digest(changed)["scans/scene0000_00/depth/0.png"] != _digest(tree)["scans/scene0000_00/depth/0.png"]
 
 
@@ -312,7 +313,7 @@ def test_bad_arguments_are_named(tmp_path, capsys, bad, named):
 
 def test_preview_contact_sheet(tree, tmp_path):
     sheet_path = tmp_path / "sheet.png"
-    make_synthetic.write_preview(tree, sheet_path)
+    export.write_preview(tree, sheet_path)
     sheet = cv2.imread(str(sheet_path), cv2.IMREAD_COLOR)
     assert sheet.shape == (3 * 60, 4 * 80, 3)
     assert sheet[:, 80:160].std() > 10  # a colour-mapped depth, not a blank panel

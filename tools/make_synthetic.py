@@ -1,293 +1,13 @@
-"""Write procedural RGB-D scenes (datasets.synthetic) exactly as exported ScanNet scenes are laid out.
+"""Write procedural RGB-D scenes in the exported-ScanNet layout: `datasets.synthetic.export` does the work.
 
     python -m tools.make_synthetic --out data/synthetic_raw --scenes 24 --frames-per-scene 40 --seed 0
-
-Layout (ScanNet's SensReader export plus its 2D label zips): `scans/sceneXXXX_00/{color/N.jpg,
-depth/N.png (uint16 mm), label-filt/N.png (uint16 ScanNet ids), instance-filt/N.png (uint8),
-pose/N.txt (4x4 camera-to-world), intrinsic/{intrinsic,extrinsic}_{color,depth}.txt}`, a
-`sceneXXXX_00.txt` meta file, `scannetv2-labels.combined.tsv`, `scannetv2_{train,val}.txt`, and
-`synthetic.json` (the generation parameters; written last, so its presence means the tree is complete).
-The tree is built in `OUT.partial` and renamed into place, so a crash never leaves a complete-looking OUT.
 """
-
 import argparse
-import json
-import multiprocessing
 import os
-import shutil
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import cv2
-import numpy as np
-from tqdm import tqdm
-
-from datasets import synthetic
-
-TSV_COLUMNS = (
-    "id",
-    "raw_category",
-    "category",
-    "count",
-    "nyu40id",
-    "eigen13id",
-    "nyuClass",
-    "nyu40class",
-    "eigen13class",
-    "ModelNet40",
-    "ModelNet10",
-    "ShapeNetCore55",
-    "synsetoffset",
-    "wnsynsetid",
-    "wnsynsetkey",
-    "mpcat40",
-    "mpcat40index",
-)
-STAMP = "synthetic.json"
-CHUNK = 10  # frames per task: the unit of work of a worker and of the progress bar
-JPEG_QUALITY = 90
-MAX_SCENES = 10000  # scene names have four digits
-
-
-def scene_name(index):
-    return f"scene{index:04d}_00"
-
-
-def split(n_scenes):
-    """(train, val) scene names: val is the last ~20% of scenes, at least one."""
-    names = [scene_name(i) for i in range(n_scenes)]
-    n_val = max(1, int(round(0.2 * n_scenes)))
-    return names[:-n_val], names[-n_val:]
-
-
-def _matrix_text(matrix):
-    """A 4x4 matrix as ScanNet's exporter writes it: one row per line, '%f' fields separated by spaces."""
-    return "".join(" ".join(f"{v:f}" for v in row) + "\n" for row in np.asarray(matrix, np.float64))
-
-
-def _as_written(matrix):
-    """The matrix as it reads back from its text file, so rendering uses exactly what is on disk."""
-    return np.array([[float(f"{v:f}") for v in row] for row in matrix])
-
-
-def _render_chunk(task):
-    """Render frames [start, stop) of one scene into `root`; returns the number of frames written."""
-    root, seed, index, start, stop, n_frames, height, width = task
-    cv2.setNumThreads(1)
-    scene = synthetic.make_scene(seed, index, scene_name(index))
-    poses = synthetic.sample_poses(scene, n_frames, np.random.default_rng([seed, index, 1]))
-    K = _as_written(synthetic.intrinsics(height, width))
-    scan = Path(root) / "scans" / scene.name
-    for sub in ("color", "depth", "label-filt", "instance-filt", "pose", "intrinsic"):
-        (scan / sub).mkdir(parents=True, exist_ok=True)
-    if start == 0:
-        k4 = np.eye(4)
-        k4[:3, :3] = K
-        for name, matrix in (
-            ("intrinsic_color", k4),
-            ("intrinsic_depth", k4),
-            ("extrinsic_color", np.eye(4)),
-            ("extrinsic_depth", np.eye(4)),
-        ):
-            (scan / "intrinsic" / f"{name}.txt").write_text(_matrix_text(matrix))
-        (scan / f"{scene.name}.txt").write_text(_meta_text(scene, K, height, width, n_frames))
-    for i in range(start, stop):
-        pose = _as_written(poses[i])
-        frame = synthetic.render(scene, K, pose, height, width, np.random.default_rng([seed, index, 2, i]))
-        _imwrite(scan / "color" / f"{i}.jpg", frame.rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        _imwrite(scan / "depth" / f"{i}.png", frame.depth)
-        _imwrite(scan / "label-filt" / f"{i}.png", frame.label)
-        _imwrite(scan / "instance-filt" / f"{i}.png", frame.instance)
-        (scan / "pose" / f"{i}.txt").write_text(_matrix_text(pose))
-    return stop - start
-
-
-def _imwrite(path, image, params=()):
-    if not cv2.imwrite(str(path), image, list(params)):
-        raise OSError(f"could not write {path}")
-
-
-def _meta_text(scene, K, height, width, n_frames):
-    """The scene's `sceneXXXX_00.txt` with the keys of ScanNet's meta files that apply here."""
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    scene_type = synthetic.ROOM_TYPES[scene.scene_type]["scannet"]
-    lines = [
-        f"colorHeight = {height}",
-        f"colorWidth = {width}",
-        f"depthHeight = {height}",
-        f"depthWidth = {width}",
-        f"fx_color = {fx:f}",
-        f"fx_depth = {fx:f}",
-        f"fy_color = {fy:f}",
-        f"fy_depth = {fy:f}",
-        f"mx_color = {cx:f}",
-        f"mx_depth = {cx:f}",
-        f"my_color = {cy:f}",
-        f"my_depth = {cy:f}",
-        f"numColorFrames = {n_frames}",
-        f"numDepthFrames = {n_frames}",
-        f"sceneType = {scene_type}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _labels_tsv(counts):
-    """ScanNet's label table restricted to our categories: real ids and nyu40 ids; `count` is the number
-    of instances in this set; columns we have no ground truth for are left empty."""
-    rows = ["\t".join(TSV_COLUMNS)]
-    for name, (raw_id, nyu40) in sorted(synthetic.CATEGORIES.items(), key=lambda kv: kv[1][0]):
-        fields = dict(
-            id=raw_id,
-            raw_category=name,
-            category=name,
-            count=counts.get(raw_id, 0),
-            nyu40id=nyu40,
-            nyu40class=synthetic.NYU40_CLASSES[nyu40 - 1],
-        )
-        rows.append("\t".join(str(fields.get(col, "")) for col in TSV_COLUMNS))
-    return "\n".join(rows) + "\n"
-
-
-def _instance_counts(seed, n_scenes):
-    counts = {}
-    for index in range(n_scenes):
-        scene = synthetic.make_scene(seed, index)
-        seen = {}
-        for label, inst in zip(scene.label, scene.instance):
-            if inst:
-                seen[inst] = label
-        for label in seen.values():
-            counts[label] = counts.get(label, 0) + 1
-    return counts
-
-
-def _params(scenes, frames, seed, height, width):
-    return {
-        "scenes": scenes,
-        "frames_per_scene": frames,
-        "seed": seed,
-        "height": height,
-        "width": width,
-        "generator": "datasets.synthetic",
-        "format": "scannet-export",
-    }
-
-
-def is_complete(out, scenes, frames, seed, height, width):
-    """True when `out` holds a finished tree generated with exactly these parameters."""
-    stamp = Path(out) / STAMP
-    if not stamp.is_file():
-        return False
-    saved = json.loads(stamp.read_text())
-    return {k: saved.get(k) for k in _params(scenes, frames, seed, height, width)} == _params(
-        scenes, frames, seed, height, width
-    )
-
-
-def generate(out, scenes=24, frames=40, seed=0, height=240, width=320, workers=1, overwrite=False, progress=True):
-    """Generate the tree into `out` (refusing a non-empty `out` unless `overwrite`); returns stats with
-    `frames`, `scenes`, `seconds` and `frames_per_s`."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(
-            f"--out {out} exists and is not empty; pass --overwrite to replace it " f"or choose another folder"
-        )
-    partial = out.with_name(out.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)  # left by an interrupted run of ours
-    partial.mkdir(parents=True)
-    start = time.perf_counter()
-    train, val = split(scenes)
-    (partial / "scannetv2_train.txt").write_text("".join(n + "\n" for n in train))
-    (partial / "scannetv2_val.txt").write_text("".join(n + "\n" for n in val))
-    (partial / "scannetv2-labels.combined.tsv").write_text(_labels_tsv(_instance_counts(seed, scenes)))
-    tasks = [
-        (str(partial), seed, index, lo, min(lo + CHUNK, frames), frames, height, width)
-        for index in range(scenes)
-        for lo in range(0, frames, CHUNK)
-    ]
-    bar = tqdm(total=scenes * frames, unit="frame", desc="synthetic", disable=not progress)
-    if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for done in pool.map(_render_chunk, tasks):
-                bar.update(done)
-    else:
-        for task in tasks:
-            bar.update(_render_chunk(task))
-    bar.close()
-    seconds = time.perf_counter() - start
-    stats = {
-        "scenes": scenes,
-        "frames": scenes * frames,
-        "train_scenes": len(train),
-        "val_scenes": len(val),
-        "seconds": round(seconds, 3),
-        "frames_per_s": round(scenes * frames / seconds, 2),
-        "workers": workers,
-    }
-    (partial / STAMP).write_text(json.dumps(_params(scenes, frames, seed, height, width), indent=1) + "\n")
-    _swap_into_place(partial, out)
-    return stats
-
-
-def _swap_into_place(partial, out):
-    if out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-    if out.exists():
-        old = out.with_name(out.name + f".old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(partial, out)
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
-    else:
-        os.replace(partial, out)
-
-
-def write_preview(root, path, rows=4):
-    """One PNG contact sheet: per row one frame (from evenly spaced scenes) as RGB, colour-mapped depth
-    (black = invalid), semantic labels and instances."""
-    root, path = Path(root), Path(path)
-    scans = sorted(p for p in (root / "scans").iterdir() if p.is_dir())
-    if not scans:
-        raise FileNotFoundError(f"no scenes under {root / 'scans'}")
-    picks = [scans[int(i)] for i in np.linspace(0, len(scans) - 1, min(rows, len(scans)))]
-    lines = []
-    for scan in picks:
-        frame = sorted((scan / "color").glob("*.jpg"), key=lambda p: int(p.stem))[0].stem
-        rgb = cv2.imread(str(scan / "color" / f"{frame}.jpg"), cv2.IMREAD_COLOR)
-        depth = cv2.imread(str(scan / "depth" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
-        label = cv2.imread(str(scan / "label-filt" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
-        inst = cv2.imread(str(scan / "instance-filt" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
-        depth_vis = cv2.applyColorMap(
-            (np.clip(depth / (1000 * synthetic.MAX_RANGE), 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_TURBO
-        )
-        depth_vis[depth == 0] = 0
-        lines.append(np.concatenate([rgb, depth_vis, _palette(label), _palette(inst)], 1))
-    sheet = np.concatenate(lines, 0)
-    for col, title in enumerate(("rgb", "depth", "label", "instance")):
-        cv2.putText(
-            sheet,
-            title,
-            (col * sheet.shape[1] // 4 + 3, 12),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.4,
-            (255, 255, 255),
-            1,
-            cv2.LINE_AA,
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    _imwrite(tmp, sheet)
-    os.replace(tmp, path)
-
-
-def _palette(ids):
-    """Distinct stable colours per id (0 stays black)."""
-    ids = ids.astype(np.int64)
-    hue = (ids * 0.618034) % 1.0
-    hsv = np.stack([hue * 180, np.full_like(hue, 200), np.where(ids > 0, 230, 0)], -1).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+from datasets.synthetic.export import MAX_SCENES, generate, is_complete, write_preview
 
 
 def _int_arg(name, low, high):
@@ -306,54 +26,35 @@ def _int_arg(name, low, high):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.make_synthetic", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder (ScanNet export layout)")
-    parser.add_argument(
-        "--scenes",
-        type=_int_arg("--scenes", 2, MAX_SCENES - 1),
-        default=24,
-        help="number of scenes, >= 2 (the last ~20%% are val) [24]",
-    )
-    parser.add_argument(
-        "--frames-per-scene",
-        type=_int_arg("--frames-per-scene", 1, 100000),
-        default=40,
-        help="camera poses rendered per scene [40]",
-    )
+    parser.add_argument("--scenes", type=_int_arg("--scenes", 2, MAX_SCENES - 1), default=24,
+                        help="number of scenes, >= 2 (the last ~20%% are val) [24]")
+    parser.add_argument("--frames-per-scene", type=_int_arg("--frames-per-scene", 1, 100000), default=40,
+                        help="camera poses rendered per scene [40]")
     parser.add_argument("--seed", type=_int_arg("--seed", 0, 2**63 - 1), default=0, help="random seed [0]")
     parser.add_argument("--height", type=_int_arg("--height", 16, 4096), default=240, help="image height [240]")
     parser.add_argument("--width", type=_int_arg("--width", 16, 4096), default=320, help="image width [320]")
     parser.add_argument("--preview", type=Path, help="also write a PNG contact sheet of a few frames here")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    parser.add_argument(
-        "--skip-existing",
-        action="store_true",
-        help="do nothing when --out already holds a complete tree made with these arguments",
-    )
-    parser.add_argument(
-        "--workers",
-        type=_int_arg("--workers", 1, 256),
-        default=min(4, os.cpu_count() or 1),
-        help="parallel processes [min(4, CPUs)]; the output does not depend on it",
-    )
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="do nothing when --out already holds a complete tree made with these arguments")
+    parser.add_argument("--workers", type=_int_arg("--workers", 1, 256), default=min(4, os.cpu_count() or 1),
+                        help="parallel processes [min(4, CPUs)]; the output does not depend on it")
     args = parser.parse_args(argv)
     if args.preview is not None and args.preview.suffix.lower() != ".png":
         parser.error(f"--preview must name a .png file, got {args.preview}")
     settings = (args.scenes, args.frames_per_scene, args.seed, args.height, args.width)
     if args.skip_existing and is_complete(args.out, *settings):
-        print(
-            f"make_synthetic: {args.out} is already complete ({args.scenes} scenes x {args.frames_per_scene} "
-            f"frames, seed {args.seed}, {args.height}x{args.width}); nothing to do"
-        )
+        print(f"make_synthetic: {args.out} is already complete ({args.scenes} scenes x {args.frames_per_scene} "
+              f"frames, seed {args.seed}, {args.height}x{args.width}); nothing to do")
     else:
         try:
             stats = generate(args.out, *settings, workers=args.workers, overwrite=args.overwrite)
         except FileExistsError as err:
             parser.error(str(err))
-        print(
-            f"make_synthetic: wrote {stats['frames']} frames of {stats['scenes']} scenes "
-            f"({stats['train_scenes']} train, {stats['val_scenes']} val) at {args.height}x{args.width} to "
-            f"{args.out} in {stats['seconds']:.1f} s: {stats['frames_per_s']:.1f} frames/s "
-            f"({args.workers} workers)"
-        )
+        print(f"make_synthetic: wrote {stats['frames']} frames of {stats['scenes']} scenes "
+              f"({stats['train_scenes']} train, {stats['val_scenes']} val) at {args.height}x{args.width} to "
+              f"{args.out} in {stats['seconds']:.1f} s: {stats['frames_per_s']:.1f} frames/s "
+              f"({args.workers} workers)")
     if args.preview is not None:
         write_preview(args.out, args.preview)
         print(f"make_synthetic: preview written to {args.preview}")

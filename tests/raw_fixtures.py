@@ -1,4 +1,4 @@
-"""Tiny raw trees in the official formats, with known content: for tests and the preparation speed benchmark.
+"""Tiny raw trees in the official formats, with known content, for the preparation tests.
 
 Every frame shows the same rectangles (fractions of the image), so tests can assert exact mapped values:
 `SCANNET_OBJECTS` lists (ScanNet label id, instance id, y0, y1, x0, x1). The tsv rows follow the official
@@ -9,9 +9,8 @@ import os
 import cv2
 import numpy as np
 
-TSV_HEADER = ("id", "raw_category", "category", "count", "nyu40id", "eigen13id", "nyuClass", "nyu40class",
-              "eigen13class", "ModelNet40", "ModelNet10", "ShapeNetCore55", "synsetoffset", "wnsynsetid",
-              "wnsynsetkey", "mpcat40", "mpcat40index")
+from datasets.labels import NYU40_CLASSES, SCANNET_TSV_COLUMNS, SCANNET_TSV_NAME
+
 # (ScanNet id, raw category, nyu40id, nyu40 class); id 40 is deliberately absent (an unknown id in tests).
 TSV_ROWS = ((1, "wall", 1, "wall"), (2, "chair", 5, "chair"), (3, "floor", 2, "floor"), (4, "table", 7, "table"),
             (14, "picture", 11, "picture"), (18, "monitor", 40, "otherprop"), (22, "pillow", 18, "pillow"),
@@ -75,9 +74,10 @@ def _write_matrix(path, m):
 
 
 def write_tsv(path, rows=TSV_ROWS):
-    lines = ["\t".join(TSV_HEADER)]
+    lines = ["\t".join(SCANNET_TSV_COLUMNS)]
     for sid, raw, nyu, nyu_name in rows:
-        lines.append("\t".join([str(sid), raw, raw, "10", str(nyu), "", "", nyu_name] + [""] * 9))
+        fields = {"id": sid, "raw_category": raw, "category": raw, "count": 10, "nyu40id": nyu, "nyu40class": nyu_name}
+        lines.append("\t".join(str(fields.get(c, "")) for c in SCANNET_TSV_COLUMNS))
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -94,7 +94,7 @@ def scannet_export(root, scenes=("scene0000_00", "scene0001_00"), val_scenes=("s
                    color_hw=(96, 128), depth_hw=(48, 64), realistic=False):
     """ScanNet as SensReader exports it plus the unzipped label-filt/instance-filt archives."""
     os.makedirs(root, exist_ok=True)
-    write_tsv(os.path.join(root, "scannetv2-labels.combined.tsv"))
+    write_tsv(os.path.join(root, SCANNET_TSV_NAME))
     for split, names in (("train", scenes), ("val", val_scenes)):
         with open(os.path.join(root, f"scannetv2_{split}.txt"), "w") as f:
             f.write("".join(s + "\n" for s in names))
@@ -153,8 +153,6 @@ def nyuv2_mat(folder, n=4, hw=(24, 32), train=(1, 3), test=(2, 4)):
     `className` 1x40 cell). Image i's depth is 1 + 0.25 * i metres plus a ramp; pixel (0, 0) is unlabeled."""
     import h5py
     from scipy.io import savemat
-
-    from datasets.labels import NYU40_CLASSES
 
     os.makedirs(folder, exist_ok=True)
     h, w = hw
