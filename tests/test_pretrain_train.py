@@ -2,6 +2,9 @@
 rates), safe resume reading, stops on a non-finite loss or a batch without depth, bad input."""
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,8 @@ from pretrain import train as train_mod
 from pretrain.model import MaskedRGBD
 from results.store import read_records
 
-CONFIG = str(Path(__file__).resolve().parents[1] / "pretrain" / "configs" / "default_cpu.py")
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = str(REPO / "pretrain" / "configs" / "default_cpu.py")
 TINY = {"model.embed_dim": 32, "model.depth": 2, "model.num_heads": 2, "model.decoder_dim": 32,
         "model.decoder_depth": 1, "model.decoder_heads": 2, "model.img_size": (96, 128),
         "data.names": "synthetic_rgbd_train", "data.workers": 0, "train.batch_size": 4, "train.max_iter": 6,
@@ -213,3 +217,19 @@ def test_multimae_and_none_objectives_export(synthetic_root, tmp_path):
     assert metas["multimae"]["iterations"] == 2 and metas["none"]["iterations"] == 0
     exported = torch.load(tmp_path / "none" / "backbone.pth", weights_only=True)
     assert exported["meta"]["objective"] == "none" and exported["meta"]["iteration"] == 0
+
+
+def test_torchrun_two_processes_with_accumulation(synthetic_root, tmp_path):
+    """torchrun's process group (core.distributed): both ranks train in step, rank 0 alone writes the outputs."""
+    out = tmp_path / "ddp"
+    settings = {**TINY, "train.output_dir": str(out), "train.batch_size": 2, "train.accum_steps": 2,
+                "train.max_iter": 2}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "pretrain", "--config", CONFIG,
+           *[f"{k}={v}" for k, v in settings.items()]]
+    env = {**os.environ, "MASK3D_DATA": str(synthetic_root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "effective batch 8 (2 x 2 accum x 2 ranks)" in (out / "log.txt").read_text()
+    (record,) = read_records()
+    assert record["device"] == "cpu x2" and record["iterations"] == 2
+    assert (out / "finished.json").is_file() and (out / "log.txt.rank1").is_file()
