@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 
 import torch
-
-import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import (
@@ -39,6 +37,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
 from benchmark import inits
 from benchmark.backbones import backbone_name, set_vit_architecture
 from benchmark.evaluation import record_metrics, task_of

@@ -15,9 +15,9 @@ import copy
 import hashlib
 import logging
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from detectron2.config import LazyConfig
 from detectron2.utils.logger import setup_logger

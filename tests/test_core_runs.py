@@ -78,7 +78,8 @@ def test_git_commit_is_dirty_only_for_tracked_changes(tmp_path):
     (tmp_path / "a.txt").write_text("a")
     git("add", "a.txt")
     git("commit", "-qm", "a")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True,
+                          check=True).stdout.strip()
     (tmp_path / "untracked.txt").write_text("u")
     assert git_commit(tmp_path) == head
     (tmp_path / "a.txt").write_text("changed")
