@@ -44,7 +44,7 @@ from omegaconf import OmegaConf
 from core import runs
 from core.checkpoint import AtomicCheckpointer
 from core.distributed import launch
-from core.io import CheckpointError, save_torch
+from core.io import CheckpointError, load_torch, save_torch
 
 from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
@@ -304,15 +304,18 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
 
 def _resume(checkpointer, trainer, cfg, device) -> int:
     """Model, optimizer, loss history and RNG state from the run's last checkpoint; returns the iterations done.
-    A checkpoint of other settings is refused before anything is trained."""
+    A checkpoint of other settings is refused before anything is loaded (an optimizer of another model would
+    fail with a message that does not say why)."""
     path = checkpointer.get_checkpoint_file()
-    extra = checkpointer.resume_or_load("", resume=True)
+    saved = load_torch(path)
     ours = {**model_args(cfg), "data.names": parse_names(cfg.data.names)}
-    theirs = {**extra["model_args"], "data.names": extra["data_names"]}
+    theirs = {**saved["model_args"], "data.names": saved["data_names"]}
+    del saved
     diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if diff:
         raise ValueError(f"{path} was trained with different settings ({', '.join(diff)}); choose another "
                          f"train.output_dir for a new configuration")
+    extra = checkpointer.load(path)
     trainer.loss_history = [list(x) for x in extra["loss_history"]]
     torch.set_rng_state(extra["rng"]["torch"])
     if device.type == "cuda" and extra["rng"].get("cuda") is not None:

@@ -83,7 +83,7 @@ def _lrs(out_dir):
     return {line["iteration"]: line["lr"] for line in lines}
 
 
-def test_resume_reproduces_the_uninterrupted_run_exactly(synthetic_root, tmp_path, monkeypatch):
+def test_resume_reproduces_the_uninterrupted_run_exactly(synthetic_root, tmp_path, monkeypatch, capsys):
     assert _run(tmp_path / "straight") == 0
     straight = torch.load(tmp_path / "straight" / "checkpoint.pth", weights_only=True)
 
@@ -94,7 +94,9 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(synthetic_root, tmp_pat
     stale = tmp_path / "resumed" / ".checkpoint.pth.x1y2.tmp"  # as a write killed mid-way leaves it
     stale.write_bytes(b"half")
     assert _run(tmp_path / "resumed") == 1  # a run is there: continuing it needs --resume
-    assert _run(tmp_path / "resumed", resume=True, **{"data.names": "synthetic_rgbd_val"}) == 1  # other data
+    for other in ({"data.names": "synthetic_rgbd_val"}, {"model.depth": 3}):  # other data, another model
+        assert _run(tmp_path / "resumed", resume=True, **other) == 1
+        assert "was trained with different settings" in capsys.readouterr().err
     assert _run(tmp_path / "resumed", resume=True, **{"data.workers": 1}) == 0  # workers don't change the stream
     assert not stale.exists()
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pth", weights_only=True)
