@@ -25,7 +25,9 @@ from pathlib import Path
 from detectron2.data import DatasetCatalog
 
 from benchmark import inits
-from benchmark.train_net import RunError, init_id, require_registered
+from benchmark.train_net import init_id, require_registered
+from core import runs
+from core.runs import RunError
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_CSV = REPO / "results" / "paper.csv"
@@ -95,7 +97,7 @@ def run_one(dataset: str, task: str, backbone: str, names, init: str, spec, iter
             tail = (tail + [line])[-30:]
             if any(key in line for key in PROGRESS):
                 print("  " + line.rstrip(), flush=True)
-    if proc.returncode != 0 or not (out / "metrics.json").is_file():
+    if proc.returncode != 0 or runs.folder_state(out) != runs.FINISHED:
         sys.stdout.write("".join(tail))
         raise SuiteError(f"the {task} run failed (last lines above); its log is {out / 'log.txt'}")
     return json.loads((out / "metrics.json").read_text())["record"]

@@ -6,28 +6,22 @@
 `--init` takes a `benchmark.inits` spec (`random`, `mask3d:PATH`, `mae:PATH`, a baseline name, ...) and
 sets `train.init`; `--tiny` applies `benchmark.tiny` (CPU-sized variant). The run folder gets Detectron2's
 config.yaml, log.txt, TensorBoard events (`train_log.json` holds the training scalars), checkpoints
-written atomically, and finally `metrics.json`; then one record goes to the results store. A folder
-holding metrics.json is finished: running again reports it and trains nothing; a folder with
-checkpoints but no metrics.json continues with `--resume` and is otherwise refused.
+written atomically, and finally `metrics.json`, one record in the results store and the finished marker
+(`core.runs`). A finished run is reported and never trained again; one with checkpoints but no marker
+continues with `--resume` and is otherwise refused. `--eval-only` writes `metrics_eval.json` (its record
+has `mode: eval`), never marks a run finished and adds nothing to the store.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
 import math
-import os
-import subprocess
 import sys
-import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-
-import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import (
@@ -37,27 +31,26 @@ from detectron2.engine import (
     default_argument_parser,
     default_setup,
     hooks,
-    launch,
 )
 from detectron2.engine.defaults import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
 from benchmark import inits
 from benchmark.backbones import backbone_name, set_vit_architecture
-from benchmark.checkpoint import AtomicCheckpointer
-from core.io import write_json
 from benchmark.evaluation import record_metrics, task_of
 from benchmark.tiny import make_tiny
-from results.store import append_record
+from core import runs
+from core.checkpoint import AtomicCheckpointer
+from core.distributed import launch
+from core.io import CheckpointError, write_json
+from core.runs import RunError
 
 logger = logging.getLogger("benchmark")
-REPO = Path(__file__).resolve().parent.parent
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or continue as asked; the message says what to do."""
+# Where a run goes, its init and its seed are not part of the recipe: repeats share the config hash.
+HASH_IGNORES = {"train.output_dir": "", "train.init": "", "train.seed": 0, "dataloader.evaluator.output_dir": None}
 
 
 def build_parser():
@@ -126,33 +119,7 @@ def init_id(spec: inits.InitSpec) -> str:
 def default_output_dir(cfg, config_file: str, spec: inits.InitSpec, tiny: bool) -> Path:
     test = _names(cfg.dataloader.test.dataset.names)[0]
     variant = Path(config_file).stem + ("_tiny" if tiny else "")
-    return Path("output/bench") / test.split("_")[0] / variant / init_id(spec) / f"seed{cfg.train.seed}"
-
-
-def config_hash(cfg) -> str:
-    """Hash of the resolved recipe, without where it runs, its init and its seed (repeats share it)."""
-    cfg = copy.deepcopy(cfg)
-    cfg.train.output_dir, cfg.train.init, cfg.train.seed = "", "", 0
-    cfg.dataloader.evaluator.output_dir = None
-    with tempfile.TemporaryDirectory() as tmp:
-        LazyConfig.save(cfg, os.path.join(tmp, "config.yaml"))
-        return hashlib.sha256(Path(tmp, "config.yaml").read_bytes()).hexdigest()[:12]
-
-
-def git_commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(0)} x{comm.get_world_size()}"
-    return f"cpu x{comm.get_world_size()}"
+    return runs.output_dir("", "bench", test.split("_")[0], variant, init_id(spec), f"seed{cfg.train.seed}")
 
 
 # --- running -------------------------------------------------------------------------------------------
@@ -168,27 +135,26 @@ def _json_safe(results: dict) -> dict:
 def build_record(cfg, args, spec: inits.InitSpec, results: dict, iterations: int, out: Path, chash: str) -> dict:
     train_name = _names(cfg.dataloader.train.dataset.names)[0]
     test_name = _names(cfg.dataloader.test.dataset.names)[0]
-    return {
-        "kind": "finetune", "dataset": test_name.split("_")[0], "split": test_name.rsplit("_", 1)[-1],
-        "task": task_of(results), "backbone": backbone_name(cfg), "init": spec.label, "seed": int(cfg.train.seed),
-        "data_fraction": float(MetadataCatalog.get(train_name).get("data_fraction", 100)),
-        "iterations": int(iterations), "metrics": record_metrics(results), "tiny": bool(args.tiny),
-        "config_file": str(args.config_file), "config_hash": chash, "git_commit": git_commit(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device_name(cfg.train.device),
-        "output_dir": str(out), "tag": args.tag,
-    }
+    return runs.record(
+        "finetune", mode="eval" if args.eval_only else "train", dataset=test_name.split("_")[0],
+        split=test_name.rsplit("_", 1)[-1], task=task_of(results), backbone=backbone_name(cfg), init=spec.label,
+        seed=int(cfg.train.seed), data_fraction=float(MetadataCatalog.get(train_name).get("data_fraction", 100)),
+        iterations=int(iterations), metrics=record_metrics(results), tiny=bool(args.tiny),
+        config_file=str(args.config_file), config_hash=chash, device=cfg.train.device, output=out, tag=args.tag)
+
+
+def metrics_file(args) -> str:
+    return "metrics_eval.json" if args.eval_only else "metrics.json"
 
 
 def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: str) -> dict:
-    """Write metrics.json, then append the record; a re-evaluation of a finished run keeps its result."""
+    """A training run ends finished, with its record in the store; an evaluation only writes metrics_eval.json."""
     record = build_record(cfg, args, spec, results, iterations, out, chash)
-    finished = (out / "metrics.json").exists()
-    target = out / ("metrics_eval.json" if finished else "metrics.json")
-    write_json(target, {"results": _json_safe(results), "record": record})
-    if finished:
-        logger.info(f"{out} already holds a finished result; this evaluation went to {target}, not to the store")
+    saved = {"results": _json_safe(results), "record": record}
+    if args.eval_only:
+        write_json(out / metrics_file(args), saved)
     else:
-        append_record(record)
+        runs.finish(out, saved, record)
     return record
 
 
@@ -206,18 +172,20 @@ def worker(args):
     cfg.train.output_dir = str(out)
     cfg.dataloader.evaluator.output_dir = str(out / "inference")
 
-    if (out / "metrics.json").exists() and not args.eval_only:
+    state = runs.claim(out, resume=args.resume or args.eval_only, clean=comm.is_main_process())
+    if state == runs.FINISHED and not args.eval_only:
         record = json.loads((out / "metrics.json").read_text())["record"]
         print(f"benchmark: {out} is finished ({_summary(record)}); use another train.output_dir to train again")
         return record
-    resuming = args.resume and (out / "last_checkpoint").exists()
-    if not args.resume and not args.eval_only and (out / "last_checkpoint").exists():
-        raise RunError(f"{out} holds checkpoints of an unfinished run: add --resume to continue it, "
-                       "or set another train.output_dir")
+    resuming = args.resume and state != runs.NEW
+    with runs.logging_scope("detectron2", "fvcore", "benchmark"):
+        default_setup(cfg, args)
+        setup_logger(str(out), distributed_rank=comm.get_rank(), name="benchmark")
+        return _run(cfg, args, spec, converted, out, resuming)
 
-    default_setup(cfg, args)
-    setup_logger(str(out), distributed_rank=comm.get_rank(), name="benchmark")
-    chash = config_hash(cfg)
+
+def _run(cfg, args, spec, converted, out: Path, resuming: bool):
+    chash = runs.config_hash(cfg, HASH_IGNORES)
     start = time.perf_counter()
     model = instantiate(cfg.model).to(cfg.train.device)
     logger.info(f"{backbone_name(cfg)} {type(model).__name__}, init {spec.label}, {cfg.train.max_iter} iterations")
@@ -240,7 +208,7 @@ def worker(args):
         return None
     print_csv_format(results)
     record = finish(cfg, args, spec, results, iterations, out, chash)
-    print(f"benchmark: {_summary(record)} in {time.perf_counter() - start:.0f} s -> {out / 'metrics.json'}")
+    print(f"benchmark: {_summary(record)} in {time.perf_counter() - start:.0f} s -> {out / metrics_file(args)}")
     return record
 
 
@@ -282,7 +250,7 @@ def main(argv=None) -> int:
     try:
         launch(worker, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
-    except (RunError, inits.InitError) as e:
+    except (RunError, CheckpointError, inits.InitError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -1,41 +1,50 @@
-"""The pre-training loop: `python -m pretrain --config FILE [--resume] key=value ...`.
+"""The pre-training run: `python -m pretrain --config FILE [--resume] [--num-gpus N] key=value ...`, or the
+same under `torchrun ... -m pretrain`.
 
-One run = one output folder: config.yaml, log.txt, TensorBoard events, checkpoint.pth (rewritten
-atomically every `train.checkpoint_period` iterations), reconstruction PNGs, and at the end
-backbone.pth (the export), metrics.json and one `kind: pretrain` record in the results store.
+Built on Detectron2's engine like `benchmark/`: a `SimpleTrainer` whose hooks step the fvcore warm-up +
+cosine schedule, save checkpoints and run the writers (console, `train_log.json`, TensorBoard); its metric
+writer stops the run on a non-finite loss. Hand-written here is only what Detectron2 lacks: gradient
+accumulation, per-iteration mask seeds and the stop on a batch without valid depth (`PretrainTrainer`);
+the resumable data stream lives in `pretrain.data`, the run-folder bookkeeping in `core.runs`.
 
-Exact resume: the data stream and the masks are pure functions of (seed, samples consumed, iteration),
-and the checkpoint holds model, optimizer, scheduler, loss history and torch RNG states, so on CPU the
-losses after `--resume` equal those of an uninterrupted run.
+One run = one output folder: config.yaml, log.txt, train_log.json, TensorBoard events, checkpoint.pth
+(rewritten atomically every `train.checkpoint_period` iterations, named by last_checkpoint),
+reconstruction PNGs, and at the end backbone.pth (the export), metrics.json, one `kind: pretrain` record
+in the results store and finished.json.
+
+Exact resume: the data stream and the masks are pure functions of (seed, samples consumed, iteration), and
+the checkpoint holds model, optimizer, schedule position, loss history and torch RNG states, so on CPU the
+losses and weights after `--resume` equal those of an uninterrupted run.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import contextlib
-import hashlib
 import inspect
 import json
 import logging
 import math
-import os
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from detectron2.config import LazyConfig, instantiate
+from detectron2.engine import HookBase, SimpleTrainer, create_ddp_model, hooks
+from detectron2.engine.defaults import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+from detectron2.solver import WarmupParamScheduler, get_default_optimizer_params
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 from detectron2.utils.registry import locate
+from fvcore.common.param_scheduler import CosineParamScheduler, LinearParamScheduler
 from omegaconf import OmegaConf
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
-from core.io import save_torch as atomic_save
-from core.io import write_text as atomic_text
+from core import runs
+from core.checkpoint import AtomicCheckpointer
+from core.distributed import launch
+from core.io import CheckpointError, load_torch, save_torch
 
 from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
@@ -43,24 +52,19 @@ from .model import load_encoder_weights
 from .visualize import reconstruction_panel, save_png
 
 logger = logging.getLogger("pretrain")
+LOGGERS = ("detectron2", "fvcore", "pretrain")
 REFERENCE_BATCH = 256  # MAE: lr = base_lr * effective_batch / 256
+NO_WEIGHT_DECAY = ("mask_token", "modality_embed", "decoder_modality_embed")  # MAE: no decay on learned tokens
+HASH_IGNORES = {"train.output_dir": "", "train.seed": 0, "train.tag": ""}  # repeats of a recipe share its hash
 
 
-class NonFiniteLoss(FloatingPointError):
-    """The loss became NaN/inf; the message names the iteration and the checkpoint kept."""
+class TrainingStopped(RuntimeError):
+    """A bad iteration (non-finite loss, a batch without valid depth) stopped training; the message names the
+    iteration and the checkpoint kept."""
 
 
-class WarmupCosine:
-    """Per-iteration LR factor: linear warmup, then cosine to `min_factor` (MAE's schedule, per step)."""
-
-    def __init__(self, max_iter: int, warmup_iters: int, min_factor: float = 0.0):
-        self.max_iter, self.warmup, self.min_factor = max_iter, warmup_iters, min_factor
-
-    def __call__(self, it: int) -> float:
-        if it < self.warmup:
-            return (it + 1) / self.warmup
-        progress = (it - self.warmup) / max(1, self.max_iter - self.warmup)
-        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+class NoValidDepth(RuntimeError):
+    """A batch whose depth is invalid everywhere: a depth objective has no target in it."""
 
 
 # --- config ------------------------------------------------------------------------------------------------
@@ -103,267 +107,228 @@ def model_args(cfg) -> dict:
     return {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
 
 
-# --- distributed ---------------------------------------------------------------------------------------------
-def setup_distributed(device_name: str):
-    """(rank, world_size, device); joins the torchrun process group when WORLD_SIZE > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available() and device_name != "cpu"
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    rank = dist.get_rank() if world > 1 else 0
-    if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
-
-
-def _mask_generator(seed: int, iteration: int, micro: int, rank: int) -> torch.Generator:
+# --- training ----------------------------------------------------------------------------------------------
+def mask_generator(seed: int, iteration: int, micro: int, rank: int) -> torch.Generator:
+    """The masks of one micro-batch come from their own generator, so they depend on nothing but the run's seed
+    and position (what exact resume needs)."""
     state = np.random.SeedSequence([seed, iteration, micro, rank]).generate_state(1, np.uint64)[0]
     return torch.Generator().manual_seed(int(state))
 
 
-# --- files -----------------------------------------------------------------------------------------------------
-def _save_config(cfg, out_dir: Path) -> str:
-    """LazyConfig.save into a scratch file, then an atomic copy to config.yaml; returns the text."""
-    scratch = out_dir / ".config.yaml.tmp"
-    LazyConfig.save(cfg, str(scratch))
-    text = scratch.read_text()
-    scratch.unlink()
-    atomic_text(out_dir / "config.yaml", text)
-    return text
+class PretrainTrainer(SimpleTrainer):
+    """SimpleTrainer that steps once per `accum_steps` micro-batches, masks each with `mask_generator`, runs
+    under bf16 autocast when `amp`, and keeps the loss history the checkpoint and the record carry."""
+
+    def __init__(self, model, optimizer, *, device, accum_steps: int, seed: int, amp: bool, needs_depth: bool):
+        super().__init__(model, None, optimizer)
+        self.device, self.accum_steps, self.seed, self.amp = device, accum_steps, seed, amp
+        self.needs_depth = needs_depth
+        self.loss_history: list[list] = []  # [iteration, loss averaged over micro-batches and ranks]
+
+    def run_step(self):
+        assert self.model.training, "[PretrainTrainer] model was changed to eval mode!"
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, data_time = torch.zeros((), device=self.device), 0.0
+        for micro in range(self.accum_steps):
+            start = time.perf_counter()
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in next(self._data_loader_iter).items()}
+            data_time += time.perf_counter() - start
+            if self.needs_depth and not batch["valid"].any():
+                raise NoValidDepth(f"micro-batch {micro + 1} of {self.accum_steps}")
+            last = micro == self.accum_steps - 1
+            with (contextlib.nullcontext() if last or comm.get_world_size() == 1 else self.model.no_sync()), \
+                    torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out = self.model(batch["image"], batch["depth"], batch["valid"],
+                                 generator=mask_generator(self.seed, self.iter, micro, comm.get_rank()))
+                loss = out["loss"].float()
+                (loss / self.accum_steps).backward()
+            loss_sum += loss.detach() / self.accum_steps
+        self.after_backward()
+        self._write_metrics({"loss": loss_sum}, data_time)  # raises FloatingPointError on a non-finite loss
+        if comm.is_main_process():
+            self.loss_history.append([self.iter + 1, self.storage.history("total_loss").latest()])
+        self.optimizer.step()
 
 
-def _setup_logging(out_dir: Path, rank: int) -> None:
-    """Console (stderr) and, on rank 0, out_dir/log.txt (appended to when resuming)."""
-    _close_logging()
-    logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
-    logger.propagate = False
-    fmt = logging.Formatter("[%(asctime)s] %(message)s", "%m/%d %H:%M:%S")
-    handlers = [logging.StreamHandler(sys.stderr)]
-    if rank == 0:
-        handlers.append(logging.FileHandler(out_dir / "log.txt"))
-    for h in handlers:
-        h.setFormatter(fmt)
-        logger.addHandler(h)
+class PeriodicSave(HookBase):
+    """Rewrites checkpoint.pth every `period` iterations and after the last one; `last` is what it holds."""
+
+    def __init__(self, save, period: int, last: int):
+        self.save, self.period, self.last = save, period, last
+
+    def after_step(self):
+        done = self.trainer.iter + 1
+        if done % self.period == 0 or done == self.trainer.max_iter:
+            self.save(done)
+            self.last = done
 
 
-def _close_logging() -> None:
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-        h.close()
+def build_optimizer(model, t, lr: float) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms and learned tokens (MAE)."""
+    params = get_default_optimizer_params(model, base_lr=lr, weight_decay=t.weight_decay, weight_decay_norm=0.0,
+                                          weight_decay_bias=0.0,
+                                          overrides={name: {"weight_decay": 0.0} for name in NO_WEIGHT_DECAY})
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(t.betas))
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+def lr_schedule(t, lr: float, max_iter: int):
+    """MAE's per-step schedule as an LR multiplier: linear warm-up from 1/warmup_iters over `warmup_iters`
+    iterations, then cosine to `min_lr`."""
+    cosine = CosineParamScheduler(1.0, t.min_lr / lr if lr else 0.0)
+    if t.warmup_iters <= 0:
+        return cosine
+    start = 1 / t.warmup_iters
+    if t.warmup_iters >= max_iter:  # the whole run is warm-up
+        return LinearParamScheduler(start, start + (1 - start) * max_iter / t.warmup_iters)
+    return WarmupParamScheduler(cosine, start, t.warmup_iters / max_iter, rescale_interval=True)
 
 
-def _param_groups(model, weight_decay):
-    """No weight decay on biases, norms and learned tokens (MAE)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 or name.endswith(("mask_token", "modality_embed")) else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _optimizer(model, t, effective_batch: int, max_iter: int):
-    """AdamW at base_lr scaled by the effective batch, with the per-iteration warmup + cosine schedule."""
-    lr = t.base_lr * effective_batch / REFERENCE_BATCH
-    optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=lr, betas=tuple(t.betas))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, WarmupCosine(max_iter, t.warmup_iters, t.min_lr / lr if lr else 0.0))
-    return optimizer, scheduler, lr
-
-
-def _restore(ckpt, model, optimizer, scheduler, device):
-    """Model, optimizer, scheduler and RNG state from a checkpoint; returns (iteration, loss history)."""
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-        torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
-    return int(ckpt["iteration"]), [list(x) for x in ckpt["loss_history"]]
+def resolve_device(name: str) -> torch.device:
+    if torch.cuda.is_available() and name != "cpu":
+        return torch.device("cuda", comm.get_local_rank())
+    return torch.device("cpu")
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
-USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, NonFiniteLoss)
+USER_ERRORS = (FileNotFoundError, KeyError, ValueError, runs.RunError, CheckpointError, TrainingStopped)
 
 
 def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
-    """Runs (or resumes) the pre-training described by `cfg`; returns the final metrics. A bad input or a
-    non-finite loss is logged (console and log.txt) and re-raised with `logged = True`."""
-    out_dir = Path(cfg.train.output_dir or
-                   f"output/pretrain/{Path(config_file or 'run').stem}-{cfg.model.objective}")
-    rank, world, device = setup_distributed(cfg.train.device)
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    _setup_logging(out_dir, rank)
-    threads = torch.get_num_threads()
-    if device.type == "cpu" and cfg.train.cpu_threads > 0:
-        torch.set_num_threads(cfg.train.cpu_threads)
-    try:
-        return _train(cfg, resume, config_file, out_dir, rank, world, device)
-    except USER_ERRORS as e:
-        logger.error("error: %s", e)
-        e.logged = True
-        raise
-    finally:
-        torch.set_num_threads(threads)
-        _close_logging()
-        if world > 1:
-            dist.destroy_process_group()
+    """Runs (or resumes) the pre-training described by `cfg`; returns the final metrics (empty on ranks > 0).
+    A bad input or a stopped training is logged to log.txt and raised."""
+    out = runs.output_dir(cfg.train.output_dir, "pretrain", f"{Path(config_file or 'run').stem}-{cfg.model.objective}")
+    rank = comm.get_rank()
+    state = runs.claim(out, resume, clean=rank == 0)
+    with runs.logging_scope(*LOGGERS):
+        for name in LOGGERS:
+            setup_logger(str(out), distributed_rank=rank, name=name)
+        if state == runs.FINISHED:
+            logger.info(f"{out} is a finished run; nothing to do (choose another train.output_dir to train again)")
+            return json.loads((out / "metrics.json").read_text())
+        threads = torch.get_num_threads()
+        if resolve_device(cfg.train.device).type == "cpu" and cfg.train.cpu_threads > 0:
+            torch.set_num_threads(cfg.train.cpu_threads)
+        try:
+            return _train(cfg, state == runs.UNFINISHED, config_file, out)
+        except USER_ERRORS as e:
+            logger.error(f"error: {e}")
+            raise
+        finally:
+            torch.set_num_threads(threads)
 
 
-def _train(cfg, resume, config_file, out_dir, rank, world, device) -> dict:
-    t = cfg.train
-    metrics_path, ckpt_path = out_dir / "metrics.json", out_dir / CHECKPOINT_NAME
-    if metrics_path.exists():
-        logger.info("%s is a finished run; nothing to do (choose another train.output_dir to train again)",
-                    out_dir)
-        return json.loads(metrics_path.read_text())
-    if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{out_dir} already holds a run ({ckpt_path}); pass --resume to continue it or "
-                              f"choose another train.output_dir")
-
+def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
+    t, rank, world = cfg.train, comm.get_rank(), comm.get_world_size()
+    device = resolve_device(t.device)
+    names = parse_names(cfg.data.names)
     # Everything that can be wrong with the inputs fails here, before any training.
     torch.manual_seed(t.seed)
     model = instantiate(cfg.model)
-    dicts = dataset_dicts(cfg.data.names)
-    dataset = RGBDPretrainDataset(dicts, model.img_size, scale=cfg.data.scale, ratio=cfg.data.ratio,
+    dataset = RGBDPretrainDataset(dataset_dicts(names), model.img_size, scale=cfg.data.scale, ratio=cfg.data.ratio,
                                   hflip=cfg.data.hflip, color_jitter=cfg.data.color_jitter)
     if t.accum_steps < 1 or t.batch_size < 1:
         raise ValueError("train.batch_size and train.accum_steps must be >= 1")
-    start_iter, loss_history = 0, []
-    if resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        ours = {**model_args(cfg), "data.names": parse_names(cfg.data.names)}
-        theirs = {**ckpt["model_args"], "data.names": ckpt["data_names"]}
-        diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
-        if diff:
-            raise ValueError(f"{ckpt_path} was trained with different settings ({', '.join(diff)}); choose "
-                             f"another train.output_dir for a new configuration")
-    else:
-        ckpt = None
-        if t.init_checkpoint:
-            load_encoder_weights(model, t.init_checkpoint)
-    config_text = _save_config(cfg, out_dir) if rank == 0 else ""
+    if not resuming and t.init_checkpoint:
+        load_encoder_weights(model, t.init_checkpoint)
     model.to(device)
     max_iter = 0 if model.objective == "none" else t.max_iter  # `none`: export the initialisation as is
-
     effective_batch = t.batch_size * t.accum_steps * world
-    optimizer, scheduler, lr = _optimizer(model, t, effective_batch, max_iter)
-    if ckpt is not None:
-        start_iter, loss_history = _restore(ckpt, model, optimizer, scheduler, device)
-        logger.info("resumed from %s at iteration %d", ckpt_path, start_iter)
-
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.index is not None
-                                                        else None)
-    if t.compile:
-        net = torch.compile(net)
-    loader = iter(make_loader(dataset, t.batch_size, workers=cfg.data.workers, seed=t.seed, rank=rank,
-                              world_size=world, start=start_iter * t.batch_size * t.accum_steps,
-                              pin_memory=cfg.data.pin_memory))
-    views = [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, min(4, len(dataset)))]
-    vis_batch = {k: torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid")}
+    lr = t.base_lr * effective_batch / REFERENCE_BATCH
+    optimizer = build_optimizer(model, t, lr)
     amp = bool(t.amp) and device.type == "cuda"
     if amp and not torch.cuda.is_bf16_supported():
         logger.warning("this GPU has no bfloat16: training in float32 (train.amp ignored)")
         amp = False
-    writer = None
+    net = create_ddp_model(model, **({} if device.type == "cuda" else {"device_ids": None}))
+    trainer = PretrainTrainer(torch.compile(net) if t.compile else net, optimizer, device=device,
+                              accum_steps=t.accum_steps, seed=t.seed, amp=amp, needs_depth=model.objective != "mae")
+    checkpointer = AtomicCheckpointer(model, str(out), trainer=trainer)
+    start_iter = 0
+    if resuming:
+        start_iter = _resume(checkpointer, trainer, cfg, device)
+    trainer.reset_data_loader(lambda: make_loader(
+        dataset, t.batch_size, workers=cfg.data.workers, seed=t.seed, rank=rank, world_size=world,
+        start=start_iter * t.batch_size * t.accum_steps, pin_memory=cfg.data.pin_memory))
     if rank == 0:
-        from torch.utils.tensorboard import SummaryWriter
+        runs.save_config(cfg, out)
 
-        writer = SummaryWriter(str(out_dir))  # closed when the loop ends, however it ends
-    logger.info("pre-training %s %s (%s) on %s: %d images, effective batch %d (%d x %d accum x %d ranks), "
-                "lr %.2e, %d iterations, device %s", model.arch()["backbone"], model.objective,
-                model.preset, ",".join(parse_names(cfg.data.names)), len(dataset), effective_batch, t.batch_size, t.accum_steps,
-                world, lr, max_iter, device)
+    def save(done: int):
+        checkpointer.save(Path(CHECKPOINT_NAME).stem, iteration=done, loss_history=trainer.loss_history,
+                          model_args=model_args(cfg), arch=model.arch(), data_names=names,
+                          rng={"torch": torch.get_rng_state(),
+                               "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
 
-    last_saved = [start_iter]
+    views = [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, min(4, len(dataset)))]
+    vis_batch = {k: torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid")}
 
-    def save_checkpoint(iteration):
-        last_saved[0] = iteration
-        if rank != 0:
-            return
-        atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "iteration": iteration, "loss_history": loss_history,
-                     "model_args": model_args(cfg), "arch": model.arch(), "data_names": parse_names(cfg.data.names),
-                     "rng": {"torch": torch.get_rng_state(),
-                             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}},
-                    ckpt_path)
-
-    def save_picture(name):
+    def save_picture(name: str):
         if rank == 0 and model.objective != "none":
-            save_png(reconstruction_panel(model, vis_batch, torch.Generator().manual_seed(t.seed)), out_dir / name)
+            save_png(reconstruction_panel(model, vis_batch, torch.Generator().manual_seed(t.seed)), out / name)
 
-    if ckpt is None:
-        save_checkpoint(0)  # a good checkpoint exists from the start, so a failure never leaves none
-    t_start, images_done = time.perf_counter(), 0
-    bar = tqdm(total=max_iter, initial=start_iter, desc="pretrain", disable=rank != 0, dynamic_ncols=True)
-    with logging_redirect_tqdm([logger]), bar, (writer or contextlib.nullcontext()):
-        for it in range(start_iter, max_iter):
-            t_iter = time.perf_counter()
-            total = torch.zeros(2, device=device)  # [loss sum, non-finite count]
-            for micro in range(t.accum_steps):
-                batch = {k: v.to(device, non_blocking=True) for k, v in next(loader).items()}
-                sync = micro == t.accum_steps - 1 or world == 1
-                with (contextlib.nullcontext() if sync else net.no_sync()), \
-                        torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    out = net(batch["image"], batch["depth"], batch["valid"],
-                              generator=_mask_generator(t.seed, it, micro, rank))
-                    loss = out["loss"].float()
-                    (loss / t.accum_steps).backward()
-                total[0] += loss.detach() / t.accum_steps
-                total[1] += (~torch.isfinite(loss.detach())).float()
-            if world > 1:
-                dist.all_reduce(total)
-                total[0] /= world
-            if total[1] > 0:
-                raise NonFiniteLoss(f"non-finite loss ({total[0].item()}) at iteration {it + 1}; training stopped "
-                                    f"and the last good checkpoint {ckpt_path} (iteration {last_saved[0]}) is "
-                                    f"kept. Lower train.base_lr, check the data, or --resume to retry")
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            loss_value = total[0].item()
-            loss_history.append([it + 1, loss_value])
-            images_done += effective_batch
-            rate = effective_batch / (time.perf_counter() - t_iter)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{rate:.1f}", refresh=False)
-            if writer is not None:
-                writer.add_scalar("loss", loss_value, it + 1)
-                writer.add_scalar("lr", optimizer.param_groups[0]["lr"], it + 1)
-                writer.add_scalar("images_per_s", rate, it + 1)
-            done = it + 1
-            if done % t.log_period == 0 or done == max_iter:
-                logger.info("iter %d/%d  loss %.4f  lr %.2e  %.1f img/s", done, max_iter, loss_value,
-                            optimizer.param_groups[0]["lr"], rate)
-            if done % t.checkpoint_period == 0 or done == max_iter:
-                save_checkpoint(done)
-            if t.vis_period and done % t.vis_period == 0 and done != max_iter:
-                save_picture(f"reconstruction_{done:06d}.png")
-    elapsed = time.perf_counter() - t_start
+    def save_periodic_picture(tr):
+        done = tr.iter + 1
+        if done % t.vis_period == 0 and done != tr.max_iter:
+            save_picture(f"reconstruction_{done:06d}.png")
+
+    saver = PeriodicSave(save, t.checkpoint_period, start_iter)
+    trainer.register_hooks([
+        hooks.IterationTimer(),
+        hooks.LRScheduler(scheduler=lr_schedule(t, lr, max_iter)),
+        saver,
+        hooks.CallbackHook(after_step=save_periodic_picture) if t.vis_period else None,
+        hooks.PeriodicWriter([CommonMetricPrinter(max_iter), JSONWriter(str(out / "train_log.json")),
+                              TensorboardXWriter(str(out))], period=t.log_period) if rank == 0 else None,
+    ])
+    logger.info(f"pre-training {model.arch()['backbone']} {model.objective} ({model.preset}) on {','.join(names)}: "
+                f"{len(dataset)} images, effective batch {effective_batch} ({t.batch_size} x {t.accum_steps} accum x "
+                f"{world} ranks), lr {lr:.2e}, {max_iter} iterations, device {device}")
+    if not resuming:
+        save(0)  # a good checkpoint exists from the start, so a failure never leaves none
+    start = time.perf_counter()
+    if max_iter > start_iter:
+        try:
+            trainer.train(start_iter, max_iter)
+        except (FloatingPointError, NoValidDepth) as e:
+            what = (f"non-finite loss at iteration {trainer.iter + 1}" if isinstance(e, FloatingPointError) else
+                    f"no valid depth pixels in {e} of iteration {trainer.iter + 1}; objective {model.objective} "
+                    f"learns depth only where it is valid")
+            raise TrainingStopped(f"{what}: training stopped and the last good checkpoint {out / CHECKPOINT_NAME} "
+                                  f"(iteration {saver.last}) is kept. Check the data, lower train.base_lr, or "
+                                  f"--resume to retry") from None
+    elapsed = time.perf_counter() - start
     if rank != 0:
         return {}
-    return _finish(cfg, model, out_dir, loss_history, elapsed, images_done, config_text, config_file, device,
-                   save_picture)
+    return _finish(cfg, model, out, trainer.loss_history, elapsed, (max_iter - start_iter) * effective_batch,
+                   config_file, device, save_picture)
 
 
-def _finish(cfg, model, out_dir, loss_history, elapsed, images_done, config_text, config_file, device,
-            save_picture) -> dict:
-    """Final picture, export, metrics.json (written last: it marks the run finished) and the record."""
+def _resume(checkpointer, trainer, cfg, device) -> int:
+    """Model, optimizer, loss history and RNG state from the run's last checkpoint; returns the iterations done.
+    A checkpoint of other settings is refused before anything is loaded (an optimizer of another model would
+    fail with a message that does not say why)."""
+    path = checkpointer.get_checkpoint_file()
+    saved = load_torch(path)
+    ours = {**model_args(cfg), "data.names": parse_names(cfg.data.names)}
+    theirs = {**saved["model_args"], "data.names": saved["data_names"]}
+    del saved
+    diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    if diff:
+        raise ValueError(f"{path} was trained with different settings ({', '.join(diff)}); choose another "
+                         f"train.output_dir for a new configuration")
+    extra = checkpointer.load(path)
+    trainer.loss_history = [list(x) for x in extra["loss_history"]]
+    torch.set_rng_state(extra["rng"]["torch"])
+    if device.type == "cuda" and extra["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(extra["rng"]["cuda"], device)
+    logger.info(f"resumed from {path} at iteration {extra['iteration']}")
+    return int(extra["iteration"])
+
+
+def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture) -> dict:
+    """Final picture and export, then metrics.json, the record and the finished marker (core.runs.finish)."""
     save_picture("reconstruction.png")
-    exported = export_state(load_checkpoint(out_dir / CHECKPOINT_NAME), str(out_dir / CHECKPOINT_NAME))
-    atomic_save(exported, out_dir / "backbone.pth")
+    ckpt = out / CHECKPOINT_NAME
+    save_torch(export_state(load_checkpoint(ckpt), str(ckpt)), out / "backbone.pth")
     losses = [v for _, v in loss_history]
     window = max(1, min(100, len(losses) // 10))
     metrics = {"loss": float(np.mean(losses[-window:])) if losses else None,
@@ -376,22 +341,16 @@ def _finish(cfg, model, out_dir, loss_history, elapsed, images_done, config_text
     if history and history[-1] != loss_history[-1]:
         history = history[:199] + [loss_history[-1]]
     names = parse_names(cfg.data.names)
-    record = {"kind": "pretrain", "dataset": "+".join(sorted({n.split("_")[0] for n in names})),
-              "task": "pretrain", "backbone": metrics["backbone"], "objective": model.objective,
-              "init": Path(cfg.train.init_checkpoint).stem if cfg.train.init_checkpoint else "random",
-              "data_fraction": 100, "seed": int(cfg.train.seed), "iterations": len(losses),
-              "metrics": {"loss": metrics["loss"]} if losses else {}, "loss_history": history,
-              "config_file": config_file, "config_hash": hashlib.sha256(config_text.encode()).hexdigest()[:16],
-              "git_commit": _git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "output_dir": str(out_dir), "tag": cfg.train.tag}
-    from results.store import append_record
-
-    append_record(record)  # before metrics.json: a crash in between repeats the record rather than losing it
-    atomic_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    logger.info("done: %s %s, %d iterations in %.0f s, loss %s -> %s, export %s", metrics["backbone"],
-                model.objective, len(losses), elapsed, _fmt(metrics["loss_start"]), _fmt(metrics["loss"]),
-                out_dir / "backbone.pth")
+    record = runs.record(
+        "pretrain", dataset="+".join(sorted({n.split("_")[0] for n in names})), task="pretrain",
+        backbone=metrics["backbone"], objective=model.objective,
+        init=Path(cfg.train.init_checkpoint).stem if cfg.train.init_checkpoint else "random", data_fraction=100,
+        seed=int(cfg.train.seed), iterations=len(losses), metrics={"loss": metrics["loss"]} if losses else {},
+        loss_history=history, config_file=config_file, config_hash=runs.config_hash(cfg, HASH_IGNORES),
+        device=device, output=out, tag=cfg.train.tag)
+    runs.finish(out, metrics, record)
+    logger.info(f"done: {metrics['backbone']} {model.objective}, {len(losses)} iterations in {elapsed:.0f} s, loss "
+                f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}, export {out / 'backbone.pth'}")
     return metrics
 
 
@@ -403,14 +362,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pretrain", description="Masked RGB-D pre-training.")
     parser.add_argument("--config", default="pretrain/configs/default_cpu.py", help="LazyConfig Python file")
     parser.add_argument("--resume", action="store_true", help="continue the run in train.output_dir if any")
+    parser.add_argument("--num-gpus", type=int, default=1, help="processes on this machine (or use torchrun)")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. model.rgb_mask_ratio=0.8")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
-        train(cfg, resume=args.resume, config_file=args.config)
+        launch(train, args.num_gpus, args=(cfg, args.resume, args.config))
     except USER_ERRORS as e:
-        if not getattr(e, "logged", False):
-            print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,6 +1,7 @@
 """`python -m benchmark.train_net` end to end on the synthetic tree, initialised from a `pretrain.export`
-file: metrics.json, one store record, finished runs never retrained or overwritten, unfinished ones
-resumed only when asked."""
+file: metrics.json, one store record, the finished marker; finished runs never retrained or overwritten,
+evaluations never marking a run finished, unfinished ones resumed only when asked and only from their own
+`.pth` checkpoints."""
 import json
 
 import pytest
@@ -39,27 +40,41 @@ def test_run_lifecycle_records_once_and_never_overwrites_a_finished_run(syntheti
     saved = json.loads((out / "metrics.json").read_text())
     (record,) = read_records()
     assert saved["record"] == record
-    assert {k: record[k] for k in ("kind", "dataset", "split", "task", "backbone", "init", "seed", "iterations",
+    assert {k: record[k] for k in ("kind", "mode", "dataset", "split", "task", "backbone", "init", "seed", "iterations",
                                    "data_fraction", "tag", "tiny")} == {
-        "kind": "finetune", "dataset": "synthetic", "split": "val", "task": "semseg", "backbone": "vit_e64d3",
+        "kind": "finetune", "mode": "train", "dataset": "synthetic", "split": "val", "task": "semseg",
+        "backbone": "vit_e64d3",
         "init": "mask3d", "seed": 0, "iterations": 2, "data_fraction": 100.0, "tag": "unit", "tiny": True}
     assert 0 <= record["metrics"]["sem_seg/mIoU"] <= 100 and "sem_seg/pACC" in record["metrics"]
     assert len(record["config_hash"]) == 12 and record["git_commit"] and record["device"] == "cpu x1"
     assert record["config_file"] == CONFIG and record["output_dir"] == str(out) and record["date"].endswith("+00:00")
-    assert (out / "config.yaml").is_file() and (out / "model_final.pth").is_file()
+    assert (out / "config.yaml").is_file() and (out / "model_final.pth").is_file() and (out / "finished.json").is_file()
 
     before = (out / "metrics.json").read_bytes()
     assert _run(out, *init) == 0  # finished: reported, not retrained
     assert "is finished" in capsys.readouterr().out
     assert _run(out, *init, "--eval-only", "--resume") == 0
     assert (out / "metrics.json").read_bytes() == before
-    assert json.loads((out / "metrics_eval.json").read_text())["record"]["iterations"] == 2
+    evaluation = json.loads((out / "metrics_eval.json").read_text())["record"]
+    assert evaluation["iterations"] == 2 and evaluation["mode"] == "eval"
     assert len(read_records()) == 1
 
-    (out / "metrics.json").unlink()  # as if killed after its last checkpoint
+    for name in ("finished.json", "metrics.json", "metrics_eval.json"):  # as if killed after its last checkpoint
+        (out / name).unlink()
+    assert _run(out, *init, "--eval-only") == 0  # evaluating the init never finishes the training run
+    assert json.loads((out / "metrics_eval.json").read_text())["record"]["iterations"] == 0
+    assert not (out / "finished.json").exists() and not (out / "metrics.json").exists() and len(read_records()) == 1
     assert _run(out, *init, iters=4) == 1
     assert "add --resume" in capsys.readouterr().err
+    for name in ("model_final.pkl", "../model_final.pth"):
+        (out / "last_checkpoint").write_text(name)
+        assert _run(out, *init, "--resume", iters=4) == 1
+        assert f"names {name!r}, but a run resumes only from a .pth checkpoint inside" in capsys.readouterr().err
+    (out / "last_checkpoint").write_text("model_final.pth")
+    stale = out / ".model_final.pth.k3j4.tmp"  # as a write killed mid-way leaves it
+    stale.write_bytes(b"half")
     assert _run(out, *init, "--resume", iters=4) == 0
+    assert not stale.exists() and (out / "finished.json").is_file()
     assert "Starting training from iteration 2" in (out / "log.txt").read_text()
     assert [r["iterations"] for r in read_records()] == [2, 4]
 

@@ -1,17 +1,23 @@
-"""pretrain/ end to end on the tiny synthetic tree: loss falls, outputs, exact resume, NaN handling, bad input."""
+"""pretrain/ end to end on the tiny synthetic tree: loss falls, outputs, exact resume (losses, weights, learning
+rates), safe resume reading, stops on a non-finite loss or a batch without depth, bad input."""
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from core.checkpoint import AtomicCheckpointer
 from pretrain import export as export_cli
 from pretrain import train as train_mod
 from pretrain.model import MaskedRGBD
 from results.store import read_records
 
-CONFIG = str(Path(__file__).resolve().parents[1] / "pretrain" / "configs" / "default_cpu.py")
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = str(REPO / "pretrain" / "configs" / "default_cpu.py")
 TINY = {"model.embed_dim": 32, "model.depth": 2, "model.num_heads": 2, "model.decoder_dim": 32,
         "model.decoder_depth": 1, "model.decoder_heads": 2, "model.img_size": (96, 128),
         "data.names": "synthetic_rgbd_train", "data.workers": 0, "train.batch_size": 4, "train.max_iter": 6,
@@ -35,8 +41,8 @@ def test_tiny_run_loss_falls_writes_outputs_and_leaves_a_finished_run_intact(syn
     run = {"train.max_iter": 30, "train.checkpoint_period": 15, "train.vis_period": 15, "model.depth_norm": "metric",
            "train.base_lr": 0.32}
     assert _run(out, **run) == 0
-    for name in ("checkpoint.pth", "backbone.pth", "config.yaml", "log.txt", "metrics.json",
-                 "reconstruction.png", "reconstruction_000015.png"):
+    for name in ("checkpoint.pth", "backbone.pth", "config.yaml", "log.txt", "metrics.json", "finished.json",
+                 "train_log.json", "reconstruction.png", "reconstruction_000015.png"):
         assert (out / name).is_file(), name
     assert list(out.glob("events.out.tfevents.*"))
     metrics = json.loads((out / "metrics.json").read_text())
@@ -60,29 +66,78 @@ def test_tiny_run_loss_falls_writes_outputs_and_leaves_a_finished_run_intact(syn
     assert all(torch.equal(again[k], exported["model"][k]) for k in exported["model"])
 
 
-def test_resume_reproduces_the_uninterrupted_losses_exactly(synthetic_root, tmp_path, monkeypatch):
-    assert _run(tmp_path / "straight") == 0
-    straight = _history(tmp_path / "straight")
+def _crash_after_saving(monkeypatch, iteration):
+    real_save = AtomicCheckpointer.save
 
-    real_save = train_mod.atomic_save
-
-    def crash_after_iteration_4(obj, path):
-        real_save(obj, path)
-        if isinstance(obj, dict) and obj.get("iteration") == 4:
+    def save_then_crash(self, name, **extra):
+        real_save(self, name, **extra)
+        if extra.get("iteration") == iteration:
             raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(train_mod, "atomic_save", crash_after_iteration_4)
+    monkeypatch.setattr(AtomicCheckpointer, "save", save_then_crash)
+
+
+def _lrs(out_dir):
+    """{iteration: lr} as train_log.json recorded it (log_period 1 writes every iteration)."""
+    lines = [json.loads(line) for line in (Path(out_dir) / "train_log.json").read_text().splitlines()]
+    return {line["iteration"]: line["lr"] for line in lines}
+
+
+def test_resume_reproduces_the_uninterrupted_run_exactly(synthetic_root, tmp_path, monkeypatch, capsys):
+    assert _run(tmp_path / "straight") == 0
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pth", weights_only=True)
+
+    _crash_after_saving(monkeypatch, 4)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _run(tmp_path / "resumed")
     monkeypatch.undo()
+    stale = tmp_path / "resumed" / ".checkpoint.pth.x1y2.tmp"  # as a write killed mid-way leaves it
+    stale.write_bytes(b"half")
     assert _run(tmp_path / "resumed") == 1  # a run is there: continuing it needs --resume
-    assert _run(tmp_path / "resumed", resume=True, **{"data.names": "synthetic_rgbd_val"}) == 1  # other data
+    for other in ({"data.names": "synthetic_rgbd_val"}, {"model.depth": 3}):  # other data, another model
+        assert _run(tmp_path / "resumed", resume=True, **other) == 1
+        assert "was trained with different settings" in capsys.readouterr().err
     assert _run(tmp_path / "resumed", resume=True, **{"data.workers": 1}) == 0  # workers don't change the stream
-    resumed = _history(tmp_path / "resumed")
-    assert [i for i, _ in resumed] == list(range(1, 7))
-    assert resumed == straight  # exact float equality on CPU
+    assert not stale.exists()
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pth", weights_only=True)
+    assert [i for i, _ in resumed["loss_history"]] == list(range(1, 7))
+    assert resumed["loss_history"] == straight["loss_history"]  # exact float equality on CPU
+    assert resumed["model"].keys() == straight["model"].keys()
+    assert all(torch.equal(resumed["model"][k], straight["model"][k]) for k in straight["model"])
     assert _run(tmp_path / "other", resume=True, **{"model.rgb_mask_ratio": 0.5}) == 0
-    assert _history(tmp_path / "other") != straight
+    assert _history(tmp_path / "other") != straight["loss_history"]
+
+
+def test_resume_continues_the_learning_rate_schedule(synthetic_root, tmp_path, monkeypatch):
+    """Losses alone miss a schedule restarted on resume: the learning rates must match too."""
+    run = {"train.max_iter": 8, "train.warmup_iters": 4, "train.log_period": 1}
+    assert _run(tmp_path / "straight", **run) == 0
+    _crash_after_saving(monkeypatch, 2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(tmp_path / "resumed", **run)
+    monkeypatch.undo()
+    assert _run(tmp_path / "resumed", resume=True, **run) == 0
+    straight, resumed = _lrs(tmp_path / "straight"), _lrs(tmp_path / "resumed")
+    assert len(set(straight.values())) == 8  # warm-up then cosine: every iteration has its own rate
+    assert resumed == straight
+
+
+def test_resume_reads_only_pth_checkpoints_inside_the_run_folder(synthetic_root, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    _crash_after_saving(monkeypatch, 2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(out)
+    monkeypatch.undo()
+    outside = tmp_path / "outside.pth"
+    outside.write_bytes((out / "checkpoint.pth").read_bytes())
+    pickled = out / "model.pkl"
+    pickled.write_bytes(b"not read")
+    for name in ("model.pkl", str(outside), "../outside.pth"):
+        (out / "last_checkpoint").write_text(name)
+        assert _run(out, resume=True) == 1
+        assert f"names {name!r}, but a run resumes only from a .pth checkpoint inside" in capsys.readouterr().err
+    (out / "last_checkpoint").write_text("checkpoint.pth")
+    assert _run(out, resume=True) == 0
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path, monkeypatch, capsys):
@@ -99,11 +154,34 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root
     monkeypatch.setattr(MaskedRGBD, "forward", forward_nan_at_third)
     out = tmp_path / "nan"
     assert _run(out) == 1
-    assert "non-finite loss (nan) at iteration 3" in capsys.readouterr().err
+    assert "non-finite loss at iteration 3: training stopped" in capsys.readouterr().err
+    _assert_stopped_after_iteration_2(out)
+
+
+def test_a_batch_without_valid_depth_stops_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path, monkeypatch,
+                                                                              capsys):
+    real_loader = train_mod.make_loader
+
+    def third_batch_without_depth(*args, **kwargs):
+        for i, batch in enumerate(real_loader(*args, **kwargs)):
+            if i == 2:
+                batch["depth"].zero_()
+                batch["valid"].zero_()
+            yield batch
+
+    monkeypatch.setattr(train_mod, "make_loader", third_batch_without_depth)
+    out = tmp_path / "nodepth"
+    assert _run(out) == 1
+    assert "no valid depth pixels in micro-batch 1 of 1 of iteration 3" in capsys.readouterr().err
+    _assert_stopped_after_iteration_2(out)
+
+
+def _assert_stopped_after_iteration_2(out):
     assert "last good checkpoint" in (out / "log.txt").read_text()
     ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
     assert ckpt["iteration"] == 2 and all(math.isfinite(v) for _, v in ckpt["loss_history"])
-    assert not (out / "metrics.json").exists() and not (out / "backbone.pth").exists()
+    for name in ("metrics.json", "backbone.pth", "finished.json"):
+        assert not (out / name).exists(), name
     assert read_records() == []
 
 
@@ -141,3 +219,19 @@ def test_multimae_and_none_objectives_export(synthetic_root, tmp_path):
     assert metas["multimae"]["iterations"] == 2 and metas["none"]["iterations"] == 0
     exported = torch.load(tmp_path / "none" / "backbone.pth", weights_only=True)
     assert exported["meta"]["objective"] == "none" and exported["meta"]["iteration"] == 0
+
+
+def test_torchrun_two_processes_with_accumulation(synthetic_root, tmp_path):
+    """torchrun's process group (core.distributed): both ranks train in step, rank 0 alone writes the outputs."""
+    out = tmp_path / "ddp"
+    settings = {**TINY, "train.output_dir": str(out), "train.batch_size": 2, "train.accum_steps": 2,
+                "train.max_iter": 2}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "pretrain", "--config", CONFIG,
+           *[f"{k}={v}" for k, v in settings.items()]]
+    env = {**os.environ, "MASK3D_DATA": str(synthetic_root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "effective batch 8 (2 x 2 accum x 2 ranks)" in (out / "log.txt").read_text()
+    (record,) = read_records()
+    assert record["device"] == "cpu x2" and record["iterations"] == 2
+    assert (out / "finished.json").is_file() and (out / "log.txt.rank1").is_file()
