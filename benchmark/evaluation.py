@@ -30,11 +30,13 @@ def task_of(results: Mapping[str, Mapping[str, float]]) -> str:
     """The results-store task of a run: Mask R-CNN's box and mask AP together are `insseg`, boxes alone `det`."""
     if "sem_seg" in results:
         return "semseg"
+    if "depth" in results:
+        return "depth"
     if "segm" in results:
         return "insseg"
     if "bbox" in results:
         return "det"
-    raise ValueError(f"no sem_seg, segm or bbox metrics in the evaluation results {sorted(results)}")
+    raise ValueError(f"no sem_seg, depth, segm or bbox metrics in the evaluation results {sorted(results)}")
 
 
 def record_metrics(results: Mapping[str, Mapping[str, float]]) -> Dict[str, float]:

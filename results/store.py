@@ -24,7 +24,7 @@ REQUIRED_KEYS = ("kind", "dataset", "task", "backbone", "init", "seed", "metrics
 KINDS = ("finetune", "pretrain")
 DATASETS = ("scannet", "nyuv2", "cityscapes", "synthetic")
 SPLITS = ("val", "test")
-TASKS = ("semseg", "insseg", "det")
+TASKS = ("semseg", "insseg", "det", "depth")
 
 
 class RecordError(ValueError):
