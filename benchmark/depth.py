@@ -103,7 +103,9 @@ class DepthFPNHead(SemSegFPNHead):
 
     def __init__(self, input_shape: Dict[str, ShapeSpec], *, conv_dims: int = 128, common_stride: int = 4,
                  norm: str = "GN", init_depth: float = 2.0):
-        super().__init__(input_shape=input_shape, num_classes=1, conv_dims=conv_dims, common_stride=common_stride, norm=norm)
+        # keyword only: detectron2's @configurable would take a positional input_shape for a config
+        super().__init__(input_shape=input_shape, num_classes=1, conv_dims=conv_dims, common_stride=common_stride,
+                         norm=norm)
         nn.init.normal_(self.predictor.weight, std=0.01)
         nn.init.constant_(self.predictor.bias, math.log(init_depth))
 

@@ -24,7 +24,7 @@ def test_every_dataset_has_every_task_and_backbone():
     for dataset in ("scannet", "nyuv2", "cityscapes"):
         for config in ("semseg_vit_b", "semseg_vit_b_upernet", "semseg_r50", "insseg_vit_b", "insseg_r50"):
             assert f"{dataset}/{config}" in names
-    assert {"scannet/depth_vit_b", "nyuv2/depth_vit_b"} <= names  # Cityscapes has no metric depth
+    assert {f"{d}/depth_{b}" for d in ("scannet", "nyuv2") for b in ("vit_b", "r50")} <= names  # Cityscapes: no depth
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from benchmark.depth_eval import DepthEvaluator
 from results.store import read_records
 
 CONFIG = "benchmark/configs/scannet/depth_vit_b.py"
-SYNTHETIC = ["dataloader.train.dataset.names=synthetic_depth_train", "dataloader.test.dataset.names=synthetic_depth_val"]
+SYNTHETIC = ["dataloader.train.dataset.names=synthetic_depth_train",
+             "dataloader.test.dataset.names=synthetic_depth_val"]
 
 
 def _png(path, metres):
