@@ -12,6 +12,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from benchmark import train_net
 from benchmark.depth import DepthDatasetMapper, DepthError, silog_loss
 from benchmark.depth_eval import DepthEvaluator
+from datasets.depth import register_depth
 from results.store import read_records
 
 CONFIG = "benchmark/configs/scannet/depth_vit_b.py"
@@ -116,3 +117,35 @@ def test_tiny_depth_run_trains_evaluates_and_records(synthetic_root, tmp_path):
     assert set(m) == {f"depth/{k}" for k in ("delta1", "delta2", "delta3", "AbsRel", "SqRel", "RMSE", "RMSE_log",
                                               "log10")}
     assert 0 <= m["depth/delta1"] <= m["depth/delta2"] <= m["depth/delta3"] <= 1 and m["depth/RMSE"] > 0
+
+
+
+@pytest.fixture
+def fake_nyuv2(synthetic_root):
+    """`nyuv2_sem_seg_test` as two synthetic frames; the real registrations come back afterwards."""
+    from datasets.builtin import register_all
+    from datasets.catalog import register, unregister
+
+    frames = DatasetCatalog.get("synthetic_sem_seg_val")[:2]
+    register("nyuv2_sem_seg_test", lambda: frames, root=str(synthetic_root))
+    yield frames
+    unregister("nyuv2_sem_seg_test")
+    register_all(synthetic_root)
+
+
+def test_nyuv2_depth_keeps_image_and_depth_with_the_eigen_crop(fake_nyuv2):
+    assert register_depth(["nyuv2_sem_seg_test"], {}) == ["nyuv2_depth_test"]
+    dicts = DatasetCatalog.get("nyuv2_depth_test")
+    assert [d["depth_file_name"] for d in dicts] == [d["depth_file_name"] for d in fake_nyuv2]
+    assert not any("sem_seg_file_name" in d for d in dicts)
+    meta = MetadataCatalog.get("nyuv2_depth_test")
+    assert (meta.evaluator_type, tuple(meta.eval_crop), tuple(meta.eval_crop_frame), meta.max_depth) == (
+        "depth", (45, 471, 41, 601), (480, 640), 10.0)
+
+
+def test_a_source_frame_without_depth_is_an_error_naming_it(fake_nyuv2):
+    del fake_nyuv2[1]["depth_file_name"]
+    register_depth(["nyuv2_sem_seg_test"], {})
+    with pytest.raises(ValueError, match=f"nyuv2_depth_test: frame {fake_nyuv2[1]['file_name']} of "
+                                         "nyuv2_sem_seg_test has no depth_file_name"):
+        DatasetCatalog.get("nyuv2_depth_test")
