@@ -93,6 +93,9 @@ def test_mapper_never_blends_valid_with_invalid_depth(tmp_path):
     assert set(out["depth"].unique().tolist()) == {0.0, 3.0}
     out = DepthDatasetMapper(True, [T.Resize((9, 12))], max_depth=2.0)(d)  # beyond the range: invalid
     assert out["depth"].abs().sum() == 0
+    d["depth_file_name"] = _png(tmp_path / "small.png", depth[:3])
+    with pytest.raises(DepthError, match=rf"{tmp_path / 'small.png'}: depth is 8x3 but its image is 8x6"):
+        DepthDatasetMapper(True, [], max_depth=10.0)(d)
 
 
 def test_an_all_invalid_training_batch_is_an_error_naming_its_files(synthetic_root):
