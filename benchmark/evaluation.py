@@ -14,6 +14,10 @@ from PIL import Image
 from detectron2.utils.file_io import PathManager
 
 COCO_HEADLINE = ("AP", "AP50", "AP75")
+# Detectron2 reports segmentation and COCO metrics in percent (an AP of 0.3 is 0.3 %, not 30 %).
+PERCENT_SECTIONS = ("sem_seg", "bbox", "segm")
+# Depth errors in metres; the other depth metrics (delta thresholds as fractions, relative errors) have no unit.
+METRE_METRICS = ("depth/RMSE", "depth/SqRel")
 
 
 def read_label_png(filename: str, dtype=int) -> np.ndarray:
@@ -26,11 +30,13 @@ def task_of(results: Mapping[str, Mapping[str, float]]) -> str:
     """The results-store task of a run: Mask R-CNN's box and mask AP together are `insseg`, boxes alone `det`."""
     if "sem_seg" in results:
         return "semseg"
+    if "depth" in results:
+        return "depth"
     if "segm" in results:
         return "insseg"
     if "bbox" in results:
         return "det"
-    raise ValueError(f"no sem_seg, segm or bbox metrics in the evaluation results {sorted(results)}")
+    raise ValueError(f"no sem_seg, depth, segm or bbox metrics in the evaluation results {sorted(results)}")
 
 
 def record_metrics(results: Mapping[str, Mapping[str, float]]) -> Dict[str, float]:
@@ -47,3 +53,13 @@ def record_metrics(results: Mapping[str, Mapping[str, float]]) -> Dict[str, floa
             metrics.update({name: 0.0 for name in COCO_HEADLINE})
         flat.update({f"{section}/{name}": v for name, v in metrics.items() if math.isfinite(v)})
     return flat
+
+
+def format_metric(name: str, value: float) -> str:
+    """`bbox/AP 0.30 %`, `depth/RMSE 0.512 m`, `depth/delta1 0.871`: a summary line never leaves the scale to
+    guesswork."""
+    if name.split("/", 1)[0] in PERCENT_SECTIONS:
+        return f"{name} {value:.2f} %"
+    if name in METRE_METRICS:
+        return f"{name} {value:.3f} m"
+    return f"{name} {value:.3f}"

@@ -54,9 +54,10 @@ def make_tiny(cfg) -> None:
         model.backbone.net.window_size = 0
         model.backbone.net.drop_path_rate = 0.0
     model.backbone.out_channels = CHANNELS
-    if "sem_seg_head" in model:
-        head = model.sem_seg_head
-        head["channels" if "channels" in head else "conv_dims"] = CHANNELS
+    for name in ("sem_seg_head", "depth_head"):
+        if name in model:
+            head = model[name]
+            head["channels" if "channels" in head else "conv_dims"] = CHANNELS
     if "roi_heads" in model:
         _shrink_rcnn(model)
 

@@ -50,6 +50,7 @@ def register_all(root=None):
     """Register every dataset prepared under `root` (default `data_root()`); returns the registered names.
     Idempotent: calling again (with any root) re-points every name at the new root."""
     from datasets.cityscapes import register_cityscapes
+    from datasets.depth import register_depth
     from datasets.nyuv2 import register_nyuv2
     from datasets.scannet import register_scannet
 
@@ -73,6 +74,7 @@ def register_all(root=None):
                 _absent[name] = (f"Dataset '{name}' is not prepared under the data root {root}; prepare it with: "
                                  f"{command.format(root=root)}  (the root is $MASK3D_DATA, else "
                                  f"$DETECTRON2_DATASETS, else ./data)")
+    registered += register_depth(registered, _absent)
     return registered
 
 

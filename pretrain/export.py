@@ -1,6 +1,6 @@
 """Export the RGB encoder of a pre-training run for Detectron2's ViT.
 
-    python -m pretrain.export RUN_DIR_OR_CHECKPOINT OUT.pth
+    python -m pretrain.export RUN_DIR_OR_CHECKPOINT OUT.pth [--force]
 
 Writes `{"model": {"backbone.net.<name>": tensor}, "meta": {...}}` (docs/interfaces.md). Only the patch
 projection and the transformer blocks travel: the decoder, depth branch, mask token and our final norm
@@ -59,8 +59,24 @@ def export_state(ckpt: dict, source: str) -> dict:
     return {"model": model, "meta": meta}
 
 
-def export(src: str | Path, out: str | Path) -> dict:
+class OverwriteError(FileExistsError):
+    """An output that would replace the input or an existing file; the message says how to proceed."""
+
+
+def check_output(src: Path, out: Path, force: bool) -> None:
+    """Nothing overwrites a result: the export never replaces its own input, and replaces another existing
+    file only with `force`."""
+    if out.exists() and out.resolve() == src.resolve():
+        raise OverwriteError(f"{out} is the checkpoint being exported; choose another output path")
+    if out.is_dir():
+        raise OverwriteError(f"{out} is a folder; give the output file, e.g. {out / 'backbone.pth'}")
+    if out.exists() and not force:
+        raise OverwriteError(f"{out} already exists; pass --force to replace it, or choose another output path")
+
+
+def export(src: str | Path, out: str | Path, force: bool = False) -> dict:
     path = find_checkpoint(src)
+    check_output(path, Path(out), force)
     exported = export_state(load_checkpoint(path), str(path))
     save_torch(exported, out)
     return exported
@@ -70,10 +86,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pretrain.export", description=__doc__.split("\n")[0])
     parser.add_argument("src", help="run folder (holding checkpoint.pth) or a checkpoint file")
     parser.add_argument("out", help="output .pth for the benchmark (Detectron2 ViT names under backbone.net.)")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists (never the input itself)")
     args = parser.parse_args(argv)
     try:
-        exported = export(args.src, args.out)
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
+        exported = export(args.src, args.out, force=args.force)
+    except (OSError, ValueError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     m = exported["meta"]

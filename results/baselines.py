@@ -1,7 +1,8 @@
 """The baseline registry, `results/baselines.yaml`: a name per initialisation, so `INIT=name` is all a user types.
 
-`benchmark/` resolves a name with `init_spec(name)` (or `python -m results.baselines NAME`, which prints
-the spec); `results.report` uses `references` to put each baseline beside its paper rows.
+`benchmark/` resolves a name with `init_spec(name)`; `python -m results.baselines NAME` prints the spec once
+its checkpoint file is in place, and otherwise says where to get it (the entry's `note`) before any run
+fails on it. `results.report` uses `references` to put each baseline beside its paper rows.
 """
 from __future__ import annotations
 
@@ -98,6 +99,23 @@ def init_spec(name: str, path: str | Path | None = None) -> str:
     return baselines[name].init
 
 
+def checkpoint_path(init: str) -> Path | None:
+    """The file of a `kind:PATH` spec (relative paths from the repository root, where commands run)."""
+    return Path(init.split(":", 1)[1]) if ":" in init else None
+
+
+def require_checkpoint(name: str, path: str | Path | None = None) -> str:
+    """`name`'s init spec, after checking that its checkpoint file exists."""
+    spec = init_spec(name, path)
+    baseline = load_baselines(path)[name]
+    ckpt = checkpoint_path(spec)
+    if ckpt is not None and not ckpt.is_file():
+        where = f" ({baseline.note})" if baseline.note else ""
+        raise FileNotFoundError(f"baseline {name!r} ({baseline.where}) needs {ckpt}, which does not exist. "
+                                f"Get it from its source{where} and save it at {ckpt}, or fix `init` there.")
+    return spec
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Print a baseline's init spec, or list the registry.")
     parser.add_argument("name", nargs="?", help="baseline name; omitted: list every baseline")
@@ -105,11 +123,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.name:
-            print(init_spec(args.name, args.registry))
+            print(require_checkpoint(args.name, args.registry))
         else:
             for b in load_baselines(args.registry).values():
                 print(f"{b.name:28s} {b.backbone:6s} {b.init}")
-    except (BaselineError, KeyError) as e:
+    except (BaselineError, KeyError, FileNotFoundError) as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 1
     return 0

@@ -16,7 +16,7 @@ from results.store import DATASETS, SPLITS, TASKS
 DEFAULT_PATH = Path(__file__).resolve().parent / "paper.csv"
 COLUMNS = ("paper", "method", "backbone", "pretrain_data", "dataset", "split", "task", "metric",
            "data_fraction", "value", "relative_to", "source", "verified", "note")
-METRIC = re.compile(r"^(sem_seg|bbox|segm)/[A-Za-z0-9]+$")
+METRIC = re.compile(r"^(sem_seg|bbox|segm|depth)/[A-Za-z0-9_]+$")
 
 
 class PaperError(ValueError):

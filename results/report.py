@@ -85,7 +85,9 @@ def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) 
           "`results/paper.csv` and the baselines in `results/baselines.yaml`. "
           "Ours: mean ± sample std over runs (seeds and repeats); Δ: our mean minus the paper's value, same "
           "backbone only; runs of the CPU-sized `tiny` recipe and on synthetic scenes never enter the paper's "
-          f"tables. {UNVERIFIED}: the number was not verified against its primary source. Empty cells are "
+          f"tables. mIoU, pixel accuracies and AP are percentages (0-100, as Detectron2 reports them); depth "
+          "errors (RMSE, SqRel) are metres, δ thresholds fractions of pixels. "
+          f"{UNVERIFIED}: the number was not verified against its primary source. Empty cells are "
           "unknown, never guessed; `Runs` 0 marks a baseline with no run yet. Ordinary runs append to a scratch "
           "store that joins only when asked: `make tables ARGS=--scratch` writes that report to `output/report/`.",
           "", "## The paper's tables", ""]

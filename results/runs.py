@@ -45,7 +45,7 @@ def load_runs(paths) -> list[dict]:
     `tiny` (the benchmark's CPU-sized recipe) to False."""
     runs = []
     for path in paths:
-        for where, record in iter_records(path):
+        for where, record in iter_records(path, missing_ok=False):
             _check(record, where)
             record = dict(record)
             record["data_fraction"] = float(record.get("data_fraction", 100))

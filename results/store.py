@@ -14,6 +14,8 @@ import math
 import os
 from pathlib import Path
 
+from core.io import atomic_path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRATCH_PATH = REPO_ROOT / "output" / "runs.jsonl"
 CAMPAIGNS_DIR = REPO_ROOT / "results" / "runs"
@@ -22,11 +24,15 @@ REQUIRED_KEYS = ("kind", "dataset", "task", "backbone", "init", "seed", "metrics
 KINDS = ("finetune", "pretrain")
 DATASETS = ("scannet", "nyuv2", "cityscapes", "synthetic")
 SPLITS = ("val", "test")
-TASKS = ("semseg", "insseg", "det")
+TASKS = ("semseg", "insseg", "det", "depth")
 
 
 class RecordError(ValueError):
-    """A malformed record; the message names the file and line."""
+    """A malformed record, or a store that should exist and does not; the message names the file (and line)."""
+
+
+class StoreWriteError(OSError):
+    """An append that failed (disk full, permissions); the store is left as it was."""
 
 
 def store_path(path: str | os.PathLike | None = None) -> Path:
@@ -56,36 +62,60 @@ def validate(record: dict, where: str = "record") -> None:
 
 
 def append_record(record: dict, path: str | os.PathLike | None = None) -> Path:
-    """Append one run; numpy scalars are turned into plain floats (Detectron2 evaluators return them)."""
+    """Append one run; numpy scalars are turned into plain floats (Detectron2 evaluators return them).
+
+    All or nothing: the store plus the new line is written to a temp file and moved over the store, so a
+    full disk or a kill mid-append leaves the store exactly as it was (a plain append could leave half a
+    line that every later read would trip over). A store ending in a torn line from an older writer keeps
+    that line on its own, so the reader can point at it.
+    """
     record = json.loads(json.dumps(record, default=_plain))
     validate(record)
     target = store_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, sort_keys=True) + "\n"
+    line = json.dumps(record, sort_keys=True).encode("utf-8") + b"\n"
     with open(target.with_name(target.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        old = target.read_bytes() if target.exists() else b""
+        if old and not old.endswith(b"\n"):
+            old += b"\n"
+        try:
+            with atomic_path(target) as tmp, open(tmp, "wb") as f:
+                f.write(old + line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise StoreWriteError(f"{target}: could not append the run record ({e.strerror or e}); the store is "
+                                  "unchanged. Free space or fix permissions there, then rerun (finished runs "
+                                  "keep their metrics.json)") from e
     return target
 
 
 def read_records(path: str | os.PathLike | None = None) -> list[dict]:
-    """Every record in order; a malformed line raises RecordError naming the file and line."""
+    """Every record in order (none for a store no run has created yet); a malformed line raises RecordError
+    naming the file and line."""
     return [record for _, record in iter_records(path)]
 
 
-def iter_records(path: str | os.PathLike | None = None):
-    """Yield `(where, record)` with `where` = "FILE:LINE", so readers can point at a bad record too."""
+def iter_records(path: str | os.PathLike | None = None, missing_ok: bool = True):
+    """Yield `(where, record)` with `where` = "FILE:LINE", so readers can point at a bad record too.
+    `missing_ok=False` (the report) makes an absent store an error instead of an empty one."""
     source = store_path(path)
     if not source.exists():
-        return
-    with open(source, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+        if missing_ok:
+            return
+        raise RecordError(f"{source}: no such run store; runs (`make pretrain`, `make bench-*`) create it when "
+                          "they finish: check the path")
+    with open(source, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{source}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise RecordError(f"{where}: byte {raw[e.start]:#04x} at column {e.start + 1} is not UTF-8; fix "
+                                  "or delete that line") from None
             if not line.strip():
                 continue
-            where = f"{source}:{lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:

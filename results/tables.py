@@ -16,10 +16,12 @@ from results.runs import REPRO_TAG, Stat, fmt_fraction, fmt_stat, summarize
 
 UNVERIFIED = "†"
 METRIC_NAMES = {"sem_seg/mIoU": "mIoU", "bbox/AP": "box AP", "bbox/AP50": "box AP50", "segm/AP": "mask AP",
-                "segm/AP50": "mask AP50"}
+                "segm/AP50": "mask AP50", "depth/delta1": "δ<1.25", "depth/AbsRel": "AbsRel", "depth/RMSE": "RMSE m"}
+DEPTH_METRICS = ("depth/delta1", "depth/AbsRel", "depth/RMSE")
 # Metrics shown for runs without a paper table; per-class entries (sem_seg/IoU-wall, ...) stay in the store.
 SUMMARY_METRICS = ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/mACC", "sem_seg/pACC", "bbox/AP", "bbox/AP50",
-                   "bbox/AP75", "segm/AP", "segm/AP50", "segm/AP75")
+                   "bbox/AP75", "segm/AP", "segm/AP50", "segm/AP75", "depth/delta1", "depth/delta2", "depth/delta3",
+                   "depth/AbsRel", "depth/SqRel", "depth/RMSE", "depth/RMSE_log", "depth/log10")
 OBJECTIVE_ORDER = ("random", "mae", "multimae", "mask3d")
 
 
@@ -40,6 +42,8 @@ PAPER_TABLES = (
          ("bbox/AP50", "segm/AP50")),
     Spec("NYUv2 instance segmentation and detection (test)", "nyuv2", "test", ("insseg", "det"),
          ("bbox/AP", "bbox/AP50", "segm/AP50")),
+    Spec("NYUv2 monocular depth estimation (test, Eigen crop)", "nyuv2", "test", ("depth",), DEPTH_METRICS),
+    Spec("ScanNet monocular depth estimation (val)", "scannet", "val", ("depth",), DEPTH_METRICS),
 )
 DATA_EFFICIENT = Spec("Data-efficient ScanNet semantic segmentation (val, mIoU by % of training scenes)",
                       "scannet", "val", ("semseg",), ("sem_seg/mIoU",))

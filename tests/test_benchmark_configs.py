@@ -24,12 +24,13 @@ def test_every_dataset_has_every_task_and_backbone():
     for dataset in ("scannet", "nyuv2", "cityscapes"):
         for config in ("semseg_vit_b", "semseg_vit_b_upernet", "semseg_r50", "insseg_vit_b", "insseg_r50"):
             assert f"{dataset}/{config}" in names
+    assert {f"{d}/depth_{b}" for d in ("scannet", "nyuv2") for b in ("vit_b", "r50")} <= names  # Cityscapes: no depth
 
 
 @pytest.fixture(scope="module")
 def one_frame_val(synthetic_root):
     """`synthetic_{kind}_val1`: the first validation frame, with the full set's metadata."""
-    for kind in ("sem_seg", "instance"):
+    for kind in ("sem_seg", "instance", "depth"):
         name, full = f"synthetic_{kind}_val1", f"synthetic_{kind}_val"
         if name not in DatasetCatalog:
             DatasetCatalog.register(name, lambda full=full: DatasetCatalog.get(full)[:1])
@@ -39,7 +40,7 @@ def one_frame_val(synthetic_root):
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_tiny_config_trains_one_step_and_evaluates(config, one_frame_val, tmp_path):
-    kind = "sem_seg" if "/semseg" in config else "instance"
+    kind = "sem_seg" if "/semseg" in config else "depth" if "/depth" in config else "instance"
     args = train_net.build_parser().parse_args([
         "--config-file", config, "--tiny", f"dataloader.train.dataset.names=synthetic_{kind}_train",
         f"dataloader.test.dataset.names=synthetic_{kind}_val1"])
@@ -57,6 +58,8 @@ def test_tiny_config_trains_one_step_and_evaluates(config, one_frame_val, tmp_pa
     results = train_net.evaluate(cfg, model)
     if kind == "sem_seg":
         assert 0 <= results["sem_seg"]["mIoU"] <= 100 and 0 <= results["sem_seg"]["pACC"] <= 100
+    elif kind == "depth":
+        assert 0 <= results["depth"]["delta1"] <= 1 and results["depth"]["RMSE"] > 0
     else:
         assert {"bbox", "segm"} <= set(results)
         assert all(math.isnan(v) or 0 <= v <= 100 for v in results["segm"].values())

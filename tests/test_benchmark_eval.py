@@ -11,7 +11,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
 from detectron2.structures import Boxes, BoxMode, Instances
 
-from benchmark.evaluation import read_label_png, record_metrics, task_of
+from benchmark.evaluation import format_metric, read_label_png, record_metrics, task_of
 
 
 def _register(name, dicts, **meta):
@@ -123,3 +123,10 @@ def test_records_keep_finite_metrics_and_count_no_detections_as_zero():
     assert task_of(results) == "insseg"
     assert task_of({"bbox": {}}) == "det"
     assert task_of({"sem_seg": {}}) == "semseg"
+
+
+def test_summaries_show_each_metrics_scale():
+    assert format_metric("bbox/AP", 0.3) == "bbox/AP 0.30 %"
+    assert format_metric("sem_seg/mIoU", 61.7) == "sem_seg/mIoU 61.70 %"
+    assert format_metric("depth/RMSE", 0.5123) == "depth/RMSE 0.512 m"
+    assert format_metric("depth/delta1", 0.8714) == "depth/delta1 0.871"

@@ -79,8 +79,21 @@ def test_registry_ships_the_baselines_and_resolves_names(capsys):
     assert init_spec("imagenet_mae_vitb") == "mae:checkpoints/mae_pretrain_vit_base.pth"
     assert init_spec("random") == "random"
     assert (baselines["pri3d_r50"].backbone, baselines["pri3d_r50"].init.split(":")[0]) == ("r50", "pri3d")
-    assert registry.main(["mask3d"]) == 0 and capsys.readouterr().out.startswith("mask3d:")
+    assert registry.main(["random"]) == 0 and capsys.readouterr().out == "random\n"
     assert registry.main(["no_such"]) == 1 and "no baseline 'no_such'" in capsys.readouterr().err
+
+
+def test_a_baseline_whose_checkpoint_is_missing_says_where_to_get_it(tmp_path, capsys):
+    path, ckpt = tmp_path / "baselines.yaml", tmp_path / "ckpt" / "vit.pth"
+    path.write_text(f"- name: x\n  init: mae:{ckpt}\n  backbone: vit_b\n  note: from https://example.org/vit.pth\n")
+    assert registry.main(["x", "--registry", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"baseline 'x' ({path}:1) needs {ckpt}, which does not exist" in captured.err
+    assert "(from https://example.org/vit.pth)" in captured.err
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"weights")
+    assert registry.main(["x", "--registry", str(path)]) == 0 and capsys.readouterr().out == f"mae:{ckpt}\n"
 
 
 def test_bad_registry_entry_names_file_and_line(tmp_path):

@@ -217,3 +217,15 @@ def test_malformed_record_is_reported_with_file_and_line(tmp_path, capsys, bad_l
     err = capsys.readouterr().err
     assert f"{store}:2:" in err and message in err
     assert not out.exists()
+
+
+def test_depth_runs_fill_the_depth_tables_and_synthetic_ones_the_smoke_section(tmp_path):
+    depth = {"depth/delta1": 0.8, "depth/AbsRel": 0.15, "depth/RMSE": 0.5, "depth/RMSE_log": 0.2}
+    _run(dataset="nyuv2", split="test", task="depth", init="mask3d", backbone="vit_b", metrics=depth)
+    _run(dataset="synthetic", task="depth", init="random", backbone="vit_b", metrics=depth, tiny=True)
+    md = report.build([report.store_path()], tmp_path)
+    row = _row(_table(md, "NYUv2 monocular depth estimation (test, Eigen crop)"), Ours="`mask3d`")
+    assert (row["δ<1.25 ours"], row["AbsRel ours"], row["RMSE m ours"], row["Runs"]) == ("0.80", "0.15", "0.50", "1")
+    assert _row(_table(md, "ScanNet monocular depth estimation (val)"), Ours="`mask3d`")["Runs"] == "0"
+    smoke = _table(md, "synthetic depth")
+    assert smoke[0]["depth/RMSE_log"] == "0.20" and smoke[0]["Runs"] == "1"

@@ -1,0 +1,154 @@
+"""Monocular depth estimation: splits, mapper, loss, evaluator metrics by hand, and a tiny run end to end."""
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import detectron2.data.transforms as T
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from benchmark import train_net
+from benchmark.depth import DepthDatasetMapper, DepthError, silog_loss
+from benchmark.depth_eval import DepthEvaluator
+from datasets.depth import register_depth
+from results.store import read_records
+
+CONFIG = "benchmark/configs/scannet/depth_vit_b.py"
+SYNTHETIC = ["dataloader.train.dataset.names=synthetic_depth_train",
+             "dataloader.test.dataset.names=synthetic_depth_val"]
+
+
+def _png(path, metres):
+    cv2.imwrite(str(path), np.round(np.asarray(metres, np.float64) * 1000).astype(np.uint16))
+    return str(path)
+
+
+def _evaluator(name, **meta):
+    if name in MetadataCatalog:
+        MetadataCatalog.remove(name)
+    MetadataCatalog.get(name).set(evaluator_type="depth", **meta)
+    evaluator = DepthEvaluator(name)
+    evaluator.reset()
+    return evaluator
+
+
+def test_depth_splits_reuse_the_rgbd_frames_and_name_the_preparation_of_absent_ones(synthetic_root):
+    rgbd, depth = DatasetCatalog.get("synthetic_rgbd_val"), DatasetCatalog.get("synthetic_depth_val")
+    assert [d["depth_file_name"] for d in depth] == [d["depth_file_name"] for d in rgbd] and len(depth) == 4
+    meta = MetadataCatalog.get("synthetic_depth_train")
+    assert (meta.evaluator_type, meta.max_depth, meta.get("eval_crop")) == ("depth", 10.0, None)
+    with pytest.raises(KeyError, match="nyuv2_depth_test.*python -m tools.prepare_nyuv2"):
+        DatasetCatalog.get("nyuv2_depth_test")
+
+
+def test_metrics_match_a_hand_computation_over_valid_pixels_only(tmp_path):
+    gt = _png(tmp_path / "a.png", [[1, 2], [4, 0]])  # 0: invalid
+    empty = _png(tmp_path / "b.png", [[0, 0], [12, 12]])  # nothing in range: left out of the mean
+    evaluator = _evaluator("hand_depth", min_depth=1e-3, max_depth=10.0)
+    evaluator.process([{"file_name": "a.jpg", "depth_file_name": gt}, {"file_name": "b.jpg", "depth_file_name": empty}],
+                      [{"depth": torch.tensor([[1.0, 1.0], [3.0, 5.0]])}, {"depth": torch.ones(2, 2)}])
+    m = evaluator.evaluate()["depth"]
+    # valid (gt, pred): (1, 1), (2, 1), (4, 3); ratios 1, 2, 4/3
+    expected = {"delta1": 1 / 3, "delta2": 2 / 3, "delta3": 2 / 3, "AbsRel": (0 + 1 / 2 + 1 / 4) / 3,
+                "SqRel": (0 + 1 / 2 + 1 / 4) / 3, "RMSE": math.sqrt(2 / 3),
+                "RMSE_log": math.sqrt((math.log(2) ** 2 + math.log(4 / 3) ** 2) / 3),
+                "log10": (math.log10(2) + math.log10(4 / 3)) / 3}
+    assert m == pytest.approx(expected, abs=1e-6)
+
+
+def test_eigen_crop_scales_to_the_frame_and_an_all_invalid_set_is_an_error(tmp_path):
+    gt = np.full((4, 4), 2.0)
+    evaluator = _evaluator("crop_depth", min_depth=1e-3, max_depth=10.0, eval_crop=(2, 4, 2, 4), eval_crop_frame=(8, 8))
+    pred = torch.full((4, 4), 4.0)
+    pred[1:2, 1:2] = 2.0  # the only pixel inside the crop (rows 1:2, cols 1:2 at this size) is right
+    evaluator.process([{"file_name": "a.jpg", "depth_file_name": _png(tmp_path / "a.png", gt)}], [{"depth": pred}])
+    assert evaluator.evaluate()["depth"]["AbsRel"] == 0.0
+
+    evaluator = _evaluator("invalid_depth", min_depth=1e-3, max_depth=10.0)
+    evaluator.process([{"file_name": "a.jpg", "depth_file_name": _png(tmp_path / "z.png", np.zeros((2, 2)))}],
+                      [{"depth": torch.ones(2, 2)}])
+    with pytest.raises(DepthError, match="invalid_depth: none of its 1 frames has a valid depth"):
+        evaluator.evaluate()
+
+
+def test_silog_is_scale_invariant_at_lambda_one_and_ignores_invalid_pixels():
+    depth = torch.tensor([[[1.0, 2.0], [4.0, 0.0]]])
+    log_pred = torch.log(depth.clamp(min=1e-3)) + 0.3
+    log_pred[0, 1, 1] = 7.0  # an invalid pixel: any prediction there costs nothing
+    assert silog_loss(log_pred, depth, lam=1.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert silog_loss(log_pred, depth, lam=0.5).item() == pytest.approx(0.5 * 0.09, abs=1e-6)
+    with pytest.raises(DepthError, match="no valid depth pixel"):
+        silog_loss(log_pred, torch.zeros_like(depth))
+
+
+def test_mapper_never_blends_valid_with_invalid_depth(tmp_path):
+    depth = np.indices((6, 8)).sum(0) % 2 * 3.0 + 0.0  # a checkerboard of 3 m and invalid 0
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((6, 8, 3), np.uint8))
+    d = {"file_name": str(image), "height": 6, "width": 8, "depth_file_name": _png(tmp_path / "d.png", depth)}
+    out = DepthDatasetMapper(True, [T.Resize((9, 12))], max_depth=10.0)(d)
+    assert out["image"].shape == (3, 9, 12) and out["depth"].shape == (9, 12)
+    assert set(out["depth"].unique().tolist()) == {0.0, 3.0}
+    out = DepthDatasetMapper(True, [T.Resize((9, 12))], max_depth=2.0)(d)  # beyond the range: invalid
+    assert out["depth"].abs().sum() == 0
+    d["depth_file_name"] = _png(tmp_path / "small.png", depth[:3])
+    with pytest.raises(DepthError, match=rf"{tmp_path / 'small.png'}: depth is 8x3 but its image is 8x6"):
+        DepthDatasetMapper(True, [], max_depth=10.0)(d)
+
+
+def test_an_all_invalid_training_batch_is_an_error_naming_its_files(synthetic_root):
+    args = train_net.build_parser().parse_args(["--config-file", CONFIG, "--tiny", *SYNTHETIC])
+    cfg = train_net.load_config(args)
+    from detectron2.config import instantiate
+
+    model = instantiate(cfg.model).train()
+    batch = [{"image": torch.zeros(3, 96, 128), "depth": torch.zeros(96, 128), "depth_file_name": f"f{i}.png"}
+             for i in range(2)]
+    with pytest.raises(DepthError, match=r"no valid depth pixel in the whole batch \(f0.png, f1.png\)"):
+        model(batch)
+
+
+def test_tiny_depth_run_trains_evaluates_and_records(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    assert train_net.main(["--config-file", CONFIG, "--tiny", *SYNTHETIC, "train.max_iter=3",
+                           f"train.output_dir={out}"]) == 0
+    (record,) = read_records()
+    assert (record["task"], record["dataset"], record["split"], record["tiny"]) == ("depth", "synthetic", "val", True)
+    m = record["metrics"]
+    assert set(m) == {f"depth/{k}" for k in ("delta1", "delta2", "delta3", "AbsRel", "SqRel", "RMSE", "RMSE_log",
+                                              "log10")}
+    assert 0 <= m["depth/delta1"] <= m["depth/delta2"] <= m["depth/delta3"] <= 1 and m["depth/RMSE"] > 0
+
+
+
+@pytest.fixture
+def fake_nyuv2(synthetic_root):
+    """`nyuv2_sem_seg_test` as two synthetic frames; the real registrations come back afterwards."""
+    from datasets.builtin import register_all
+    from datasets.catalog import register, unregister
+
+    frames = DatasetCatalog.get("synthetic_sem_seg_val")[:2]
+    register("nyuv2_sem_seg_test", lambda: frames, root=str(synthetic_root))
+    yield frames
+    unregister("nyuv2_sem_seg_test")
+    register_all(synthetic_root)
+
+
+def test_nyuv2_depth_keeps_image_and_depth_with_the_eigen_crop(fake_nyuv2):
+    assert register_depth(["nyuv2_sem_seg_test"], {}) == ["nyuv2_depth_test"]
+    dicts = DatasetCatalog.get("nyuv2_depth_test")
+    assert [d["depth_file_name"] for d in dicts] == [d["depth_file_name"] for d in fake_nyuv2]
+    assert not any("sem_seg_file_name" in d for d in dicts)
+    meta = MetadataCatalog.get("nyuv2_depth_test")
+    assert (meta.evaluator_type, tuple(meta.eval_crop), tuple(meta.eval_crop_frame), meta.max_depth) == (
+        "depth", (45, 471, 41, 601), (480, 640), 10.0)
+
+
+def test_a_source_frame_without_depth_is_an_error_naming_it(fake_nyuv2):
+    del fake_nyuv2[1]["depth_file_name"]
+    register_depth(["nyuv2_sem_seg_test"], {})
+    with pytest.raises(ValueError, match=f"nyuv2_depth_test: frame {fake_nyuv2[1]['file_name']} of "
+                                         "nyuv2_sem_seg_test has no depth_file_name"):
+        DatasetCatalog.get("nyuv2_depth_test")

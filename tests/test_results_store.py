@@ -1,0 +1,70 @@
+"""The results store: an append is all or nothing, and a bad byte or a missing store is named, never skipped."""
+import builtins
+import errno
+import json
+
+import pytest
+
+from results import report, store
+from results.runs import load_runs
+from results.store import RecordError, StoreWriteError, append_record, read_records
+
+
+def _record(**kw):
+    return {"kind": "finetune", "dataset": "synthetic", "split": "val", "task": "semseg", "backbone": "vit_b",
+            "init": "random", "seed": 0, "metrics": {"sem_seg/mIoU": 50.0}, "date": "2026-01-01T00:00:00+00:00", **kw}
+
+
+def test_a_full_disk_mid_append_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "runs.jsonl"
+    append_record(_record(seed=1), path)
+    before = path.read_bytes()
+
+    def half_then_enospc(file, mode="r", *args, **kwargs):
+        f = builtins.open(file, mode, *args, **kwargs)
+        if "w" in mode or "a" in mode:
+            def write(data):
+                builtins.type(f).write(f, data[:len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            f.write = write
+        return f
+
+    monkeypatch.setattr(store, "open", half_then_enospc, raising=False)
+    with pytest.raises(StoreWriteError, match="No space left on device") as err:
+        append_record(_record(seed=2), path)
+    assert str(path) in str(err.value) and "unchanged" in str(err.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl", "runs.jsonl.lock"]  # no temp left behind
+    monkeypatch.undo()
+    append_record(_record(seed=3), path)
+    assert [r["seed"] for r in read_records(path)] == [1, 3]
+
+
+def test_a_torn_last_line_from_an_older_writer_stays_on_its_own_line(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(_record(seed=1)) + "\n" + '{"kind": "fine')
+    append_record(_record(seed=2), path)
+    lines = path.read_text().splitlines()
+    assert lines[1] == '{"kind": "fine' and json.loads(lines[2])["seed"] == 2
+    with pytest.raises(RecordError, match=f"{path}:2: not valid JSON"):
+        read_records(path)
+
+
+def test_a_non_utf8_byte_is_reported_with_file_line_and_column(tmp_path, capsys):
+    path = tmp_path / "runs.jsonl"
+    append_record(_record(seed=1), path)
+    with open(path, "ab") as f:
+        f.write(json.dumps(_record(seed=2, tag="caf\u00e9"), ensure_ascii=False).encode("latin-1") + b"\n")
+    with pytest.raises(RecordError, match=rf"{path}:2: byte 0xe9 at column \d+ is not UTF-8"):
+        read_records(path)
+    campaigns = tmp_path / "campaigns"
+    campaigns.mkdir()
+    out = tmp_path / "out"
+    assert report.main(["--campaigns", str(campaigns), "--store", str(path), "--out", str(out)]) == 1
+    assert f"{path}:2: byte 0xe9" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_store_the_report_reads_must_exist(tmp_path):
+    assert read_records(tmp_path / "none.jsonl") == []  # no run has finished yet: writers start from empty
+    with pytest.raises(RecordError, match=f"{tmp_path / 'none.jsonl'}: no such run store"):
+        load_runs([tmp_path / "none.jsonl"])
