@@ -86,7 +86,7 @@ def colour_scale(lo: float, hi: float, height: int) -> np.ndarray:
     labels = [f"{t:.{decimals}f}" for t in ticks]
     out = np.full((bottom + 6, strip + 12 + max(text_width(t) for t in labels), 3), 255, np.uint8)
     out[top:bottom, 2:2 + strip] = depth_colors(np.linspace(hi, lo, bottom - top)[:, None].repeat(strip, 1), lo, hi)
-    for t, text in zip(ticks, labels):
+    for t, text in zip(ticks, labels, strict=True):
         y = int(round(top + (hi - t) / max(hi - lo, 1e-6) * (bottom - top - 1)))
         out[y, 2 + strip:6 + strip] = BLACK
         put_text(out, text, 8 + strip, min(max(y + 4, 10), out.shape[0] - 1))

@@ -40,7 +40,8 @@ def render(d, meta) -> np.ndarray:
 
     img = read_rgb(d["file_name"])
     entries = classes_present(d, meta)
-    vis = Visualizer(img, metadata=meta, scale=max(1.0, MIN_HEIGHT / img.shape[0]), instance_mode=ColorMode.SEGMENTATION)
+    scale = max(1.0, MIN_HEIGHT / img.shape[0])
+    vis = Visualizer(img, metadata=meta, scale=scale, instance_mode=ColorMode.SEGMENTATION)
     panel = vis.draw_dataset_dict(d).get_image()
     columns = [titled(panel, "image + annotations" if entries else "image")]
     if "depth_file_name" in d:

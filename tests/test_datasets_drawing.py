@@ -29,7 +29,7 @@ def test_colour_bar_runs_from_far_at_the_top_to_near_with_round_labels(lo, hi):
     strip = bar[D.BAND + 6:D.BAND + 200 - 6, 8]  # the middle column of the colour strip
     steps = [turbo_index(c) for c in strip]
     assert steps[0] >= 250 and steps[-1] <= 5
-    assert all(a >= b for a, b in zip(steps, steps[1:]))  # monotone: far to near, top to bottom
+    assert all(a >= b for a, b in zip(steps[:-1], steps[1:], strict=True))  # monotone: far to near, top to bottom
     ticks, decimals = D._ticks(lo, hi, 6)
     assert 2 <= len(ticks) <= 6 and lo - 1e-9 <= ticks.min() and ticks.max() <= hi + 1e-9
     assert np.allclose(ticks, np.round(ticks, decimals))

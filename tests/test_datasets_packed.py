@@ -1,6 +1,7 @@
 """Packs of pre-resized RGB-D frames: what is read back equals the decoded and resized frames, damage is named,
 packing resumes and never leaves a half-written shard; the pre-training dataset on a pack."""
 import os
+import pickle
 
 import cv2
 import numpy as np
@@ -56,6 +57,8 @@ def test_round_trip_equals_the_decoded_and_resized_frames(tmp_path, frames):
         assert rgb.dtype == np.uint8 and depth.dtype == np.uint16
         assert np.array_equal(rgb, want_rgb) and np.array_equal(depth, want_depth), i
     assert np.load(shard_paths(str(tmp_path / "pack"), 1)[0]).shape == (2, 24, 32, 3)
+    again = pickle.loads(pickle.dumps(packed))  # as a spawned DataLoader worker gets it: maps its own shards
+    assert not again._maps and np.array_equal(again[5][0], packed[5][0])
     item = PackedRGBD(str(tmp_path / "pack"))[2]
     assert item["image"].shape == (3, 24, 32) and item["image"].dtype == torch.uint8
     assert torch.allclose(item["depth"][0], torch.from_numpy(expected(frames[2], (24, 32))[1] / 1000.0).float())
@@ -69,6 +72,10 @@ def test_truncated_or_missing_shard_is_named(tmp_path, frames):
     with open(rgb1, "r+b") as f:
         f.truncate(os.path.getsize(rgb1) - 100)
     with pytest.raises(DataError, match=f"{rgb1}: truncated or not a .npy shard .*re-run tools.pack_rgbd"):
+        PackedFrames(out)
+    with open(rgb1, "r+b") as f:
+        f.truncate(30)  # inside the header
+    with pytest.raises(DataError, match=f"{rgb1}: truncated or not a .npy shard"):
         PackedFrames(out)
     os.remove(rgb1)
     with pytest.raises(DataError, match=f"{rgb1}: shard is missing"):

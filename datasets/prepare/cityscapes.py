@@ -65,7 +65,8 @@ def read_camera(path):
         baseline, k = float(cam["extrinsic"]["baseline"]), cam["intrinsic"]
         fx, fy, u0, v0 = (float(k[n]) for n in ("fx", "fy", "u0", "v0"))
     except (KeyError, TypeError, ValueError):
-        raise DataError(f"{path}: expected extrinsic.baseline and intrinsic.fx/fy/u0/v0 (cityscapes camera json)")
+        raise DataError(f"{path}: expected extrinsic.baseline and intrinsic.fx/fy/u0/v0 (a Cityscapes camera "
+                        f"json)") from None
     if not (np.isfinite([baseline, fx, fy]).all() and baseline > 0 and fx > 0 and fy > 0):
         raise DataError(f"{path}: baseline {baseline} m, fx {fx} px and fy {fy} px must be positive; the camera "
                         f"file is damaged: re-extract camera_trainvaltest.zip")
@@ -185,7 +186,7 @@ def prepare(opts: CityscapesOptions) -> dict:
     records, errors = run_parallel(ImageJob(raw, out), items, opts.workers, desc="cityscapes images")
     counts, depths = {}, {}
     for split in SPLITS:
-        recs = [r for (s, _, _), r in zip(items, records) if s == split and r is not None]
+        recs = [r for (s, _, _), r in zip(items, records, strict=True) if s == split and r is not None]
         write_json(os.path.join(out, f"rgbd_{split}.json"), recs)
         counts[split] = len(recs)
         depths[split] = [os.path.join(out, r["depth_file_name"]) for r in recs]

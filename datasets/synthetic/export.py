@@ -207,9 +207,10 @@ def write_preview(root, path, rows=4):
     tiles = [titled(vstack(images, gap=2), title) for title, images in columns.items()]
     tiles.insert(2, colour_bar(0.0, MAX_RANGE, tiles[0].shape[0] - BAND))
     names = {sid: name for name, (sid, _) in CATEGORIES.items()} | {UNANNOTATED: "unannotated"}
-    colors = _palette(np.array([sorted(shown)]))[0]
-    tiles.append(legend([(names.get(i, f"id {i}"), tuple(int(v) for v in c)) for i, c in zip(sorted(shown), colors)],
-                        "label colours"))
+    ids = sorted(shown)
+    colors = _palette(np.array([ids]))[0]
+    entries = [(names.get(i, f"id {i}"), tuple(int(v) for v in c)) for i, c in zip(ids, colors, strict=True)]
+    tiles.append(legend(entries, "label colours"))
     _imwrite(path, np.ascontiguousarray(hstack(tiles)[..., ::-1]))
 
 
