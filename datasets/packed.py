@@ -138,9 +138,12 @@ def pack(dicts, out: str, size=DEFAULT_SIZE, shard_frames: int = DEFAULT_SHARD_F
             "frames": len(files), "digest": digest}
     os.makedirs(out, exist_ok=True)
     plan_path = os.path.join(out, PLAN)
-    if os.path.exists(plan_path) and read_json(plan_path) != plan:
-        raise DataError(f"{plan_path}: this folder holds a pack made with {read_json(plan_path)}, now {plan}; "
-                        f"use a new --out or delete the folder")
+    before = read_json(plan_path) if os.path.exists(plan_path) else plan
+    changed = sorted(k for k in plan if before.get(k) != plan[k])
+    if changed:
+        raise DataError(f"{plan_path}: this folder holds a pack made with "
+                        f"{', '.join(f'{k} {before.get(k)}' for k in changed)}, now "
+                        f"{', '.join(f'{k} {plan[k]}' for k in changed)}; use a new --out or delete the folder")
     io.remove_stale_temps(out)
     write_json(plan_path, plan)
     shards = [(s, files[s * shard_frames:(s + 1) * shard_frames]) for s in range(-(-len(files) // shard_frames))]
@@ -152,7 +155,7 @@ def pack(dicts, out: str, size=DEFAULT_SIZE, shard_frames: int = DEFAULT_SHARD_F
     if not errors:
         frames = [{"image_id": d.get("image_id"), "file_name": d["file_name"],
                    "depth_file_name": d["depth_file_name"]} for d in dicts]
-        write_json(os.path.join(out, INDEX), dict(plan, complete=True, frame_list=frames))
+        write_json(os.path.join(out, INDEX), dict(plan, frame_list=frames))
     return {"frames": len(files), "shards": len(shards), "packed": len(todo) - len(errors),
             "kept": len(shards) - len(todo), "errors": errors, "seconds": time.perf_counter() - t0}
 

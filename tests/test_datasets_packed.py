@@ -113,7 +113,8 @@ def test_a_bad_frame_leaves_no_half_written_shard(tmp_path, frames):
 def test_another_size_into_the_same_folder_is_refused(tmp_path, frames):
     out = str(tmp_path / "pack")
     pack(frames, out, (24, 32), shard_frames=4)
-    with pytest.raises(DataError, match="pack.json: this folder holds a pack made with"):
+    with pytest.raises(DataError, match=r"pack.json: this folder holds a pack made with size \[24, 32\], now size "
+                                        r"\[36, 48\]; use a new --out"):
         pack(frames, out, (36, 48), shard_frames=4)
     assert read_json(os.path.join(out, "pack.json"))["size"] == [24, 32]
     with pytest.raises(DataError, match="no depth_file_name"):
