@@ -1,37 +1,59 @@
-"""Draw samples of a registered dataset: Detectron2's Visualizer (metadata colours) beside the colour-mapped depth.
-`tools.visualize_dataset` is its command line."""
+"""Draw samples of a registered dataset: Detectron2's Visualizer (metadata colours) beside the colour-mapped depth,
+with column titles, a colour bar in metres and a class legend. `tools.visualize_dataset` is its command line."""
 import os
 
 import cv2
 import numpy as np
 
-from datasets.fileio import read_depth_png, read_rgb, write_image
+from datasets.drawing import colour_bar, depth_colors, depth_limits, hstack, legend, titled
+from datasets.fileio import read_depth_png, read_label_png, read_rgb, write_image
+
+MIN_HEIGHT = 240
 
 
-def depth_to_color(depth: np.ndarray) -> np.ndarray:
-    """Turbo colour map between the 2nd and 98th percentile of valid depth; invalid (0) pixels black."""
-    valid = depth > 0
-    out = np.zeros(depth.shape + (3,), np.uint8)
-    if valid.any():
-        lo, hi = np.percentile(depth[valid], (2, 98))
-        scaled = np.clip((depth.astype(np.float32) - lo) / max(hi - lo, 1.0), 0, 1)
-        colored = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
-        out[valid] = colored[valid]
-    return out
+def classes_present(d, meta) -> list:
+    """(name, RGB colour or None) of each class in the dict's instances and semantic map, for the legend;
+    colours are the metadata's, the ones the Visualizer paints in SEGMENTATION mode (instances slightly jittered)."""
+    entries = []
+    if d.get("annotations"):
+        names, colors = meta.get("thing_classes", []), meta.get("thing_colors")
+        ids = sorted({int(a["category_id"]) for a in d["annotations"]})
+        entries += [_entry(i, names, colors) for i in ids]
+    if d.get("sem_seg_file_name"):
+        names, colors = meta.get("stuff_classes", []), meta.get("stuff_colors")
+        ids = np.unique(read_label_png(d["sem_seg_file_name"]))
+        entries += [_entry(int(i), names, colors) for i in ids if i != meta.get("ignore_label", 255)]
+    return entries
+
+
+def _entry(i, names, colors):
+    if i >= len(names):
+        return f"id {i} (no class)", None
+    return names[i], (tuple(int(c) for c in colors[i]) if colors else None)
 
 
 def render(d, meta) -> np.ndarray:
-    """RGB panel: annotated image, then the depth map (when the dict has one) at the image's size."""
-    from detectron2.utils.visualizer import Visualizer
+    """RGB panel with column titles: the annotated image, the depth map at the image's size with its colour
+    bar in metres, and a legend naming every class shown. Frames under `MIN_HEIGHT` px are drawn enlarged so
+    the Visualizer's labels stay legible."""
+    from detectron2.utils.visualizer import ColorMode, Visualizer
 
     img = read_rgb(d["file_name"])
-    panel = Visualizer(img, metadata=meta).draw_dataset_dict(d).get_image()
+    entries = classes_present(d, meta)
+    scale = max(1.0, MIN_HEIGHT / img.shape[0])
+    vis = Visualizer(img, metadata=meta, scale=scale, instance_mode=ColorMode.SEGMENTATION)
+    panel = vis.draw_dataset_dict(d).get_image()
+    columns = [titled(panel, "image + annotations" if entries else "image")]
     if "depth_file_name" in d:
-        depth = depth_to_color(read_depth_png(d["depth_file_name"]))
-        if depth.shape[:2] != panel.shape[:2]:
-            depth = cv2.resize(depth, (panel.shape[1], panel.shape[0]), interpolation=cv2.INTER_NEAREST)
-        panel = np.concatenate([panel, depth], axis=1)
-    return panel
+        mm = read_depth_png(d["depth_file_name"])
+        metres, valid = mm / 1000.0, mm > 0
+        lo, hi = depth_limits(metres, valid)
+        depth = cv2.resize(depth_colors(metres, lo, hi, valid), (panel.shape[1], panel.shape[0]),
+                           interpolation=cv2.INTER_NEAREST)
+        columns += [titled(depth, "depth"), colour_bar(lo, hi, panel.shape[0])]
+    if entries:
+        columns.append(legend(entries))
+    return hstack(columns)
 
 
 def draw(name: str, out: str, n: int = 8) -> list:

@@ -1,4 +1,5 @@
-"""Reconstruction pictures: one row per sample; RGB, what the model saw, and predicted vs true depth/RGB."""
+"""Reconstruction pictures: one row per sample; RGB, what the model saw, and predicted vs true depth/RGB, under
+column titles, with each row's depth colour bar in metres (predicted and true depth share its range)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,17 +9,10 @@ import numpy as np
 import torch
 
 from core.io import atomic_write
+from datasets.drawing import colour_scale, depth_colors, depth_limits, hstack, titled, vstack
 
 from .masking import patchify, unpatchify
 from .model import depth_to_metres
-
-HEADER = 18
-
-
-def _turbo(depth: np.ndarray, lo: float, hi: float, valid: np.ndarray) -> np.ndarray:
-    x = np.clip((depth - lo) / max(hi - lo, 1e-6), 0, 1)
-    rgb = cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
-    return np.where(valid[..., None], rgb, 0).astype(np.uint8)
 
 
 def _hide(img: np.ndarray, mask: torch.Tensor, patch: int, grid) -> np.ndarray:
@@ -38,7 +32,7 @@ def reconstruction_panel(model, batch: dict, generator: torch.Generator) -> np.n
     out = model(batch["image"], batch.get("depth"), batch.get("valid"), generator=generator)
     model.train(was_training)
     p, grid = model.patch_size, out["grid"]
-    columns = {"RGB": [], "RGB input": []}
+    columns, limits = {"RGB": [], "RGB input": []}, []
     if "pred_depth" in out:
         columns.update({"depth input": [], "predicted depth": [], "true depth": []})
         pred_m = depth_to_metres(out["pred_depth"], batch["depth"].float(), batch["valid"], p, grid, model.depth_norm)
@@ -56,21 +50,26 @@ def reconstruction_panel(model, batch: dict, generator: torch.Generator) -> np.n
         if "pred_depth" in out:
             true = batch["depth"][i, 0].float().cpu().numpy()
             valid = batch["valid"][i, 0].cpu().numpy()
-            lo, hi = (np.percentile(true[valid], [1, 99]) if valid.any() else (0.0, 1.0))
-            true_c = _turbo(true, lo, hi, valid)
+            lo, hi = depth_limits(true, valid, (1, 99))
+            limits.append((lo, hi))
+            true_c = depth_colors(true, lo, hi, valid)
             columns["true depth"].append(true_c)
             columns["depth input"].append(_hide(true_c, out["depth_mask"][i].cpu(), p, grid))
             pred_i = pred_m[i, 0].cpu().numpy()
-            columns["predicted depth"].append(_turbo(pred_i, lo, hi, np.ones_like(valid)))
+            columns["predicted depth"].append(depth_colors(pred_i, lo, hi))
         if "pred_rgb" in out:
             columns["predicted RGB"].append(pred_rgb[i].permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy())
-    tiles = []
-    for title, images in columns.items():
-        head = np.full((HEADER, images[0].shape[1], 3), 255, np.uint8)
-        cv2.putText(head, title, (3, HEADER - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        tiles.append(np.concatenate([head, *images], axis=0))
-        tiles.append(np.full((tiles[-1].shape[0], 2, 3), 255, np.uint8))
-    return np.concatenate(tiles[:-1], axis=1)
+    return _layout(columns, limits)
+
+
+def _layout(columns: dict, limits: list) -> np.ndarray:
+    """Titled columns of one tile per sample; with depth, each row's colour bar in metres right of the depths."""
+    tiles = [titled(vstack(images, gap=2), title) for title, images in columns.items()]
+    if limits:
+        height = columns["true depth"][0].shape[0]
+        bar = titled(vstack([colour_scale(lo, hi, height) for lo, hi in limits], gap=2), "depth (m)")
+        tiles.insert(list(columns).index("true depth") + 1, bar)
+    return hstack(tiles, gap=2)
 
 
 def save_png(picture_rgb: np.ndarray, path: str | Path) -> Path:

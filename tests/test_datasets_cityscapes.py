@@ -2,6 +2,8 @@
 
 Fixture (tests/raw_fixtures.py, 32x64): sky rows 0-7, road rows 16-31, a car cols 8-31 rows 16-23 and a
 person cols 40-47 rows 8-23; disparity 8/16/32/64 px by quarter of the width, column 0 invalid."""
+import json
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,76 @@ def test_missing_disparity_is_named(tmp_path, tree, capsys):
     assert read_json(str(raw / "meta.json"))["complete"] is False
     # in place (--out = --raw): labelTrainIds land beside the raw gtFine files, as cityscapesscripts does
     assert (raw / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000019_gtFine_labelTrainIds.png").exists()
+
+
+@pytest.fixture
+def raw_copy(tmp_path, tree):
+    import shutil
+
+    shutil.copytree(tree / "raw", tmp_path / "raw")
+    return tmp_path / "raw"
+
+
+def prepare(raw, out):
+    return prepare_cityscapes.main(["--raw", str(raw), "--out", str(out), "--workers", "1"])
+
+
+def test_label_ids_stand_in_for_absent_polygons(raw_copy, tree, tmp_path):
+    from detectron2.data import DatasetCatalog
+
+    from datasets.builtin import register_all
+
+    for f in raw_copy.rglob("*_gtFine_polygons.json"):
+        f.unlink()
+    assert prepare(raw_copy, tmp_path / "data" / "cityscapes") == 0
+    for f in (tree / "data" / "cityscapes" / "gtFine").rglob("*_labelTrainIds.png"):
+        same = tmp_path / "data" / f.relative_to(tree / "data")
+        assert (read(same) == read(f)).all(), same  # the label table gives what the polygons give
+    register_all(str(tmp_path / "data"))
+    assert DatasetCatalog.get("cityscapes_fine_sem_seg_val")[0]["height"] == 32
+    anns = DatasetCatalog.get("cityscapes_fine_instance_seg_train")[0]["annotations"]
+    assert sorted(a["category_id"] for a in anns) == [0, 2]
+
+
+def test_absent_polygons_and_label_ids_are_named(raw_copy, tmp_path, capsys):
+    stem = raw_copy / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000019_gtFine_"
+    (stem.parent / (stem.name + "polygons.json")).unlink()
+    (stem.parent / (stem.name + "labelIds.png")).unlink()
+    assert prepare(raw_copy, tmp_path / "out") == 1
+    assert f"{stem}polygons.json: missing, and so is frankfurt_000000_000019_gtFine_labelIds.png" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field,value", [("baseline", 0.0), ("fx", -2262.52)])
+def test_camera_without_positive_baseline_or_fx_is_an_error(raw_copy, tmp_path, capsys, field, value):
+    cam = raw_copy / "camera" / "train" / "aachen" / "aachen_000001_000019_camera.json"
+    bad = {k: dict(v) for k, v in R.CITYSCAPES_CAMERA.items()}
+    bad["extrinsic" if field == "baseline" else "intrinsic"][field] = value
+    cam.write_text(json.dumps(bad))
+    out = tmp_path / "out"
+    assert prepare(raw_copy, out) == 1
+    assert f"{cam}: baseline" in capsys.readouterr().err
+    assert not (out / "depth" / "train" / "aachen" / "aachen_000001_000019_depth.png").exists()
+    assert read_json(str(out / "meta.json"))["complete"] is False
+
+
+def test_truncated_left_image_is_an_error(raw_copy, tmp_path, capsys):
+    img = raw_copy / "leftImg8bit" / "val" / "frankfurt" / "frankfurt_000000_000019_leftImg8bit.png"
+    img.write_bytes(img.read_bytes()[:-40])
+    out = tmp_path / "out"
+    assert prepare(raw_copy, out) == 1
+    assert f"{img}: truncated or corrupt PNG" in capsys.readouterr().err
+    assert read_json(str(out / "meta.json"))["complete"] is False
+
+
+def test_temps_of_an_interrupted_run_are_removed_at_the_next_start(raw_copy, tmp_path):
+    out = tmp_path / "out"
+    assert prepare(raw_copy, out) == 0
+    depth_dir = out / "depth" / "train" / "aachen"
+    temps = [depth_dir / ".aachen_000000_000019_depth.png.k3j9x.tmp", out / ".rgbd_val.json.q1w2e3.tmp"]
+    for t in temps:
+        t.write_bytes(b"half")
+    (depth_dir / "aachen_000000_000019_depth.png").unlink()  # the write that was interrupted
+    assert prepare(raw_copy, out) == 0
+    assert not any(t.exists() for t in temps)
+    assert read(depth_dir / "aachen_000000_000019_depth.png").any()

@@ -58,14 +58,24 @@ def test_check_dataset_on_an_absent_dataset_names_the_command(tmp_path, capsys):
     assert "tools.prepare_nyuv2" in capsys.readouterr().err
 
 
-def test_visualize_dataset_draws_image_beside_depth(tmp_path, root, capsys):
+def test_visualize_dataset_draws_titled_image_depth_colour_bar_and_legend(tmp_path, root, capsys):
+    from datasets.drawing import BAND
+
     out = tmp_path / "vis"
     assert visualize_dataset.main(["scannet_instance_val", "--out", str(out), "-n", "8",
                                    "--root", str(root / "data")]) == 0
     files = sorted(p.name for p in out.iterdir())
     assert files == ["000_scene0001_00_0.png", "001_scene0001_00_1.png"]
-    panel = cv2.imread(str(out / files[0]))[..., ::-1]
-    assert panel.shape == (48, 128, 3)
-    assert (panel[:6, 64:72] == 0).all()  # invalid depth corner is black
-    assert panel[40, 64:].std() > 10  # the depth ramp is colour-mapped
     assert "2 images of scannet_instance_val" in capsys.readouterr().out
+    panel = cv2.imread(str(out / files[0]))[..., ::-1]
+    # 48x64 frames are drawn 5x (240 px); image and depth columns 320 px wide, a 4 px gap between them
+    assert panel.shape[0] == BAND + 240
+    for x0 in (0, 324):  # a title over the image and over the depth
+        assert (panel[:BAND, x0:x0 + 80] < 128).any(axis=2).sum() > 30, x0
+    depth = panel[BAND:, 324:644]
+    assert (depth[:25, :35] == 0).all()  # the invalid corner (first 5 rows x 7 columns) stays black
+    assert depth[200].std() > 10  # the depth ramp is colour-mapped
+    # right of the depth: the colour bar, then the legend with every class of the frame, names uncut
+    legend_x = 644 + 4 + 60
+    assert panel.shape[1] > legend_x + 40 and (panel[:, -2:] == 255).all()
+    assert (panel[BAND:BAND + 60, legend_x:] < 128).any(axis=2).sum() > 100

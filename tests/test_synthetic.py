@@ -312,8 +312,14 @@ def test_bad_arguments_are_named(tmp_path, capsys, bad, named):
 
 
 def test_preview_contact_sheet(tree, tmp_path):
+    from datasets.drawing import BAND
+
     sheet_path = tmp_path / "sheet.png"
     export.write_preview(tree, sheet_path)
-    sheet = cv2.imread(str(sheet_path), cv2.IMREAD_COLOR)
-    assert sheet.shape == (3 * 60, 4 * 80, 3)
-    assert sheet[:, 80:160].std() > 10  # a colour-mapped depth, not a blank panel
+    sheet = cv2.imread(str(sheet_path), cv2.IMREAD_COLOR)[..., ::-1]
+    assert sheet.shape[0] >= BAND + 3 * 60 + 2 * 2  # titles, three 60 px rows 2 px apart (or a taller legend)
+    assert sheet.shape[1] > 4 * 80 + 60  # four columns, the colour bar and the legend
+    assert sheet[BAND:, 84:164].std() > 10  # a colour-mapped depth, not a blank panel
+    for x0 in (0, 84):
+        assert (sheet[:BAND, x0:x0 + 40] < 128).any(axis=2).sum() > 20, x0  # column titles drawn
+    assert (sheet[:, -2:] == 255).all()  # the legend's names end inside the sheet

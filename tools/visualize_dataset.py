@@ -1,4 +1,5 @@
-"""Draw samples of a registered dataset: annotations (Detectron2's Visualizer) beside the colour-mapped depth.
+"""Draw samples of a registered dataset: annotations (Detectron2's Visualizer), the colour-mapped depth with its
+colour bar in metres and a legend of the classes shown, under column titles.
 
 `python -m tools.visualize_dataset NAME --out DIR -n 8 [--root DATA_ROOT]` writes DIR/NNN_<image_id>.png for
 n samples spread evenly over the dataset."""

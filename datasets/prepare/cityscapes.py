@@ -7,7 +7,8 @@ depth = baseline * fx / d.
 
 Output (`out`, may equal `raw`): a Cityscapes tree detectron2 reads: `leftImg8bit` (a link to the raw
 one), `gtFine/<split>/<city>/` (links to the raw files plus the `*_gtFine_labelTrainIds.png` that
-cityscapesscripts' trainIds encoding gives), `depth/<split>/<city>/*_depth.png` (uint16 mm; 0 = invalid or
+cityscapesscripts' trainIds encoding gives: drawn from the polygons json, or mapped from `labelIds` by its label
+table where the json is absent), `depth/<split>/<city>/*_depth.png` (uint16 mm; 0 = invalid or
 beyond 65.535 m), `rgbd_{train,val}.json` (image, depth, intrinsics) and `meta.json`."""
 import glob
 import io
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.fileio import DataError, decode_image, read_json, write_bytes, write_depth_mm, write_json
+from datasets.fileio import (DataError, decode_image, png_header, read_bytes, read_json, read_label_png, write_bytes,
+                             write_depth_mm, write_image, write_json)
 from datasets.prepare.jobs import run_parallel
-from datasets.prepare.tree import check_rerun, claim, made_by, unusable
+from datasets.prepare.tree import check_rerun, claim, made_by, remove_temps, unusable
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -56,13 +58,55 @@ def list_images(raw, split):
 
 
 def read_camera(path):
+    """(baseline, K) of a `*_camera.json`; a baseline or focal length that is not positive would turn every
+    disparity into zero or negative depth, so it is an error."""
     cam = read_json(path)
     try:
         baseline, k = float(cam["extrinsic"]["baseline"]), cam["intrinsic"]
         fx, fy, u0, v0 = (float(k[n]) for n in ("fx", "fy", "u0", "v0"))
     except (KeyError, TypeError, ValueError):
-        raise DataError(f"{path}: expected extrinsic.baseline and intrinsic.fx/fy/u0/v0 (cityscapes camera json)")
+        raise DataError(f"{path}: expected extrinsic.baseline and intrinsic.fx/fy/u0/v0 (a Cityscapes camera "
+                        f"json)") from None
+    if not (np.isfinite([baseline, fx, fy]).all() and baseline > 0 and fx > 0 and fy > 0):
+        raise DataError(f"{path}: baseline {baseline} m, fx {fx} px and fy {fy} px must be positive; the camera "
+                        f"file is damaged: re-extract camera_trainvaltest.zip")
     return baseline, [[fx, 0.0, u0], [0.0, fy, v0], [0.0, 0.0, 1.0]]
+
+
+def _train_id_table() -> np.ndarray:
+    """labelId -> trainId lookup from cityscapesscripts' label table; ids without a train id map to 255."""
+    from cityscapesscripts.helpers.labels import labels
+
+    table = np.full(256, 255, np.uint8)
+    for lab in labels:
+        if 0 <= lab.id < 256 and 0 <= lab.trainId < 255:
+            table[lab.id] = lab.trainId
+    return table
+
+
+def write_train_ids(gt_raw, base, dst, raw):
+    """`dst` from the polygons json as cityscapesscripts' json2labelImg draws it, or, when the json is not
+    there, from the `labelIds` PNG through the same label table."""
+    polygons = os.path.join(gt_raw, base + "_gtFine_polygons.json")
+    label_ids = os.path.join(gt_raw, base + "_gtFine_labelIds.png")
+    if os.path.isfile(polygons):
+        from cityscapesscripts.helpers.annotation import Annotation
+        from cityscapesscripts.preparation.json2labelImg import createLabelImage
+
+        ann = Annotation()
+        try:
+            ann.fromJsonFile(polygons)
+            img = createLabelImage(ann, "trainIds")
+        except Exception as e:  # noqa: BLE001 - report any parse failure with the file name
+            raise DataError(f"{polygons}: cannot convert polygons to trainIds ({e})") from None
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        write_bytes(dst, buf.getvalue())
+    elif os.path.isfile(label_ids):
+        write_image(dst, _train_id_table()[read_label_png(label_ids, (np.uint8,))])
+    else:
+        raise DataError(f"{polygons}: missing, and so is {os.path.basename(label_ids)}; unpack "
+                        f"gtFine_trainvaltest.zip into {raw}")
 
 
 def disparity_to_depth(disp_png: np.ndarray, baseline: float, fx: float) -> np.ndarray:
@@ -85,33 +129,20 @@ class ImageJob:
 
 def prepare_image(raw, out, split, city, base) -> dict:
     """Link the gtFine files, write labelTrainIds and depth for one image; returns its rgbd record."""
-    from cityscapesscripts.helpers.annotation import Annotation
-    from cityscapesscripts.preparation.json2labelImg import createLabelImage
-
     gt_raw, gt_out = os.path.join(raw, "gtFine", split, city), os.path.join(out, "gtFine", split, city)
-    polygons = os.path.join(gt_raw, base + "_gtFine_polygons.json")
-    if not os.path.isfile(polygons):
-        raise DataError(f"{polygons}: missing; unpack gtFine_trainvaltest.zip into {raw}")
     if gt_raw != gt_out:
-        for f in os.listdir(gt_raw):
+        for f in os.listdir(gt_raw) if os.path.isdir(gt_raw) else ():
             if f.startswith(base + "_gtFine_") and not f.endswith("_labelTrainIds.png"):
                 _link(os.path.join(gt_raw, f), os.path.join(gt_out, f))
     train_ids = os.path.join(gt_out, base + "_gtFine_labelTrainIds.png")
     if not os.path.isfile(train_ids):
-        ann = Annotation()
-        try:
-            ann.fromJsonFile(polygons)
-            img = createLabelImage(ann, "trainIds")
-        except Exception as e:  # noqa: BLE001 - report any parse failure with the file name
-            raise DataError(f"{polygons}: cannot convert polygons to trainIds ({e})") from None
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        write_bytes(train_ids, buf.getvalue())
+        write_train_ids(gt_raw, base, train_ids, raw)
 
-    image = os.path.join(out, "leftImg8bit", split, city, base + "_leftImg8bit.png")
+    image = os.path.join(raw, "leftImg8bit", split, city, base + "_leftImg8bit.png")
     disp_path = os.path.join(raw, "disparity", split, city, base + "_disparity.png")
     cam_path = os.path.join(raw, "camera", split, city, base + "_camera.json")
     depth_path = os.path.join(out, "depth", split, city, base + "_depth.png")
+    size = png_header(image, read_bytes(image))  # CRC of every chunk: a truncated download is named here
     if not os.path.isfile(disp_path):
         raise DataError(f"{disp_path}: missing; unpack disparity_trainvaltest.zip into {raw}")
     baseline, k = read_camera(cam_path)
@@ -122,8 +153,13 @@ def prepare_image(raw, out, split, city, base) -> dict:
                             f"with shape {disp.shape}; re-extract disparity_trainvaltest.zip")
         write_depth_mm(depth_path, disparity_to_depth(disp, baseline, k[0][0]))
     h, w = _png_size(depth_path)
-    return {"file_name": os.path.relpath(image, out), "depth_file_name": os.path.relpath(depth_path, out),
-            "image_id": base, "height": h, "width": w, "intrinsics": k}
+    if (h, w) != (size["height"], size["width"]):
+        raise DataError(f"{image}: {size['width']}x{size['height']} but its disparity {disp_path} is {w}x{h}; "
+                        f"re-extract both packages")
+    return {"file_name": os.path.relpath(os.path.join(out, "leftImg8bit", split, city, base + "_leftImg8bit.png"),
+                                         out),
+            "depth_file_name": os.path.relpath(depth_path, out), "image_id": base, "height": h, "width": w,
+            "intrinsics": k}
 
 
 def _png_size(path):
@@ -144,12 +180,13 @@ def prepare(opts: CityscapesOptions) -> dict:
         _link(os.path.join(raw, "leftImg8bit"), os.path.join(out, "leftImg8bit"))
     options, made = {"format": FORMAT_VERSION}, made_by(__name__, FORMAT_VERSION)
     check_rerun(out, options, made)
+    remove_temps(out)
     claim(out, {"options": options, "made_by": made, "complete": False, "raw": raw})
     t0 = time.perf_counter()
     records, errors = run_parallel(ImageJob(raw, out), items, opts.workers, desc="cityscapes images")
     counts, depths = {}, {}
     for split in SPLITS:
-        recs = [r for (s, _, _), r in zip(items, records) if s == split and r is not None]
+        recs = [r for (s, _, _), r in zip(items, records, strict=True) if s == split and r is not None]
         write_json(os.path.join(out, f"rgbd_{split}.json"), recs)
         counts[split] = len(recs)
         depths[split] = [os.path.join(out, r["depth_file_name"]) for r in recs]

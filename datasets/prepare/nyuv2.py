@@ -20,7 +20,7 @@ import numpy as np
 from datasets import labels as L
 from datasets.fileio import DataError, mask_annotation, read_json, write_depth_mm, write_image, write_index, write_json
 from datasets.prepare.jobs import run_parallel
-from datasets.prepare.tree import check_rerun, claim, made_by, unusable
+from datasets.prepare.tree import check_rerun, claim, made_by, remove_temps, unusable
 
 FORMAT_VERSION = 1
 # Kinect RGB intrinsics of the NYU Depth v2 toolbox (camera_params.m), for the 640x480 frames.
@@ -175,6 +175,7 @@ def prepare(opts: NyuOptions) -> dict:
     options = {"format": FORMAT_VERSION, "min_instance_fraction": opts.min_instance_fraction}
     made = made_by(__name__, FORMAT_VERSION, label_map=opts.mapping)
     check_rerun(opts.out, options, made)
+    remove_temps(opts.out)
     claim(opts.out, {"options": options, "made_by": made, "complete": False, "splits": splits, "size": list(hw)})
     thing_index = np.full(41, -1, np.int64)
     thing_index[list(L.NYUV2_THING_NYU40_IDS)] = np.arange(len(L.NYUV2_THING_NYU40_IDS))

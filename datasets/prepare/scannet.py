@@ -30,7 +30,7 @@ from datasets.fileio import (DataError, check_depth_png, decode_image, mask_anno
                              read_depth_png, read_json, read_label_png, write_bytes, write_image,
                              write_index, write_json)
 from datasets.prepare.jobs import run_parallel
-from datasets.prepare.tree import check_rerun, claim, made_by, unusable
+from datasets.prepare.tree import check_rerun, claim, made_by, remove_temps, unusable
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -346,6 +346,7 @@ def prepare(opts: ScanNetOptions) -> dict:
     if not tasks:
         raise DataError(f"{raw}: no frames of the train/val scenes found")
     meta = {"options": options, "made_by": made, "complete": False, "splits": scenes}
+    remove_temps(out)
     claim(out, meta)
 
     todo = [t for t in tasks if not frame_done(out, t["scene"], t["stem"])]

@@ -2,10 +2,12 @@
 label maps read, by path and sha256); a rerun with other options or another label map must not mix into the
 tree (its labels would be stale); a finished tree stays usable (complete) while a rerun fills in what is
 missing. A tree is complete only when every split has frames and some valid depth: an empty split or a depth
-export of zeros is a failed preparation, not a dataset."""
+export of zeros is a failed preparation, not a dataset. The temp files of an interrupted run's writes are removed
+when the next run starts."""
 import hashlib
 import os
 
+from core import io
 from datasets.fileio import DataError, read_depth_png, read_json, write_json
 
 
@@ -57,3 +59,14 @@ def unusable(out: str, depth_by_split: dict) -> str | None:
             return (f"{out}: no frame of the {split} split has a valid depth pixel (all {len(paths)} depth maps "
                     f"are zero, e.g. {paths[0]}); check the depth export")
     return None
+
+
+def remove_temps(out: str) -> list:
+    """Delete the temp files that writes of an interrupted run left anywhere under `out` (symlinks not
+    followed); returns them. One listing per folder, no stat per file, so it stays cheap on a large tree.
+    Run it before the workers start: a concurrent writer's temp file would be removed too."""
+    removed = []
+    for folder, _, files in os.walk(out):
+        if any(f.startswith(".") and f.endswith(io.TEMP_SUFFIX) for f in files):
+            removed += io.remove_stale_temps(folder)
+    return removed

@@ -20,10 +20,11 @@ import numpy as np
 from tqdm import tqdm
 
 from core import io
+from datasets.drawing import BAND, colour_bar, depth_colors, hstack, legend, titled, vstack
 from datasets.labels import NYU40_CLASSES, SCANNET_TSV_COLUMNS, SCANNET_TSV_NAME
 from datasets.synthetic.layout import ROOM_TYPES, make_scene, sample_poses
 from datasets.synthetic.render import MAX_RANGE, render
-from datasets.synthetic.scene import CATEGORIES, intrinsics
+from datasets.synthetic.scene import CATEGORIES, UNANNOTATED, intrinsics
 
 STAMP = "synthetic.json"
 CHUNK = 10  # frames per task: the unit of work of a worker and of the progress bar
@@ -183,34 +184,39 @@ def _swap_into_place(partial, out):
 
 
 def write_preview(root, path, rows=4):
-    """One PNG contact sheet: per row one frame (from evenly spaced scenes) as RGB, colour-mapped depth
-    (black = invalid), semantic labels and instances."""
+    """One PNG contact sheet: per row one frame (from evenly spaced scenes); columns RGB, depth (black =
+    invalid) with its colour bar in metres, semantic labels and instances under titles, and a legend naming the
+    label colours."""
     root, path = Path(root), Path(path)
     scans = sorted(p for p in (root / "scans").iterdir() if p.is_dir())
     if not scans:
         raise FileNotFoundError(f"no scenes under {root / 'scans'}")
     picks = [scans[int(i)] for i in np.linspace(0, len(scans) - 1, min(rows, len(scans)))]
-    lines = []
+    columns = {"RGB": [], "depth": [], "semantic labels": [], "instances": []}
+    shown = set()
     for scan in picks:
         frame = min((scan / "color").glob("*.jpg"), key=lambda p: int(p.stem)).stem
-        rgb = cv2.imread(str(scan / "color" / f"{frame}.jpg"), cv2.IMREAD_COLOR)
         depth = cv2.imread(str(scan / "depth" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
         label = cv2.imread(str(scan / "label-filt" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
-        inst = cv2.imread(str(scan / "instance-filt" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
-        depth_vis = cv2.applyColorMap((np.clip(depth / (1000 * MAX_RANGE), 0, 1) * 255).astype(np.uint8),
-                                      cv2.COLORMAP_TURBO)
-        depth_vis[depth == 0] = 0
-        lines.append(np.concatenate([rgb, depth_vis, _palette(label), _palette(inst)], 1))
-    sheet = np.concatenate(lines, 0)
-    for col, title in enumerate(("rgb", "depth", "label", "instance")):
-        cv2.putText(sheet, title, (col * sheet.shape[1] // 4 + 3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (255, 255, 255), 1, cv2.LINE_AA)
-    _imwrite(path, sheet)
+        columns["RGB"].append(cv2.imread(str(scan / "color" / f"{frame}.jpg"), cv2.IMREAD_COLOR)[..., ::-1])
+        columns["depth"].append(depth_colors(depth / 1000.0, 0.0, MAX_RANGE, depth > 0))
+        columns["semantic labels"].append(_palette(label))
+        columns["instances"].append(_palette(cv2.imread(str(scan / "instance-filt" / f"{frame}.png"),
+                                                        cv2.IMREAD_UNCHANGED)))
+        shown.update(np.unique(label).tolist())
+    tiles = [titled(vstack(images, gap=2), title) for title, images in columns.items()]
+    tiles.insert(2, colour_bar(0.0, MAX_RANGE, tiles[0].shape[0] - BAND))
+    names = {sid: name for name, (sid, _) in CATEGORIES.items()} | {UNANNOTATED: "unannotated"}
+    ids = sorted(shown)
+    colors = _palette(np.array([ids]))[0]
+    entries = [(names.get(i, f"id {i}"), tuple(int(v) for v in c)) for i, c in zip(ids, colors, strict=True)]
+    tiles.append(legend(entries, "label colours"))
+    _imwrite(path, np.ascontiguousarray(hstack(tiles)[..., ::-1]))
 
 
 def _palette(ids):
-    """Distinct stable colours per id (0 stays black)."""
+    """Distinct stable RGB colours per id (0 stays black)."""
     ids = ids.astype(np.int64)
     hue = (ids * 0.618034) % 1.0
     hsv = np.stack([hue * 180, np.full_like(hue, 200), np.where(ids > 0, 230, 0)], -1).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
