@@ -5,7 +5,7 @@ import re
 
 from results.store import read_records
 from tools import repro_mini
-from tools.repro_mini_config import INITS, OBJECTIVES
+from benchmark.campaign.repro_mini import INITS, OBJECTIVES
 
 
 def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root, tmp_path, capsys):
