@@ -65,8 +65,9 @@ def measurements(cuda: bool) -> list[Measurement]:
     out = [Measurement("synthetic_generate", "datasets.speed:measure_synthetic", data=True),
            Measurement("prepare_scannet", "datasets.speed:measure_prepare", data=True,
                        targets={"prepare_scannet": [f"value >= {PREPARE_PER_CORE:g}"]}),
-           Measurement("loader_rgbd", "pretrain.speed_loader:measure_loader", rows=("loader_rgbd", "loader_rgbd_worker"),
-                       data=True, targets={r: loader_targets for r in ("loader_rgbd", "loader_rgbd_worker")})]
+           Measurement("loader_rgbd", "pretrain.speed_loader:measure_loader", data=True,
+                       rows=("loader_rgbd", "loader_rgbd_worker"),
+                       targets={r: loader_targets for r in ("loader_rgbd", "loader_rgbd_worker")})]
     for dev in ("cpu", "cuda") if cuda else ("cpu",):
         out.append(Measurement(f"matmul_{dev}_{'bf16' if dev == 'cuda' else 'fp32'}", "core.measure:measure_matmul",
                                {"device": dev}))

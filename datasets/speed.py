@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 from contextlib import redirect_stdout
+from functools import partial
 
 import torch
 
@@ -69,7 +70,7 @@ def measure_prepare(workdir, tiny=False):
         args = prepare_scannet.parse_args(["--raw", raw, "--out", out, "--frame-skip", "1", "--workers", "1",
                                            "--prefix", "synthetic"])
         with redirect_stdout(io.StringIO()):
-            res, seconds, cpu = timed(lambda: prepare_scannet.prepare(args))
+            res, seconds, cpu = timed(partial(prepare_scannet.prepare, args))
         shutil.rmtree(out, ignore_errors=True)
         if res["errors"]:
             raise RuntimeError(f"prepare_scannet reported errors: {res['errors'][:3]}")

@@ -166,7 +166,8 @@ def measure_step(kind="mask3d", size="vit_s", device="cpu", tiny=False):
                     steps_per_round=[t.calls for t in steps], forward_gflops_per_image=round(flops_2 / 2 / 1e9, 3),
                     step_gflops=round(step_flops / 1e9, 2), images_per_s=round(value * 1e9 / step_flops * batch, 2),
                     step_ms=round(1e3 * step_flops / (value * 1e9), 1), **spread(rates, limits),
-                    matmul={"n": n, "dtype": str(dtype).removeprefix("torch."), "calls_per_round": [t.calls for t in mms]},
+                    matmul={"n": n, "dtype": str(dtype).removeprefix("torch."),
+                            "calls_per_round": [t.calls for t in mms]},
                     threads=torch.get_num_threads(), device_name=device_name(dev), flops=flop_info)
     row = {"name": f"step_{kind}_{size}_{dev.type}", "value": value, "unit": "GFLOP/s", "limit": limit,
            "ratio": ratio, "settings": settings, **peak}

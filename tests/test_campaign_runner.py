@@ -49,6 +49,14 @@ def test_failures_skip_their_dependents_while_independent_jobs_go_on(tmp_path, c
     assert "e: FAILED" in console and "exited without writing" in console and "never.txt" in console
 
 
+def test_dependents_listed_before_a_failed_job_are_not_run(tmp_path):
+    jobs = [snippet(tmp_path, "f", "pass", needs=("c",)), snippet(tmp_path, "c", "pass", needs=("b",)),
+            snippet(tmp_path, "b", "raise SystemExit(3)")]
+    outcomes = Runner("test", tmp_path / "logs").run(jobs)
+    assert [(n, o.status, o.result) for n, o in outcomes.items()] == [
+        ("b", "failed", "exit code 3"), ("c", "not run", "b failed"), ("f", "not run", "c failed")]
+
+
 def test_finished_jobs_are_skipped_and_collected(tmp_path, capsys):
     out = tmp_path / "x.txt"
     job = snippet(tmp_path, "x", _writes(out, "'1'"), stage="work", out=out)
@@ -65,10 +73,11 @@ def test_finished_jobs_are_skipped_and_collected(tmp_path, capsys):
 
 
 def test_each_job_gets_the_gpu_of_its_slot_and_the_thread_count(tmp_path):
-    jobs = [snippet(tmp_path, f"j{i}", out=tmp_path / f"{i}.txt", env={"CAMPAIGN_TEST": str(i)},
-                    code="import os, time, torch; time.sleep(0.5); " + _writes(
-                        tmp_path / f"{i}.txt", "os.environ['CUDA_VISIBLE_DEVICES'] + ' ' + os.environ['OMP_NUM_THREADS']"
-                        " + ' ' + os.environ['CAMPAIGN_TEST'] + ' ' + str(torch.get_num_threads())")) for i in range(2)]
+    seen = "' '.join([os.environ[k] for k in ('CUDA_VISIBLE_DEVICES', 'OMP_NUM_THREADS', 'CAMPAIGN_TEST')] + " \
+           "[str(torch.get_num_threads())])"
+    code = "import os, time, torch; time.sleep(0.5); "
+    jobs = [snippet(tmp_path, f"j{i}", code + _writes(tmp_path / f"{i}.txt", seen), out=tmp_path / f"{i}.txt",
+                    env={"CAMPAIGN_TEST": str(i)}) for i in range(2)]
     Runner("test", tmp_path / "logs", threads=3, gpus=["4", "7"]).run(jobs)
     seen = [(tmp_path / f"{i}.txt").read_text().split() for i in range(2)]
     assert sorted(s[0] for s in seen) == ["4", "7"]  # side by side, one GPU each

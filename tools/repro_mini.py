@@ -39,7 +39,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m tools.repro_mini", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Campaign and settings: benchmark/campaign/repro_mini.py")
-    p.add_argument("--toy", action="store_true", help="the pipeline at a toy size (about a minute; numbers mean nothing)")
+    p.add_argument("--toy", action="store_true", help="the pipeline at a toy size (a minute; its numbers mean nothing)")
     p.add_argument("--out", default=None, help="run folders (default output/repro_mini, --toy: output/repro_mini_toy)")
     p.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds per (init, split) (default: 3, --toy: 1)")
     p.add_argument("--jobs", type=int, default=None, help="runs side by side (default: min(CPUs, 4)), one thread "
@@ -129,18 +129,11 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     write_json(out / "summary.json", {"wall_s": wall, "cells": cells, "failed": failed, "settings": options.settings(),
                                       "seeds": options.seeds})
-    parts = [f"{fraction}%: " + ", ".join(f"{init} {_fmt_cell(cells.get(f'{init} {fraction}%'))}"
-                                          for init in ("random", *options.objectives)) for fraction in options.fractions]
     status = f"{len(failed)} run(s) FAILED ({', '.join(failed)}); " if failed else ""
+    report_text = "not regenerated" if args.no_report else relative(report)
     print(f"repro-mini: {status}{n_pre} pre-trainings, {len(finetunes)} fine-tunes in {wall / 60:.1f} min; mIoU "
-          f"{'; '.join(parts)}; report {relative(report) if not args.no_report else 'not regenerated'}", flush=True)
+          f"{campaign.headline(cells, options)}; report {report_text}", flush=True)
     return 1 if failed else 0
-
-
-def _fmt_cell(cell: dict | None) -> str:
-    if not cell:
-        return "n/a"
-    return f"{cell['mean']:.2f}" + (f"±{cell['std']:.2f}" if cell["std"] is not None else "")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ alone. A job names the jobs it needs; the runner starts it once they are done an
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from results.store import append_record, read_records
 

@@ -160,7 +160,8 @@ def jobs(options: Options, out: Path, store: Path) -> list[Job]:
     pretrain_iters, finetune_iters = options.iters
     pretrains = {objective: PretrainJob(
         name=f"pretrain {objective}", config=PRETRAIN_CONFIG, out_dir=out / "pretrain" / objective, env=env,
-        needs=(prepare.name,), overrides=(*pretrain_overrides(preset, objective, pretrain_iters), *options.set_pretrain))
+        needs=(prepare.name,),
+        overrides=(*pretrain_overrides(preset, objective, pretrain_iters), *options.set_pretrain))
         for objective in options.objectives}
     finetunes = []
     for fraction in options.fractions:
@@ -194,6 +195,17 @@ def summarize(finetunes: list[FinetuneJob]) -> dict:
         cell["mean"] = statistics.fmean(cell["mIoU"])
         cell["std"] = statistics.stdev(cell["mIoU"]) if len(cell["mIoU"]) > 1 else None
     return cells
+
+
+def headline(cells: dict, options: Options) -> str:
+    """`100%: random 9.12±0.40, mask3d ...; 20%: ...`: mean (± std) mIoU per split and init."""
+    def cell(init, fraction):
+        c = cells.get(f"{init} {fraction}%")
+        return "n/a" if not c else f"{c['mean']:.2f}" + (f"±{c['std']:.2f}" if c["std"] is not None else "")
+
+    inits = ("random", *options.objectives)
+    return "; ".join(f"{fraction}%: " + ", ".join(f"{init} {cell(init, fraction)}" for init in inits)
+                     for fraction in options.fractions)
 
 
 def report_section(report: Path) -> list[str]:

@@ -115,24 +115,20 @@ class Runner:
             running = {}
             try:
                 while todo or running:
-                    for job in list(todo):
-                        needed = [outcomes.get(n) for n in job.requires]
-                        bad = next((o for o in needed if o and not o.ok), None)
-                        if bad:
-                            todo.remove(job)
-                            outcomes[job.name] = Outcome(job, "not run", result=f"{bad.job.name} failed")
-                            self.say(f"{job.name}: not run, because {bad.job.name} failed")
-                        elif all(needed):
-                            todo.remove(job)
-                            running[pool.submit(self._execute, job)] = job
+                    for job in self._ready(todo, outcomes):
+                        running[pool.submit(self._execute, job)] = job
                     if not running:
                         if todo:
                             raise CampaignError(f"jobs that need each other: {[j.name for j in todo]}")
                         break
                     done, _ = wait(running, timeout=self.heartbeat_s, return_when=FIRST_COMPLETED)
                     for future in done:
-                        outcome = future.result()
-                        outcomes[running.pop(future).name] = outcome
+                        job = running.pop(future)
+                        try:
+                            outcome = future.result()
+                        except Exception as e:  # noqa: BLE001 - e.g. its log cannot be written: this job fails
+                            outcome = Outcome(job, "failed", result=f"{type(e).__name__}: {e}")
+                        outcomes[job.name] = outcome
                         self._report(outcome)
                     if not done:
                         self._heartbeat()
@@ -142,6 +138,25 @@ class Runner:
                 self.say("interrupted; run the same command again to resume (finished runs are kept)")
                 raise
         return outcomes
+
+    def _ready(self, todo: list[Job], outcomes: dict[str, Outcome]) -> list[Job]:
+        """Takes from `todo` the jobs whose needs are done (returned) and those that need a job that failed
+        or was not run (their outcome: not run), until nothing changes."""
+        ready, changed = [], True
+        while changed:
+            changed = False
+            for job in list(todo):
+                needed = [outcomes.get(n) for n in job.requires]
+                bad = next((o for o in needed if o and not o.ok), None)
+                if bad or all(needed):
+                    todo.remove(job)
+                    changed = True
+                if bad:
+                    outcomes[job.name] = Outcome(job, "not run", result=f"{bad.job.name} failed")
+                    self.say(f"{job.name}: not run, because {bad.job.name} failed")
+                elif all(needed):
+                    ready.append(job)
+        return ready
 
     def _skip_finished(self, jobs: list[Job]) -> dict[str, Outcome]:
         """Outcomes of the jobs already finished (their results are collected in case an earlier invocation
