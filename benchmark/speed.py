@@ -12,7 +12,6 @@ full runs only; a missed target is reported, not an error.
 On a CPU, rows also carry `value_cpu` / `ratio_cpu`: the same figures per second of the measuring process's
 CPU time, which neighbours on a shared machine do not disturb; targets are judged on them where present
 (`judged_on` says which field). Workers run with OMP_WAIT_POLICY=PASSIVE unless it is set (see `_child_env`).
-This module never imports torch itself: the worker processes do.
 """
 from __future__ import annotations
 

@@ -77,3 +77,21 @@ def test_target_check():
     # on CPU the CPU-time figure decides where the row has one
     assert suite.check(dict(row, ratio=0.8, ratio_cpu=0.7), tiny=False) is False
     assert suite.check(dict(row, value_cpu=140.0, ratio=0.8), tiny=False) is False
+
+
+def test_time_calls_gives_wall_and_cpu_time_of_the_same_calls():
+    """Waiting costs wall time, not CPU time; spinning costs both."""
+    import time
+
+    from core.measure import time_calls
+
+    waited = time_calls(lambda: time.sleep(0.02), 0.1)
+    assert waited.calls >= 2 and 0.019 < waited.wall_s < 0.5 and waited.cpu_s < 0.005
+
+    def spin():
+        start = time.process_time()
+        while time.process_time() - start < 0.01:
+            pass
+
+    spun = time_calls(spin, 0.05)
+    assert 0.0099 <= spun.cpu_s <= spun.wall_s + 1e-3

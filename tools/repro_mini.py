@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    failed = [name for name, outcome in outcomes.items() if not outcome.ok]
+    failed = [job.name for job in jobs if not outcomes[job.name].ok]
 
     report = Path(args.report_out) / "REPORT.md"
     if not args.no_report:

@@ -77,8 +77,6 @@ TOY = dict(
     finetune={"dataloader.train.total_batch_size": 2, "train.log_period": 1},
 )
 
-PRESETS = {"full": FULL, "toy": TOY}
-
 
 def pretrain_overrides(preset: dict, objective: str, iters: int) -> list[str]:
     """`key=value` overrides of PRETRAIN_CONFIG for one objective; only `model.objective` differs."""
