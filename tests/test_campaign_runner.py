@@ -57,6 +57,14 @@ def test_dependents_listed_before_a_failed_job_are_not_run(tmp_path):
         ("b", "failed", "exit code 3"), ("c", "not run", "b failed"), ("f", "not run", "c failed")]
 
 
+def test_exit_codes_of_many_short_jobs_side_by_side(tmp_path, capsys):
+    """Each job's own exit code, also when jobs end while others start."""
+    jobs = [snippet(tmp_path, f"j{i}", f"raise SystemExit({i % 3})") for i in range(40)]
+    outcomes = Runner("test", tmp_path / "logs", slots=4).run(jobs)
+    assert {n: o.result for n, o in outcomes.items() if not o.ok} == {
+        f"j{i}": f"exit code {i % 3}" for i in range(40) if i % 3}
+
+
 def test_finished_jobs_are_skipped_and_collected(tmp_path, capsys):
     out = tmp_path / "x.txt"
     job = snippet(tmp_path, "x", _writes(out, "'1'"), stage="work", out=out)

@@ -135,8 +135,8 @@ class Options:
     def settings(self) -> dict:
         p = self.preset
         return {"preset": p["name"], "data": p["data"], "image": list(p["image"]), "vit": p["vit"],
-                "pretrain_iters": self.pretrain_iters or p["pretrain_iters"], "pretrain": p["pretrain"],
-                "finetune_iters": self.finetune_iters or p["finetune_iters"], "finetune": p["finetune"],
+                "pretrain_iters": self.iters[0], "pretrain": p["pretrain"],
+                "finetune_iters": self.iters[1], "finetune": p["finetune"],
                 "set_pretrain": list(self.set_pretrain), "set_finetune": list(self.set_finetune),
                 "data_root": str(Path(self.data_root).resolve())}
 

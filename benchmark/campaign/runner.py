@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from multiprocessing.connection import wait as wait_for_processes
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,9 @@ class Runner:
         self._t0 = time.perf_counter()
         self._lock = threading.Lock()
         self._running: dict[str, tuple[float, mp.process.BaseProcess]] = {}
+        # multiprocessing's bookkeeping of children is not thread-safe: Process.start() polls every other
+        # child, and two threads reading one child's exit status concurrently leave it at 255.
+        self._mp_lock = threading.Lock()
         if "forkserver" in mp.get_all_start_methods():
             self._mp = mp.get_context("forkserver")
             self._mp.set_forkserver_preload(PRELOAD)
@@ -188,9 +192,12 @@ class Runner:
             self.say(f"{job.name}: started (log {relative(log)})")
             t0 = time.perf_counter()
             proc = self._mp.Process(target=_python, args=(job.command(), env, str(log), self.threads), name=job.name)
-            proc.start()
+            with self._mp_lock:
+                proc.start()
             self._running[job.name] = (t0, proc)
-            proc.join()
+            wait_for_processes([proc.sentinel])  # until it ends, without reading its status
+            with self._mp_lock:
+                proc.join()
             del self._running[job.name]
             rc = proc.exitcode
             seconds = time.perf_counter() - t0
