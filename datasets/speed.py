@@ -1,114 +1,84 @@
-"""How fast a pack feeds pre-training, on one core, against what one GPU consumes; `tools.speed` reports them.
-
-Rates are frames/s over the same random frames (warmed into the page cache first, so disks do not decide),
-measured with OpenCV and torch on one thread; each comes as wall-clock and per CPU-second of this process
-(`*_cpu`, which neighbours on a shared machine do not disturb)."""
+"""`make speed`: frames/s of making data, the synthetic generator and the ScanNet preparation, each one
+whole call timed once (they write files; a repeating timer would time the reruns), in wall and CPU time."""
 from __future__ import annotations
 
-import math
-import time
-from contextlib import contextmanager
+import io
+import os
+import shutil
+from contextlib import redirect_stdout
+from functools import partial
 
-import cv2
-import numpy as np
 import torch
 
-from datasets.packed import PackedFrames, PackedRGBD, shard_paths
+from core.measure import common_settings, memory, reset_peak_memory, spread, timed
 
-# ViT-B mask3d pre-training at 240x320 (pretrain/configs/base.py): fvcore's multiply-adds of one frame's forward.
-VIT_B_MASK3D_GMAC = 16.2
-H100_BF16_TFLOPS = 989.0
-
-
-def gpu_frame_rate(gmac_forward: float = VIT_B_MASK3D_GMAC, peak_tflops: float = H100_BF16_TFLOPS,
-                   mfu: float = 0.45) -> float:
-    """Frames/s one accelerator consumes: a step costs 3 forwards (the backward is two), a MAC is 2 FLOPs.
-    ViT-B at 0.45 MFU of an H100: 445 TFLOP/s / 97 GFLOP = ~4,600 frames/s."""
-    return peak_tflops * 1e12 * mfu / (6.0 * gmac_forward * 1e9)
+RAW_HW = {False: (480, 640), True: (96, 128)}
+RAW_SIZE = {False: (2, 12), True: (2, 2)}  # (scenes, frames per scene)
+CPU = torch.device("cpu")
 
 
-def cores_needed(gpu_rate: float, per_core_rate: float) -> int:
-    return math.ceil(gpu_rate / per_core_rate)
+def raw_dir(workdir: str) -> str:
+    return os.path.join(workdir, "synthetic_raw")
 
 
-@contextmanager
-def one_core():
-    cv_threads, torch_threads = cv2.getNumThreads(), torch.get_num_threads()
+def ensure_raw(workdir: str, tiny: bool) -> str:
+    """The ScanNet-format raw tree the data measurements read (generated, untimed, if absent)."""
+    raw = raw_dir(workdir)
+    if not os.path.isfile(os.path.join(raw, "synthetic.json")):
+        _generate(raw, tiny, progress=False)
+    return raw
+
+
+def _generate(out, tiny, progress):
+    from tools import make_synthetic
+
+    scenes, frames = RAW_SIZE[tiny]
+    return make_synthetic.generate(out, scenes, frames, seed=0, height=RAW_HW[tiny][0], width=RAW_HW[tiny][1],
+                                   workers=1, overwrite=True, progress=progress)
+
+
+def measure_synthetic(workdir, tiny=False):
+    """Frames/s of `make_synthetic.generate` in one process (render + encode + write); the first one makes
+    the raw tree the other data measurements read."""
+    import cv2
+
     cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(cv_threads)
-        torch.set_num_threads(torch_threads)
+    out = raw_dir(workdir)
+    keep = not os.path.exists(out)
+    out = out if keep else f"{out}_{os.getpid()}"
+    reset_peak_memory(CPU)
+    stats, seconds, cpu = timed(lambda: _generate(out, tiny, progress=not tiny))
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
+    (scenes, frames), (h, w) = RAW_SIZE[tiny], RAW_HW[tiny]
+    settings = common_settings(tiny) | dict(scenes=scenes, frames_per_scene=frames, height=h, width=w, workers=1,
+                                            frames=stats["frames"], seconds=round(seconds, 3))
+    return [{"name": "synthetic_generate", "value": stats["frames"] / seconds, "unit": "frames/s", "limit": None,
+             "ratio": None, "value_cpu": stats["frames"] / cpu, "settings": settings, **memory(CPU)}]
 
 
-def _rate(fn, items, frames: int = None) -> dict:
-    """Frames/s of `fn` over `items` (each one frame unless `frames` says how many in all)."""
-    frames = len(items) if frames is None else frames
-    wall, cpu = time.perf_counter(), time.process_time()
-    for it in items:
-        fn(it)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"frames_per_s": frames / wall, "frames_per_s_cpu": frames / max(cpu, 1e-9)}
+def measure_prepare(workdir, tiny=False):
+    """Frames/s per core of `prepare_scannet.prepare` (1 worker, every frame) on the synthetic raw tree:
+    decode, label mapping, instance RLE, writes, index; the whole call is timed."""
+    from tools import prepare_scannet
 
-
-def _sample(frames: PackedFrames, n: int, seed: int) -> list:
-    order = np.random.default_rng(seed).permutation(len(frames))[:n].tolist()
-    for i in order:  # into the page cache
-        np.array(frames[i][0]), np.array(frames[i][1])
-    return order
-
-
-def plain_read_rate(folder: str, n: int = 1000, seed: int = 0) -> dict:
-    """The limit: `np.fromfile` of exactly the bytes of each frame (its RGB row and depth row), nothing else."""
-    frames = PackedFrames(folder)
-    order = _sample(frames, n, seed)
-    (h, w), per = frames.size, frames.shard_frames
-    offsets = {s: (frames.shard(s)[0].offset, frames.shard(s)[1].offset) for s in {i // per for i in order}}
-
-    def read(i):
-        shard, row = divmod(i, per)
-        rgb_path, depth_path = shard_paths(folder, shard)
-        np.fromfile(rgb_path, np.uint8, h * w * 3, offset=offsets[shard][0] + row * h * w * 3)
-        np.fromfile(depth_path, np.uint16, h * w, offset=offsets[shard][1] + row * h * w * 2)
-
-    with one_core():
-        return _rate(read, order)
-
-
-def packed_read_rate(folder: str, n: int = 1000, seed: int = 0) -> dict:
-    """`PackedRGBD` items (no augmentation): copied out of the maps, depth converted to metres and a mask."""
-    data = PackedRGBD(folder)
-    order = _sample(data.frames, n, seed)
-    with one_core():
-        return _rate(data.__getitem__, order)
-
-
-def augmented_rate(folder: str, img_size=(240, 320), n: int = 1000, batch: int = 32, seed: int = 0) -> dict:
-    """The full pre-training loader's work per frame on packed frames: random resized crop, flip and colour
-    jitter to `img_size` (`pretrain.packed.PackedPretrainDataset`), collated into batches."""
-    from torch.utils.data import default_collate
-
-    from pretrain.data import ShardedInfiniteSampler
-    from pretrain.packed import PackedPretrainDataset
-
-    data = PackedPretrainDataset(folder, img_size)
-    _sample(data.frames, n, seed)
-    stream = iter(ShardedInfiniteSampler(len(data), seed))
-    items = [next(stream) for _ in range(n)]
-    batches = [items[i:i + batch] for i in range(0, n, batch)]
-    with one_core():
-        return _rate(lambda b: default_collate([data[it] for it in b]), batches, n)
-
-
-def report(folder: str, img_size=(240, 320), n: int = 1000, gmac_forward: float = VIT_B_MASK3D_GMAC,
-           mfu: float = 0.45, peak_tflops: float = H100_BF16_TFLOPS) -> dict:
-    """All three rates, the packed reader's fraction of the plain read (target >= 0.5), the augmented rate
-    per core (target >= 1500 frames/s at 240x320) and the cores one GPU needs at that rate."""
-    plain, packed = plain_read_rate(folder, n), packed_read_rate(folder, n)
-    augmented = augmented_rate(folder, img_size, n)
-    need = gpu_frame_rate(gmac_forward, peak_tflops, mfu)
-    return {"plain_read": plain, "packed_read": packed, "augmented": augmented,
-            "packed_vs_plain_cpu": packed["frames_per_s_cpu"] / plain["frames_per_s_cpu"],
-            "gpu_frames_per_s": need, "cores_per_gpu": cores_needed(need, augmented["frames_per_s_cpu"])}
+    raw = ensure_raw(workdir, tiny)
+    reset_peak_memory(CPU)
+    rates, cpu_rates, frames = [], [], 0
+    for r in range(1 if tiny else 3):
+        out = os.path.join(workdir, f"prepared_{os.getpid()}_{r}")
+        args = prepare_scannet.parse_args(["--raw", raw, "--out", out, "--frame-skip", "1", "--workers", "1",
+                                           "--prefix", "synthetic"])
+        with redirect_stdout(io.StringIO()):
+            res, seconds, cpu = timed(partial(prepare_scannet.prepare, args))
+        shutil.rmtree(out, ignore_errors=True)
+        if res["errors"]:
+            raise RuntimeError(f"prepare_scannet reported errors: {res['errors'][:3]}")
+        frames = res["converted"]
+        rates.append(frames / seconds)
+        cpu_rates.append(frames / cpu)
+    settings = common_settings(tiny) | spread(rates) | dict(
+        frames=frames, rounds=len(rates), height=RAW_HW[tiny][0], width=RAW_HW[tiny][1], workers=1,
+        resolution="as raw (depth size)")
+    return [{"name": "prepare_scannet", "value": max(rates), "unit": "frames/s/core", "limit": None, "ratio": None,
+             "value_cpu": max(cpu_rates), "settings": settings, **memory(CPU)}]

@@ -3,9 +3,9 @@ a random init on the full and the 20 % split, records in the store, the report's
 section with its plot; a second run reuses everything; other settings cannot mix into the same folder."""
 import re
 
+from benchmark.campaign.repro_mini import INITS, OBJECTIVES
 from results.store import read_records
 from tools import repro_mini
-from tools.repro_mini_config import INITS, OBJECTIVES
 
 
 def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root, tmp_path, capsys):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark import speed as suite
 from tools import speed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def test_tiny_run_writes_every_measurement(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())
-    expected = [n for job in speed.jobs_for(cuda=False) for n in job.rows]
+    expected = [n for m in suite.measurements(cuda=False) for n in m.row_names]
     expected += ["mask3d_vs_timm_vit_s_cpu", "mask3d_vs_timm_vit_b_cpu"]
     _check_rows(rows, expected)
     by_name = {r["name"]: r for r in rows}
@@ -69,10 +70,28 @@ def test_unknown_name_is_an_error_naming_the_choices(tmp_path):
 
 def test_target_check():
     row = {"value": 160.0, "ratio": 0.7, "targets": ["ratio >= 0.75", "value >= 150"]}
-    assert speed.check(row, tiny=False) is False
-    assert speed.check(dict(row, ratio=0.8), tiny=False) is True
-    assert speed.check(dict(row, ratio=0.8), tiny=True) is None
-    assert speed.check(dict(row, targets=[]), tiny=False) is None
+    assert suite.check(row, tiny=False) is False
+    assert suite.check(dict(row, ratio=0.8), tiny=False) is True
+    assert suite.check(dict(row, ratio=0.8), tiny=True) is None
+    assert suite.check(dict(row, targets=[]), tiny=False) is None
     # on CPU the CPU-time figure decides where the row has one
-    assert speed.check(dict(row, ratio=0.8, ratio_cpu=0.7), tiny=False) is False
-    assert speed.check(dict(row, value_cpu=140.0, ratio=0.8), tiny=False) is False
+    assert suite.check(dict(row, ratio=0.8, ratio_cpu=0.7), tiny=False) is False
+    assert suite.check(dict(row, value_cpu=140.0, ratio=0.8), tiny=False) is False
+
+
+def test_time_calls_gives_wall_and_cpu_time_of_the_same_calls():
+    """Waiting costs wall time, not CPU time; spinning costs both."""
+    import time
+
+    from core.measure import time_calls
+
+    waited = time_calls(lambda: time.sleep(0.02), 0.1)
+    assert waited.calls >= 2 and 0.019 < waited.wall_s < 0.5 and waited.cpu_s < 0.005
+
+    def spin():
+        start = time.process_time()
+        while time.process_time() - start < 0.01:
+            pass
+
+    spun = time_calls(spin, 0.05)
+    assert 0.0099 <= spun.cpu_s <= spun.wall_s + 1e-3

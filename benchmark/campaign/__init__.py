@@ -1,0 +1,1 @@
+"""Campaigns: the runs a result needs, as typed job records (`jobs`), run by one runner (`runner`)."""

@@ -1,0 +1,114 @@
+"""How fast a pack feeds pre-training, on one core, against what one GPU consumes; `tools.speed` reports them.
+
+Rates are frames/s over the same random frames (warmed into the page cache first, so disks do not decide),
+measured with OpenCV and torch on one thread; each comes as wall-clock and per CPU-second of this process
+(`*_cpu`, which neighbours on a shared machine do not disturb)."""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+
+import cv2
+import numpy as np
+import torch
+
+from datasets.packed import PackedFrames, PackedRGBD, shard_paths
+
+# ViT-B mask3d pre-training at 240x320 (pretrain/configs/base.py): fvcore's multiply-adds of one frame's forward.
+VIT_B_MASK3D_GMAC = 16.2
+H100_BF16_TFLOPS = 989.0
+
+
+def gpu_frame_rate(gmac_forward: float = VIT_B_MASK3D_GMAC, peak_tflops: float = H100_BF16_TFLOPS,
+                   mfu: float = 0.45) -> float:
+    """Frames/s one accelerator consumes: a step costs 3 forwards (the backward is two), a MAC is 2 FLOPs.
+    ViT-B at 0.45 MFU of an H100: 445 TFLOP/s / 97 GFLOP = ~4,600 frames/s."""
+    return peak_tflops * 1e12 * mfu / (6.0 * gmac_forward * 1e9)
+
+
+def cores_needed(gpu_rate: float, per_core_rate: float) -> int:
+    return math.ceil(gpu_rate / per_core_rate)
+
+
+@contextmanager
+def one_core():
+    cv_threads, torch_threads = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(cv_threads)
+        torch.set_num_threads(torch_threads)
+
+
+def _rate(fn, items, frames: int = None) -> dict:
+    """Frames/s of `fn` over `items` (each one frame unless `frames` says how many in all)."""
+    frames = len(items) if frames is None else frames
+    wall, cpu = time.perf_counter(), time.process_time()
+    for it in items:
+        fn(it)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"frames_per_s": frames / wall, "frames_per_s_cpu": frames / max(cpu, 1e-9)}
+
+
+def _sample(frames: PackedFrames, n: int, seed: int) -> list:
+    order = np.random.default_rng(seed).permutation(len(frames))[:n].tolist()
+    for i in order:  # into the page cache
+        np.array(frames[i][0]), np.array(frames[i][1])
+    return order
+
+
+def plain_read_rate(folder: str, n: int = 1000, seed: int = 0) -> dict:
+    """The limit: `np.fromfile` of exactly the bytes of each frame (its RGB row and depth row), nothing else."""
+    frames = PackedFrames(folder)
+    order = _sample(frames, n, seed)
+    (h, w), per = frames.size, frames.shard_frames
+    offsets = {s: (frames.shard(s)[0].offset, frames.shard(s)[1].offset) for s in {i // per for i in order}}
+
+    def read(i):
+        shard, row = divmod(i, per)
+        rgb_path, depth_path = shard_paths(folder, shard)
+        np.fromfile(rgb_path, np.uint8, h * w * 3, offset=offsets[shard][0] + row * h * w * 3)
+        np.fromfile(depth_path, np.uint16, h * w, offset=offsets[shard][1] + row * h * w * 2)
+
+    with one_core():
+        return _rate(read, order)
+
+
+def packed_read_rate(folder: str, n: int = 1000, seed: int = 0) -> dict:
+    """`PackedRGBD` items (no augmentation): copied out of the maps, depth converted to metres and a mask."""
+    data = PackedRGBD(folder)
+    order = _sample(data.frames, n, seed)
+    with one_core():
+        return _rate(data.__getitem__, order)
+
+
+def augmented_rate(folder: str, img_size=(240, 320), n: int = 1000, batch: int = 32, seed: int = 0) -> dict:
+    """The full pre-training loader's work per frame on packed frames: random resized crop, flip and colour
+    jitter to `img_size` (`pretrain.packed.PackedPretrainDataset`), collated into batches."""
+    from torch.utils.data import default_collate
+
+    from pretrain.data import ShardedInfiniteSampler
+    from pretrain.packed import PackedPretrainDataset
+
+    data = PackedPretrainDataset(folder, img_size)
+    _sample(data.frames, n, seed)
+    stream = iter(ShardedInfiniteSampler(len(data), seed))
+    items = [next(stream) for _ in range(n)]
+    batches = [items[i:i + batch] for i in range(0, n, batch)]
+    with one_core():
+        return _rate(lambda b: default_collate([data[it] for it in b]), batches, n)
+
+
+def report(folder: str, img_size=(240, 320), n: int = 1000, gmac_forward: float = VIT_B_MASK3D_GMAC,
+           mfu: float = 0.45, peak_tflops: float = H100_BF16_TFLOPS) -> dict:
+    """All three rates, the packed reader's fraction of the plain read (target >= 0.5), the augmented rate
+    per core (target >= 1500 frames/s at 240x320) and the cores one GPU needs at that rate."""
+    plain, packed = plain_read_rate(folder, n), packed_read_rate(folder, n)
+    augmented = augmented_rate(folder, img_size, n)
+    need = gpu_frame_rate(gmac_forward, peak_tflops, mfu)
+    return {"plain_read": plain, "packed_read": packed, "augmented": augmented,
+            "packed_vs_plain_cpu": packed["frames_per_s_cpu"] / plain["frames_per_s_cpu"],
+            "gpu_frames_per_s": need, "cores_per_gpu": cores_needed(need, augmented["frames_per_s_cpu"])}

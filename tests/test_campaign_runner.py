@@ -1,0 +1,92 @@
+"""The campaign runner on jobs that are small Python snippets: order by dependencies, outcomes from exit
+codes and files only, skipping of finished jobs, and what each running job's environment holds."""
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.campaign.jobs import Job
+from benchmark.campaign.runner import Runner
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snippet(Job):
+    script: Path
+    out: Path | None = None  # the file the script writes when it succeeds
+
+    def command(self):
+        return [str(self.script)]
+
+    def outputs(self):
+        return (self.out,) if self.out else ()
+
+    def collect(self):
+        return f"wrote {self.out.read_text()!r}" if self.out else ""
+
+
+def _writes(path: Path, text: str) -> str:
+    return f"open({str(path)!r}, 'w').write({text})"
+
+
+def snippet(folder: Path, name: str, code: str, **kwargs) -> Snippet:
+    script = folder / f"{name}.py"
+    script.write_text(code + "\n")
+    return Snippet(name=name, script=script, **kwargs)
+
+
+def test_failures_skip_their_dependents_while_independent_jobs_go_on(tmp_path, capsys):
+    a, d = tmp_path / "a.txt", tmp_path / "d.txt"
+    jobs = [snippet(tmp_path, "a", _writes(a, "'A'"), out=a),
+            snippet(tmp_path, "b", "import sys; print('boom'); sys.exit(3)"),
+            snippet(tmp_path, "c", "pass", needs=("b",)),
+            snippet(tmp_path, "d", _writes(d, "open(" + repr(str(a)) + ").read() * 2"), out=d, needs=("a",)),
+            snippet(tmp_path, "e", "pass", out=tmp_path / "never.txt")]
+    outcomes = Runner("test", tmp_path / "logs", slots=2).run(jobs)
+    assert {n: o.status for n, o in outcomes.items()} == {"a": "done", "b": "failed", "c": "not run", "d": "done",
+                                                         "e": "failed"}
+    assert outcomes["d"].result == "wrote 'AA'"  # d ran after a, and its result came from its file
+    console = capsys.readouterr().out
+    assert "b: FAILED after" in console and "(exit code 3); last lines of" in console and "    boom" in console
+    assert "c: not run, because b failed" in console
+    assert "e: FAILED" in console and "exited without writing" in console and "never.txt" in console
+
+
+def test_dependents_listed_before_a_failed_job_are_not_run(tmp_path):
+    jobs = [snippet(tmp_path, "f", "pass", needs=("c",)), snippet(tmp_path, "c", "pass", needs=("b",)),
+            snippet(tmp_path, "b", "raise SystemExit(3)")]
+    outcomes = Runner("test", tmp_path / "logs").run(jobs)
+    assert [(n, o.status, o.result) for n, o in outcomes.items()] == [
+        ("b", "failed", "exit code 3"), ("c", "not run", "b failed"), ("f", "not run", "c failed")]
+
+
+def test_exit_codes_of_many_short_jobs_side_by_side(tmp_path, capsys):
+    """Each job's own exit code, also when jobs end while others start."""
+    jobs = [snippet(tmp_path, f"j{i}", f"raise SystemExit({i % 3})") for i in range(40)]
+    outcomes = Runner("test", tmp_path / "logs", slots=4).run(jobs)
+    assert {n: o.result for n, o in outcomes.items() if not o.ok} == {
+        f"j{i}": f"exit code {i % 3}" for i in range(40) if i % 3}
+
+
+def test_finished_jobs_are_skipped_and_collected(tmp_path, capsys):
+    out = tmp_path / "x.txt"
+    job = snippet(tmp_path, "x", _writes(out, "'1'"), stage="work", out=out)
+    runner = Runner("test", tmp_path / "logs", stages=("setup", "work"))
+    assert runner.run([job])["x"].ok
+    out.write_text("kept")  # a second run must not execute the snippet again
+    outcome = runner.run([job])["x"]
+    assert outcome.ok and outcome.result == "wrote 'kept'"
+    console = capsys.readouterr().out
+    assert "stage 2/2 work: 1 runs, 0 already finished (skipped), 1 to run" in console
+    assert "stage 2/2 work: 1 runs, 1 already finished (skipped), 0 to run" in console
+    assert console.count("x: started") == 1
+    assert runner.plan_lines([job]) == ["x: finished, skipped"]
+
+
+def test_each_job_gets_the_gpu_of_its_slot_and_the_thread_count(tmp_path):
+    seen = "' '.join([os.environ[k] for k in ('CUDA_VISIBLE_DEVICES', 'OMP_NUM_THREADS', 'CAMPAIGN_TEST')] + " \
+           "[str(torch.get_num_threads())])"
+    code = "import os, time, torch; time.sleep(0.5); "
+    jobs = [snippet(tmp_path, f"j{i}", code + _writes(tmp_path / f"{i}.txt", seen), out=tmp_path / f"{i}.txt",
+                    env={"CAMPAIGN_TEST": str(i)}) for i in range(2)]
+    Runner("test", tmp_path / "logs", threads=3, gpus=["4", "7"]).run(jobs)
+    seen = [(tmp_path / f"{i}.txt").read_text().split() for i in range(2)]
+    assert sorted(s[0] for s in seen) == ["4", "7"]  # side by side, one GPU each
+    assert [s[1:] for s in seen] == [["3", "0", "3"], ["3", "1", "3"]]
