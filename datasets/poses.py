@@ -43,12 +43,23 @@ def read_pose(path: str):
                         f"{' + '.join(str(len(r)) for r in rows) or 'nothing'}; re-export the scene's poses")
     if not np.isfinite(pose).all():
         return None
+    problem = pose_problem(pose)
+    if problem:
+        raise DataError(f"{path}: {problem}; re-export the scene's poses")
+    return pose
+
+
+def pose_problem(pose):
+    """Why a finite 4x4 matrix is not a camera-to-world rigid transform, or None."""
+    pose = np.asarray(pose, np.float64)
+    if pose.shape != (4, 4) or not np.isfinite(pose).all():
+        return f"a pose must be a finite 4x4 matrix, got shape {pose.shape}"
     rot = pose[:3, :3]
     error = np.abs(rot @ rot.T - np.eye(3)).max()
     if not np.array_equal(pose[3], [0, 0, 0, 1]) or error > MAX_ROTATION_ERROR or np.linalg.det(rot) < 0:
-        raise DataError(f"{path}: not a camera-to-world rigid transform (last row {pose[3].tolist()}, rotation "
-                        f"off orthonormal by {error:.2g}); re-export the scene's poses")
-    return pose
+        return (f"not a camera-to-world rigid transform (last row {pose[3].tolist()}, rotation off orthonormal "
+                f"by {error:.2g})")
+    return None
 
 
 def collect_poses(frames):

@@ -1,6 +1,6 @@
 """Camera poses of ScanNet-layout trees: raw `pose/*.txt` -> `poses_<split>.json` -> `pose` in the dicts, invalid
 poses dropped and counted, old trees still loading, and synthetic poses that agree with the rendered depth."""
-import os
+import json
 import shutil
 
 import cv2
@@ -135,7 +135,7 @@ def test_a_tree_prepared_before_poses_still_loads_and_a_rerun_adds_them_alone(tm
         (out / f"poses_{split}.json").unlink()
     meta = read_json(str(out / "meta.json"))
     del meta["poses"]
-    (out / "meta.json").write_text(__import__("json").dumps(meta))
+    (out / "meta.json").write_text(json.dumps(meta))
     index = read_json(str(out / "index_train.json"))
     assert set(index[0]) == {"image_id", "scene", "frame", "height", "width", "intrinsics"}  # no pose in old files
 
@@ -227,3 +227,19 @@ def test_synthetic_poses_are_the_generators_cameras_and_reproject_depth_across_f
     assert right[0] > 50000  # co-visible points over all pairs
     assert right[2] < 0.01 * right[0] and right[1] > 0.7 * right[0]
     assert moved[2] > 0.1 * moved[0]
+
+
+def test_check_dataset_counts_poses_and_names_a_broken_one(tmp_path, exported, capsys):
+    from tools import check_dataset
+
+    out = tmp_path / "scannet"
+    shutil.copytree(exported / "data" / "scannet", out)
+    capsys.readouterr()
+    assert check_dataset.main(["scannet_rgbd_train", "--root", str(tmp_path)]) == 0
+    assert "camera poses 3 of 4 images" in capsys.readouterr().out
+    poses = read_json(str(out / "poses_train.json"))
+    poses["scene0000_00_1"] = np.array(poses["scene0000_00_1"]).T.tolist()  # world-to-camera style mix-up
+    (out / "poses_train.json").write_text(json.dumps(poses))
+    assert check_dataset.main(["scannet_rgbd_train", "--root", str(tmp_path)]) == 1
+    printed = capsys.readouterr().out
+    assert "PROBLEM" in printed and "scene0000_00/color/1.jpg: not a camera-to-world rigid transform" in printed

@@ -365,7 +365,8 @@ def prepare(opts: ScanNetOptions) -> dict:
         write_index(out, split, records)
         counts[split] = len(done)
         depths[split] = [out_paths(out, t["scene"], t["stem"])["depth"] for t in done]
-        found, pose_counts, pose_errors = collect_poses((r["image_id"], t["pose"]) for r, t in zip(records, done))
+        found, pose_counts, pose_errors = collect_poses((r["image_id"], t["pose"])
+                                                        for r, t in zip(records, done, strict=True))
         poses[split] = {"file": write_poses(out, split, found), **pose_counts}
         errors += pose_errors
     problem = unusable(out, depths) if not errors or opts.skip_bad else None
