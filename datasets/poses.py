@@ -144,8 +144,8 @@ def _lacking_message(meta, poses_file, recorded, lacking):
     tree = read_meta(folder) if folder and poses_file else None
     if tree is None:
         what = " and ".join(f"{len(v)} frame(s) lack {k}" for k, v in lacking.items())
-        return f"{what} (e.g. {next(iter(lacking.values()))[0]['file_name']}); only ScanNet-layout trees " \
-               f"(scannet, synthetic) record camera poses"
+        return f"{what} (e.g. {next(iter(lacking.values()))[0]['file_name']}); camera poses come with the " \
+               f"ScanNet-layout sets (scannet_* and synthetic_* rgbd, sem_seg and instance splits)"
     command = f"python -m tools.prepare_scannet --raw RAW --out {folder} (with the options it was prepared with)"
     parts = []
     if lacking.get("pose") and recorded is None:
@@ -156,8 +156,9 @@ def _lacking_message(meta, poses_file, recorded, lacking):
         raw = tree.get("poses", {}).get("raw", "RAW")
         paths = [os.path.join(raw, d["scene_id"], "pose", d["image_id"][len(d["scene_id"]) + 1:] + ".txt")
                  for d in lacking["pose"]]
-        parts.append(f"{len(paths)} frame(s) lack a pose because their raw pose files were missing when the tree "
-                     f"was prepared: {_examples(paths)}; export them (SensReader --export_poses) and rerun {command}")
+        parts.append(f"{len(paths)} frame(s) lack a pose because their raw pose files were missing (or, with "
+                     f"--skip-bad, unreadable) when the tree was prepared: {_examples(paths)}; export them "
+                     f"(SensReader --export_poses) and rerun {command}")
     if lacking.get("intrinsics"):
         raw = tree.get("poses", {}).get("raw", "RAW")
         layout = tree["options"]["layout"]

@@ -199,11 +199,14 @@ def test_synthetic_poses_are_the_generators_cameras_and_reproject_depth_across_f
     up to ~70 degrees at fx = 116 px). Occlusion (the other frame sees something nearer) is the only large
     disagreement that correct poses allow; a frame seeing *beyond* a point the other frame saw can only come
     from a depth edge within that rounding, so it must stay rare, while a camera 10 cm off makes it common."""
-    from datasets.synthetic import make_scene, sample_poses
+    from datasets.synthetic import intrinsics, make_scene, sample_poses
 
     frames = dicts(synthetic_root, "synthetic_rgbd_train")
     assert all("pose" in d and d["scene_id"] == d["image_id"].rsplit("_", 1)[0] for d in frames)
     params = read_json(str(synthetic_root / "synthetic_raw" / "synthetic.json"))
+    camera = intrinsics(params["height"], params["width"])  # the frames are prepared at the generated size
+    assert all((d["height"], d["width"]) == (params["height"], params["width"]) for d in frames)
+    np.testing.assert_allclose([d["intrinsics"] for d in frames], [camera] * len(frames), atol=5e-7)
     cams = sample_poses(make_scene(params["seed"], 0, "scene0000_00"), params["frames_per_scene"],
                         np.random.default_rng([params["seed"], 0, 1]))
     scene0 = [d for d in frames if d["scene_id"] == "scene0000_00"]
@@ -243,3 +246,11 @@ def test_check_dataset_counts_poses_and_names_a_broken_one(tmp_path, exported, c
     assert check_dataset.main(["scannet_rgbd_train", "--root", str(tmp_path)]) == 1
     printed = capsys.readouterr().out
     assert "PROBLEM" in printed and "scene0000_00/color/1.jpg: not a camera-to-world rigid transform" in printed
+
+
+def test_require_poses_on_a_set_without_poses_says_where_poses_come_from(synthetic_root):
+    from datasets.poses import require_poses
+
+    with pytest.raises(DataError, match="camera poses come with the ScanNet-layout sets"):
+        require_poses(dicts(synthetic_root, "synthetic_depth_val"), "synthetic_depth_val")
+    assert require_poses(dicts(synthetic_root, "synthetic_sem_seg_val"), "synthetic_sem_seg_val")[1] == 0
