@@ -4,6 +4,7 @@ import numpy as np
 from pycocotools import mask as mask_util
 
 from datasets.fileio import DataError, read_depth_png, read_label_png, read_rgb
+from datasets.poses import pose_problem
 
 # Depth medians outside this band (mm) suggest metres stored as mm or a wrong scale.
 PLAUSIBLE_MEDIAN_MM = (100, 80000)
@@ -46,6 +47,11 @@ def check_dict(d, meta, stats):
                 if not PLAUSIBLE_MEDIAN_MM[0] <= med <= PLAUSIBLE_MEDIAN_MM[1]:
                     problems.append((d["depth_file_name"], f"implausible median depth {med:.0f} mm "
                                                            f"(expected millimetres, {PLAUSIBLE_MEDIAN_MM})"))
+    if "pose" in d:
+        stats["poses"] += 1
+        problem = pose_problem(d["pose"])
+        if problem:
+            problems.append((d["file_name"], problem))
     if "sem_seg_file_name" in d:
         try:
             label = read_label_png(d["sem_seg_file_name"], (np.uint8,))
@@ -89,7 +95,7 @@ def check(name, limit=None):
     meta = MetadataCatalog.get(name)
     todo = dicts[:limit] if limit else dicts
     stats = {"depth": 0, "depth_valid": [], "depth_range": (1 << 16, 0), "labels": 0, "classes": set(),
-             "instances": 0}
+             "instances": 0, "poses": 0}
     problems = []
     for d in tqdm(todo, desc=f"checking {name}", unit="image"):
         problems += check_dict(d, meta, stats)
@@ -99,6 +105,8 @@ def check(name, limit=None):
     if stats["depth"]:
         rows.append(("depth maps", f"{stats['depth']} (valid {100 * np.mean(stats['depth_valid']):.1f}%, "
                                    f"{stats['depth_range'][0]}..{stats['depth_range'][1]} mm)"))
+    if stats["poses"]:
+        rows.append(("camera poses", f"{stats['poses']} of {len(todo)} images"))
     if stats["labels"]:
         rows.append(("label maps", f"{stats['labels']} ({len(stats['classes'])} of {len(meta.stuff_classes)} "
                                    f"classes present)"))

@@ -1,12 +1,13 @@
 """Detectron2 registrar for a ScanNet-layout tree prepared by `datasets.prepare.scannet` (ScanNet or synthetic).
 
-Reads only `meta.json`, `index_{split}.json` and (instance sets) `instances_{split}.json`; dicts are built
-lazily when Detectron2 asks for them."""
+Reads only `meta.json`, `index_{split}.json`, `poses_{split}.json` (absent in trees prepared before poses were
+kept) and (instance sets) `instances_{split}.json`; dicts are built lazily when Detectron2 asks for them."""
 import os
 import random
 
 from datasets import labels as L
 from datasets.catalog import read_index, read_meta, register
+from datasets.poses import load_poses, poses_path
 
 FRACTIONS = (20, 40, 60, 80)
 
@@ -20,16 +21,20 @@ def train_subset(scenes, percent: int):
 
 
 def load_frames(folder: str, split: str, kind: str, scenes=None):
-    """Dataset dicts of one split. kind: 'rgbd' (image + depth), 'sem_seg' (+ label), 'instance' (+ annotations)."""
+    """Dataset dicts of one split. kind: 'rgbd' (image + depth), 'sem_seg' (+ label), 'instance' (+ annotations).
+    Every dict carries `scene_id`, and `pose` (4x4 camera-to-world) where the tree holds a valid one."""
     keep = set(scenes) if scenes is not None else None
+    poses = load_poses(folder, split) or {}
     dicts = []
     for r in read_index(folder, split, with_annotations=kind == "instance"):
         if keep is not None and r["scene"] not in keep:
             continue
         base = os.path.join(folder, "scenes", r["scene"])
         d = {"file_name": os.path.join(base, "color", r["frame"] + ".jpg"), "height": r["height"],
-             "width": r["width"], "image_id": r["image_id"],
+             "width": r["width"], "image_id": r["image_id"], "scene_id": r["scene"],
              "depth_file_name": os.path.join(base, "depth", r["frame"] + ".png"), "intrinsics": r["intrinsics"]}
+        if poses.get(r["image_id"]) is not None:
+            d["pose"] = poses[r["image_id"]]
         if kind == "sem_seg":
             d["sem_seg_file_name"] = os.path.join(base, "label", r["frame"] + ".png")
         elif kind == "instance":
@@ -54,15 +59,17 @@ def register_scannet(folder: str):
                      evaluator_type="coco")
     names = []
     for split in ("train", "val"):
+        posed = {"poses_file": poses_path(folder, split)}
         names.append(register(f"{prefix}_rgbd_{split}", lambda s=split: load_frames(folder, s, "rgbd"),
-                              **rgbd_meta))
+                              **rgbd_meta, **posed))
         names.append(register(f"{prefix}_sem_seg_{split}", lambda s=split: load_frames(folder, s, "sem_seg"),
-                              **dict(sem_meta, data_fraction=100)))
+                              **dict(sem_meta, data_fraction=100), **posed))
         names.append(register(f"{prefix}_instance_{split}", lambda s=split: load_frames(folder, s, "instance"),
-                              **inst_meta))
+                              **inst_meta, **posed))
     for pct in FRACTIONS:
         scenes = train_subset(meta["splits"]["train"], pct)
         names.append(register(f"{prefix}_sem_seg_train_{pct}pct",
                               lambda sc=scenes: load_frames(folder, "train", "sem_seg", sc),
-                              **dict(sem_meta, data_fraction=pct, scenes=scenes)))
+                              **dict(sem_meta, data_fraction=pct, scenes=scenes),
+                              poses_file=poses_path(folder, "train")))
     return names

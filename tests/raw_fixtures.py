@@ -27,6 +27,20 @@ SCANNET_OBJECTS = ((1, 1, 0.0, 0.5, 0.0, 1.0),        # wall      -> nyu40 1  ->
 SCANNET_K = np.array([[1169.621094, 0.0, 646.295044], [0.0, 1167.105103, 489.927032], [0.0, 0.0, 1.0]])
 
 
+def fixture_pose(scene_index, frame):
+    """A distinct camera-to-world pose per frame: yawed by 10 degrees per frame, moved 0.25 m per frame and 1 m
+    per scene, at eye height."""
+    a = np.radians(10 * frame)
+    pose = np.eye(4)
+    pose[:3, :3] = [[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]
+    pose[:3, 3] = [0.25 * frame, 1.0 * scene_index, 1.5]
+    return pose
+
+
+# SensReader's text for a frame the reconstruction lost track of: the whole matrix is -inf.
+LOST_POSE = np.full((4, 4), -np.inf)
+
+
 def _box(hw, y0, y1, x0, x1):
     h, w = hw
     return slice(round(y0 * h), round(y1 * h)), slice(round(x0 * w), round(x1 * w))
@@ -69,6 +83,7 @@ def _write(path, img, rgb=False):
 
 
 def _write_matrix(path, m):
+    """As SensReader's `save_mat_to_file`: one row per line, '%f' fields separated by spaces."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     np.savetxt(path, m, fmt="%f")
 
@@ -91,15 +106,16 @@ def _k4(hw):
 
 
 def scannet_export(root, scenes=("scene0000_00", "scene0001_00"), val_scenes=("scene0002_00",), frames=3,
-                   color_hw=(96, 128), depth_hw=(48, 64), realistic=False):
-    """ScanNet as SensReader exports it plus the unzipped label-filt/instance-filt archives."""
+                   color_hw=(96, 128), depth_hw=(48, 64), realistic=False, lost=()):
+    """ScanNet as SensReader exports it plus the unzipped label-filt/instance-filt archives. Frame f of the
+    i-th scene has pose `fixture_pose(i, f)`, or `LOST_POSE` when (scene, f) is in `lost`."""
     os.makedirs(root, exist_ok=True)
     write_tsv(os.path.join(root, SCANNET_TSV_NAME))
     for split, names in (("train", scenes), ("val", val_scenes)):
         with open(os.path.join(root, f"scannetv2_{split}.txt"), "w") as f:
             f.write("".join(s + "\n" for s in names))
     label, inst = object_maps(color_hw)
-    for scene in tuple(scenes) + tuple(val_scenes):
+    for i, scene in enumerate(tuple(scenes) + tuple(val_scenes)):
         sdir = os.path.join(root, "scans", scene)
         _write_matrix(os.path.join(sdir, "intrinsic", "intrinsic_color.txt"), _k4(color_hw))
         _write_matrix(os.path.join(sdir, "intrinsic", "intrinsic_depth.txt"), _k4(depth_hw))
@@ -110,13 +126,16 @@ def scannet_export(root, scenes=("scene0000_00", "scene0001_00"), val_scenes=("s
             _write(os.path.join(sdir, "depth", f"{f}.png"), depth_mm(depth_hw, f))
             _write(os.path.join(sdir, "label-filt", f"{f}.png"), label)
             _write(os.path.join(sdir, "instance-filt", f"{f}.png"), inst)
-            _write_matrix(os.path.join(sdir, "pose", f"{f}.txt"), np.eye(4))
+            _write_matrix(os.path.join(sdir, "pose", f"{f}.txt"),
+                          LOST_POSE if (scene, f) in lost else fixture_pose(i, f))
     return root
 
 
 def scannet_frames25k(root, scenes=("scene0000_00",), val_scenes=("scene0001_00",), frames=2,
-                      color_hw=(96, 128), depth_hw=(48, 64)):
-    """The scannet_frames_25k layout: NYU40 8-bit labels, 16-bit `nyu40 * 1000 + id` instances."""
+                      color_hw=(96, 128), depth_hw=(48, 64), lost=()):
+    """The scannet_frames_25k layout: NYU40 8-bit labels, 16-bit `nyu40 * 1000 + id` instances, poses as
+    SensReader writes them under `pose/NNNNNN.txt` (`fixture_pose(i, f)` of frame f of the i-th scene, stem
+    `100 * f`; `LOST_POSE` when (scene, stem) is in `lost`)."""
     nyu_of = {sid: nyu for sid, _, nyu, _ in TSV_ROWS}
     label, inst = object_maps(color_hw)
     nyu = np.vectorize(lambda s: nyu_of.get(int(s), 0))(label).astype(np.uint8)
@@ -126,7 +145,7 @@ def scannet_frames25k(root, scenes=("scene0000_00",), val_scenes=("scene0001_00"
         os.makedirs(root, exist_ok=True)
         with open(os.path.join(root, f"scannetv2_{split}.txt"), "w") as f:
             f.write("".join(s + "\n" for s in names))
-    for scene in tuple(scenes) + tuple(val_scenes):
+    for i, scene in enumerate(tuple(scenes) + tuple(val_scenes)):
         sdir = os.path.join(top, scene)
         _write_matrix(os.path.join(sdir, "intrinsics_color.txt"), _k4(color_hw))
         _write_matrix(os.path.join(sdir, "intrinsics_depth.txt"), _k4(depth_hw))
@@ -136,7 +155,8 @@ def scannet_frames25k(root, scenes=("scene0000_00",), val_scenes=("scene0001_00"
             _write(os.path.join(sdir, "depth", stem + ".png"), depth_mm(depth_hw, f))
             _write(os.path.join(sdir, "label", stem + ".png"), nyu)
             _write(os.path.join(sdir, "instance", stem + ".png"), inst25k)
-            _write_matrix(os.path.join(sdir, "pose", stem + ".txt"), np.eye(4))
+            _write_matrix(os.path.join(sdir, "pose", stem + ".txt"),
+                          LOST_POSE if (scene, stem) in lost else fixture_pose(i, f))
     return root
 
 

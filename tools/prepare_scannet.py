@@ -45,6 +45,9 @@ def main(argv=None) -> int:
     print(f"prepare_scannet: {res['prefix']} train {res['counts']['train']} / val {res['counts']['val']} frames "
           f"in {opts.out} ({res['converted']} converted at {fps:.1f} frames/s, {res['skipped']} already done, "
           f"{len(res['errors'])} bad)")
+    print("prepare_scannet: camera poses " + ", ".join(
+        f"{split} {c['valid']} (invalid {c['invalid']}, no pose file {c['missing']})"
+        for split, c in res["poses"].items() if split != "raw"))
     if res["errors"] and not opts.skip_bad:
         print("prepare_scannet: fix the files above (or pass --skip-bad) and rerun; finished frames are kept",
               file=sys.stderr)

@@ -11,9 +11,10 @@ Reads either layout of the official release and writes one prepared tree:
 
 Output (`out`): `scenes/<scene>/{color/<f>.jpg, depth/<f>.png (uint16 mm), label/<f>.png (uint8 train
 ids), record/<f>.json}`, `index_{train,val}.json` (frames), `instances_{train,val}.json` (their instance
-annotations) and `meta.json` (prefix, classes, options, scene splits). Colour, labels and depth are resized to
-one resolution (default the depth's, 640x480 on ScanNet; nearest for labels and depth) and the colour
-intrinsics scaled with them.
+annotations), `poses_{train,val}.json` (camera-to-world poses, `datasets.poses`; a missing raw pose file
+only leaves its frame without a pose) and `meta.json` (prefix, classes, options, scene splits, pose counts).
+Colour, labels and depth are resized to one resolution (default the depth's, 640x480 on ScanNet; nearest for
+labels and depth) and the colour intrinsics scaled with them.
 """
 import csv
 import io
@@ -29,6 +30,7 @@ from datasets import labels as L
 from datasets.fileio import (DataError, check_depth_png, decode_image, mask_annotation, read_bytes,
                              read_depth_png, read_json, read_label_png, write_bytes, write_image,
                              write_index, write_json)
+from datasets.poses import collect_poses, write_poses
 from datasets.prepare.jobs import run_parallel
 from datasets.prepare.tree import check_rerun, claim, made_by, remove_temps, unusable
 
@@ -161,7 +163,8 @@ def list_tasks(raw, layout, splits_dir, frame_skip):
                               "color": os.path.join(cdir, stem + ".jpg"),
                               "depth": os.path.join(sdir, "depth", stem + ".png"),
                               "label": os.path.join(sdir, label_dir, stem + ".png"),
-                              "instance": os.path.join(sdir, inst_dir, stem + ".png")})
+                              "instance": os.path.join(sdir, inst_dir, stem + ".png"),
+                              "pose": os.path.join(sdir, "pose", stem + ".txt")})
     return tasks, scenes, absent
 
 
@@ -353,17 +356,23 @@ def prepare(opts: ScanNetOptions) -> dict:
     t0 = time.perf_counter()
     _, errors = run_parallel(job, todo, opts.workers, desc="scannet frames")
     seconds = time.perf_counter() - t0
+    frame_errors = len(errors)
 
-    counts, depths = {}, {}
+    counts, depths, poses = {}, {}, {"raw": os.path.abspath(scenes_root(raw, layout))}
     for split in SPLITS:
         done = [t for t in tasks if t["split"] == split and frame_done(out, t["scene"], t["stem"])]
-        write_index(out, split, [read_json(out_paths(out, t["scene"], t["stem"])["record"]) for t in done])
+        records = [read_json(out_paths(out, t["scene"], t["stem"])["record"]) for t in done]
+        write_index(out, split, records)
         counts[split] = len(done)
         depths[split] = [out_paths(out, t["scene"], t["stem"])["depth"] for t in done]
+        found, pose_counts, pose_errors = collect_poses((r["image_id"], t["pose"])
+                                                        for r, t in zip(records, done, strict=True))
+        poses[split] = {"file": write_poses(out, split, found), **pose_counts}
+        errors += pose_errors
     problem = unusable(out, depths) if not errors or opts.skip_bad else None
-    meta.update(complete=(not errors or opts.skip_bad) and problem is None, num_frames=counts)
+    meta.update(complete=(not errors or opts.skip_bad) and problem is None, num_frames=counts, poses=poses)
     write_json(os.path.join(out, "meta.json"), meta)
     if problem:
         raise DataError(problem)
-    return {"frames": len(tasks), "converted": len(todo) - len(errors), "skipped": len(tasks) - len(todo),
-            "errors": errors, "seconds": seconds, "counts": counts, "prefix": prefix}
+    return {"frames": len(tasks), "converted": len(todo) - frame_errors, "skipped": len(tasks) - len(todo),
+            "errors": errors, "seconds": seconds, "counts": counts, "prefix": prefix, "poses": poses}
