@@ -41,15 +41,18 @@ import datasets.builtin  # noqa: F401  (registers every prepared dataset under t
 from benchmark import inits
 from benchmark.backbones import backbone_name, set_vit_architecture
 from benchmark.evaluation import record_metrics, task_of
+from benchmark.loading import build_loader
 from benchmark.tiny import make_tiny
-from core import runs
+from core import cli, overrides, runs
 from core.checkpoint import AtomicCheckpointer
 from core.distributed import launch
 from core.io import CheckpointError, write_json
 from core.runs import RunError
+from datasets.fileio import DataError
 
 logger = logging.getLogger("benchmark")
 # Where a run goes, its init and its seed are not part of the recipe: repeats share the config hash.
+USER_ERRORS = (RunError, CheckpointError, inits.InitError, DataError)
 HASH_IGNORES = {"train.output_dir": "", "train.init": "", "train.seed": 0, "dataloader.evaluator.output_dir": None}
 
 
@@ -73,7 +76,7 @@ def load_config(args):
     cfg = LazyConfig.load(args.config_file)
     if args.tiny:
         make_tiny(cfg)
-    cfg = LazyConfig.apply_overrides(cfg, args.opts or [])
+    cfg = overrides.apply(cfg, args.opts or [], args.config_file)
     if args.init:
         cfg.train.init = args.init
     if cfg.train.get("init_checkpoint"):
@@ -124,7 +127,7 @@ def default_output_dir(cfg, config_file: str, spec: inits.InitSpec, tiny: bool) 
 
 # --- running -------------------------------------------------------------------------------------------
 def evaluate(cfg, model) -> dict:
-    return inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+    return inference_on_dataset(model, build_loader(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
 
 
 def _json_safe(results: dict) -> dict:
@@ -181,7 +184,14 @@ def worker(args):
     with runs.logging_scope("detectron2", "fvcore", "benchmark"):
         default_setup(cfg, args)
         setup_logger(str(out), distributed_rank=comm.get_rank(), name="benchmark")
-        return _run(cfg, args, spec, converted, out, resuming)
+        try:
+            with cli.one_line_in_logs(USER_ERRORS):
+                return _run(cfg, args, spec, converted, out, resuming)
+        except Exception as e:
+            message = cli.user_message(e, USER_ERRORS)
+            if message is not None and comm.is_main_process():
+                cli.log_to_file(out, message)
+            raise
 
 
 def _run(cfg, args, spec, converted, out: Path, resuming: bool):
@@ -218,7 +228,7 @@ def train(cfg, model, out: Path, resuming: bool) -> dict:
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     use_amp = cfg.train.amp.enabled and cfg.train.device.startswith("cuda")
-    trainer = (AMPTrainer if use_amp else SimpleTrainer)(model, instantiate(cfg.dataloader.train), optimizer)
+    trainer = (AMPTrainer if use_amp else SimpleTrainer)(model, build_loader(cfg.dataloader.train), optimizer)
     checkpointer = AtomicCheckpointer(model, str(out), trainer=trainer)
     writers = [CommonMetricPrinter(cfg.train.max_iter), JSONWriter(str(out / "train_log.json")),
                TensorboardXWriter(str(out))]
@@ -247,13 +257,8 @@ def _summary(record: dict) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        launch(worker, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except (RunError, CheckpointError, inits.InitError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return cli.run(lambda: launch(worker, args.num_gpus, num_machines=args.num_machines,
+                                  machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,)), USER_ERRORS)
 
 
 if __name__ == "__main__":

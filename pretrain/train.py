@@ -19,9 +19,7 @@ losses and weights after `--resume` equal those of an uninterrupted run.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
-import inspect
 import json
 import logging
 import math
@@ -37,14 +35,15 @@ from detectron2.engine.defaults import CommonMetricPrinter, JSONWriter, Tensorbo
 from detectron2.solver import WarmupParamScheduler, get_default_optimizer_params
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
-from detectron2.utils.registry import locate
 from fvcore.common.param_scheduler import CosineParamScheduler, LinearParamScheduler
 from omegaconf import OmegaConf
 
-from core import runs
+from core import cli, runs
+from core import overrides as overrides_mod
 from core.checkpoint import AtomicCheckpointer
 from core.distributed import launch
 from core.io import CheckpointError, load_torch, save_torch
+from datasets.fileio import DataError
 
 from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
@@ -69,38 +68,10 @@ class NoValidDepth(RuntimeError):
 
 # --- config ------------------------------------------------------------------------------------------------
 def load_config(config_file: str, overrides=()):
-    """LazyConfig.load + `key=value` overrides. Values are Python literals (`(96,128)`, `True`, `0.8`) or
-    else plain strings (`a,b` stays a string, not a Hydra sweep); they reach LazyConfig.apply_overrides
-    in Hydra's JSON-like syntax. An unknown key is an error: a typo must not silently train the default."""
+    """LazyConfig.load + `key=value` overrides (`core.overrides`: unknown keys and wrong types are errors)."""
     if not Path(config_file).is_file():
         raise FileNotFoundError(f"config {config_file} does not exist (see pretrain/configs/)")
-    cfg = LazyConfig.load(config_file)
-    quoted = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} is not key=value")
-        if not _known_key(cfg, key):
-            raise KeyError(f"override {key!r}: no such key in {config_file}")
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            pass
-        quoted.append(f"{key}={json.dumps(value)}")
-    return LazyConfig.apply_overrides(cfg, quoted)
-
-
-def _known_key(cfg, key: str) -> bool:
-    """A key present in the config, or an argument of the LazyCall target that holds it."""
-    if OmegaConf.select(cfg, key, default="__missing__") != "__missing__":
-        return True
-    parent, _, leaf = key.rpartition(".")
-    node = OmegaConf.select(cfg, parent) if parent else None
-    target = node.get("_target_") if OmegaConf.is_dict(node) else None
-    if target is None:
-        return False
-    target = locate(target) if isinstance(target, str) else target
-    return leaf in inspect.signature(target).parameters
+    return overrides_mod.apply(LazyConfig.load(config_file), overrides, config_file)
 
 
 def model_args(cfg) -> dict:
@@ -190,7 +161,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
-USER_ERRORS = (FileNotFoundError, KeyError, ValueError, runs.RunError, CheckpointError, TrainingStopped)
+USER_ERRORS = (FileNotFoundError, KeyError, ValueError, runs.RunError, CheckpointError, DataError, TrainingStopped)
 
 
 def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
@@ -209,9 +180,12 @@ def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
         if resolve_device(cfg.train.device).type == "cpu" and cfg.train.cpu_threads > 0:
             torch.set_num_threads(cfg.train.cpu_threads)
         try:
-            return _train(cfg, state == runs.UNFINISHED, config_file, out)
-        except USER_ERRORS as e:
-            logger.error(f"error: {e}")
+            with cli.one_line_in_logs(USER_ERRORS):
+                return _train(cfg, state == runs.UNFINISHED, config_file, out)
+        except Exception as e:
+            message = cli.user_message(e, USER_ERRORS)
+            if message is not None:
+                cli.log_to_file(out, message)
             raise
         finally:
             torch.set_num_threads(threads)
@@ -364,14 +338,9 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the run in train.output_dir if any")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes on this machine (or use torchrun)")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. model.rgb_mask_ratio=0.8")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        launch(train, args.num_gpus, args=(cfg, args.resume, args.config))
-    except USER_ERRORS as e:
-        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
-        return 1
-    return 0
+    args = parser.parse_intermixed_args(argv)  # `--resume` may follow the overrides
+    return cli.run(lambda: launch(train, args.num_gpus, args=(load_config(args.config, args.overrides), args.resume,
+                                                              args.config)), USER_ERRORS)
 
 
 if __name__ == "__main__":
