@@ -39,7 +39,7 @@ from detectron2.utils.logger import setup_logger
 
 import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
 from benchmark import inits
-from benchmark.backbones import backbone_name, set_vit_architecture
+from benchmark.backbones import backbone_name, is_vit, set_vit_architecture
 from benchmark.evaluation import record_metrics, task_of
 from benchmark.loading import build_loader
 from benchmark.tiny import make_tiny
@@ -52,6 +52,7 @@ from datasets.fileio import DataError
 
 logger = logging.getLogger("benchmark")
 # Where a run goes, its init and its seed are not part of the recipe: repeats share the config hash.
+PERCENT_GROUPS = ("sem_seg", "bbox", "segm")  # metric groups Detectron2 reports in percent
 USER_ERRORS = (RunError, CheckpointError, inits.InitError, DataError)
 HASH_IGNORES = {"train.output_dir": "", "train.init": "", "train.seed": 0, "dataloader.evaluator.output_dir": None}
 
@@ -119,10 +120,19 @@ def init_id(spec: inits.InitSpec) -> str:
     return f"{spec.label}-{digest}"
 
 
+def variant_name(cfg, config_file: str, tiny: bool) -> str:
+    """The config's name with the ViT actually built (the tiny recipe and exports change its shape), so a
+    folder called `semseg_vit_b` never holds a smaller model; `_tiny` marks the tiny recipe."""
+    stem = Path(config_file).stem
+    if is_vit(cfg):
+        stem = stem.replace("vit_b", backbone_name(cfg))
+    return stem + ("_tiny" if tiny else "")
+
+
 def default_output_dir(cfg, config_file: str, spec: inits.InitSpec, tiny: bool) -> Path:
     test = _names(cfg.dataloader.test.dataset.names)[0]
-    variant = Path(config_file).stem + ("_tiny" if tiny else "")
-    return runs.output_dir("", "bench", test.split("_")[0], variant, init_id(spec), f"seed{cfg.train.seed}")
+    return runs.output_dir("", "bench", test.split("_")[0], variant_name(cfg, config_file, tiny), init_id(spec),
+                           f"seed{cfg.train.seed}")
 
 
 # --- running -------------------------------------------------------------------------------------------
@@ -161,13 +171,20 @@ def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: st
     return record
 
 
-def worker(args):
+def resolve(args):
+    """(config, init spec, converted init weights): the config as it will run, with the ViT shape an export
+    brings (so names and messages say which model is trained)."""
     cfg = load_config(args)
     spec = inits.parse(cfg.train.init)
     converted = inits.convert(spec)
     arch = inits.vit_architecture(converted)
     if arch:
         set_vit_architecture(cfg, **arch)
+    return cfg, spec, converted
+
+
+def worker(args):
+    cfg, spec, converted = resolve(args)
     sync_with_dataset(cfg)
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         raise RunError("no CUDA device here: pass train.device=cpu to run anyway (slow), or --tiny")
@@ -248,11 +265,20 @@ def train(cfg, model, out: Path, resuming: bool) -> dict:
     return evaluate(cfg, model)
 
 
+def format_metric(name: str, value) -> str:
+    """Detectron2's AP and IoU/accuracy metrics are percentages (0-100); the unit is shown so 0.3 is not read
+    as 30 %."""
+    if value is None:
+        return f"{name} n/a"
+    return f"{name} {value:.2f} %" if name.split("/")[0] in PERCENT_GROUPS else f"{name} {value:.4g}"
+
+
 def _summary(record: dict) -> str:
     shown = [k for k in ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC", "bbox/AP", "bbox/AP50", "segm/AP",
                          "segm/AP50") if k in record["metrics"]]
-    metrics = ", ".join(f"{k} {record['metrics'][k]:.2f}" for k in shown)
-    return f"{record['task']} on {record['dataset']} {record['split']}, {record['backbone']} init {record['init']}: {metrics}"
+    metrics = ", ".join(format_metric(k, record["metrics"][k]) for k in shown)
+    return (f"{record['task']} on {record['dataset']} {record['split']}, {record['backbone']} init {record['init']}: "
+            f"{metrics}")
 
 
 def main(argv=None) -> int:

@@ -86,3 +86,17 @@ def test_bad_init_and_absent_dataset_are_clear_errors(synthetic_root, tmp_path, 
                            f"train.output_dir={tmp_path / 'b'}"]) == 1
     assert "python -m tools.prepare_nyuv2" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and read_records() == []
+
+
+def test_folder_and_summary_name_the_model_trained_and_show_percent(export):
+    """A ViT-B config in its tiny recipe builds a CPU-sized ViT, and an export brings its own shape: the default
+    folder says which; Detectron2's AP and mIoU are percentages and say so."""
+    def variant(*extra):
+        args = train_net.build_parser().parse_args(["--config-file", CONFIG, "--tiny", *extra])
+        cfg, spec, _ = train_net.resolve(args)
+        return train_net.default_output_dir(cfg, CONFIG, spec, tiny=True).parts[-3]
+
+    assert variant() == "semseg_vit_e96d4_tiny"
+    assert variant("--init", f"mask3d:{export}") == "semseg_vit_e64d3_tiny"
+    assert train_net.format_metric("bbox/AP", 0.3) == "bbox/AP 0.30 %"
+    assert train_net.format_metric("sem_seg/mIoU", 15.8) == "sem_seg/mIoU 15.80 %"
