@@ -47,6 +47,7 @@ from datasets.fileio import DataError
 
 from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
+from .metrics import masked_depth_errors
 from .model import load_encoder_weights
 from .visualize import reconstruction_panel, save_png
 
@@ -224,6 +225,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         dataset, t.batch_size, workers=cfg.data.workers, seed=t.seed, rank=rank, world_size=world,
         start=start_iter * t.batch_size * t.accum_steps, pin_memory=cfg.data.pin_memory))
     if rank == 0:
+        cfg.train.output_dir = str(out)  # the folder actually used, also when derived from the config name
         runs.save_config(cfg, out)
 
     def save(done: int):
@@ -272,8 +274,9 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     elapsed = time.perf_counter() - start
     if rank != 0:
         return {}
+    depth_errors = masked_depth_errors(model, dataset, device, t.seed, amp=amp)
     return _finish(cfg, model, out, trainer.loss_history, elapsed, (max_iter - start_iter) * effective_batch,
-                   config_file, device, save_picture)
+                   config_file, device, save_picture, depth_errors)
 
 
 def _resume(checkpointer, trainer, cfg, device) -> int:
@@ -298,8 +301,10 @@ def _resume(checkpointer, trainer, cfg, device) -> int:
     return int(extra["iteration"])
 
 
-def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture) -> dict:
-    """Final picture and export, then metrics.json, the record and the finished marker (core.runs.finish)."""
+def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture,
+            depth_errors: dict) -> dict:
+    """Final picture and export, then metrics.json (with the hidden patches' depth errors in metres), the record
+    and the finished marker (core.runs.finish)."""
     save_picture("reconstruction.png")
     ckpt = out / CHECKPOINT_NAME
     save_torch(export_state(load_checkpoint(ckpt), str(ckpt)), out / "backbone.pth")
@@ -309,7 +314,7 @@ def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, de
                "loss_start": float(np.mean(losses[:window])) if losses else None,
                "iterations": len(losses), "time_s": elapsed,
                "images_per_s": images_done / elapsed if elapsed > 0 else 0.0,
-               "objective": model.objective, "backbone": model.arch()["backbone"]}
+               "objective": model.objective, "backbone": model.arch()["backbone"], **depth_errors}
     step = max(1, math.ceil(len(loss_history) / 200))
     history = loss_history[::step]
     if history and history[-1] != loss_history[-1]:
@@ -319,12 +324,17 @@ def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, de
         "pretrain", dataset="+".join(sorted({n.split("_")[0] for n in names})), task="pretrain",
         backbone=metrics["backbone"], objective=model.objective,
         init=Path(cfg.train.init_checkpoint).stem if cfg.train.init_checkpoint else "random", data_fraction=100,
-        seed=int(cfg.train.seed), iterations=len(losses), metrics={"loss": metrics["loss"]} if losses else {},
+        seed=int(cfg.train.seed), iterations=len(losses),
+        metrics={"loss": metrics["loss"], **{k: v for k, v in depth_errors.items() if isinstance(v, float)}}
+        if losses else {},
         loss_history=history, config_file=config_file, config_hash=runs.config_hash(cfg, HASH_IGNORES),
         device=device, output=out, tag=cfg.train.tag)
     runs.finish(out, metrics, record)
+    e = depth_errors
+    depth = (f", hidden-patch depth AbsRel {e['depth_abs_rel']:.3f} RMSE {e['depth_rmse_m']:.3f} m delta<1.25 "
+             f"{100 * e['depth_delta1']:.1f} %" if e else "")
     logger.info(f"done: {metrics['backbone']} {model.objective}, {len(losses)} iterations in {elapsed:.0f} s, loss "
-                f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}, export {out / 'backbone.pth'}")
+                f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}{depth}, export {out / 'backbone.pth'}")
     return metrics
 
 
