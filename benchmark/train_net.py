@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import detectron2
 import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -29,12 +30,12 @@ from detectron2.engine import (
     SimpleTrainer,
     create_ddp_model,
     default_argument_parser,
-    default_setup,
     hooks,
 )
 from detectron2.engine.defaults import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
@@ -171,6 +172,23 @@ def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: st
     return record
 
 
+def setup(cfg, args, out: Path) -> None:
+    """Detectron2's `default_setup` without its environment dump (PyTorch's build settings and a
+    `detectron2._C not built` line on every run; `make doctor` says once what the stack is and what replaces
+    `_C`): loggers, one line of versions, config.yaml, seeds, cuDNN benchmark."""
+    rank = comm.get_rank()
+    for name in ("fvcore", "detectron2", "benchmark"):
+        setup_logger(str(out), distributed_rank=rank, name=name)
+    logger.info(f"rank {rank} of {comm.get_world_size()}; torch {torch.__version__}, detectron2 "
+                f"{detectron2.__version__}; {' '.join(sys.argv)}")
+    if comm.is_main_process():
+        runs.save_config(cfg, out)
+    seed = cfg.train.seed
+    seed_all_rng(None if seed < 0 else seed + rank)
+    if not args.eval_only:
+        torch.backends.cudnn.benchmark = cfg.train.get("cudnn_benchmark", False)
+
+
 def resolve(args):
     """(config, init spec, converted init weights): the config as it will run, with the ViT shape an export
     brings (so names and messages say which model is trained)."""
@@ -199,8 +217,7 @@ def worker(args):
         return record
     resuming = args.resume and state != runs.NEW
     with runs.logging_scope("detectron2", "fvcore", "benchmark"):
-        default_setup(cfg, args)
-        setup_logger(str(out), distributed_rank=comm.get_rank(), name="benchmark")
+        setup(cfg, args, out)
         try:
             with cli.one_line_in_logs(USER_ERRORS):
                 return _run(cfg, args, spec, converted, out, resuming)

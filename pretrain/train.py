@@ -247,13 +247,14 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
             save_picture(f"reconstruction_{done:06d}.png")
 
     saver = PeriodicSave(save, t.checkpoint_period, start_iter)
+    writers = [CommonMetricPrinter(max_iter), JSONWriter(str(out / "train_log.json")),
+               TensorboardXWriter(str(out))] if rank == 0 else []
     trainer.register_hooks([
         hooks.IterationTimer(),
         hooks.LRScheduler(scheduler=lr_schedule(t, lr, max_iter)),
         saver,
         hooks.CallbackHook(after_step=save_periodic_picture) if t.vis_period else None,
-        hooks.PeriodicWriter([CommonMetricPrinter(max_iter), JSONWriter(str(out / "train_log.json")),
-                              TensorboardXWriter(str(out))], period=t.log_period) if rank == 0 else None,
+        hooks.PeriodicWriter(writers, period=t.log_period) if rank == 0 else None,
     ])
     logger.info(f"pre-training {model.arch()['backbone']} {model.objective} ({model.preset}) on {','.join(names)}: "
                 f"{len(dataset)} images, effective batch {effective_batch} ({t.batch_size} x {t.accum_steps} accum x "
@@ -261,7 +262,10 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     if not resuming:
         save(0)  # a good checkpoint exists from the start, so a failure never leaves none
     start = time.perf_counter()
-    if max_iter > start_iter:
+    if max_iter <= start_iter:  # nothing to train: the writers' hook never runs to close them
+        for writer in writers:
+            writer.close()
+    else:
         try:
             trainer.train(start_iter, max_iter)
         except (FloatingPointError, NoValidDepth) as e:

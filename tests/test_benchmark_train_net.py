@@ -49,6 +49,8 @@ def test_run_lifecycle_records_once_and_never_overwrites_a_finished_run(syntheti
     assert len(record["config_hash"]) == 12 and record["git_commit"] and record["device"] == "cpu x1"
     assert record["config_file"] == CONFIG and record["output_dir"] == str(out) and record["date"].endswith("+00:00")
     assert (out / "config.yaml").is_file() and (out / "model_final.pth").is_file() and (out / "finished.json").is_file()
+    log = (out / "log.txt").read_text()
+    assert "rank 0 of 1; torch" in log and "Environment info" not in log and "_C" not in log
 
     before = (out / "metrics.json").read_bytes()
     assert _run(out, *init) == 0  # finished: reported, not retrained

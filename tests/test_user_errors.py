@@ -4,6 +4,8 @@ output folders, truncated prepared files (the message names the file). Internal 
 import errno
 import json
 import os
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -201,3 +203,13 @@ def test_benchmark_bad_override_is_one_line_and_writes_nothing(synthetic_root, t
     assert run_bench(tmp_path / "run", *extra) == 1
     assert message in one_error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_real_command_line_prints_one_line_and_no_import_warnings(tmp_path):
+    """`python -m benchmark.train_net` as a user runs it: exit code 1 and stderr exactly the error line (no
+    third-party import warnings, no traceback)."""
+    cmd = [sys.executable, "-m", "benchmark.train_net", "--config-file", BENCH_CONFIG, "train.seeed=5",
+           f"train.output_dir={tmp_path / 'run'}"]
+    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"error: override 'train.seeed': no such key in {BENCH_CONFIG}"], proc.stderr
