@@ -114,6 +114,9 @@ def run_one(dataset: str, task: str, family: str, names, init: str, spec, iters:
             if any(key in line for key in PROGRESS):
                 print("  " + line.rstrip(), flush=True)
     if proc.returncode != 0 or runs.folder_state(out) != runs.FINISHED:
+        errors = [line.strip() for line in tail if line.startswith("error: ")]
+        if errors:  # a user error: train_net's one line says it all
+            raise SuiteError(f"the {task} run stopped: {errors[-1].removeprefix('error: ')}")
         sys.stdout.write("".join(tail))
         raise SuiteError(f"the {task} run failed (last lines above); its log is {out / 'log.txt'}")
     return json.loads((out / "metrics.json").read_text())["record"]

@@ -65,3 +65,14 @@ def test_report_puts_paper_rows_beside_our_metrics(tmp_path):
     assert any(line.split()[:4] == ["insseg", "bbox/AP", "3.00", "%"] and line.endswith("Mask3D vit_b 25.9†")
                for line in lines)
     assert "bbox/AP50" not in "\n".join(lines) and "tiny models" in lines[-1]
+
+
+def test_a_user_error_of_a_run_is_one_line(synthetic_root, tmp_path, capsys):
+    """The run's folder is read-only: the suite reports train_net's one line, not its output's tail."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "synthetic").write_text("a file where the runs' folder should be")
+    assert suite.main(["scannet", "--init", "random", "--iters", "2", "--tasks", "semseg", "--output", str(ro)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: the semseg run stopped: cannot write in the output folder")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.out
