@@ -74,8 +74,9 @@ def test_each_task_runs_the_entry_point_with_torchruns_environment(fake_submitit
                                                                          "LOCAL_WORLD_SIZE", "MASTER_ADDR")})
         return seen.get("rc", 0)
 
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(key, raising=False)
+    # a copy: the task's variables must not leak into later tests (they would look like a torchrun process)
+    monkeypatch.setattr(cluster.os, "environ", {k: v for k, v in cluster.os.environ.items()
+                                                if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")})
     monkeypatch.setattr(pretrain.train, "main", fake_main)
     assert cluster.RunJob("pretrain", ["--config", "c.py"])() == 0
     assert seen["argv"] == ["--config", "c.py"]
@@ -85,6 +86,8 @@ def test_each_task_runs_the_entry_point_with_torchruns_environment(fake_submitit
     seen["rc"] = 1
     with pytest.raises(RuntimeError, match="exited with 1"):  # submitit then marks the task failed
         cluster.RunJob("pretrain", ["--config", "c.py"])()
+    monkeypatch.undo()
+    assert "WORLD_SIZE" not in cluster.os.environ or cluster.os.environ["WORLD_SIZE"] != "8"
 
 
 @pytest.mark.parametrize("argv, message", [
