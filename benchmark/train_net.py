@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import detectron2
 import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -29,27 +30,31 @@ from detectron2.engine import (
     SimpleTrainer,
     create_ddp_model,
     default_argument_parser,
-    default_setup,
     hooks,
 )
 from detectron2.engine.defaults import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
 from benchmark import inits
-from benchmark.backbones import backbone_name, set_vit_architecture
+from benchmark.backbones import backbone_name, is_vit, set_vit_architecture
 from benchmark.evaluation import record_metrics, task_of
+from benchmark.loading import build_loader
 from benchmark.tiny import make_tiny
-from core import runs
+from core import cli, overrides, runs
 from core.checkpoint import AtomicCheckpointer
 from core.distributed import launch
 from core.io import CheckpointError, write_json
 from core.runs import RunError
+from datasets.fileio import DataError
 
 logger = logging.getLogger("benchmark")
 # Where a run goes, its init and its seed are not part of the recipe: repeats share the config hash.
+PERCENT_GROUPS = ("sem_seg", "bbox", "segm")  # metric groups Detectron2 reports in percent
+USER_ERRORS = (RunError, CheckpointError, inits.InitError, DataError)
 HASH_IGNORES = {"train.output_dir": "", "train.init": "", "train.seed": 0, "dataloader.evaluator.output_dir": None}
 
 
@@ -73,7 +78,7 @@ def load_config(args):
     cfg = LazyConfig.load(args.config_file)
     if args.tiny:
         make_tiny(cfg)
-    cfg = LazyConfig.apply_overrides(cfg, args.opts or [])
+    cfg = overrides.apply(cfg, args.opts or [], args.config_file)
     if args.init:
         cfg.train.init = args.init
     if cfg.train.get("init_checkpoint"):
@@ -116,15 +121,24 @@ def init_id(spec: inits.InitSpec) -> str:
     return f"{spec.label}-{digest}"
 
 
+def variant_name(cfg, config_file: str, tiny: bool) -> str:
+    """The config's name with the ViT actually built (the tiny recipe and exports change its shape), so a
+    folder called `semseg_vit_b` never holds a smaller model; `_tiny` marks the tiny recipe."""
+    stem = Path(config_file).stem
+    if is_vit(cfg):
+        stem = stem.replace("vit_b", backbone_name(cfg))
+    return stem + ("_tiny" if tiny else "")
+
+
 def default_output_dir(cfg, config_file: str, spec: inits.InitSpec, tiny: bool) -> Path:
     test = _names(cfg.dataloader.test.dataset.names)[0]
-    variant = Path(config_file).stem + ("_tiny" if tiny else "")
-    return runs.output_dir("", "bench", test.split("_")[0], variant, init_id(spec), f"seed{cfg.train.seed}")
+    return runs.output_dir("", "bench", test.split("_")[0], variant_name(cfg, config_file, tiny), init_id(spec),
+                           f"seed{cfg.train.seed}")
 
 
 # --- running -------------------------------------------------------------------------------------------
 def evaluate(cfg, model) -> dict:
-    return inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+    return inference_on_dataset(model, build_loader(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
 
 
 def _json_safe(results: dict) -> dict:
@@ -158,13 +172,37 @@ def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: st
     return record
 
 
-def worker(args):
+def setup(cfg, args, out: Path) -> None:
+    """Detectron2's `default_setup` without its environment dump (PyTorch's build settings and a
+    `detectron2._C not built` line on every run; `make doctor` says once what the stack is and what replaces
+    `_C`): loggers, one line of versions, config.yaml, seeds, cuDNN benchmark."""
+    rank = comm.get_rank()
+    for name in ("fvcore", "detectron2", "benchmark"):
+        setup_logger(str(out), distributed_rank=rank, name=name)
+    logger.info(f"rank {rank} of {comm.get_world_size()}; torch {torch.__version__}, detectron2 "
+                f"{detectron2.__version__}; {' '.join(sys.argv)}")
+    if comm.is_main_process():
+        runs.save_config(cfg, out)
+    seed = cfg.train.seed
+    seed_all_rng(None if seed < 0 else seed + rank)
+    if not args.eval_only:
+        torch.backends.cudnn.benchmark = cfg.train.get("cudnn_benchmark", False)
+
+
+def resolve(args):
+    """(config, init spec, converted init weights): the config as it will run, with the ViT shape an export
+    brings (so names and messages say which model is trained)."""
     cfg = load_config(args)
     spec = inits.parse(cfg.train.init)
     converted = inits.convert(spec)
     arch = inits.vit_architecture(converted)
     if arch:
         set_vit_architecture(cfg, **arch)
+    return cfg, spec, converted
+
+
+def worker(args):
+    cfg, spec, converted = resolve(args)
     sync_with_dataset(cfg)
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         raise RunError("no CUDA device here: pass train.device=cpu to run anyway (slow), or --tiny")
@@ -179,9 +217,15 @@ def worker(args):
         return record
     resuming = args.resume and state != runs.NEW
     with runs.logging_scope("detectron2", "fvcore", "benchmark"):
-        default_setup(cfg, args)
-        setup_logger(str(out), distributed_rank=comm.get_rank(), name="benchmark")
-        return _run(cfg, args, spec, converted, out, resuming)
+        setup(cfg, args, out)
+        try:
+            with cli.one_line_in_logs(USER_ERRORS):
+                return _run(cfg, args, spec, converted, out, resuming)
+        except Exception as e:
+            message = cli.user_message(e, USER_ERRORS)
+            if message is not None and comm.is_main_process():
+                cli.log_to_file(out, message)
+            raise
 
 
 def _run(cfg, args, spec, converted, out: Path, resuming: bool):
@@ -218,7 +262,7 @@ def train(cfg, model, out: Path, resuming: bool) -> dict:
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     use_amp = cfg.train.amp.enabled and cfg.train.device.startswith("cuda")
-    trainer = (AMPTrainer if use_amp else SimpleTrainer)(model, instantiate(cfg.dataloader.train), optimizer)
+    trainer = (AMPTrainer if use_amp else SimpleTrainer)(model, build_loader(cfg.dataloader.train), optimizer)
     checkpointer = AtomicCheckpointer(model, str(out), trainer=trainer)
     writers = [CommonMetricPrinter(cfg.train.max_iter), JSONWriter(str(out / "train_log.json")),
                TensorboardXWriter(str(out))]
@@ -238,22 +282,26 @@ def train(cfg, model, out: Path, resuming: bool) -> dict:
     return evaluate(cfg, model)
 
 
+def format_metric(name: str, value) -> str:
+    """Detectron2's AP and IoU/accuracy metrics are percentages (0-100); the unit is shown so 0.3 is not read
+    as 30 %."""
+    if value is None:
+        return f"{name} n/a"
+    return f"{name} {value:.2f} %" if name.split("/")[0] in PERCENT_GROUPS else f"{name} {value:.4g}"
+
+
 def _summary(record: dict) -> str:
     shown = [k for k in ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC", "bbox/AP", "bbox/AP50", "segm/AP",
                          "segm/AP50") if k in record["metrics"]]
-    metrics = ", ".join(f"{k} {record['metrics'][k]:.2f}" for k in shown)
-    return f"{record['task']} on {record['dataset']} {record['split']}, {record['backbone']} init {record['init']}: {metrics}"
+    metrics = ", ".join(format_metric(k, record["metrics"][k]) for k in shown)
+    return (f"{record['task']} on {record['dataset']} {record['split']}, {record['backbone']} init {record['init']}: "
+            f"{metrics}")
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        launch(worker, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except (RunError, CheckpointError, inits.InitError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return cli.run(lambda: launch(worker, args.num_gpus, num_machines=args.num_machines,
+                                  machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,)), USER_ERRORS)
 
 
 if __name__ == "__main__":

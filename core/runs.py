@@ -11,6 +11,7 @@ provenance fields of the results record, and the finishing writes.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import logging
@@ -24,7 +25,7 @@ from detectron2.utils.logger import setup_logger
 from omegaconf import OmegaConf
 
 from core.checkpoint import LAST_CHECKPOINT
-from core.io import atomic_path, remove_stale_temps, write_json
+from core.io import TEMP_SUFFIX, atomic_path, remove_stale_temps, write_json
 from core.provenance import device_name, git_commit, utc_now
 
 OUTPUT_ROOT = Path("output")
@@ -56,9 +57,29 @@ def claim(folder: str | Path, resume: bool, clean: bool = True) -> str:
         raise RunError(f"{folder} holds checkpoints of an unfinished run: add --resume to continue it, "
                        "or set another train.output_dir")
     if state != FINISHED and clean:
+        require_writable(folder)
         for path in remove_stale_temps(folder):
             logging.getLogger(__name__).info(f"removed {path}, left by an interrupted write")
     return state
+
+
+def require_writable(folder: str | Path) -> None:
+    """Writes a file in `folder`, so a read-only or full output folder fails before any work instead of at the
+    first checkpoint; folders made for the check are removed again."""
+    folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check.", suffix=TEMP_SUFFIX) as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+    except OSError as e:
+        raise RunError(f"cannot write in the output folder {folder} ({e.strerror}): choose another "
+                       f"train.output_dir, or free space / fix its permissions") from None
+    finally:
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
 
 def config_hash(cfg, ignore: dict) -> str:

@@ -19,9 +19,7 @@ losses and weights after `--resume` equal those of an uninterrupted run.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
-import inspect
 import json
 import logging
 import math
@@ -37,17 +35,19 @@ from detectron2.engine.defaults import CommonMetricPrinter, JSONWriter, Tensorbo
 from detectron2.solver import WarmupParamScheduler, get_default_optimizer_params
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
-from detectron2.utils.registry import locate
 from fvcore.common.param_scheduler import CosineParamScheduler, LinearParamScheduler
 from omegaconf import OmegaConf
 
-from core import runs
+from core import cli, runs
+from core import overrides as overrides_mod
 from core.checkpoint import AtomicCheckpointer
 from core.distributed import launch
 from core.io import CheckpointError, load_torch, save_torch
+from datasets.fileio import DataError
 
 from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
+from .metrics import masked_depth_errors
 from .model import load_encoder_weights
 from .visualize import reconstruction_panel, save_png
 
@@ -69,38 +69,10 @@ class NoValidDepth(RuntimeError):
 
 # --- config ------------------------------------------------------------------------------------------------
 def load_config(config_file: str, overrides=()):
-    """LazyConfig.load + `key=value` overrides. Values are Python literals (`(96,128)`, `True`, `0.8`) or
-    else plain strings (`a,b` stays a string, not a Hydra sweep); they reach LazyConfig.apply_overrides
-    in Hydra's JSON-like syntax. An unknown key is an error: a typo must not silently train the default."""
+    """LazyConfig.load + `key=value` overrides (`core.overrides`: unknown keys and wrong types are errors)."""
     if not Path(config_file).is_file():
         raise FileNotFoundError(f"config {config_file} does not exist (see pretrain/configs/)")
-    cfg = LazyConfig.load(config_file)
-    quoted = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} is not key=value")
-        if not _known_key(cfg, key):
-            raise KeyError(f"override {key!r}: no such key in {config_file}")
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            pass
-        quoted.append(f"{key}={json.dumps(value)}")
-    return LazyConfig.apply_overrides(cfg, quoted)
-
-
-def _known_key(cfg, key: str) -> bool:
-    """A key present in the config, or an argument of the LazyCall target that holds it."""
-    if OmegaConf.select(cfg, key, default="__missing__") != "__missing__":
-        return True
-    parent, _, leaf = key.rpartition(".")
-    node = OmegaConf.select(cfg, parent) if parent else None
-    target = node.get("_target_") if OmegaConf.is_dict(node) else None
-    if target is None:
-        return False
-    target = locate(target) if isinstance(target, str) else target
-    return leaf in inspect.signature(target).parameters
+    return overrides_mod.apply(LazyConfig.load(config_file), overrides, config_file)
 
 
 def model_args(cfg) -> dict:
@@ -190,7 +162,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
-USER_ERRORS = (FileNotFoundError, KeyError, ValueError, runs.RunError, CheckpointError, TrainingStopped)
+USER_ERRORS = (FileNotFoundError, KeyError, ValueError, runs.RunError, CheckpointError, DataError, TrainingStopped)
 
 
 def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
@@ -209,9 +181,12 @@ def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
         if resolve_device(cfg.train.device).type == "cpu" and cfg.train.cpu_threads > 0:
             torch.set_num_threads(cfg.train.cpu_threads)
         try:
-            return _train(cfg, state == runs.UNFINISHED, config_file, out)
-        except USER_ERRORS as e:
-            logger.error(f"error: {e}")
+            with cli.one_line_in_logs(USER_ERRORS):
+                return _train(cfg, state == runs.UNFINISHED, config_file, out)
+        except Exception as e:
+            message = cli.user_message(e, USER_ERRORS)
+            if message is not None:
+                cli.log_to_file(out, message)
             raise
         finally:
             torch.set_num_threads(threads)
@@ -250,6 +225,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         dataset, t.batch_size, workers=cfg.data.workers, seed=t.seed, rank=rank, world_size=world,
         start=start_iter * t.batch_size * t.accum_steps, pin_memory=cfg.data.pin_memory))
     if rank == 0:
+        cfg.train.output_dir = str(out)  # the folder actually used, also when derived from the config name
         runs.save_config(cfg, out)
 
     def save(done: int):
@@ -271,13 +247,14 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
             save_picture(f"reconstruction_{done:06d}.png")
 
     saver = PeriodicSave(save, t.checkpoint_period, start_iter)
+    writers = [CommonMetricPrinter(max_iter), JSONWriter(str(out / "train_log.json")),
+               TensorboardXWriter(str(out))] if rank == 0 else []
     trainer.register_hooks([
         hooks.IterationTimer(),
         hooks.LRScheduler(scheduler=lr_schedule(t, lr, max_iter)),
         saver,
         hooks.CallbackHook(after_step=save_periodic_picture) if t.vis_period else None,
-        hooks.PeriodicWriter([CommonMetricPrinter(max_iter), JSONWriter(str(out / "train_log.json")),
-                              TensorboardXWriter(str(out))], period=t.log_period) if rank == 0 else None,
+        hooks.PeriodicWriter(writers, period=t.log_period) if rank == 0 else None,
     ])
     logger.info(f"pre-training {model.arch()['backbone']} {model.objective} ({model.preset}) on {','.join(names)}: "
                 f"{len(dataset)} images, effective batch {effective_batch} ({t.batch_size} x {t.accum_steps} accum x "
@@ -285,7 +262,10 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     if not resuming:
         save(0)  # a good checkpoint exists from the start, so a failure never leaves none
     start = time.perf_counter()
-    if max_iter > start_iter:
+    if max_iter <= start_iter:  # nothing to train: the writers' hook never runs to close them
+        for writer in writers:
+            writer.close()
+    else:
         try:
             trainer.train(start_iter, max_iter)
         except (FloatingPointError, NoValidDepth) as e:
@@ -298,8 +278,9 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     elapsed = time.perf_counter() - start
     if rank != 0:
         return {}
+    depth_errors = masked_depth_errors(model, dataset, device, t.seed, amp=amp)
     return _finish(cfg, model, out, trainer.loss_history, elapsed, (max_iter - start_iter) * effective_batch,
-                   config_file, device, save_picture)
+                   config_file, device, save_picture, depth_errors)
 
 
 def _resume(checkpointer, trainer, cfg, device) -> int:
@@ -324,8 +305,10 @@ def _resume(checkpointer, trainer, cfg, device) -> int:
     return int(extra["iteration"])
 
 
-def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture) -> dict:
-    """Final picture and export, then metrics.json, the record and the finished marker (core.runs.finish)."""
+def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture,
+            depth_errors: dict) -> dict:
+    """Final picture and export, then metrics.json (with the hidden patches' depth errors in metres), the record
+    and the finished marker (core.runs.finish)."""
     save_picture("reconstruction.png")
     ckpt = out / CHECKPOINT_NAME
     save_torch(export_state(load_checkpoint(ckpt), str(ckpt)), out / "backbone.pth")
@@ -335,7 +318,7 @@ def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, de
                "loss_start": float(np.mean(losses[:window])) if losses else None,
                "iterations": len(losses), "time_s": elapsed,
                "images_per_s": images_done / elapsed if elapsed > 0 else 0.0,
-               "objective": model.objective, "backbone": model.arch()["backbone"]}
+               "objective": model.objective, "backbone": model.arch()["backbone"], **depth_errors}
     step = max(1, math.ceil(len(loss_history) / 200))
     history = loss_history[::step]
     if history and history[-1] != loss_history[-1]:
@@ -345,12 +328,17 @@ def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, de
         "pretrain", dataset="+".join(sorted({n.split("_")[0] for n in names})), task="pretrain",
         backbone=metrics["backbone"], objective=model.objective,
         init=Path(cfg.train.init_checkpoint).stem if cfg.train.init_checkpoint else "random", data_fraction=100,
-        seed=int(cfg.train.seed), iterations=len(losses), metrics={"loss": metrics["loss"]} if losses else {},
+        seed=int(cfg.train.seed), iterations=len(losses),
+        metrics={"loss": metrics["loss"], **{k: v for k, v in depth_errors.items() if isinstance(v, float)}}
+        if losses else {},
         loss_history=history, config_file=config_file, config_hash=runs.config_hash(cfg, HASH_IGNORES),
         device=device, output=out, tag=cfg.train.tag)
     runs.finish(out, metrics, record)
+    e = depth_errors
+    depth = (f", hidden-patch depth AbsRel {e['depth_abs_rel']:.3f} RMSE {e['depth_rmse_m']:.3f} m delta<1.25 "
+             f"{100 * e['depth_delta1']:.1f} %" if e else "")
     logger.info(f"done: {metrics['backbone']} {model.objective}, {len(losses)} iterations in {elapsed:.0f} s, loss "
-                f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}, export {out / 'backbone.pth'}")
+                f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}{depth}, export {out / 'backbone.pth'}")
     return metrics
 
 
@@ -364,14 +352,9 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the run in train.output_dir if any")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes on this machine (or use torchrun)")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. model.rgb_mask_ratio=0.8")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        launch(train, args.num_gpus, args=(cfg, args.resume, args.config))
-    except USER_ERRORS as e:
-        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
-        return 1
-    return 0
+    args = parser.parse_intermixed_args(argv)  # `--resume` may follow the overrides
+    return cli.run(lambda: launch(train, args.num_gpus, args=(load_config(args.config, args.overrides), args.resume,
+                                                              args.config)), USER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ def test_bench_scannet_falls_back_to_synthetic_and_prints_paper_rows(synthetic_r
     ref = suite.paper_rows("scannet", "semseg")[0]  # results/paper.csv's ScanNet references
     assert f"{ref['method']} {ref['backbone']} {ref['value']}" in out
     assert "bench-scannet: semseg on synthetic with init random" in out
+    assert "semseg: vit_e96d4 backbone" in out and "semseg (vit_e96d4) sem_seg/mIoU " in out
+    assert out.splitlines()[-1].endswith(" %")
     records = read_records()
     assert [(r["task"], r["dataset"], r["backbone"], r["init"], r["iterations"]) for r in records] == [
         ("semseg", "synthetic", "vit_e96d4", "random", 2)]
-    assert (tmp_path / "synthetic/semseg_vit_b_tiny/random/seed0/metrics.json").is_file()
+    assert (tmp_path / "synthetic/semseg_vit_e96d4_tiny/random/seed0/metrics.json").is_file()  # the model trained
 
 
 def test_default_init_is_the_newest_export_or_a_message(tmp_path, monkeypatch, capsys):
@@ -58,6 +60,19 @@ def test_report_puts_paper_rows_beside_our_metrics(tmp_path):
         writer.writerows({k: r.get(k, "") for k in fields} for r in rows)
     record = {"task": "insseg", "tiny": True, "metrics": {"bbox/AP": 3.0, "segm/AP50": 7.25, "segm/AP": 2.0}}
     lines = suite.report("nyuv2", "nyuv2", [record], paper).splitlines()
-    assert any(line.split()[:3] == ["insseg", "segm/AP50", "7.25"] and line.endswith("Pri3D r50 29.5") for line in lines)
-    assert any(line.split()[:3] == ["insseg", "bbox/AP", "3.00"] and line.endswith("Mask3D vit_b 25.9†") for line in lines)
+    assert any(line.split()[:4] == ["insseg", "segm/AP50", "7.25", "%"] and line.endswith("Pri3D r50 29.5")
+               for line in lines)
+    assert any(line.split()[:4] == ["insseg", "bbox/AP", "3.00", "%"] and line.endswith("Mask3D vit_b 25.9†")
+               for line in lines)
     assert "bbox/AP50" not in "\n".join(lines) and "tiny models" in lines[-1]
+
+
+def test_a_user_error_of_a_run_is_one_line(synthetic_root, tmp_path, capsys):
+    """The run's folder is read-only: the suite reports train_net's one line, not its output's tail."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "synthetic").write_text("a file where the runs' folder should be")
+    assert suite.main(["scannet", "--init", "random", "--iters", "2", "--tasks", "semseg", "--output", str(ro)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: the semseg run stopped: cannot write in the output folder")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.out

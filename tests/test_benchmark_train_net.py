@@ -49,6 +49,8 @@ def test_run_lifecycle_records_once_and_never_overwrites_a_finished_run(syntheti
     assert len(record["config_hash"]) == 12 and record["git_commit"] and record["device"] == "cpu x1"
     assert record["config_file"] == CONFIG and record["output_dir"] == str(out) and record["date"].endswith("+00:00")
     assert (out / "config.yaml").is_file() and (out / "model_final.pth").is_file() and (out / "finished.json").is_file()
+    log = (out / "log.txt").read_text()
+    assert "rank 0 of 1; torch" in log and "Environment info" not in log and "_C" not in log
 
     before = (out / "metrics.json").read_bytes()
     assert _run(out, *init) == 0  # finished: reported, not retrained
@@ -86,3 +88,17 @@ def test_bad_init_and_absent_dataset_are_clear_errors(synthetic_root, tmp_path, 
                            f"train.output_dir={tmp_path / 'b'}"]) == 1
     assert "python -m tools.prepare_nyuv2" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and read_records() == []
+
+
+def test_folder_and_summary_name_the_model_trained_and_show_percent(export):
+    """A ViT-B config in its tiny recipe builds a CPU-sized ViT, and an export brings its own shape: the default
+    folder says which; Detectron2's AP and mIoU are percentages and say so."""
+    def variant(*extra):
+        args = train_net.build_parser().parse_args(["--config-file", CONFIG, "--tiny", *extra])
+        cfg, spec, _ = train_net.resolve(args)
+        return train_net.default_output_dir(cfg, CONFIG, spec, tiny=True).parts[-3]
+
+    assert variant() == "semseg_vit_e96d4_tiny"
+    assert variant("--init", f"mask3d:{export}") == "semseg_vit_e64d3_tiny"
+    assert train_net.format_metric("bbox/AP", 0.3) == "bbox/AP 0.30 %"
+    assert train_net.format_metric("sem_seg/mIoU", 15.8) == "sem_seg/mIoU 15.80 %"

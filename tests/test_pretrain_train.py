@@ -48,9 +48,13 @@ def test_tiny_run_loss_falls_writes_outputs_and_leaves_a_finished_run_intact(syn
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["iterations"] == 30 and metrics["objective"] == "mask3d"
     assert metrics["loss"] < 0.5 * metrics["loss_start"], metrics
+    # metric depth: the hidden patches' errors in metres, on the 16 frames' valid hidden pixels
+    assert 0 < metrics["depth_abs_rel"] < 1 and 0 < metrics["depth_rmse_m"] and 0 <= metrics["depth_delta1"] <= 1
+    assert metrics["depth_pixels"] > 0 and metrics["depth_alignment"] == "none"
     (record,) = read_records()
     assert record["kind"] == "pretrain" and record["objective"] == "mask3d" and record["dataset"] == "synthetic"
     assert record["iterations"] == 30 and record["metrics"]["loss"] == pytest.approx(metrics["loss"])
+    assert record["metrics"]["depth_rmse_m"] == metrics["depth_rmse_m"]
     assert len(record["loss_history"]) == 30 and record["loss_history"][-1][0] == 30
     exported = torch.load(out / "backbone.pth", weights_only=True)
     assert exported["meta"]["iteration"] == 30 and exported["meta"]["img_size"] == [96, 128]
@@ -235,3 +239,27 @@ def test_torchrun_two_processes_with_accumulation(synthetic_root, tmp_path):
     (record,) = read_records()
     assert record["device"] == "cpu x2" and record["iterations"] == 2
     assert (out / "finished.json").is_file() and (out / "log.txt.rank1").is_file()
+
+
+def test_config_yaml_records_the_derived_output_folder(synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _run("", **{"train.max_iter": 2, "model.depth_norm": "image"}) == 0
+    out = tmp_path / "output" / "pretrain" / "default_cpu-mask3d"
+    config = (out / "config.yaml").read_text()
+    assert "output_dir: output/pretrain/default_cpu-mask3d" in config
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["depth_alignment"] == "image" and metrics["depth_abs_rel"] > 0
+
+
+def test_depth_errors_in_metres():
+    from pretrain.metrics import error_sums, summarize
+
+    depth = torch.tensor([[1.0, 2.0, 4.0, 3.0]])
+    where = torch.tensor([[True, True, True, False]])
+    exact = summarize(error_sums(depth, depth, where), "metric")
+    assert exact["depth_abs_rel"] == 0 and exact["depth_rmse_m"] == 0 and exact["depth_delta1"] == 1
+    off = summarize(error_sums(torch.tensor([[1.2, 3.0, -1.0, 0.0]]), depth, where), "image")
+    assert off["depth_abs_rel"] == pytest.approx((0.2 + 0.5 + 1.25) / 3)
+    assert off["depth_rmse_m"] == pytest.approx(math.sqrt((0.04 + 1 + 25) / 3))
+    assert off["depth_delta1"] == pytest.approx(1 / 3) and off["depth_pixels"] == 3
+    assert off["depth_alignment"] == "image" and summarize(error_sums(depth, depth, ~where & False), "image") == {}

@@ -2,11 +2,25 @@
 import importlib
 import sys
 
+from core.quiet import silence_third_party_warnings
+
 REQUIRED = ["torch", "torchvision", "detectron2", "timm", "cv2", "numpy", "fvcore", "pycocotools",
             "omegaconf", "h5py", "cityscapesscripts", "tensorboard", "matplotlib", "scipy"]
 
 
+def compiled_ops() -> str:
+    """Runs never print Detectron2's environment dump (benchmark.train_net.setup); this says once what it would."""
+    try:
+        from detectron2 import _C  # noqa: F401
+    except ImportError:
+        return ("detectron2._C not built (pure-Python wheel): RoIAlign and NMS run on torchvision.ops, COCO "
+                "evaluation on pycocotools' COCOeval instead of the C++ COCOeval_opt; nothing we use needs _C "
+                "(rotated boxes and deformable convolutions would)")
+    return "detectron2._C built (C++/CUDA ops and the fast COCO evaluation available)"
+
+
 def main() -> int:
+    silence_third_party_warnings()
     missing = []
     print(f"python       {sys.version.split()[0]} ({sys.executable})")
     for name in REQUIRED:
@@ -22,6 +36,7 @@ def main() -> int:
     except Exception as e:  # noqa: BLE001
         missing.append("detectron2 ViT")
         print(f"detectron2 ViT/SimpleFeaturePyramid MISSING ({e})")
+    print(compiled_ops())
     try:
         import torch
 

@@ -1,0 +1,112 @@
+"""SLURM runs of `pretrain` and `benchmark.train_net` through submitit (tools/submit.py is the command line).
+
+SLURM starts one task per GPU on every node; each task runs the entry point's `main` in-process with the
+environment torchrun would give it (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR/PORT), so
+`core.distributed.launch` builds the same process group as under torchrun. When SLURM preempts the job or
+its time runs out, submitit calls `RunJob.checkpoint`, which resubmits the same command with `--resume`:
+the run continues from its last periodic checkpoint (the run folder must stay the same, which it does: it
+is either given or derived from the config). submitit is imported only here, only when submitting.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field, replace
+
+ENTRY_POINTS = {"pretrain": "pretrain.train", "bench": "benchmark.train_net"}
+RESUME = "--resume"
+
+
+class ClusterError(RuntimeError):
+    """A launch that cannot be made as asked; the message says what to do."""
+
+
+def import_submitit():
+    try:
+        return importlib.import_module("submitit")
+    except ImportError:
+        raise ClusterError("submitit is not installed: `.venv/bin/pip install submitit` (1.5.x), or launch with "
+                           "torchrun on an allocation you hold") from None
+
+
+def with_resume(argv: list[str]) -> list[str]:
+    """`argv` with `--resume` first (before any key=value override, where every entry point accepts it)."""
+    return argv if RESUME in argv else [RESUME, *argv]
+
+
+def distributed_env(job_env, port_base: int = 20000) -> dict[str, str]:
+    """torchrun's variables from submitit's JobEnvironment; the port derives from the job id so that two jobs
+    sharing a node do not collide."""
+    tasks_per_node = job_env.num_tasks // job_env.num_nodes
+    digits = "".join(c for c in str(job_env.job_id) if c.isdigit()) or "0"
+    return {"RANK": str(job_env.global_rank), "WORLD_SIZE": str(job_env.num_tasks),
+            "LOCAL_RANK": str(job_env.local_rank), "LOCAL_WORLD_SIZE": str(tasks_per_node),
+            "MASTER_ADDR": job_env.hostnames[0], "MASTER_PORT": str(port_base + int(digits[-4:]) % 10000)}
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """What each SLURM task runs: `<entry point>.main(argv)`; picklable, so submitit can send it and resubmit it."""
+
+    kind: str
+    argv: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.kind not in ENTRY_POINTS:
+            raise ClusterError(f"unknown run kind {self.kind!r}: one of {', '.join(ENTRY_POINTS)}")
+        if any(a in ("--num-gpus", "--num-machines", "--machine-rank", "--dist-url") for a in self.argv):
+            raise ClusterError("--num-gpus/--num-machines/--machine-rank/--dist-url come from SLURM here: "
+                               "pass --nodes and --gpus-per-node to tools.submit instead")
+
+    def __call__(self) -> int:
+        submitit = import_submitit()
+        os.environ.update(distributed_env(submitit.JobEnvironment()))
+        rc = importlib.import_module(ENTRY_POINTS[self.kind]).main(list(self.argv))
+        if rc != 0:
+            raise RuntimeError(f"python -m {ENTRY_POINTS[self.kind]} {' '.join(self.argv)} exited with {rc}")
+        return rc
+
+    def resumed(self) -> RunJob:
+        return replace(self, argv=with_resume(self.argv))
+
+    def checkpoint(self, *args, **kwargs):
+        """submitit's hook on preemption or timeout: the same run again, resuming from its last checkpoint."""
+        return import_submitit().helpers.DelayedSubmission(self.resumed())
+
+
+@dataclass(frozen=True)
+class Resources:
+    nodes: int = 1
+    gpus_per_node: int = 8
+    cpus_per_task: int = 10
+    mem_gb: int | None = None
+    timeout_min: int = 24 * 60
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    max_requeues: int = 20  # resubmissions after a timeout (preemptions do not count)
+
+    def executor_parameters(self, name: str) -> dict:
+        if self.nodes < 1 or self.gpus_per_node < 1:
+            raise ClusterError("--nodes and --gpus-per-node must be >= 1")
+        extra = {k: v for k, v in (("account", self.account), ("qos", self.qos), ("constraint", self.constraint))
+                 if v}
+        params = {"name": name, "nodes": self.nodes, "tasks_per_node": self.gpus_per_node,
+                  "gpus_per_node": self.gpus_per_node, "cpus_per_task": self.cpus_per_task,
+                  "timeout_min": self.timeout_min, "slurm_signal_delay_s": 120}
+        if self.partition:
+            params["slurm_partition"] = self.partition
+        if self.mem_gb:
+            params["mem_gb"] = self.mem_gb
+        if extra:
+            params["slurm_additional_parameters"] = extra
+        return params
+
+
+def submit(job: RunJob, resources: Resources, folder: str, name: str, submitit=None):
+    """Submits `job` with `resources`; logs go to `folder/%j`. Returns submitit's Job."""
+    submitit = submitit or import_submitit()
+    executor = submitit.AutoExecutor(folder=os.path.join(folder, "%j"), slurm_max_num_timeout=resources.max_requeues)
+    executor.update_parameters(**resources.executor_parameters(name))
+    return executor.submit(job)
