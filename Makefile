@@ -17,7 +17,7 @@ DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
 
 .DEFAULT_GOAL := help
 .PHONY: help install doctor test pretrain data-synthetic bench-scannet bench-nyu bench-cityscapes \
-        tables speed repro-mini lint format clean
+        tables speed repro-mini gpu-check lint format clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,9 @@ $(STAMP): requirements.txt tools/install.sh
 
 doctor: install ## print versions and devices; fail if something we need is missing
 	$(PY) -m tools.doctor
+
+gpu-check: install ## GPU readiness in < 8 min on one H100/H200: a line per stage, MFU, results/gpu_check.json (ARGS=--smoke: CPU walk-through)
+	$(PY) -m tools.gpu_check $(ARGS)
 
 lint: install ## ruff: lint and format check (settings in pyproject.toml)
 	$(PY) -m ruff check .

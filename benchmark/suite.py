@@ -1,6 +1,6 @@
 """`make bench-scannet | bench-nyu | bench-cityscapes`: fine-tune and evaluate one initialisation on a
-dataset's semantic segmentation and instance segmentation/detection with the tiny configs, then print
-the metrics beside the paper's reference rows.
+dataset's semantic segmentation, instance segmentation/detection and (where the dataset has depth) monocular
+depth estimation with the tiny configs, then print the metrics beside the paper's reference rows.
 
     python -m benchmark.suite {scannet,nyuv2,cityscapes} [--init SPEC] [--backbone vit_b|r50] [--iters N]
 
@@ -26,9 +26,9 @@ from detectron2.data import DatasetCatalog
 
 from benchmark import inits
 from benchmark.backbones import backbone_name
+from benchmark.evaluation import format_metric
 from benchmark.train_net import (
     build_parser,
-    format_metric,
     init_id,
     require_registered,
     resolve,
@@ -43,19 +43,24 @@ PRETRAIN_EXPORTS = "output/pretrain/*/backbone.pth"
 # dataset -> task -> (train, test) dataset names; `{p}` is the ScanNet-layout prefix (scannet or synthetic)
 SPLITS = {
     "scannet": {"semseg": ("{p}_sem_seg_train", "{p}_sem_seg_val"),
-                "insseg": ("{p}_instance_train", "{p}_instance_val")},
+                "insseg": ("{p}_instance_train", "{p}_instance_val"),
+                "depth": ("{p}_depth_train", "{p}_depth_val")},
     "nyuv2": {"semseg": ("nyuv2_sem_seg13_train", "nyuv2_sem_seg13_test"),
-              "insseg": ("nyuv2_instance_train", "nyuv2_instance_test")},
+              "insseg": ("nyuv2_instance_train", "nyuv2_instance_test"),
+              "depth": ("nyuv2_depth_train", "nyuv2_depth_test")},
     "cityscapes": {"semseg": ("cityscapes_fine_sem_seg_train", "cityscapes_fine_sem_seg_val"),
                    "insseg": ("cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val")},
 }
-# Tiny-recipe iterations per task (change them here): both runs of `make bench-scannet` fit in about 5 CPU
-# minutes. Instance segmentation from random init barely starts learning in 300 (bbox AP < 1 %).
-ITERS = {"semseg": 300, "insseg": 300}
+# Tiny-recipe iterations per task (change them here); all runs of `make bench-scannet` take about 5 CPU minutes.
+# Mask R-CNN needs the most: from random init on the synthetic tree (one thread) bbox AP was 0.15 % after 300
+# iterations, 0.37 % after 600, 2.6 % after 1200 and 3.0 % after 1500, while halving the anchors, a 0.5x or 3x
+# LR, larger RPN/RoI samples or no layer decay moved AP at 600-1200 iterations by less than the seed noise.
+ITERS = {"semseg": 300, "insseg": 1500, "depth": 300}
 # Lines of a run's console output worth showing live; everything is in the run's log.txt.
 PROGRESS = ("eta:", "benchmark:", "copypaste:", "Overall training speed", "error")
 SHOWN = {"semseg": ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC"),
-         "insseg": ("bbox/AP", "bbox/AP50", "segm/AP", "segm/AP50")}
+         "insseg": ("bbox/AP", "bbox/AP50", "segm/AP", "segm/AP50"),
+         "depth": ("depth/AbsRel", "depth/RMSE", "depth/delta1")}
 
 
 class SuiteError(RuntimeError):
@@ -125,7 +130,7 @@ def run_one(dataset: str, task: str, family: str, names, init: str, spec, iters:
 def paper_rows(dataset: str, task: str, path: Path = PAPER_CSV) -> list[dict]:
     if not path.is_file():
         return []
-    tasks = {"semseg"} if task == "semseg" else {"insseg", "det"}
+    tasks = {"insseg", "det"} if task == "insseg" else {task}
     with open(path, newline="", encoding="utf-8") as f:
         return [r for r in csv.DictReader(f) if r["dataset"] == dataset and r["task"] in tasks and r["value"]
                 and float(r.get("data_fraction") or 100) == 100]
@@ -133,7 +138,7 @@ def paper_rows(dataset: str, task: str, path: Path = PAPER_CSV) -> list[dict]:
 
 def report(dataset: str, used: str, records: list[dict], paper_csv: Path = PAPER_CSV) -> str:
     """Our metrics, one line each, with the paper's rows for the same dataset, task and metric."""
-    lines = [f"{'task':7s} {'metric':13s} {'ours':>9s}  paper ({dataset}, full-size models, %; † = not verified)"]
+    lines = [f"{'task':7s} {'metric':13s} {'ours':>9s}  paper ({dataset}, full-size models; † = not verified)"]
     for record in records:
         refs = paper_rows(dataset, record["task"], paper_csv)
         for metric in SHOWN[record["task"]]:
@@ -146,8 +151,8 @@ def report(dataset: str, used: str, records: list[dict], paper_csv: Path = PAPER
                 mark = "" if r.get("verified") == "yes" else "†"
                 value = f"+{r['value']} over {r['relative_to']}" if r.get("relative_to") else r["value"]
                 cells.append(f"{r['method']} {r['backbone']} {value}{mark}")
-            ours = f"{record['metrics'][metric]:7.2f} %"
-            lines.append(f"{record['task']:7s} {metric:13s} {ours}  {' | '.join(cells) or '-'}")
+            ours = format_metric(metric, record["metrics"][metric]).removeprefix(metric + " ")
+            lines.append(f"{record['task']:7s} {metric:13s} {ours:>9s}  {' | '.join(cells) or '-'}")
     if used != dataset:
         lines.append(f"(ours: tiny models on the {used} tree, a pipeline check, not comparable to the paper)")
     elif records and records[0].get("tiny"):
@@ -164,10 +169,14 @@ def main(argv=None) -> int:
                         help="config family (default: r50 for Pri3D / r50 baselines, else vit_b); the tiny recipe "
                              "trains a CPU-sized ViT unless the init brings its own shape")
     parser.add_argument("--iters", type=int, default=None, help=f"training iterations per task (default {ITERS})")
-    parser.add_argument("--tasks", nargs="+", choices=("semseg", "insseg"), default=["semseg", "insseg"],
-                        help="which fine-tunings to run (default both)")
+    parser.add_argument("--tasks", nargs="+", choices=tuple(ITERS), default=None,
+                        help="which fine-tunings to run (default: every task the dataset has; Cityscapes has no depth)")
     parser.add_argument("--output", default="output/bench", help="where the run folders go")
     args = parser.parse_args(argv)
+    args.tasks = args.tasks or list(SPLITS[args.dataset])
+    missing = [t for t in args.tasks if t not in SPLITS[args.dataset]]
+    if missing:
+        parser.error(f"{args.dataset} has no {', '.join(missing)} split; choose from {', '.join(SPLITS[args.dataset])}")
     start = time.perf_counter()
     try:
         init = args.init or f"mask3d:{newest_export().relative_to(REPO)}"

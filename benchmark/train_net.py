@@ -41,7 +41,7 @@ from detectron2.utils.logger import setup_logger
 import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
 from benchmark import inits
 from benchmark.backbones import backbone_name, is_vit, set_vit_architecture
-from benchmark.evaluation import record_metrics, task_of
+from benchmark.evaluation import format_metric, record_metrics, task_of
 from benchmark.loading import build_loader
 from benchmark.tiny import make_tiny
 from core import cli, overrides, runs
@@ -53,7 +53,6 @@ from datasets.fileio import DataError
 
 logger = logging.getLogger("benchmark")
 # Where a run goes, its init and its seed are not part of the recipe: repeats share the config hash.
-PERCENT_GROUPS = ("sem_seg", "bbox", "segm")  # metric groups Detectron2 reports in percent
 USER_ERRORS = (RunError, CheckpointError, inits.InitError, DataError)
 HASH_IGNORES = {"train.output_dir": "", "train.init": "", "train.seed": 0, "dataloader.evaluator.output_dir": None}
 
@@ -282,17 +281,9 @@ def train(cfg, model, out: Path, resuming: bool) -> dict:
     return evaluate(cfg, model)
 
 
-def format_metric(name: str, value) -> str:
-    """Detectron2's AP and IoU/accuracy metrics are percentages (0-100); the unit is shown so 0.3 is not read
-    as 30 %."""
-    if value is None:
-        return f"{name} n/a"
-    return f"{name} {value:.2f} %" if name.split("/")[0] in PERCENT_GROUPS else f"{name} {value:.4g}"
-
-
 def _summary(record: dict) -> str:
     shown = [k for k in ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC", "bbox/AP", "bbox/AP50", "segm/AP",
-                         "segm/AP50") if k in record["metrics"]]
+                         "segm/AP50", "depth/AbsRel", "depth/RMSE", "depth/delta1") if k in record["metrics"]]
     metrics = ", ".join(format_metric(k, record["metrics"][k]) for k in shown)
     return (f"{record['task']} on {record['dataset']} {record['split']}, {record['backbone']} init {record['init']}: "
             f"{metrics}")
