@@ -115,9 +115,13 @@ class RGBDPretrainDataset(Dataset):
     def __len__(self):
         return len(self.dicts)
 
+    def read(self, index) -> tuple[np.ndarray, np.ndarray]:
+        """(BGR uint8, uint16 mm) of frame `index` before augmentation; a packed dataset reads its shards."""
+        return read_bgr_depth_mm(self.dicts[index])
+
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, None)
-        bgr, depth_mm = read_bgr_depth_mm(self.dicts[index])
+        bgr, depth_mm = self.read(index)
         h, w = self.img_size
         if seed is None:
             y, x, ch, cw = center_box(*depth_mm.shape, w / h)

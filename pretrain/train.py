@@ -49,6 +49,7 @@ from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
 from .metrics import masked_depth_errors
 from .model import load_encoder_weights
+from .packed import PackedPretrainDataset
 from .visualize import reconstruction_panel, save_png
 
 logger = logging.getLogger("pretrain")
@@ -199,8 +200,11 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     # Everything that can be wrong with the inputs fails here, before any training.
     torch.manual_seed(t.seed)
     model = instantiate(cfg.model)
-    dataset = RGBDPretrainDataset(dataset_dicts(names), model.img_size, scale=cfg.data.scale, ratio=cfg.data.ratio,
-                                  hflip=cfg.data.hflip, color_jitter=cfg.data.color_jitter)
+    augment = dict(scale=cfg.data.scale, ratio=cfg.data.ratio, hflip=cfg.data.hflip, color_jitter=cfg.data.color_jitter)
+    if cfg.data.get("packed"):
+        dataset = PackedPretrainDataset(cfg.data.packed, model.img_size, **augment)
+    else:
+        dataset = RGBDPretrainDataset(dataset_dicts(names), model.img_size, **augment)
     if t.accum_steps < 1 or t.batch_size < 1:
         raise ValueError("train.batch_size and train.accum_steps must be >= 1")
     if not resuming and t.init_checkpoint:

@@ -123,9 +123,6 @@ def test_another_size_into_the_same_folder_is_refused(tmp_path, frames):
 
 def test_pretraining_on_a_pack_at_the_source_size_matches_the_file_loader(tmp_path):
     from pretrain.data import RGBDPretrainDataset
-
-    if not hasattr(RGBDPretrainDataset, "read"):
-        pytest.skip("needs RGBDPretrainDataset.read (the hook pretrain/packed.py overrides)")
     from pretrain.packed import PackedPretrainDataset
 
     dicts = write_frames(tmp_path / "raw", n=3)

@@ -263,3 +263,13 @@ def test_depth_errors_in_metres():
     assert off["depth_rmse_m"] == pytest.approx(math.sqrt((0.04 + 1 + 25) / 3))
     assert off["depth_delta1"] == pytest.approx(1 / 3) and off["depth_pixels"] == 3
     assert off["depth_alignment"] == "image" and summarize(error_sums(depth, depth, ~where & False), "image") == {}
+
+
+def test_pretraining_reads_a_pack_when_data_packed_is_set(synthetic_root, tmp_path):
+    from datasets.builtin import get_dicts
+    from datasets.packed import pack
+
+    pack(get_dicts("synthetic_rgbd_train"), str(tmp_path / "pack"), (96, 128))
+    assert _run(tmp_path / "run", **{"data.packed": str(tmp_path / "pack"), "train.max_iter": 2}) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["iterations"] == 2
+    assert _run(tmp_path / "bad", **{"data.packed": str(tmp_path / "absent")}) == 1  # one line, no traceback

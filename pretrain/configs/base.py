@@ -29,6 +29,7 @@ data = dict(
     color_jitter=0.4,  # our choice (the common SimCLR/torchvision strength; MAE uses none); RGB only
     workers=8,  # our choice: loader processes per GPU
     pin_memory=True,  # our choice (CUDA only)
+    packed="",  # a folder of `tools.pack_rgbd` shards to read instead of decoding the files of `names` (GPU speed)
 )
 
 train = dict(
