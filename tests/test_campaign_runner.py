@@ -1,5 +1,6 @@
 """The campaign runner on jobs that are small Python snippets: order by dependencies, outcomes from exit
 codes and files only, skipping of finished jobs, and what each running job's environment holds."""
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def test_failures_skip_their_dependents_while_independent_jobs_go_on(tmp_path, c
     console = capsys.readouterr().out
     assert "b: FAILED after" in console and "(exit code 3); last lines of" in console and "    boom" in console
     assert "c: not run, because b failed" in console
+    assert re.search(r"\] \[\d/5\] d: done in \d+ s: wrote 'AA'", console)  # how many of the 5 to run ended
     assert "e: FAILED" in console and "exited without writing" in console and "never.txt" in console
 
 

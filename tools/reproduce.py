@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     status = f"{len(failed)} run(s) FAILED ({', '.join(failed)}); " if failed else ""
     print(f"reproduce {args.table}: {status}{len(runs) - len(failed)}/{len(runs)} runs finished in "
           f"{(time.perf_counter() - t0) / 60:.1f} min; {shown} shows '{campaign.spec.title}'"
-          + (" (tiny runs appear under 'Other runs', never in the paper's tables)" if args.tiny else ""), flush=True)
+          + (" (tiny runs show under 'Synthetic data', never in the paper's tables)" if args.tiny else ""), flush=True)
     return 1 if failed else 0
 
 

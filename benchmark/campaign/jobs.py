@@ -16,7 +16,7 @@ from core.runs import FINISHED_MARKER
 from results.store import append_record, read_records
 
 # The metrics a finished fine-tune's progress line shows, where its record has them.
-HEADLINE_METRICS = ("sem_seg/mIoU", "bbox/AP", "segm/AP")
+HEADLINE_METRICS = ("sem_seg/mIoU", "bbox/AP", "segm/AP", "depth/delta1", "depth/AbsRel")
 
 
 @dataclass(frozen=True, kw_only=True)

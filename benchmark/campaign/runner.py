@@ -130,7 +130,7 @@ class Runner:
         outcomes = self._skip_finished(jobs)
         todo = [job for job in jobs if job.name not in outcomes]
         with ThreadPoolExecutor(self.slots, thread_name_prefix=self.label) as pool:
-            running = {}
+            running, ended, total = {}, 0, len(todo)
             try:
                 while todo or running:
                     for job in self._ready(todo, outcomes):
@@ -147,7 +147,8 @@ class Runner:
                         except Exception as e:  # noqa: BLE001 - e.g. its log cannot be written: this job fails
                             outcome = Outcome(job, "failed", result=f"{type(e).__name__}: {e}")
                         outcomes[job.name] = outcome
-                        self._report(outcome)
+                        ended += 1
+                        self._report(outcome, f"[{ended}/{total}] ")
                     if not done:
                         self._heartbeat()
             except KeyboardInterrupt:
@@ -240,13 +241,14 @@ class Runner:
         except Exception as e:  # noqa: BLE001 - a result that cannot be read or stored fails this job only
             return Outcome(job, "failed", seconds, f"{type(e).__name__}: {e}")
 
-    def _report(self, outcome: Outcome) -> None:
+    def _report(self, outcome: Outcome, count: str = "") -> None:
+        """A progress line; `count`: how many of the jobs to run have ended."""
         name, seconds = outcome.job.name, outcome.seconds
         if outcome.ok:
-            self.say(f"{name}: done in {seconds:.0f} s" + (f": {outcome.result}" if outcome.result else ""))
+            self.say(f"{count}{name}: done in {seconds:.0f} s" + (f": {outcome.result}" if outcome.result else ""))
             return
         log = self.log_of(outcome.job)
-        self.say(f"{name}: FAILED after {seconds:.0f} s ({outcome.result}); last lines of {relative(log)}:\n"
+        self.say(f"{count}{name}: FAILED after {seconds:.0f} s ({outcome.result}); last lines of {relative(log)}:\n"
                  + "\n".join("    " + line for line in _tail(log, TAIL_LINES)))
 
     def _heartbeat(self) -> None:
