@@ -176,3 +176,17 @@ def test_slurm_launcher_without_submitter_fails_each_job_with_the_reason(tmp_pat
     job = snippet(tmp_path, "x", "pass")
     outcome = Runner("test", tmp_path / "logs", launcher=SlurmLauncher(poll_s=0.01)).run([job])["x"]
     assert outcome.status == "failed" and "SLURM submission needs tools.submit" in outcome.result
+
+
+def test_repro_mini_is_a_campaign_of_the_same_command(tmp_path, monkeypatch, capsys):
+    from tools import repro_mini
+
+    seen = []
+    monkeypatch.setattr(repro_mini, "main", lambda argv: seen.append(argv) or 0)
+    assert reproduce.main(["repro_mini", "--tiny", "--seeds", "2", "--inits", "random,mae", "--dry-run",
+                           "--campaigns", str(tmp_path)]) == 0
+    assert seen == [["--toy", "--report-out", str(reproduce.TINY_OUT / "report"), "--store",
+                     str(tmp_path / "repro_mini.jsonl"), "--dry-run", "--objectives=mae", "--seeds=2"]]
+    assert reproduce.main(["repro_mini", "--inits", "random,imagenet_mae_vitb"]) == 1
+    assert "repro_mini's inits are random and its objectives" in capsys.readouterr().err
+    assert len(seen) == 1

@@ -84,10 +84,23 @@ def _key_value(text: str) -> tuple[str, object]:
 
 
 def _repro_mini(args) -> int:
-    """`repro_mini` is run by its own command line, which drives the same runner."""
+    """`repro_mini` is run by its own command line, which drives the same runner; its records go to its
+    campaign store (a scratch one with --tiny, whose report goes to output/ too), its inits are `random` and
+    the pre-training objectives it trains itself."""
+    from benchmark.campaign.repro_mini import OBJECTIVES
     from tools import repro_mini
 
-    argv = (["--toy"] if args.tiny else []) + (["--dry-run"] if args.dry_run else [])
+    store = (Path(args.campaigns) / "repro_mini.jsonl" if args.campaigns
+             else TINY_OUT / "runs" / "repro_mini.jsonl" if args.tiny else campaign_path("repro_mini"))
+    argv = (["--toy", "--report-out", str(TINY_OUT / "report")] if args.tiny else []) + ["--store", str(store)]
+    argv += ["--dry-run"] if args.dry_run else []
+    if args.inits != list(tables.DEFAULT_INITS):
+        objectives = [i for i in args.inits if i != "random"]
+        if not objectives or set(objectives) - set(OBJECTIVES):
+            print(f"error: repro_mini's inits are random and its objectives {', '.join(OBJECTIVES)}; got "
+                  f"{', '.join(args.inits)}", file=sys.stderr)
+            return 1
+        argv.append("--objectives=" + ",".join(objectives))
     argv += [f"--{k}={v}" for k, v in (("seeds", args.seeds), ("jobs", args.jobs), ("threads", args.threads),
                                        ("out", args.out), ("data-root", args.data_root)) if v is not None]
     return repro_mini.main(argv)
