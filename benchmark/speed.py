@@ -245,7 +245,7 @@ def table(rows) -> str:
                       _fmt(r.get("value_cpu")), _fmt(r.get("ratio_cpu")), mem or "-"))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     text = ["  ".join(str(c).ljust(w) if i in (0, 2, 5) else str(c).rjust(w) for i, (c, w) in
-                      enumerate(zip(line, widths))).rstrip() for line in lines]
+                      enumerate(zip(line, widths, strict=True))).rstrip() for line in lines]
     text.insert(1, "-" * len(text[0]))
     text += [f"  {r['name']}: error: {r['error']}" for r in rows if r.get("error")]
     return "\n".join(text)

@@ -20,8 +20,8 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from multiprocessing.connection import wait as wait_for_processes
 from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_for_processes
 from pathlib import Path
 from typing import Protocol
 

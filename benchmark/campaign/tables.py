@@ -13,7 +13,7 @@ tiny and synthetic runs out of the paper's tables).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from benchmark.campaign.jobs import FinetuneJob
@@ -127,7 +127,7 @@ def plan(campaign: Campaign, inits: list[str], seeds: int, out: Path, store: Pat
     return runs
 
 
-@lru_cache(maxsize=None)
+@cache
 def config_facts(config: str) -> dict:
     """What the plan and the cost estimate read from a config: its datasets, batch and iterations."""
     from detectron2.config import LazyConfig
