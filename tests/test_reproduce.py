@@ -183,10 +183,14 @@ def test_repro_mini_is_a_campaign_of_the_same_command(tmp_path, monkeypatch, cap
 
     seen = []
     monkeypatch.setattr(repro_mini, "main", lambda argv: seen.append(argv) or 0)
-    assert reproduce.main(["repro_mini", "--tiny", "--seeds", "2", "--inits", "random,mae", "--dry-run",
-                           "--campaigns", str(tmp_path)]) == 0
+    assert reproduce.main(["repro_mini", "--toy", "--seeds", "2", "--inits", "random,mae", "--dry-run",
+                           "--campaigns", str(tmp_path), "--fractions", "20"]) == 0
     assert seen == [["--toy", "--report-out", str(reproduce.TINY_OUT / "report"), "--store",
-                     str(tmp_path / "repro_mini.jsonl"), "--dry-run", "--objectives=mae", "--seeds=2"]]
+                     str(tmp_path / "repro_mini.jsonl"), "--dry-run", "--objectives=mae", "--seeds=2",
+                     "--fractions", "20"]]  # its own options pass through
     assert reproduce.main(["repro_mini", "--inits", "random,imagenet_mae_vitb"]) == 1
     assert "repro_mini's inits are random and its objectives" in capsys.readouterr().err
     assert len(seen) == 1
+    with pytest.raises(SystemExit):
+        reproduce.main(["scannet_semseg", "--fractions", "20"])
+    assert "only repro_mini takes its own options" in capsys.readouterr().err

@@ -4,8 +4,9 @@
                               [--tiny] [--slurm [--slurm-option KEY=VALUE ...]] [--gpus 0,1] [--jobs N]
 
 TABLE is a campaign of benchmark/campaign/tables.py (`--list`), or `repro_mini` (`make repro-mini`'s
-campaign, same runner). Each (init, split, seed) is one fine-tune in OUT/<init>/<pct>pct/seed<k>; its record
-goes to the campaign's store, results/runs/<TABLE>.jsonl, which `make tables` reads into the report.
+campaign, same runner; options of `python -m tools.repro_mini` pass through). Each (init, split, seed) is one
+fine-tune in OUT/<init>/<pct>pct/seed<k>; its record goes to the campaign's store, results/runs/<TABLE>.jsonl,
+which `make tables` reads into the report.
 
 `--dry-run` lists every run (finished ones are skipped), what stops any of them from starting (an init that
 does not resolve, a dataset that is not prepared), and the GPU-hours of the runs left, with where that figure
@@ -41,7 +42,7 @@ def parse_args(argv=None):
                    help="comma-separated init specs (random, KIND:PATH or a results/baselines.yaml name) "
                         "[%(default)s]")
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per (init, split) [{tables.DEFAULT_SEEDS}]")
-    p.add_argument("--tiny", action="store_true", help="CPU-sized recipe on the synthetic tree (minutes)")
+    p.add_argument("--tiny", "--toy", action="store_true", help="CPU-sized recipe on the synthetic tree (minutes)")
     p.add_argument("--iters", type=int, default=None, help="training iterations of every run (default: the config's)")
     p.add_argument("--dry-run", action="store_true", help="list the runs, their problems and their cost, then exit")
     p.add_argument("--out", default=None, help="run folders (default output/reproduce/TABLE, --tiny: "
@@ -59,7 +60,10 @@ def parse_args(argv=None):
     p.add_argument("--slurm-jobs", type=int, default=64, help="SLURM jobs in flight at once [%(default)s]")
     p.add_argument("--mfu", type=float, default=None, help="model FLOPs utilisation of the estimate [0.45]")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s of the estimate's GPU [989, H100]")
-    args = p.parse_args(argv)
+    args, passed = p.parse_known_args(argv)
+    args.passed = passed
+    if args.passed and args.table != "repro_mini":
+        p.error(f"unrecognized arguments: {' '.join(args.passed)} (only repro_mini takes its own options)")
     if not args.list and not args.table:
         p.error("name a TABLE (--list shows them)")
     for name in ("seeds", "iters", "jobs", "threads", "slurm_jobs"):
@@ -103,7 +107,7 @@ def _repro_mini(args) -> int:
         argv.append("--objectives=" + ",".join(objectives))
     argv += [f"--{k}={v}" for k, v in (("seeds", args.seeds), ("jobs", args.jobs), ("threads", args.threads),
                                        ("out", args.out), ("data-root", args.data_root)) if v is not None]
-    return repro_mini.main(argv)
+    return repro_mini.main(argv + args.passed)
 
 
 def visible_gpus(requested: str | None) -> list[str]:
