@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -109,18 +110,22 @@ def test_cost_from_flops_and_from_a_measured_step(tmp_path):
     runs = tables.plan(campaign, ["random"], 2, tmp_path / "out", tmp_path / "s.jsonl")
     facts = tables.config_facts(campaign.config("vit_b"))
     flops = 6 * 134.5e9 * facts["batch"] * facts["max_iter"]
-    got = cost.estimate(runs, speed_json=tmp_path / "absent.json")
+    got = cost.estimate(runs, measurements=(tmp_path / "absent.json",))
     assert got.gpu_hours == pytest.approx(2 * flops / (0.45 * 989e12) / 3600)
     assert "estimate from FLOPs, not a measurement" in got.source
-    assert cost.estimate(runs, iters=100, speed_json=tmp_path / "absent.json").gpu_hours == pytest.approx(
+    assert cost.estimate(runs, iters=100, measurements=(tmp_path / "absent.json",)).gpu_hours == pytest.approx(
         2 * flops * 100 / facts["max_iter"] / (0.45 * 989e12) / 3600)
 
     speed = tmp_path / "speed.json"
     speed.write_text(json.dumps([{"name": "step_mask3d_vit_b_cuda", "value": 200e3, "unit": "GFLOP/s"}]))
-    measured = cost.estimate(runs, speed_json=speed)
-    assert measured.gpu_hours == pytest.approx(2 * flops / 200e12 / 3600) and "measured" in measured.source
+    measured = cost.estimate(runs, measurements=(tmp_path / "absent.json", speed))
+    assert measured.gpu_hours == pytest.approx(2 * flops / 200e12 / 3600)
+    assert measured.source.startswith("measured: 200 TFLOP/s") and "speed.json" in measured.source
     speed.write_text(json.dumps([{"name": "step_mask3d_vit_b_cuda", "value": None, "error": "no GPU"}]))
-    assert "estimate from FLOPs" in cost.estimate(runs, speed_json=speed).source  # a failed row is no figure
+    assert "estimate from FLOPs" in cost.estimate(runs, measurements=(speed,)).source  # a failed row is no figure
+    check = tmp_path / "gpu_check.json"
+    check.write_text(json.dumps({"rows": [{"name": "step_mask3d_vit_b_cuda", "value": 400e3, "unit": "GFLOP/s"}]}))
+    assert cost.estimate(runs, measurements=(speed, check)).gpu_hours == pytest.approx(2 * flops / 400e12 / 3600)
 
 
 class FakeSlurmJob:
@@ -169,6 +174,31 @@ def test_slurm_launcher_submits_each_job_and_judges_it(tmp_path, capsys):
     assert first["command"] == [str(tmp_path / "ok.py")]
     assert "submitted as SLURM job" in (tmp_path / "logs" / "ok.log").read_text()
     assert "bad: FAILED" in capsys.readouterr().out
+
+
+def test_slurm_launcher_stop_cancels_the_jobs_still_running(tmp_path):
+    class Pending:
+        job_id, cancelled = "7", False
+
+        def done(self):
+            return self.cancelled
+
+        def result(self):
+            raise RuntimeError("cancelled")
+
+        def cancel(self):
+            self.cancelled = True
+
+    handle = Pending()
+    launcher = SlurmLauncher(lambda command, **kw: handle, poll_s=0.01)
+    log = tmp_path / "x.log"
+    thread = threading.Thread(target=lambda: setattr(handle, "got", launcher(snippet(tmp_path, "x", "pass"), log)))
+    thread.start()
+    while "submitted" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.01)
+    launcher.stop()
+    thread.join(5)
+    assert handle.cancelled and handle.got == (1, "SLURM job 7 failed: RuntimeError: cancelled")
 
 
 def test_slurm_launcher_without_submitter_fails_each_job_with_the_reason(tmp_path, monkeypatch):

@@ -3,7 +3,8 @@
 No GPU step of a fine-tune has been measured in this project, so the default figure is an estimate from
 FLOPs: the backbone's forward multiply-adds per image at the config's training size (fvcore, measured once,
 below) x 2 FLOPs per MAC x 3 (forward + backward) x batch x iterations, at `mfu` of a `peak` FLOP/s.
-Heads, evaluation and data loading are left out, so it is a lower bound. When `results/speed.json` holds a
+Heads, evaluation and data loading are left out, so it is a lower bound. When `results/speed.json` (`make speed`)
+or `results/gpu_check.json` (`tools.gpu_check`, rows in the same format, as a list or under `rows`) holds a
 measured CUDA training step of our ViT-B (`step_mask3d_vit_b_cuda`, model FLOP/s of a real step on a real
 GPU), that rate replaces `mfu x peak`, and the estimate says so.
 """
@@ -23,7 +24,7 @@ DEFAULT_MFU = 0.45  # the step's target in `make speed` (benchmark/speed.py GPU_
 BACKBONE_GMAC = {("vit_b", "indoor"): 134.5, ("vit_b", "cityscapes"): 244.4,
                  ("r50", "indoor"): 4.09 * 480 * 640 / 224 ** 2, ("r50", "cityscapes"): 4.09 * 512 * 1024 / 224 ** 2}
 MEASURED_ROW = "step_mask3d_vit_b_cuda"
-SPEED_JSON = REPO / "results" / "speed.json"
+MEASUREMENTS = (REPO / "results" / "speed.json", REPO / "results" / "gpu_check.json")
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,13 @@ class Estimate:
     source: str  # where the rate comes from, for the console
 
 
-def measured_rate(path: Path = SPEED_JSON) -> float | None:
-    """Model FLOP/s of a measured CUDA training step of ViT-B, if `make speed` ran on a GPU."""
+def measured_rate(path: Path) -> float | None:
+    """Model FLOP/s of a measured CUDA training step of ViT-B in a measurements file, if it holds one."""
     try:
         rows = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    rows = rows.get("rows", []) if isinstance(rows, dict) else rows
     row = next((r for r in rows if isinstance(r, dict) and r.get("name") == MEASURED_ROW), None)
     if not row or row.get("error") or not row.get("value") or row.get("unit") != "GFLOP/s":
         return None
@@ -52,13 +54,14 @@ def run_flops(run: Run, iters: int | None = None) -> float:
 
 
 def estimate(runs: list[Run], iters: int | None = None, mfu: float = DEFAULT_MFU,
-             peak_tflops: float = H100_BF16_TFLOPS, speed_json: Path = SPEED_JSON) -> Estimate:
-    measured = measured_rate(speed_json)
+             peak_tflops: float = H100_BF16_TFLOPS, measurements: tuple[Path, ...] = MEASUREMENTS) -> Estimate:
+    found = next(((p, r) for p in measurements if (r := measured_rate(p))), None)
+    measured = found[1] if found else None
     rate = measured or mfu * peak_tflops * 1e12
     seconds = sum(run_flops(r, iters) for r in runs if (REPO / r.job.config).is_file()) / rate
     if measured:
         source = (f"measured: {measured / 1e12:.0f} TFLOP/s of a ViT-B training step on this project's GPU "
-                  f"({Path(speed_json).name}, {MEASURED_ROW}) applied to each run's backbone FLOPs")
+                  f"({Path(found[0]).name}, {MEASURED_ROW}) applied to each run's backbone FLOPs")
     else:
         source = (f"an estimate from FLOPs, not a measurement: backbone forward GMAC x 2 x 3 (fwd+bwd) x batch x "
                   f"iterations at {mfu:g} MFU of {peak_tflops:g} TFLOP/s (H100 bf16); heads, evaluation and data "

@@ -38,11 +38,11 @@ class SlurmLauncher:
         folder = log.with_suffix("")  # submitit's own files, beside the job's log
         handle = submit(job.command(), name=job.name, folder=folder, env=dict(job.environment()), gpus=self.gpus,
                         **self.options)
-        with open(log, "a") as f:
-            f.write(f"submitted as SLURM job {handle.job_id}; submitit logs in {folder}\n")
         with self._lock:
             self._live[job.name] = handle
         try:
+            with open(log, "a") as f:
+                f.write(f"submitted as SLURM job {handle.job_id}; submitit logs in {folder}\n")
             while not handle.done():
                 time.sleep(self.poll_s)
             handle.result()
