@@ -70,7 +70,7 @@ def parse_args(argv=None):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
-    args.inits = [i.strip() for i in args.inits.split(",") if i.strip()]
+    args.inits = list(dict.fromkeys(i.strip() for i in args.inits.split(",") if i.strip()))  # each once
     if not args.inits:
         p.error("--inits names no init")
     try:
