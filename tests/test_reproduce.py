@@ -224,3 +224,14 @@ def test_repro_mini_is_a_campaign_of_the_same_command(tmp_path, monkeypatch, cap
     with pytest.raises(SystemExit):
         reproduce.main(["scannet_semseg", "--fractions", "20"])
     assert "only repro_mini takes its own options" in capsys.readouterr().err
+
+
+def test_full_runs_record_into_the_tables_campaign_store_by_default(synthetic_root, tmp_path, capsys):
+    from results.store import campaign_path
+
+    before = campaign_path("scannet_semseg").exists()
+    argv = ["scannet_semseg", "--inits", "random", "--seeds", "1", "--data-root", str(synthetic_root), "--dry-run",
+            "--out", str(tmp_path / "out")]
+    assert reproduce.main(argv) == 1  # ScanNet is not prepared under this root
+    assert "records in results/runs/scannet_semseg.jsonl" in capsys.readouterr().out
+    assert campaign_path("scannet_semseg").exists() == before  # a dry run writes nothing
