@@ -183,7 +183,9 @@ def main(argv=None) -> int:
             print(f"  {run.job.name}: python {' '.join(run.job.command())}")
     for problem, number in notes.items():
         print(f"  [{number}] {problem}")
-    if not args.tiny:
+    if args.tiny:
+        print("cost: CPU-sized runs (seconds to minutes each); no GPU-hours to estimate")
+    else:
         from benchmark.campaign.cost import DEFAULT_MFU, H100_BF16_TFLOPS, estimate
 
         rate = dict(mfu=args.mfu or DEFAULT_MFU, peak_tflops=args.peak_tflops or H100_BF16_TFLOPS)
