@@ -37,6 +37,8 @@ GPU_MFU = 0.45  # our step >= 0.45 MFU on an H100/H200 in bf16
 LOADER_VS_DECODE = 0.75  # >= 0.75 of the decode-only rate
 LOADER_PER_CORE = 150.0  # >= 150 frames/s per core
 PREPARE_PER_CORE = 40.0  # >= 40 frames/s per core
+PACKED_VS_PLAIN = 0.5  # the packed reader >= 0.5 of a plain read of the same bytes
+PACKED_LOADER_PER_CORE = 1500.0  # the augmented packed loader >= 1500 frames/s per core at 240x320
 INFERENCE_CONFIGS = ("semseg_vit_b", "insseg_vit_b", "semseg_r50", "insseg_r50")
 SIZES = ("vit_s", "vit_b")
 KEYS = ("name", "value", "unit", "limit", "ratio", "targets", "ok", "judged_on", "value_cpu", "ratio_cpu",
@@ -66,7 +68,11 @@ def measurements(cuda: bool) -> list[Measurement]:
                        targets={"prepare_scannet": [f"value >= {PREPARE_PER_CORE:g}"]}),
            Measurement("loader_rgbd", "pretrain.speed_loader:measure_loader", data=True,
                        rows=("loader_rgbd", "loader_rgbd_worker"),
-                       targets={r: loader_targets for r in ("loader_rgbd", "loader_rgbd_worker")})]
+                       targets={r: loader_targets for r in ("loader_rgbd", "loader_rgbd_worker")}),
+           Measurement("packed", "datasets.speed:measure_packed", data=True,
+                       rows=("packed_read", "packed_loader", "packed_cores_per_gpu"),
+                       targets={"packed_read": [f"ratio >= {PACKED_VS_PLAIN:g}"],
+                                "packed_loader": [f"value >= {PACKED_LOADER_PER_CORE:g}"]})]
     for dev in ("cpu", "cuda") if cuda else ("cpu",):
         out.append(Measurement(f"matmul_{dev}_{'bf16' if dev == 'cuda' else 'fp32'}", "core.measure:measure_matmul",
                                {"device": dev}))
@@ -239,7 +245,7 @@ def table(rows) -> str:
                       _fmt(r.get("value_cpu")), _fmt(r.get("ratio_cpu")), mem or "-"))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     text = ["  ".join(str(c).ljust(w) if i in (0, 2, 5) else str(c).rjust(w) for i, (c, w) in
-                      enumerate(zip(line, widths))).rstrip() for line in lines]
+                      enumerate(zip(line, widths, strict=True))).rstrip() for line in lines]
     text.insert(1, "-" * len(text[0]))
     text += [f"  {r['name']}: error: {r['error']}" for r in rows if r.get("error")]
     return "\n".join(text)

@@ -30,15 +30,15 @@ def ensure_raw(workdir: str, tiny: bool) -> str:
 
 
 def _generate(out, tiny, progress):
-    from tools import make_synthetic
+    from datasets.synthetic.export import generate
 
     scenes, frames = RAW_SIZE[tiny]
-    return make_synthetic.generate(out, scenes, frames, seed=0, height=RAW_HW[tiny][0], width=RAW_HW[tiny][1],
+    return generate(out, scenes, frames, seed=0, height=RAW_HW[tiny][0], width=RAW_HW[tiny][1],
                                    workers=1, overwrite=True, progress=progress)
 
 
 def measure_synthetic(workdir, tiny=False):
-    """Frames/s of `make_synthetic.generate` in one process (render + encode + write); the first one makes
+    """Frames/s of `datasets.synthetic.export.generate` in one process (render + encode + write); the first one makes
     the raw tree the other data measurements read."""
     import cv2
 
@@ -58,22 +58,21 @@ def measure_synthetic(workdir, tiny=False):
 
 
 def measure_prepare(workdir, tiny=False):
-    """Frames/s per core of `prepare_scannet.prepare` (1 worker, every frame) on the synthetic raw tree:
+    """Frames/s per core of `datasets.prepare.scannet.prepare` (1 worker, every frame) on the synthetic raw tree:
     decode, label mapping, instance RLE, writes, index; the whole call is timed."""
-    from tools import prepare_scannet
+    from datasets.prepare.scannet import ScanNetOptions, prepare
 
     raw = ensure_raw(workdir, tiny)
     reset_peak_memory(CPU)
     rates, cpu_rates, frames = [], [], 0
     for r in range(1 if tiny else 3):
         out = os.path.join(workdir, f"prepared_{os.getpid()}_{r}")
-        args = prepare_scannet.parse_args(["--raw", raw, "--out", out, "--frame-skip", "1", "--workers", "1",
-                                           "--prefix", "synthetic"])
+        opts = ScanNetOptions(raw=raw, out=out, frame_skip=1, workers=1, prefix="synthetic")
         with redirect_stdout(io.StringIO()):
-            res, seconds, cpu = timed(partial(prepare_scannet.prepare, args))
+            res, seconds, cpu = timed(partial(prepare, opts))
         shutil.rmtree(out, ignore_errors=True)
         if res["errors"]:
-            raise RuntimeError(f"prepare_scannet reported errors: {res['errors'][:3]}")
+            raise RuntimeError(f"prepare reported errors: {res['errors'][:3]}")
         frames = res["converted"]
         rates.append(frames / seconds)
         cpu_rates.append(frames / cpu)
@@ -82,3 +81,53 @@ def measure_prepare(workdir, tiny=False):
         resolution="as raw (depth size)")
     return [{"name": "prepare_scannet", "value": max(rates), "unit": "frames/s/core", "limit": None, "ratio": None,
              "value_cpu": max(cpu_rates), "settings": settings, **memory(CPU)}]
+
+
+PACKED_SIZE = {False: (300, 400), True: (72, 96)}  # stored frame size (datasets.packed.DEFAULT_SIZE at full)
+PACKED_IMG = {False: (240, 320), True: (48, 64)}  # the pre-training input size the loader augments to
+PACKED_FRAMES = {False: 256, True: 8}  # pack rows, the raw frames repeated to fill them
+
+
+def measure_packed(workdir, tiny=False):
+    """The packed pre-training loader (`datasets.packed_speed.report`) on a pack of the synthetic frames, one
+    core: the packed reader against a plain read of the same bytes, the augmented loader's frames/s, and the
+    cores one GPU needs at that rate. The raw frames are repeated to fill the pack: rows are read, not decoded."""
+    from datasets.packed import pack
+    from datasets.packed_speed import H100_BF16_TFLOPS, VIT_B_MASK3D_GMAC, report
+    from datasets.prepare.scannet import ScanNetOptions, prepare
+    from datasets.scannet import load_frames
+
+    prepared = os.path.join(workdir, "packed_source")
+    with redirect_stdout(io.StringIO()):
+        res = prepare(ScanNetOptions(raw=ensure_raw(workdir, tiny), out=prepared, frame_skip=1, workers=1,
+                                     prefix="synthetic"))
+    if res["errors"]:
+        raise RuntimeError(f"prepare reported errors: {res['errors'][:3]}")
+    frames = load_frames(prepared, "train", "rgbd") + load_frames(prepared, "val", "rgbd")
+    rows = PACKED_FRAMES[tiny]
+    folder = os.path.join(workdir, "packed")
+    packed = pack([frames[i % len(frames)] for i in range(rows)], folder, PACKED_SIZE[tiny])
+    if packed["errors"]:
+        raise RuntimeError(f"pack reported errors: {packed['errors'][:3]}")
+    reset_peak_memory(CPU)
+    n = rows if tiny else 1000
+    got = report(folder, PACKED_IMG[tiny], n=n)
+    shutil.rmtree(folder, ignore_errors=True)
+    settings = common_settings(tiny) | dict(
+        pack_frames=rows, source_frames=len(frames), stored_size=list(PACKED_SIZE[tiny]),
+        img_size=list(PACKED_IMG[tiny]), frames_timed=n, threads=1, gpu_gmac_per_frame=VIT_B_MASK3D_GMAC,
+        gpu_peak_tflops=H100_BF16_TFLOPS, gpu_mfu=0.45)
+    plain, read, augmented = got["plain_read"], got["packed_read"], got["augmented"]
+    mem = memory(CPU)
+    return [
+        {"name": "packed_read", "value": read["frames_per_s"], "unit": "frames/s/core",
+         "limit": plain["frames_per_s"], "ratio": read["frames_per_s"] / plain["frames_per_s"],
+         "value_cpu": read["frames_per_s_cpu"], "ratio_cpu": got["packed_vs_plain_cpu"],
+         "settings": settings | {"limit": "np.fromfile of the same bytes"}, **mem},
+        {"name": "packed_loader", "value": augmented["frames_per_s"], "unit": "frames/s/core", "limit": None,
+         "ratio": None, "value_cpu": augmented["frames_per_s_cpu"],
+         "settings": settings | {"work": "random resized crop, flip, colour jitter, collate (batch 32)"}, **mem},
+        {"name": "packed_cores_per_gpu", "value": float(got["cores_per_gpu"]), "unit": "cores", "limit": None,
+         "ratio": None, "settings": settings | {"gpu_frames_per_s": got["gpu_frames_per_s"],
+                                               "from": "packed_loader value_cpu"}, **mem},
+    ]

@@ -1,5 +1,6 @@
 """The campaign runner on jobs that are small Python snippets: order by dependencies, outcomes from exit
 codes and files only, skipping of finished jobs, and what each running job's environment holds."""
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def test_failures_skip_their_dependents_while_independent_jobs_go_on(tmp_path, c
     console = capsys.readouterr().out
     assert "b: FAILED after" in console and "(exit code 3); last lines of" in console and "    boom" in console
     assert "c: not run, because b failed" in console
+    assert re.search(r"\] \[\d/5\] d: done in \d+ s: wrote 'AA'", console)  # how many of the 5 to run ended
     assert "e: FAILED" in console and "exited without writing" in console and "never.txt" in console
 
 
@@ -90,3 +92,21 @@ def test_each_job_gets_the_gpu_of_its_slot_and_the_thread_count(tmp_path):
     seen = [(tmp_path / f"{i}.txt").read_text().split() for i in range(2)]
     assert sorted(s[0] for s in seen) == ["4", "7"]  # side by side, one GPU each
     assert [s[1:] for s in seen] == [["3", "0", "3"], ["3", "1", "3"]]
+
+
+def test_runs_are_finished_by_their_marker_not_by_metrics_json(tmp_path):
+    """metrics.json is written before the record and the marker: a run stopped in between is not finished."""
+    from benchmark.campaign.jobs import FinetuneJob, PretrainJob
+
+    pre = PretrainJob(name="p", config="c.py", out_dir=tmp_path / "p")
+    fine = FinetuneJob(name="f", config="c.py", out_dir=tmp_path / "f", pretrain=pre)
+    for folder in (pre.out_dir, fine.out_dir):
+        folder.mkdir()
+        (folder / "metrics.json").write_text("{}")
+    pre.export.write_bytes(b"weights")
+    assert not pre.finished() and not fine.finished()
+    (pre.out_dir / "finished.json").write_text("{}")
+    (fine.out_dir / "finished.json").write_text("{}")
+    assert pre.finished() and fine.finished()
+    pre.export.unlink()
+    assert not pre.finished()

@@ -95,3 +95,22 @@ def test_time_calls_gives_wall_and_cpu_time_of_the_same_calls():
 
     spun = time_calls(spin, 0.05)
     assert 0.0099 <= spun.cpu_s <= spun.wall_s + 1e-3
+
+
+def test_packed_loader_rows_at_toy_size(tmp_path):
+    """The packed reader against a plain read of the same bytes, the augmented loader and cores per GPU."""
+    from datasets.speed import PACKED_FRAMES, measure_packed
+
+    rows = {r["name"]: r for r in measure_packed(str(tmp_path), tiny=True)}
+    assert list(rows) == ["packed_read", "packed_loader", "packed_cores_per_gpu"]
+    read = rows["packed_read"]
+    assert read["limit"] > 0 and read["ratio"] == pytest.approx(read["value"] / read["limit"])
+    assert 0 < read["ratio_cpu"] < 10
+    assert rows["packed_loader"]["value_cpu"] > 0 and rows["packed_loader"]["settings"]["img_size"] == [48, 64]
+    cores = rows["packed_cores_per_gpu"]
+    need = cores["settings"]["gpu_frames_per_s"]
+    assert cores["value"] == math.ceil(need / rows["packed_loader"]["value_cpu"]) >= 1
+    assert read["settings"]["pack_frames"] == PACKED_FRAMES[True] and read["settings"]["tiny"] is True
+    assert not (tmp_path / "packed").exists()  # the pack is removed after measuring
+    targets = {m.name: m.targets for m in suite.measurements(cuda=False)}["packed"]
+    assert targets == {"packed_read": ["ratio >= 0.5"], "packed_loader": ["value >= 1500"]}

@@ -1,7 +1,8 @@
 """Typed records of the runs a campaign is made of.
 
 A job is one `python -m MODULE ARGS` command. Whether it is finished is read from the files its tool writes
-last, never from its console output, so a campaign can be listed, skipped or resumed from its folders
+last (a run's finished marker, `core.runs.FINISHED_MARKER`, written after its metrics and record), never from
+its console output, so a campaign can be listed, skipped or resumed from its folders
 alone. A job names the jobs it needs; the runner starts it once they are done and skips it if one failed.
 """
 from __future__ import annotations
@@ -11,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.runs import FINISHED_MARKER
 from results.store import append_record, read_records
 
 # The metrics a finished fine-tune's progress line shows, where its record has them.
-HEADLINE_METRICS = ("sem_seg/mIoU", "bbox/AP", "segm/AP")
+HEADLINE_METRICS = ("sem_seg/mIoU", "bbox/AP", "segm/AP", "depth/delta1", "depth/AbsRel")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,8 +63,8 @@ class CommandJob(Job):
 
 @dataclass(frozen=True, kw_only=True)
 class PretrainJob(Job):
-    """`python -m pretrain` in `out_dir`; finished once the export and metrics.json exist. The run appends
-    its own record to the store its environment names (`MASK3D_RESULTS`)."""
+    """`python -m pretrain` in `out_dir`; finished once the export and the run's finished marker exist. The run
+    appends its own record to the store its environment names (`MASK3D_RESULTS`)."""
     config: str
     out_dir: Path
     overrides: tuple[str, ...] = ()
@@ -77,7 +79,7 @@ class PretrainJob(Job):
                 f"train.output_dir={self.out_dir}"]
 
     def outputs(self) -> tuple[Path, ...]:
-        return self.out_dir / "metrics.json", self.export
+        return self.out_dir / FINISHED_MARKER, self.export
 
     def metrics(self) -> dict:
         return json.loads((self.out_dir / "metrics.json").read_text())
@@ -90,8 +92,8 @@ class PretrainJob(Job):
 
 @dataclass(frozen=True, kw_only=True)
 class FinetuneJob(Job):
-    """`python -m benchmark.train_net` (fine-tune, then evaluate) in `out_dir`; finished once metrics.json
-    exists. The run writes its record to a store of its own in the run folder; `collect` appends it to
+    """`python -m benchmark.train_net` (fine-tune, then evaluate) in `out_dir`; finished once its finished
+    marker exists. The run writes its record to a store of its own in the run folder; `collect` appends it to
     `store` with `labels` set (e.g. the campaign's name for the init), so a record is stored once, labelled."""
     config: str
     out_dir: Path
@@ -121,7 +123,7 @@ class FinetuneJob(Job):
         return {**self.env, "MASK3D_RESULTS": str(self.out_dir / "record.jsonl")}
 
     def outputs(self) -> tuple[Path, ...]:
-        return (self.out_dir / "metrics.json",)
+        return (self.out_dir / FINISHED_MARKER,)
 
     def record(self) -> dict:
         """The run's record as the campaign stores it."""

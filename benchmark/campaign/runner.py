@@ -4,7 +4,9 @@ log, up to `slots` side by side on a thread pool; a job starts once the jobs it 
 What happened is read from exit codes and the files a job writes (`Job.outputs`), never from its console
 output; the console only gets progress lines (a job started, finished with its result, failed with the last
 lines of its log, or was not run because a job it needs failed). Finished jobs are skipped, so running a
-campaign again resumes it. With `gpus`, each running job sees only the GPU of its slot.
+campaign again resumes it. With `gpus`, each running job sees only the GPU of its slot. With a `launcher`
+(e.g. `benchmark.campaign.slurm.SlurmLauncher`) a job runs wherever the launcher sends it; the runner still
+orders, judges and reports every job the same way.
 """
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from multiprocessing.connection import wait as wait_for_processes
 from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_for_processes
 from pathlib import Path
+from typing import Protocol
 
 from benchmark.campaign.jobs import Job
 from core.io import write_json
@@ -49,6 +52,15 @@ class Outcome:
         return self.status == "done"
 
 
+class Launcher(Protocol):
+    """Runs one job elsewhere (a cluster) and blocks until it ends; returns (exit status, why it failed)."""
+
+    def __call__(self, job: Job, log: Path) -> tuple[int, str]: ...
+
+    def stop(self) -> None:
+        """Cancels what is still running (Ctrl-C)."""
+
+
 def check_settings(folder: Path, settings: dict) -> None:
     """A campaign folder remembers the settings that made its runs (`settings.json`), so runs made with
     other settings never mix into it."""
@@ -72,10 +84,12 @@ def relative(path: Path) -> str:
 
 class Runner:
     def __init__(self, label: str, logs: Path, slots: int = 1, threads: int | None = None,
-                 gpus: list[str] | None = None, stages: tuple[str, ...] = (), heartbeat_s: float = 60.0):
+                 gpus: list[str] | None = None, stages: tuple[str, ...] = (), heartbeat_s: float = 60.0,
+                 launcher: Launcher | None = None):
         """`threads`: OMP_NUM_THREADS of every job; `stages`: the campaign's stages in order, to number
-        the progress lines."""
+        the progress lines; `launcher`: runs the jobs instead of local processes, `slots` at a time."""
         self.label, self.logs, self.threads, self.stages, self.heartbeat_s = label, logs, threads, stages, heartbeat_s
+        self.launcher = launcher
         self.slots = len(gpus) if gpus else slots
         self._free = queue.Queue()
         for slot in gpus or [None] * slots:
@@ -116,7 +130,7 @@ class Runner:
         outcomes = self._skip_finished(jobs)
         todo = [job for job in jobs if job.name not in outcomes]
         with ThreadPoolExecutor(self.slots, thread_name_prefix=self.label) as pool:
-            running = {}
+            running, ended, total = {}, 0, len(todo)
             try:
                 while todo or running:
                     for job in self._ready(todo, outcomes):
@@ -133,7 +147,8 @@ class Runner:
                         except Exception as e:  # noqa: BLE001 - e.g. its log cannot be written: this job fails
                             outcome = Outcome(job, "failed", result=f"{type(e).__name__}: {e}")
                         outcomes[job.name] = outcome
-                        self._report(outcome)
+                        ended += 1
+                        self._report(outcome, f"[{ended}/{total}] ")
                     if not done:
                         self._heartbeat()
             except KeyboardInterrupt:
@@ -191,24 +206,33 @@ class Runner:
             log.parent.mkdir(parents=True, exist_ok=True)
             self.say(f"{job.name}: started (log {relative(log)})")
             t0 = time.perf_counter()
-            proc = self._mp.Process(target=_python, args=(job.command(), env, str(log), self.threads), name=job.name)
-            with self._mp_lock:
-                proc.start()
-            self._running[job.name] = (t0, proc)
-            wait_for_processes([proc.sentinel])  # until it ends, without reading its status
-            with self._mp_lock:
-                proc.join()
-            del self._running[job.name]
-            rc = proc.exitcode
+            try:
+                if self.launcher:
+                    self._running[job.name] = (t0, None)
+                    rc, why = self.launcher(job, log)
+                else:
+                    rc, why = self._local(job, env, log, t0), ""
+            finally:
+                self._running.pop(job.name, None)
             seconds = time.perf_counter() - t0
             if rc:
-                return Outcome(job, "failed", seconds, f"exit code {rc}")
+                return Outcome(job, "failed", seconds, why or f"exit code {rc}")
             missing = [relative(p) for p in job.outputs() if not p.is_file()]
             if missing:
                 return Outcome(job, "failed", seconds, f"exited without writing {', '.join(missing)}")
             return self._collect(job, seconds)
         finally:
             self._free.put(slot)
+
+    def _local(self, job: Job, env: dict, log: Path, t0: float) -> int:
+        proc = self._mp.Process(target=_python, args=(job.command(), env, str(log), self.threads), name=job.name)
+        with self._mp_lock:
+            proc.start()
+        self._running[job.name] = (t0, proc)
+        wait_for_processes([proc.sentinel])  # until it ends, without reading its status
+        with self._mp_lock:
+            proc.join()
+        return proc.exitcode
 
     @staticmethod
     def _collect(job: Job, seconds: float) -> Outcome:
@@ -217,13 +241,14 @@ class Runner:
         except Exception as e:  # noqa: BLE001 - a result that cannot be read or stored fails this job only
             return Outcome(job, "failed", seconds, f"{type(e).__name__}: {e}")
 
-    def _report(self, outcome: Outcome) -> None:
+    def _report(self, outcome: Outcome, count: str = "") -> None:
+        """A progress line; `count`: how many of the jobs to run have ended."""
         name, seconds = outcome.job.name, outcome.seconds
         if outcome.ok:
-            self.say(f"{name}: done in {seconds:.0f} s" + (f": {outcome.result}" if outcome.result else ""))
+            self.say(f"{count}{name}: done in {seconds:.0f} s" + (f": {outcome.result}" if outcome.result else ""))
             return
         log = self.log_of(outcome.job)
-        self.say(f"{name}: FAILED after {seconds:.0f} s ({outcome.result}); last lines of {relative(log)}:\n"
+        self.say(f"{count}{name}: FAILED after {seconds:.0f} s ({outcome.result}); last lines of {relative(log)}:\n"
                  + "\n".join("    " + line for line in _tail(log, TAIL_LINES)))
 
     def _heartbeat(self) -> None:
@@ -232,9 +257,12 @@ class Runner:
                                          for name, (t0, _) in list(self._running.items())))
 
     def _stop(self) -> None:
-        for _, proc in list(self._running.values()):
+        if self.launcher:
+            self.launcher.stop()
+        procs = [proc for _, proc in list(self._running.values()) if proc is not None]
+        for proc in procs:
             proc.terminate()
-        for _, proc in list(self._running.values()):
+        for proc in procs:
             proc.join()
 
 
