@@ -12,12 +12,15 @@ DATA ?=
 OUTPUT ?=
 INIT ?=
 ARGS ?=
+TABLE ?=
+INITS ?=
+SEEDS ?=
 # The data root, as datasets/builtin.py resolves it ($MASK3D_DATA, else $DETECTRON2_DATASETS, else ./data).
 DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
 
 .DEFAULT_GOAL := help
 .PHONY: help install doctor test pretrain data-synthetic bench-scannet bench-nyu bench-cityscapes \
-        tables speed repro-mini gpu-check lint format clean
+        tables speed repro-mini reproduce gpu-check lint format clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,8 +70,11 @@ tables: install ## regenerate results/REPORT.md from paper numbers and committed
 speed: install ## throughput benchmarks as same-run ratios, written to results/speed.json
 	$(PY) -m tools.speed $(ARGS)
 
-repro-mini: install ## the paper's claim in miniature on CPU (< 45 min; resumable)
-	$(PY) -m tools.repro_mini $(ARGS)
+repro-mini: install ## the paper's claim in miniature on CPU (resumable; records in results/runs/repro_mini.jsonl)
+	$(PY) -m tools.reproduce repro_mini $(ARGS)
+
+reproduce: install ## fill one paper table: TABLE=scannet_semseg [INITS=mask3d:PATH,imagenet_mae_vitb,random] [SEEDS=3] [ARGS=--dry-run|--tiny|--slurm]
+	$(PY) -m tools.reproduce $(TABLE) $(if $(INITS),--inits $(INITS)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 clean: ## remove .venv, caches and outputs (keeps data/ and results/)
 	rm -rf .venv .cache .pytest_cache output

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 ENTRY_POINTS = {"pretrain": "pretrain.train", "bench": "benchmark.train_net"}
+MODULE_KINDS = {"pretrain": "pretrain", "pretrain.train": "pretrain", "benchmark.train_net": "bench"}  # python -m X
 RESUME = "--resume"
 
 
@@ -50,6 +51,7 @@ class RunJob:
 
     kind: str
     argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # variables the run needs beyond SLURM's (data root, store)
 
     def __post_init__(self):
         if self.kind not in ENTRY_POINTS:
@@ -60,6 +62,7 @@ class RunJob:
 
     def __call__(self) -> int:
         submitit = import_submitit()
+        os.environ.update(self.env)
         os.environ.update(distributed_env(submitit.JobEnvironment()))
         rc = importlib.import_module(ENTRY_POINTS[self.kind]).main(list(self.argv))
         if rc != 0:
@@ -110,3 +113,21 @@ def submit(job: RunJob, resources: Resources, folder: str, name: str, submitit=N
     executor = submitit.AutoExecutor(folder=os.path.join(folder, "%j"), slurm_max_num_timeout=resources.max_requeues)
     executor.update_parameters(**resources.executor_parameters(name))
     return executor.submit(job)
+
+
+def submit_command(command: list[str], *, name: str, folder, env: dict[str, str], gpus: int = 1, submitit=None,
+                   **options):
+    """The campaign runner's submitter (`benchmark.campaign.slurm`): `command` is `["-m", MODULE, *argv]` of an
+    entry point, run on one node with `gpus` GPUs; `options` are `Resources` fields (`partition`, `timeout_min`,
+    ...), given as text on the command line."""
+    if len(command) < 2 or command[0] != "-m" or command[1] not in MODULE_KINDS:
+        raise ClusterError(f"cannot send {' '.join(command)} to SLURM: only python -m "
+                           f"{' / '.join(sorted(MODULE_KINDS))} runs there")
+    known = {f.name: f for f in fields(Resources)}
+    unknown = sorted(set(options) - set(known) - {"nodes", "gpus_per_node"})
+    if unknown or "nodes" in options or "gpus_per_node" in options:
+        raise ClusterError(f"unknown SLURM option(s) {', '.join(unknown) or 'nodes/gpus_per_node'}: campaign runs "
+                           f"take {', '.join(k for k in known if k not in ('nodes', 'gpus_per_node'))}")
+    typed = {k: int(v) if "int" in str(known[k].type) else v for k, v in options.items()}
+    job = RunJob(MODULE_KINDS[command[1]], list(command[2:]), env=dict(env))
+    return submit(job, Resources(nodes=1, gpus_per_node=gpus, **typed), str(folder), name, submitit)

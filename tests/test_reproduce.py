@@ -202,10 +202,10 @@ def test_slurm_launcher_stop_cancels_the_jobs_still_running(tmp_path):
 
 
 def test_slurm_launcher_without_submitter_fails_each_job_with_the_reason(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "tools.submit", None)  # not merged, or submitit missing
+    monkeypatch.setitem(sys.modules, "submitit", None)  # not installed
     job = snippet(tmp_path, "x", "pass")
     outcome = Runner("test", tmp_path / "logs", launcher=SlurmLauncher(poll_s=0.01)).run([job])["x"]
-    assert outcome.status == "failed" and "SLURM submission needs tools.submit" in outcome.result
+    assert outcome.status == "failed" and "submitit is not installed" in outcome.result
 
 
 def test_repro_mini_is_a_campaign_of_the_same_command(tmp_path, monkeypatch, capsys):

@@ -105,3 +105,18 @@ def test_without_submitit_the_message_says_how_to_install_it(monkeypatch, capsys
     monkeypatch.setitem(sys.modules, "submitit", None)  # import fails as if not installed
     assert submit.main(["pretrain", "--config", "c.py"]) == 1
     assert "pip install submitit" in capsys.readouterr().err
+
+
+def test_campaign_runs_go_to_slurm_with_their_environment(fake_submitit):
+    cluster.submit_command(["-m", "benchmark.train_net", "--config-file", "c.py", "--resume"], name="run1",
+                           folder="output/reproduce/x/run1", env={"MASK3D_DATA": "data"}, gpus=2, partition="gpu",
+                           timeout_min="90")
+    (executor,) = FakeExecutor.made
+    assert (executor.params["nodes"], executor.params["gpus_per_node"], executor.params["timeout_min"]) == (1, 2, 90)
+    assert executor.params["slurm_partition"] == "gpu" and executor.folder == "output/reproduce/x/run1/%j"
+    (job,) = executor.jobs
+    assert job == cluster.RunJob("bench", ["--config-file", "c.py", "--resume"], env={"MASK3D_DATA": "data"})
+    with pytest.raises(cluster.ClusterError, match="unknown SLURM option"):
+        cluster.submit_command(["-m", "pretrain"], name="p", folder="f", env={}, partion="gpu")
+    with pytest.raises(cluster.ClusterError, match="only python -m"):
+        cluster.submit_command(["-m", "tools.speed"], name="s", folder="f", env={})

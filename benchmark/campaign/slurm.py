@@ -1,8 +1,8 @@
-"""Sending campaign jobs to SLURM: a `Runner` launcher that submits each job through `tools.submit` (submitit)
+"""Sending campaign jobs to SLURM: a `Runner` launcher that submits each job through `core.cluster` (submitit)
 and waits for it from the runner's thread, so dependencies, skipping, judging by outputs and progress lines
 stay the runner's.
 
-The submit function is `tools.submit.submit(command, *, name, folder, env, gpus)`: `command` is the
+The submit function is `core.cluster.submit_command(command, *, name, folder, env, gpus)`: `command` is the
 interpreter's arguments (`["-m", "benchmark.train_net", ...]`, run from the repository root), `folder` where
 submitit keeps its logs, `env` the variables the job sets, `gpus` per job, plus the `options` given here
 (partition, time limit, ...). It returns a submitit-like job: `job_id`, `done()`, `result()` (raises if the
@@ -19,11 +19,10 @@ from benchmark.campaign.jobs import Job
 
 
 def default_submit() -> Callable:
-    try:
-        from tools.submit import submit
-    except ImportError as e:
-        raise RuntimeError(f"SLURM submission needs tools.submit and submitit ({e}); run locally instead") from e
-    return submit
+    from core.cluster import import_submitit, submit_command
+
+    import_submitit()  # fails with the install command before any job is sent
+    return submit_command
 
 
 class SlurmLauncher:
