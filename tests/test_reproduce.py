@@ -209,13 +209,14 @@ def test_slurm_launcher_without_submitter_fails_each_job_with_the_reason(tmp_pat
 
 
 def test_repro_mini_is_a_campaign_of_the_same_command(tmp_path, monkeypatch, capsys):
+    from benchmark.campaign.reproduce import TINY_OUT
     from tools import repro_mini
 
     seen = []
     monkeypatch.setattr(repro_mini, "main", lambda argv: seen.append(argv) or 0)
     assert reproduce.main(["repro_mini", "--toy", "--seeds", "2", "--inits", "random,mae", "--dry-run",
                            "--campaigns", str(tmp_path), "--fractions", "20"]) == 0
-    assert seen == [["--toy", "--report-out", str(reproduce.TINY_OUT / "report"), "--store",
+    assert seen == [["--toy", "--report-out", str(TINY_OUT / "report"), "--store",
                      str(tmp_path / "repro_mini.jsonl"), "--dry-run", "--objectives=mae", "--seeds=2",
                      "--fractions", "20"]]  # its own options pass through
     assert reproduce.main(["repro_mini", "--inits", "random,imagenet_mae_vitb"]) == 1

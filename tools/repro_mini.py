@@ -22,17 +22,11 @@ mix into it (choose another --out). `--toy` checks the pipeline in about a minut
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
-from pathlib import Path
 
 from benchmark.campaign import repro_mini as campaign
-from benchmark.campaign.jobs import CommandJob, FinetuneJob
-from benchmark.campaign.runner import REPO, CampaignError, Runner, check_settings, relative
-from core.io import write_json
-
-STAGES = ("data", "pretrain", "finetune", "report")
+from benchmark.campaign.repro_mini_run import run
+from benchmark.campaign.runner import REPO, CampaignError
 
 
 def parse_args(argv=None):
@@ -79,61 +73,18 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    t0 = time.perf_counter()
-    preset = campaign.TOY if args.toy else campaign.FULL
-    out = (REPO / (args.out or ("output/repro_mini_toy" if args.toy else "output/repro_mini"))).resolve()
-    if args.data_root is None and not args.toy:
-        from datasets.builtin import data_root
-
-        args.data_root = data_root()
-    data_root = (REPO / (args.data_root or out / "data")).resolve()
-    from results.store import store_path
-
-    store = store_path(args.store).resolve()
-    options = campaign.Options(preset, data_root, args.seeds or preset["seeds"], tuple(args.objectives),
-                               tuple(args.fractions), args.pretrain_iters, args.finetune_iters,
-                               tuple(args.set_pretrain), tuple(args.set_finetune))
-    cpus = os.cpu_count() or 1
-    slots = args.jobs or max(1, min(cpus, 4))
-    threads = args.threads or max(1, cpus // slots)
-    jobs = campaign.jobs(options, out, store)
-    finetunes = [job for job in jobs if isinstance(job, FinetuneJob)]
-    n_pre = len(options.objectives)
-    runner = Runner("repro-mini", out / "logs", slots, threads, stages=STAGES)
-    runner.say(f"{preset['name']} preset: {n_pre} pre-trainings x {options.iters[0]} iterations, {len(finetunes)} "
-               f"fine-tunes x {options.iters[1]} iterations ({options.seeds} seeds), {slots} at a time x {threads} "
-               f"thread(s); runs in {relative(out)}, records in {relative(store)}, data under {relative(data_root)}")
-    if args.dry_run:
-        print("\n".join("  " + line for line in runner.plan_lines(jobs)))
-        return 0
     try:
-        check_settings(out, options.settings())
-        outcomes = runner.run(jobs)
+        return run(toy=args.toy, out=args.out, seeds=args.seeds, jobs=args.jobs, threads=args.threads,
+                   data_root=args.data_root, store=args.store, report_out=args.report_out,
+                   objectives=tuple(args.objectives), fractions=tuple(args.fractions),
+                   pretrain_iters=args.pretrain_iters, finetune_iters=args.finetune_iters,
+                   set_pretrain=tuple(args.set_pretrain), set_finetune=tuple(args.set_finetune),
+                   report=not args.no_report, dry_run=args.dry_run)
     except CampaignError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    failed = [job.name for job in jobs if not outcomes[job.name].ok]
-
-    report = Path(args.report_out) / "REPORT.md"
-    if not args.no_report:
-        job = CommandJob(name="report", stage="report", module="results.report", env={"MASK3D_RESULTS": str(store)},
-                         args=("--store", str(store), "--out", str(args.report_out)))
-        if runner.run([job])["report"].ok:
-            print("\n".join("    " + line for line in campaign.report_section(report)))
-        else:
-            failed.append(job.name)
-
-    cells = campaign.summarize(finetunes)
-    wall = time.perf_counter() - t0
-    write_json(out / "summary.json", {"wall_s": wall, "cells": cells, "failed": failed, "settings": options.settings(),
-                                      "seeds": options.seeds})
-    status = f"{len(failed)} run(s) FAILED ({', '.join(failed)}); " if failed else ""
-    report_text = "not regenerated" if args.no_report else relative(report)
-    print(f"repro-mini: {status}{n_pre} pre-trainings, {len(finetunes)} fine-tunes in {wall / 60:.1f} min; mIoU "
-          f"{campaign.headline(cells, options)}; report {report_text}", flush=True)
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

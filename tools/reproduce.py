@@ -19,17 +19,10 @@ paper's tables.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
-from pathlib import Path
 
-from benchmark.campaign import tables
-from benchmark.campaign.runner import REPO, CampaignError, Runner, check_settings, relative
-from results.store import campaign_path
-
-TINY_OUT = REPO / "output" / "reproduce_tiny"
+from benchmark.campaign import reproduce, tables
+from benchmark.campaign.runner import CampaignError
 
 
 def parse_args(argv=None):
@@ -87,151 +80,27 @@ def _key_value(text: str) -> tuple[str, object]:
     return key, int(value) if value.isdigit() else value
 
 
-def _repro_mini(args) -> int:
-    """`repro_mini` is run by its own command line, which drives the same runner; its records go to its
-    campaign store (a scratch one with --tiny, whose report goes to output/ too), its inits are `random` and
-    the pre-training objectives it trains itself."""
-    from benchmark.campaign.repro_mini import OBJECTIVES
-    from tools import repro_mini
-
-    store = (Path(args.campaigns) / "repro_mini.jsonl" if args.campaigns
-             else TINY_OUT / "runs" / "repro_mini.jsonl" if args.tiny else campaign_path("repro_mini"))
-    argv = (["--toy", "--report-out", str(TINY_OUT / "report")] if args.tiny else []) + ["--store", str(store)]
-    argv += ["--dry-run"] if args.dry_run else []
-    if args.inits != list(tables.DEFAULT_INITS):
-        objectives = [i for i in args.inits if i != "random"]
-        if not objectives or set(objectives) - set(OBJECTIVES):
-            print(f"error: repro_mini's inits are random and its objectives {', '.join(OBJECTIVES)}; got "
-                  f"{', '.join(args.inits)}", file=sys.stderr)
-            return 1
-        argv.append("--objectives=" + ",".join(objectives))
-    argv += [f"--{k}={v}" for k, v in (("seeds", args.seeds), ("jobs", args.jobs), ("threads", args.threads),
-                                       ("out", args.out), ("data-root", args.data_root)) if v is not None]
-    return repro_mini.main(argv + args.passed)
-
-
-def visible_gpus(requested: str | None) -> list[str]:
-    if requested:
-        return [g.strip() for g in requested.split(",") if g.strip()]
-    from benchmark.speed import cuda_present
-
-    if not cuda_present():
-        return []
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible:
-        return [g for g in visible.split(",") if g]
-    import subprocess
-
-    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
-    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU")]
-
-
-def cells(runs: list[tables.Run], metric: str) -> list[str]:
-    """One line per (init, split): finished runs of planned ones, and mean (± std) of the table's metric."""
-    lines, groups = [], {}
-    for run in runs:
-        groups.setdefault((run.init, run.fraction), []).append(run)
-    for (init, pct), group in groups.items():
-        values = [r.job.record()["metrics"].get(metric) for r in group if r.job.finished()]
-        values = [v for v in values if v is not None]
-        stat = ("" if not values else f", {metric} {statistics.fmean(values):.2f}"
-                + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""))
-        lines.append(f"  {init} {pct}%: {len(values)}/{len(group)} runs{stat}")
-    return lines
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.list:
-        for c in tables.CAMPAIGNS.values():
-            print(f"{c.name:24s} {c.spec.title}")
-        print(f"{'repro_mini':24s} Mini reproduction (make repro-mini)")
-        return 0
-    if args.table == "repro_mini":
-        return _repro_mini(args)
-    campaign = tables.CAMPAIGNS.get(args.table)
-    if campaign is None:
-        print(f"error: no campaign for table {args.table!r}; campaigns: {', '.join([*tables.CAMPAIGNS, 'repro_mini'])}",
-              file=sys.stderr)
-        return 1
-    t0 = time.perf_counter()
-    out = Path(args.out or (TINY_OUT if args.tiny else REPO / "output" / "reproduce") / args.table).resolve()
-    store = (Path(args.campaigns) / f"{args.table}.jsonl" if args.campaigns
-             else TINY_OUT / "runs" / f"{args.table}.jsonl" if args.tiny else campaign_path(args.table)).resolve()
-    import datasets.builtin as builtin
-
-    data_root = str(Path(args.data_root or builtin.data_root()).resolve())
-    os.environ["MASK3D_DATA"] = data_root  # what this process registers, and every run reads
-    builtin.register_all(data_root)
-    seeds = args.seeds or tables.DEFAULT_SEEDS
-    runs = tables.plan(campaign, args.inits, seeds, out, store, args.tiny, args.iters, env={"MASK3D_DATA": data_root})
-    todo = [r for r in runs if not r.job.finished()]
-    bad = [r for r in runs if r.problems]
-    mode = "tiny (CPU-sized recipe, synthetic tree)" if args.tiny else "full recipes"
-    print(f"reproduce {args.table}: '{campaign.spec.title}', {mode}: {len(args.inits)} init(s) x "
-          f"{len(campaign.splits(args.tiny))} split(s) x {seeds} seed(s) = {len(runs)} runs, "
-          f"{len(runs) - len(todo)} finished, {len(todo)} to run; runs in {relative(out)}, records in "
-          f"{relative(store)}, data under {relative(data_root)}")
-    notes: dict[str, int] = {}  # each distinct problem once, runs point at it
-    for run in runs:
-        if run.problems:
-            refs = "".join(f"[{notes.setdefault(p, len(notes) + 1)}]" for p in run.problems)
-            print(f"  {run.job.name}: CANNOT START {refs}")
-        elif run.job.finished():
-            print(f"  {run.job.name}: finished, skipped")
-        elif args.dry_run:
-            print(f"  {run.job.name}: python {' '.join(run.job.command())}")
-    for problem, number in notes.items():
-        print(f"  [{number}] {problem}")
-    if args.tiny:
-        print("cost: CPU-sized runs (seconds to minutes each); no GPU-hours to estimate")
-    else:
-        from benchmark.campaign.cost import DEFAULT_MFU, H100_BF16_TFLOPS, estimate
-
-        rate = dict(mfu=args.mfu or DEFAULT_MFU, peak_tflops=args.peak_tflops or H100_BF16_TFLOPS)
-        left, total = estimate(todo, args.iters, **rate), estimate(runs, args.iters, **rate)
-        print(f"cost: {left.gpu_hours:.1f} GPU-hours for the {len(todo)} runs left ({total.gpu_hours:.1f} for all "
-              f"{len(runs)}); {left.source}")
-    if bad:
-        print(f"error: {len(bad)} of {len(runs)} runs cannot start (listed above); nothing was started",
-              file=sys.stderr)
-        return 1
-    if args.dry_run:
-        return 0
-
-    launcher, gpus = None, []
-    if args.slurm:
-        from benchmark.campaign.slurm import SlurmLauncher
-
-        launcher = SlurmLauncher(options=args.slurm_options)
-        slots, threads = args.slurm_jobs, None
-    else:
-        gpus = [] if args.tiny else visible_gpus(args.gpus)
-        if not args.tiny and not gpus:
-            print("error: the full recipes need a GPU and none is visible here: use --slurm, or --tiny for the "
-                  "CPU-sized check", file=sys.stderr)
-            return 1
-        cpus = os.cpu_count() or 1
-        slots = len(gpus) or args.jobs or max(1, min(cpus, 4))
-        threads = args.threads or max(1, cpus // slots)
-    runner = Runner(args.table, out / "logs", slots, threads, gpus or None, stages=("finetune",), launcher=launcher)
+    shared = dict(seeds=args.seeds, jobs=args.jobs, threads=args.threads, out=args.out, data_root=args.data_root)
     try:
-        check_settings(out, {"tiny": args.tiny, "iters": args.iters, "data_root": data_root})
-        outcomes = runner.run([r.job for r in runs])
+        if args.list:
+            print("\n".join(reproduce.listing()))
+            return 0
+        if args.table == "repro_mini":  # its own command line, which drives the same runner
+            from tools import repro_mini
+
+            return repro_mini.main(reproduce.repro_mini_argv(args.inits, tiny=args.tiny, dry_run=args.dry_run,
+                                                             campaigns=args.campaigns, **shared) + args.passed)
+        return reproduce.run(args.table, args.inits, tiny=args.tiny, iters=args.iters, dry_run=args.dry_run,
+                             campaigns=args.campaigns, gpus=args.gpus, slurm=args.slurm,
+                             slurm_options=args.slurm_options, slurm_jobs=args.slurm_jobs, mfu=args.mfu,
+                             peak_tflops=args.peak_tflops, **shared)
     except CampaignError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    failed = [r.job.name for r in runs if not outcomes[r.job.name].ok]
-    print("\n".join(cells(runs, campaign.spec.metrics[0])))
-    shown = ("`make tables`" if store.parent == campaign_path(args.table).parent
-             else f"`python -m results.report --campaigns {relative(store.parent)} --out output/report`")
-    status = f"{len(failed)} run(s) FAILED ({', '.join(failed)}); " if failed else ""
-    print(f"reproduce {args.table}: {status}{len(runs) - len(failed)}/{len(runs)} runs finished in "
-          f"{(time.perf_counter() - t0) / 60:.1f} min; {shown} shows '{campaign.spec.title}'"
-          + (" (tiny runs show under 'Synthetic data', never in the paper's tables)" if args.tiny else ""), flush=True)
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

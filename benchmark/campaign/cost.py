@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.campaign.tables import REPO, Run, config_facts
+from benchmark.campaign.runner import REPO
+from benchmark.campaign.tables import Run, config_facts
 
 H100_BF16_TFLOPS = 989.0  # dense bf16, NVIDIA's H100 SXM datasheet
 DEFAULT_MFU = 0.45  # the step's target in `make speed` (benchmark/speed.py GPU_MFU)

@@ -23,7 +23,6 @@ Costs measured with one thread per run and two runs side by side (what the drive
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,46 +173,3 @@ def jobs(options: Options, out: Path, store: Path) -> list[Job]:
     # multimae costs about twice as much per iteration: start it first so that two slots end together
     order = sorted(pretrains.values(), key=lambda job: job.name != "pretrain multimae")
     return [make, prepare, *order, *finetunes]
-
-
-def summarize(finetunes: list[FinetuneJob]) -> dict:
-    """mIoU per (init, % of scenes) of the finished fine-tunes: values, mean and sample std."""
-    cells: dict[str, dict] = {}
-    for job in finetunes:
-        if not job.finished():
-            continue
-        record = job.record()
-        value = record["metrics"].get("sem_seg/mIoU")
-        if value is not None:
-            fraction = round(record["data_fraction"])
-            cell = cells.setdefault(f"{record['init']} {fraction}%",
-                                    {"init": record["init"], "data_fraction": fraction, "mIoU": []})
-            cell["mIoU"].append(value)
-    for cell in cells.values():
-        cell["mean"] = statistics.fmean(cell["mIoU"])
-        cell["std"] = statistics.stdev(cell["mIoU"]) if len(cell["mIoU"]) > 1 else None
-    return cells
-
-
-def headline(cells: dict, options: Options) -> str:
-    """`100%: random 9.12±0.40, mask3d ...; 20%: ...`: mean (± std) mIoU per split and init."""
-    def cell(init, fraction):
-        c = cells.get(f"{init} {fraction}%")
-        return "n/a" if not c else f"{c['mean']:.2f}" + (f"±{c['std']:.2f}" if c["std"] is not None else "")
-
-    inits = ("random", *options.objectives)
-    return "; ".join(f"{fraction}%: " + ", ".join(f"{init} {cell(init, fraction)}" for init in inits)
-                     for fraction in options.fractions)
-
-
-def report_section(report: Path) -> list[str]:
-    """The table rows of REPORT.md's "Mini reproduction" section, for the console."""
-    if not report.is_file():
-        return []
-    rows, inside = [], False
-    for line in report.read_text().splitlines():
-        if line.startswith("## "):
-            inside = line.strip() == "## Mini reproduction"
-        elif inside and line.startswith("|"):
-            rows.append(line)
-    return rows

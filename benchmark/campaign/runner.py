@@ -75,6 +75,19 @@ def check_settings(folder: Path, settings: dict) -> None:
                             f"choose another output folder, or delete {folder} to start over")
 
 
+def local_slots(jobs: int | None, threads: int | None, gpus: int = 0) -> tuple[int, int]:
+    """Runs side by side on this machine (one per GPU, else `jobs`, else min(CPUs, 4)) and torch threads per run
+    (`threads`, else the CPUs shared out), so runs never oversubscribe the cores."""
+    cpus = os.cpu_count() or 1
+    slots = gpus or jobs or max(1, min(cpus, 4))
+    return slots, threads or max(1, cpus // slots)
+
+
+def failures(names: list[str]) -> str:
+    """The start of a campaign's last line: which runs failed, if any."""
+    return f"{len(names)} run(s) FAILED ({', '.join(names)}); " if names else ""
+
+
 def relative(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(REPO))

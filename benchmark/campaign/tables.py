@@ -17,10 +17,10 @@ from functools import cache
 from pathlib import Path
 
 from benchmark.campaign.jobs import FinetuneJob
+from benchmark.campaign.runner import REPO
 from results.tables import DATA_EFFICIENT, PAPER_TABLES, Spec
 
 TAG = "reproduce"
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_INITS = ("mask3d", "imagenet_mae_vitb", "random")
 DEFAULT_SEEDS = 3
 # task -> (train, test) of the synthetic tree, what --tiny trains and evaluates on
