@@ -1,4 +1,4 @@
-"""Benchmark stages of `make gpu-check` (tools/gpu_check.py): 20 iterations and an evaluation of the ViT-B
+"""Benchmark stages of `make gpu-check` (benchmark/gpu_check.py): 20 iterations and an evaluation of the ViT-B
 semantic-segmentation and Mask R-CNN configs at their 480x640 frames with AMP, on the synthetic tree,
 through `python -m benchmark.train_net` (random init). `smoke` runs the tiny recipe for 2 iterations instead.
 """

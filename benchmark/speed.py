@@ -5,7 +5,7 @@ A measurement is a function `module:function(**kwargs, tiny=...)` returning rows
 ratio, settings, ...}`; they live beside the code they measure (`pretrain/speed_step.py`,
 `pretrain/speed_loader.py`, `datasets/speed.py`, `benchmark/speed_inference.py`, `core/measure.py`). Each one
 runs in a fresh worker process (`python -m benchmark.speed --worker ...`), so its peak RSS, or on a GPU
-`torch.cuda.max_memory_allocated`, is its own; `--tiny` runs all of them at toy sizes in one worker (memory
+`torch.cuda.max_memory_allocated`, is its own; `--toy` runs all of them at toy sizes in one worker (memory
 then is the peak since the previous measurement started, `memory_isolated: false`). Targets are checked on
 full runs only; a missed target is reported, not an error.
 
@@ -210,7 +210,7 @@ def run_worker(chosen: list[Measurement], workdir, tiny, isolated, timeout) -> l
     fd, result = tempfile.mkstemp(dir=workdir, prefix="rows-", suffix=".json")
     os.close(fd)
     cmd = [sys.executable, "-m", "benchmark.speed", "--worker", result, "--jobs", ",".join(m.name for m in chosen),
-           "--workdir", workdir] + (["--tiny"] if tiny else []) + (["--isolated"] if isolated else [])
+           "--workdir", workdir] + (["--toy"] if tiny else []) + (["--isolated"] if isolated else [])
     error = None
     try:
         proc = subprocess.run(cmd, cwd=REPO, env=_child_env(), timeout=timeout)
@@ -264,7 +264,7 @@ def run(tiny=False, out="results/speed.json", only=None, isolate=None, timeout=1
     rows = []
     try:
         if not isolate:
-            _progress(f"{len(chosen)} measurements in one process{' (tiny)' if tiny else ''} ...")
+            _progress(f"{len(chosen)} measurements in one process{' (toy)' if tiny else ''} ...")
             rows = run_worker(chosen, workdir, tiny, False, timeout)
         for i, m in enumerate(chosen if isolate else [], 1):
             _progress(f"[{i}/{len(chosen)}] {m.name} (own process) ...")
@@ -288,7 +288,7 @@ def run(tiny=False, out="results/speed.json", only=None, isolate=None, timeout=1
     print(table(rows))
     failed = [r["name"] for r in rows if r.get("error")]
     missed = [r["name"] for r in rows if r.get("ok") is False]
-    print(f"speed: {len(rows)} measurements{' (tiny)' if tiny else ''} in {time.perf_counter() - t_start:.0f} s, "
+    print(f"speed: {len(rows)} measurements{' (toy)' if tiny else ''} in {time.perf_counter() - t_start:.0f} s, "
           f"{len(missed)} targets missed{' (' + ', '.join(missed) + ')' if missed else ''}, {len(failed)} failed; "
           f"written to {out}")
     return rows
@@ -299,10 +299,10 @@ def _worker_main(argv=None) -> int:
     parser.add_argument("--worker", required=True, help="JSON file the rows go to")
     parser.add_argument("--jobs", required=True, help="comma-separated measurement names")
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--toy", action="store_true")
     parser.add_argument("--isolated", action="store_true")
     args = parser.parse_args(argv)
-    run_in_process(args.jobs.split(","), args.workdir, args.tiny, args.isolated, result=args.worker)
+    run_in_process(args.jobs.split(","), args.workdir, args.toy, args.isolated, result=args.worker)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Pre-training stages of `make gpu-check` (tools/gpu_check.py): the bf16 matmul rate the MFU is measured
+"""Pre-training stages of `make gpu-check` (benchmark/gpu_check.py): the bf16 matmul rate the MFU is measured
 against, training steps of the paper's model at its per-GPU batch (eager and `torch.compile`), which
 scaled-dot-product-attention kernel ran, and checkpoint -> resume -> export through `python -m pretrain`.
 
