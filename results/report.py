@@ -113,6 +113,15 @@ def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) 
     else:
         md += [f"No pre-training run yet: {NEXT_STEPS}.", ""]
 
+    probes = [dict(r, objective=r.get("objective") or r["init"]) for r in runs if r["kind"] == "probe"]
+    if probes:
+        md += ["## Frozen-encoder linear probes", "",
+               "`python -m benchmark.probe`: a linear head on frozen tokens, trained with one fixed recipe, so the "
+               "numbers compare encoders without a fine-tuning recipe in between; `objective` is the export's "
+               "pre-training objective, else the init.", ""]
+        md += render_table(runs_table("linear probes", probes, ("dataset", "split", "task", "objective", "init",
+                                                                "backbone", "tag")))
+
     md += ["## Synthetic data (CPU smoke benchmark)", "",
            "Procedural scenes in ScanNet's layout: a check that the pipeline runs end to end, not a "
            "measurement comparable with the paper.", ""]
