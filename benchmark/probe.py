@@ -29,10 +29,10 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -51,7 +51,8 @@ from benchmark.depth_eval import DepthEvaluator
 from benchmark.evaluation import format_metric, read_label_png, record_metrics
 from core import runs
 from core.io import load_torch
-from datasets.fileio import decode_image, read_label_png as read_label_file
+from datasets.fileio import decode_image
+from datasets.fileio import read_label_png as read_label_file
 
 logger = logging.getLogger("benchmark.probe")
 TASKS = ("semseg", "depth")

@@ -18,8 +18,17 @@ from results.baselines import BaselineError, check_references, load_baselines
 from results.paper import PaperError, load_paper
 from results.runs import REPRO_TAG, load_runs
 from results.store import CAMPAIGNS_DIR, REPO_ROOT, RecordError, campaign_files, store_path
-from results.tables import (DATA_EFFICIENT, PAPER_TABLES, UNVERIFIED, Table, data_efficient_table,
-                            headline_lines, paper_table, repro_mini, runs_table)
+from results.tables import (
+    DATA_EFFICIENT,
+    PAPER_TABLES,
+    UNVERIFIED,
+    Table,
+    data_efficient_table,
+    headline_lines,
+    paper_table,
+    repro_mini,
+    runs_table,
+)
 
 RESULTS_DIR = Path(__file__).resolve().parent
 NEXT_STEPS = "`make pretrain && make bench-scannet && make tables ARGS=--scratch` (report in `output/report/`)"
