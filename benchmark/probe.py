@@ -60,7 +60,7 @@ TASKS = ("semseg", "depth")
 SPLITS = {"scannet": ("train", "val"), "synthetic": ("train", "val"), "nyuv2": ("train", "test")}
 PROBE_VIT = dict(embed_dim=192, depth=6, num_heads=3, mlp_ratio=4.0, patch_size=8)  # the pilot's encoder
 PROBE_SIZE = (96, 128)
-RECIPE = dict(epochs=30, batch_size=16, lr=1e-2, weight_decay=1e-4)  # our choice; converges on synthetic
+RECIPE = dict(epochs=10, batch_size=16, lr=1e-2, weight_decay=1e-4)  # our choice: within 0.5 mIoU of 30 epochs
 PIXEL_MEAN = (123.675, 116.28, 103.53)  # what the pre-training and the ViTDet configs normalise RGB with
 PIXEL_STD = (58.395, 57.12, 57.375)
 

@@ -11,7 +11,7 @@ at construction, on depth resized to the input size with nearest neighbour.
 
 Frames need `intrinsics` and `pose` (4x4 camera-to-world) in their dataset dicts; a scene is the
 `image_id` up to its last underscore (`scene0000_00_120` -> `scene0000_00`), as the ScanNet registrar
-writes them.
+writes them. Frames whose pose is null or not finite (lost tracking) are left out with a count.
 """
 from __future__ import annotations
 
@@ -42,24 +42,37 @@ def scene_of(d: dict) -> str:
     return str(d["image_id"]).rsplit("_", 1)[0]
 
 
-def check_geometry(dicts) -> None:
-    """Every frame has a usable pose and intrinsics; otherwise name the files that are missing."""
+def usable_frames(dicts) -> tuple[list[dict], int]:
+    """The frames with a usable pose and intrinsics, and how many have an invalid pose (null or not finite:
+    ScanNet writes -inf where tracking failed), which are left out. A frame without the `pose` or
+    `intrinsics` entry at all comes from a tree that cannot feed `pri3d`: an error naming the missing files."""
     lacking = defaultdict(list)
     for d in dicts:
         for key in ("pose", "intrinsics"):
-            if d.get(key) is None:
+            if key not in d or (key == "intrinsics" and d[key] is None):
                 lacking[key].append(d["file_name"])
     if lacking:
         raise PairError("pri3d needs camera poses and intrinsics for every frame; " + "; ".join(
             f"{len(files)} frame(s) lack `{key}` (the raw scene's "
             f"{'pose/<frame>.txt' if key == 'pose' else 'intrinsic/intrinsic_color.txt'}), e.g. {files[0]}"
             for key, files in lacking.items()) + ". Prepare the tree with poses kept, or use another objective")
+    usable = []
     for d in dicts:
         try:
-            check_pose(d["pose"], d["file_name"])
             check_intrinsics(d["intrinsics"], d["file_name"])
         except GeometryError as e:
             raise PairError(str(e)) from None
+        if d["pose"] is not None and _valid_pose(d):
+            usable.append(d)
+    return usable, len(dicts) - len(usable)
+
+
+def _valid_pose(d) -> bool:
+    try:
+        check_pose(d["pose"], d["file_name"])
+    except GeometryError:
+        return False
+    return True
 
 
 @dataclass
@@ -76,7 +89,9 @@ class PairDataset(Dataset):
     (the seed drives the colour jitter)."""
 
     def __init__(self, dicts, img_size, patch_size: int, min_overlap: float = MIN_OVERLAP, color_jitter: float = 0.4):
-        check_geometry(dicts)
+        dicts, self.bad_poses = usable_frames(dicts)
+        if self.bad_poses:
+            logger.warning(f"pri3d pairs: {self.bad_poses} frame(s) without a valid pose left out")
         self.dicts, self.img_size, self.patch, self.jitter = dicts, tuple(int(s) for s in img_size), patch_size, \
             color_jitter
         self.min_overlap = min_overlap

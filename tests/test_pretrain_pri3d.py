@@ -104,7 +104,8 @@ def test_pairs_keep_overlapping_views_and_count_the_rest(tmp_path):
 
 
 def test_frames_without_pose_or_intrinsics_name_the_missing_files(tmp_path):
-    dicts = _frames(tmp_path, [_moved(), None])
+    dicts = _frames(tmp_path, [_moved(), _moved()])
+    del dicts[1]["pose"]
     lacks = r"1 frame\(s\) lack `pose` \(the raw scene's pose/<frame>.txt\), e.g. .*_1.jpg"
     with pytest.raises(PairError, match=lacks):
         PairDataset(dicts, (H, W), P)
@@ -112,9 +113,19 @@ def test_frames_without_pose_or_intrinsics_name_the_missing_files(tmp_path):
     del dicts[0]["intrinsics"]
     with pytest.raises(PairError, match="lack `intrinsics`.*intrinsic_color.txt"):
         PairDataset(dicts, (H, W), P)
-    bad = np.full((4, 4), -np.inf)
+    dicts = _frames(tmp_path, [_moved(), _moved()])
+    dicts[1]["intrinsics"] = np.zeros((3, 3)).tolist()
+    with pytest.raises(PairError, match="_1.jpg: intrinsics must be"):
+        PairDataset(dicts, (H, W), P)
     with pytest.raises(GeometryError, match="finite 4x4"):
-        check_pose(bad, "x")
+        check_pose(np.full((4, 4), -np.inf), "x")
+
+
+def test_frames_with_lost_tracking_are_left_out_with_a_count(tmp_path):
+    dicts = _frames(tmp_path, [_moved(), _moved(0.2), None, _moved(0.1)])
+    dicts[3]["pose"] = np.full((4, 4), -np.inf).tolist()  # ScanNet's mark of a frame without tracking
+    pairs = PairDataset(dicts, (H, W), P)
+    assert pairs.bad_poses == 2 and len(pairs.dicts) == 2 and len(pairs) == 1
 
 
 def test_view_contrast_loss_learns_and_skips_pairs_without_matches():
