@@ -49,6 +49,7 @@ from benchmark.backbones import STANDARD_VITS, GridViT
 from benchmark.depth import read_depth_metres
 from benchmark.depth_eval import DepthEvaluator
 from benchmark.evaluation import format_metric, read_label_png, record_metrics
+from benchmark.train_net import init_id
 from core import runs
 from core.io import load_torch
 from datasets.fileio import decode_image
@@ -282,8 +283,6 @@ def probe(init: str, dataset: str, tasks=TASKS, seed: int = 0, like: str | None 
           tag: str = "", encoder: Encoder | None = None) -> list[dict]:
     """Run the probes `tasks` of one init; returns their records (stored ones for finished run folders).
     `encoder` replaces the init's (tests)."""
-    from benchmark.train_net import init_id
-
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ProbeError(f"unknown probe task(s) {unknown}; choose from {list(TASKS)}")

@@ -12,7 +12,8 @@ from benchmark.depth_eval import depth_metrics
 from core.runs import FINISHED_MARKER
 from pretrain.export import export_state
 from pretrain.model import MaskedRGBD
-from results.store import read_records
+from results.report import build
+from results.store import read_records, store_path
 
 
 def test_both_probes_end_to_end(synthetic_root, tmp_path):
@@ -28,6 +29,10 @@ def test_both_probes_end_to_end(synthetic_root, tmp_path):
         folder = tmp_path / "a" / "synthetic" / r["task"] / "random" / "seed0"
         assert (folder / FINISHED_MARKER).is_file()
         assert json.loads((folder / "metrics.json").read_text())["record"]["metrics"] == r["metrics"]
+
+    text = build([store_path()], tmp_path / "report")
+    assert "## Frozen-encoder linear probes" in text
+    assert "| synthetic | val | semseg | random | random | vit_e192d6 | t |" in text
 
     again = probe.probe("random", "synthetic", output_root=str(tmp_path / "a"))  # finished: nothing re-run
     assert again == records and len(read_records()) == 2
