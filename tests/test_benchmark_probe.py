@@ -91,3 +91,13 @@ def test_bad_inputs(synthetic_root, tmp_path):
         probe.build_encoder(inits.parse("random"), like=bad)
     assert probe.main(["--init", "random", "--dataset", "synthetic", "--task", "depth,seg",
                        "--output-dir", str(tmp_path)]) == 1
+
+
+def test_timm_vit_init_runs_at_the_probe_size(tmp_path):
+    import timm
+
+    path = tmp_path / "vit_t.pth"
+    torch.save({"model": timm.create_model("vit_tiny_patch16_224", pretrained=False).state_dict()}, path)
+    encoder = probe.build_encoder(inits.parse(f"mae:{path}"))
+    assert (encoder.size, encoder.backbone, encoder.init) == (probe.PROBE_SIZE, "vit_t", "mae")
+    assert encoder.features(torch.zeros(1, 3, 96, 128)).shape == (1, 192, 6, 8)
