@@ -10,7 +10,8 @@ the three objectives we compare on the same data and budget.
 - `pri3d` (Hou et al. 2021, the "View" variant): two overlapping frames of one scene, whole and unmasked;
   InfoNCE between the projected tokens of patches that see the same 3D point (`pretrain.correspondence`,
   pairs from `pretrain.pairs`), each match's other matches in the batch as negatives (PointContrast's
-  PointInfoNCE, which Pri3D builds on). No decoder.
+  PointInfoNCE, which Pri3D builds on) at temperature 0.4 (Pri3D's `pretrain.nceT=0.4` in its ScanNet
+  script). No decoder.
 - `none`: no pretext task; the run exports the freshly initialised encoder (a from-scratch baseline with
   our initialisation).
 

@@ -4,9 +4,9 @@ Every frame is seen whole: the largest centred box of the model's aspect, resize
 the geometry of `pretrain.correspondence` holds exactly (a random crop or flip would have to move the
 matches with it; colour jitter, which leaves geometry alone, is the only augmentation). Pairs are all
 frames of a scene two by two, kept when each view sees at least `min_overlap` of the other's patches
-(Pri3D samples ScanNet pairs above an overlap threshold of 30 %, the default here, as we read their paper;
-the exact overlap definition is ours: the share of patches with valid depth visible unoccluded in the
-other view). Pairs below it are counted (`skipped`), never trained on. Correspondences are computed once,
+(30 %, the default here, is Pri3D's: its README builds the ScanNet pair list `overlap30.txt` from frames
+whose partial point clouds overlap; our overlap is the share of patches with valid depth that the other
+view sees unoccluded, computed at the input size). Pairs below it are counted (`skipped`), never trained on. Correspondences are computed once,
 at construction, on depth resized to the input size with nearest neighbour.
 
 Frames need `intrinsics` and `pose` (4x4 camera-to-world) in their dataset dicts; a scene is the
