@@ -319,7 +319,8 @@ def probe(init: str, dataset: str, tasks=TASKS, seed: int = 0, like: str | None 
                              device="cpu", output=out, tag=tag)
         runs.finish(out, {"record": record, "extract_s": extract_s, "fit_s": fit_s}, record)
         shown = ("sem_seg/mIoU", "sem_seg/pACC") if task == "semseg" else ("depth/AbsRel", "depth/delta1")
-        print(f"probe {task} on {dataset} {record['split']}, {encoder.backbone} init {encoder.init}: "
+        objective = f" ({encoder.objective})" if encoder.objective else ""
+        print(f"probe {task} on {dataset} {record['split']}, {encoder.backbone} init {encoder.init}{objective}: "
               + ", ".join(format_metric(m, record["metrics"][m]) for m in shown)
               + f" (features {extract_s:.1f} s, head {fit_s:.1f} s) -> {out / 'metrics.json'}")
         records[task] = record
