@@ -7,6 +7,11 @@ the three objectives we compare on the same data and budget.
 - `mae` (He et al. 2022): RGB reconstructed from masked RGB, no depth.
 - `multimae` (Bachmann et al. 2022, simplified): visible RGB and depth tokens both enter the encoder
   (modality embeddings tell them apart); one shared decoder reconstructs both.
+- `pri3d` (Hou et al. 2021, the "View" variant): two overlapping frames of one scene, whole and unmasked;
+  InfoNCE between the projected tokens of patches that see the same 3D point (`pretrain.correspondence`,
+  pairs from `pretrain.pairs`), each match's other matches in the batch as negatives (PointContrast's
+  PointInfoNCE, which Pri3D builds on) at temperature 0.4 (Pri3D's `pretrain.nceT=0.4` in its ScanNet
+  script). No decoder.
 - `none`: no pretext task; the run exports the freshly initialised encoder (a from-scratch baseline with
   our initialisation).
 
@@ -34,7 +39,8 @@ logger = logging.getLogger(__name__)
 # (embed_dim, depth, num_heads): ViT-B/L from Dosovitskiy et al.; ViT-Ti/S from DeiT (Touvron et al.).
 PRESETS = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
 BACKBONE_NAMES = {"tiny": "vit_t", "small": "vit_s", "base": "vit_b", "large": "vit_l"}
-OBJECTIVES = ("mask3d", "mae", "multimae", "none")
+OBJECTIVES = ("mask3d", "mae", "multimae", "pri3d", "none")
+NO_DECODER = ("pri3d", "none")
 DEPTH_NORMS = ("metric", "image", "patch")
 # ImageNet statistics on 0-255 RGB: what Detectron2's ViTDet configs normalise with, so the exported
 # encoder sees the same input distribution when fine-tuned.
@@ -87,7 +93,7 @@ class MaskedRGBD(nn.Module):
     def __init__(self, objective="mask3d", preset="tiny", embed_dim=None, depth=None, num_heads=None,
                  mlp_ratio=4.0, patch_size=16, img_size=(240, 320), rgb_mask_ratio=0.75, depth_mask_ratio=0.75,
                  decoder_dim=512, decoder_depth=8, decoder_heads=16, depth_loss="l1", depth_norm="image",
-                 rgb_norm_pix=True):
+                 rgb_norm_pix=True, pri3d_temperature=0.4, pri3d_dim=128):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective {objective!r} is not one of {OBJECTIVES}")
@@ -106,17 +112,20 @@ class MaskedRGBD(nn.Module):
         self.patch_size, self.mlp_ratio, self.objective, self.preset = patch_size, mlp_ratio, objective, preset
         self.rgb_mask_ratio, self.depth_mask_ratio = rgb_mask_ratio, depth_mask_ratio
         self.depth_loss, self.depth_norm, self.rgb_norm_pix = depth_loss, depth_norm, rgb_norm_pix
+        self.pri3d_temperature = pri3d_temperature
         dim, p = self.embed_dim, patch_size
 
         self.patch_embed = PatchEmbed(3, dim, p)
         self.blocks = _blocks(dim, self.depth, self.num_heads, mlp_ratio)
         self.norm = nn.LayerNorm(dim, eps=NORM_EPS)
-        if objective != "none":
+        if objective not in NO_DECODER:
             self._build_decoder(decoder_dim, decoder_depth, decoder_heads)
+        if objective == "pri3d":  # a projection head keeps the contrastive geometry off the encoder (SimCLR)
+            self.pri3d_proj = nn.Linear(dim, pri3d_dim)
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pos_embed", sincos_pos_embed(self.grid, dim)[None], persistent=False)
-        if objective != "none":
+        if objective not in NO_DECODER:
             self.register_buffer("decoder_pos_embed", sincos_pos_embed(self.grid, decoder_dim)[None],
                                  persistent=False)
         self._init_weights()
@@ -174,9 +183,13 @@ class MaskedRGBD(nn.Module):
         return x.transpose(1, 2).reshape(x.shape[0], -1, gh, gw)
 
     # --- pretext task --------------------------------------------------------------------------------
-    def forward(self, image, depth=None, valid=None, generator=None) -> dict:
+    def forward(self, image, depth=None, valid=None, generator=None, match=None) -> dict:
         if self.objective == "none":
             raise ValueError("objective 'none' has no pretext task to train")
+        if self.objective == "pri3d":
+            if match is None:
+                raise ValueError("objective 'pri3d' needs view pairs with patch matches (pretrain.pairs.PairDataset)")
+            return self.view_contrast(image, match)
         b = image.shape[0]
         x, grid = self.embed_rgb(image)
         n = grid[0] * grid[1]
@@ -229,6 +242,32 @@ class MaskedRGBD(nn.Module):
         out.update(losses)
         out["loss"] = sum(losses.values())
         return out
+
+    def view_contrast(self, image: torch.Tensor, match: torch.Tensor) -> dict:
+        """Pri3D's view-invariant loss. image (B, 2, 3, H, W); match (B, N): the patch of view 2 that sees the
+        3D point of each patch of view 1, -1 for none. Pairs without any match are left out and counted."""
+        b, n = match.shape
+        x, _ = self.embed_rgb(image.flatten(0, 1))
+        for blk in self.blocks:
+            x = blk(x)
+        z = nn.functional.normalize(self.pri3d_proj(self.norm(x)).float(), dim=-1).view(b, 2, n, -1)
+        pair, anchor = (match >= 0).nonzero(as_tuple=True)
+        target = match[pair, anchor]
+        # One positive per view-2 patch: several view-1 patches landing on one patch would otherwise be each
+        # other's negatives.
+        key = pair * n + target
+        order = torch.argsort(key, stable=True)
+        first = torch.ones_like(key, dtype=torch.bool)
+        first[1:] = key[order][1:] != key[order][:-1]
+        keep = order[first]
+        pair, anchor, target = pair[keep], anchor[keep], target[keep]
+        skipped = int(b - torch.unique(pair).numel())
+        if pair.numel() == 0:
+            raise ValueError(f"none of the {b} view pairs of the batch has a patch correspondence")
+        logits = z[pair, 0, anchor] @ z[pair, 1, target].T / self.pri3d_temperature
+        labels = torch.arange(len(pair), device=logits.device)
+        loss = (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.T, labels)) / 2
+        return {"loss": loss, "loss_view": loss, "matches": len(pair), "skipped_pairs": skipped}
 
     def depth_input(self, depth, valid, mask, grid) -> torch.Tensor:
         """(B, 2, H, W): depth in the units of the targets, and validity (so a 0 is never read as a depth).

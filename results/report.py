@@ -18,8 +18,17 @@ from results.baselines import BaselineError, check_references, load_baselines
 from results.paper import PaperError, load_paper
 from results.runs import REPRO_TAG, load_runs
 from results.store import CAMPAIGNS_DIR, REPO_ROOT, RecordError, campaign_files, store_path
-from results.tables import (DATA_EFFICIENT, PAPER_TABLES, UNVERIFIED, Table, data_efficient_table,
-                            headline_lines, paper_table, repro_mini, runs_table)
+from results.tables import (
+    DATA_EFFICIENT,
+    PAPER_TABLES,
+    UNVERIFIED,
+    Table,
+    data_efficient_table,
+    headline_lines,
+    paper_table,
+    repro_mini,
+    runs_table,
+)
 
 RESULTS_DIR = Path(__file__).resolve().parent
 NEXT_STEPS = "`make pretrain && make bench-scannet && make tables ARGS=--scratch` (report in `output/report/`)"
@@ -112,6 +121,15 @@ def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) 
             md += ["![pre-training loss curves](pretrain_loss.png)", ""]
     else:
         md += [f"No pre-training run yet: {NEXT_STEPS}.", ""]
+
+    probes = [dict(r, objective=r.get("objective") or r["init"]) for r in runs if r["kind"] == "probe"]
+    if probes:
+        md += ["## Frozen-encoder linear probes", "",
+               "`python -m benchmark.probe`: a linear head on frozen tokens, trained with one fixed recipe, so the "
+               "numbers compare encoders without a fine-tuning recipe in between; `objective` is the export's "
+               "pre-training objective, else the init.", ""]
+        md += render_table(runs_table("linear probes", probes, ("dataset", "split", "task", "objective", "init",
+                                                                "backbone", "tag")))
 
     md += ["## Synthetic data (CPU smoke benchmark)", "",
            "Procedural scenes in ScanNet's layout: a check that the pipeline runs end to end, not a "

@@ -73,7 +73,7 @@ def _check(record: dict, where: str) -> None:
         bad(f"data_fraction {fraction!r} must be a percent in (0, 100]")
     if not isinstance(record.get("tag", ""), (str, type(None))):
         bad("tag must be a string")
-    if record["kind"] == "finetune":
+    if record["kind"] in ("finetune", "probe"):
         if record["task"] not in TASKS:
             bad(f"task {record['task']!r} is not one of {list(TASKS)}")
         if record.get("split") not in SPLITS:

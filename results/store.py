@@ -21,7 +21,7 @@ SCRATCH_PATH = REPO_ROOT / "output" / "runs.jsonl"
 CAMPAIGNS_DIR = REPO_ROOT / "results" / "runs"
 REQUIRED_KEYS = ("kind", "dataset", "task", "backbone", "init", "seed", "metrics", "date")
 # The shared vocabulary (docs/interfaces.md); `results/paper.csv` uses the same words.
-KINDS = ("finetune", "pretrain")
+KINDS = ("finetune", "pretrain", "probe")  # probe: a linear head on a frozen encoder (benchmark.probe)
 DATASETS = ("scannet", "nyuv2", "cityscapes", "synthetic")
 SPLITS = ("val", "test")
 TASKS = ("semseg", "insseg", "det", "depth")
