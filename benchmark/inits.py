@@ -11,7 +11,7 @@ a `KIND:PATH`). Kinds:
 - `pri3d:PATH`   Pri3D's ResNet-50 (`backbone.encoder.*`, torchvision layout) to Detectron2's R50 names;
 - `d2:PATH`      a Detectron2 checkpoint of a whole model (e.g. one of our fine-tuned runs).
 
-Files are read with `core.io.load_torch` (`torch.load(weights_only=True)`) or safetensors. Keys a format
+Files are read with `core.io.load_weights` (safetensors, or `torch.load(weights_only=True)`). Keys a format
 is known to carry for other purposes (classifier heads, decoders, other modalities) are dropped by name;
 anything else that has no place in the model is an error, and so is a missing backbone key, except
 ViTDet's zero-initialised `rel_pos_*` tables and BatchNorm counters, unless `allow_missing` is set.
@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 from timm.layers import resample_abs_pos_embed
 
-from core.io import CheckpointError, load_torch
+from core.io import CheckpointError, load_weights
 from detectron2.modeling.backbone.resnet import ResNet
 from detectron2.modeling.backbone.vit import ViT
 from results.baselines import DEFAULT_PATH as BASELINES
@@ -124,18 +124,10 @@ def require_file(spec: InitSpec) -> None:
 def read_file(spec: InitSpec):
     """The file's raw content; a missing, truncated or non-weights file is an InitError naming it."""
     require_file(spec)
-    if spec.path.suffix != ".safetensors":
-        try:
-            return load_torch(spec.path, f"{spec.kind} checkpoint")
-        except CheckpointError as e:
-            raise InitError(str(e)) from None
-    from safetensors.torch import load_file
-
     try:
-        return load_file(str(spec.path))
-    except Exception as e:  # safetensors raises its own error types for a bad header or a short file
-        raise InitError(f"{spec.path}: cannot be read as safetensors ({type(e).__name__}: {e}); it is "
-                        f"truncated or corrupt: download it again") from None
+        return load_weights(spec.path, f"{spec.kind} checkpoint")
+    except CheckpointError as e:
+        raise InitError(str(e)) from None
 
 
 def tensors(raw, spec: InitSpec, wrappers=("model", "state_dict", "module")) -> Dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """The `tiny` recipe of every benchmark config: the same meta-architecture, data and code path, shrunk
 to run on a CPU in seconds (tests, `make bench-*` on the synthetic tree). `tiny` names this recipe (the
 `--tiny` flag and the record's `tiny` field), not a model size: its ViT is `CPU_VIT`, far smaller than
-ViT-Ti (`vit_t`, the pre-training preset `tiny`).
+ViT-Ti (the pre-training preset `vit_t`).
 
 One function shrinks any config (`train_net --tiny`), so no config needs a hand-kept tiny twin:
 - frames resized to a 96-pixel short edge, keeping the dataset's aspect ratio (96x128 indoor, 96x192

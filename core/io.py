@@ -83,6 +83,22 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint"):
                               f"corrupt or holds objects other than tensors: re-create it") from None
 
 
+def load_weights(path: str | os.PathLike, what: str = "checkpoint"):
+    """Tensors of a `.safetensors` file, else `load_torch`'s content: the one reader of weights from outside."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return load_torch(path, what)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {what} file is missing")
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for a bad header or a short file
+        raise CheckpointError(f"{path}: cannot be read as safetensors ({type(e).__name__}: {e}); it is truncated "
+                              f"or corrupt: download or re-create it") from None
+
+
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Deletes the temp files that interrupted atomic writes left directly in `folder`; returns them."""
     folder = Path(folder)

@@ -8,6 +8,7 @@ changing the number of workers, replays it exactly.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import cv2
@@ -24,9 +25,10 @@ def parse_names(names) -> list[str]:
     return [n.strip() for part in names for n in str(part).split(",") if n.strip()]
 
 
-def dataset_dicts(names) -> list[dict]:
+def dataset_dicts(names, posed: bool = False) -> list[dict]:
     """Concatenated dicts of the registered datasets `names` (see `parse_names`); each must carry
-    `depth_file_name`."""
+    `depth_file_name`. `posed` (multi-view objectives) keeps the frames with a camera pose, dropping those whose
+    raw pose was invalid, and names the files to add where poses are missing (`datasets.poses`)."""
     from detectron2.data import DatasetCatalog
 
     names = parse_names(names)
@@ -51,6 +53,12 @@ def dataset_dicts(names) -> list[dict]:
             raise ValueError(f"dataset {name!r} has no depth_file_name ({len(lacking)} of {len(part)} images, "
                              f"e.g. {lacking[0]}); RGB-D pre-training needs depth: use an *_rgbd_* dataset "
                              f"such as synthetic_rgbd_train")
+        if posed:
+            from datasets.poses import require_poses
+
+            part, dropped = require_poses(part, name)
+            if dropped:
+                logging.getLogger(__name__).warning(f"{name}: {dropped} frame(s) with an invalid camera pose left out")
         dicts.extend(part)
     return dicts
 

@@ -30,15 +30,14 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from core.io import CheckpointError, load_torch
+from core.io import CheckpointError, load_weights
 
 from .masking import check_ratio, gather_tokens, grid_size, patchify, random_masking, unpatchify
 
 logger = logging.getLogger(__name__)
 
 # (embed_dim, depth, num_heads): ViT-B/L from Dosovitskiy et al.; ViT-Ti/S from DeiT (Touvron et al.).
-PRESETS = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
-BACKBONE_NAMES = {"tiny": "vit_t", "small": "vit_s", "base": "vit_b", "large": "vit_l"}
+PRESETS = {"vit_t": (192, 12, 3), "vit_s": (384, 12, 6), "vit_b": (768, 12, 12), "vit_l": (1024, 24, 16)}
 OBJECTIVES = ("mask3d", "mae", "multimae", "pri3d", "none")
 NO_DECODER = ("pri3d", "none")
 DEPTH_NORMS = ("metric", "image", "patch")
@@ -90,7 +89,7 @@ class MaskedRGBD(nn.Module):
     predictions (patchified) and the masks used.
     """
 
-    def __init__(self, objective="mask3d", preset="tiny", embed_dim=None, depth=None, num_heads=None,
+    def __init__(self, objective="mask3d", preset="vit_t", embed_dim=None, depth=None, num_heads=None,
                  mlp_ratio=4.0, patch_size=16, img_size=(240, 320), rgb_mask_ratio=0.75, depth_mask_ratio=0.75,
                  decoder_dim=512, decoder_depth=8, decoder_heads=16, depth_loss="l1", depth_norm="image",
                  rgb_norm_pix=True, pri3d_temperature=0.4, pri3d_dim=128):
@@ -292,10 +291,10 @@ class MaskedRGBD(nn.Module):
 
     # --- bookkeeping ---------------------------------------------------------------------------------
     def backbone_name(self) -> str:
-        """`vit_t`/`vit_s`/`vit_b`/`vit_l` for a preset, `vit_e{dim}d{depth}` for custom sizes (as the
-        benchmark names them)."""
+        """The preset's name (`vit_t`/`vit_s`/`vit_b`/`vit_l`) when the sizes match it, `vit_e{dim}d{depth}` for
+        custom sizes (as the benchmark names them)."""
         if (self.embed_dim, self.depth, self.num_heads) == PRESETS[self.preset]:
-            return BACKBONE_NAMES[self.preset]
+            return self.preset
         return f"vit_e{self.embed_dim}d{self.depth}"
 
     def arch(self) -> dict:
@@ -361,19 +360,10 @@ def read_state_dict(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"init checkpoint {path} does not exist; fix train.init_checkpoint")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            sd = load_file(str(path))
-        except Exception as e:  # safetensors raises its own error types for a bad header or a short file
-            raise ValueError(f"{path}: cannot be read as safetensors ({type(e).__name__}: {e}); is the file "
-                             f"complete?") from None
-    else:
-        try:
-            sd = load_torch(path, "init checkpoint")
-        except CheckpointError as e:
-            raise ValueError(str(e)) from None
+    try:
+        sd = load_weights(path, "init checkpoint")
+    except CheckpointError as e:
+        raise ValueError(str(e)) from None
     for key in ("model", "state_dict", "module"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

@@ -16,9 +16,9 @@ from core.measure import (best, common_settings, device_name, matmul, memory, re
                           spread, time_calls)
 
 BASE_CONFIG = Path(__file__).resolve().parent / "configs" / "base.py"
-VIT_SIZES = {"vit_s": ("small", "vit_small_patch16_224"), "vit_b": ("base", "vit_base_patch16_224")}
-TINY_VIT = dict(embed_dim=64, depth=2, num_heads=2)
-TINY_DECODER = dict(decoder_dim=64, decoder_depth=1, decoder_heads=2)
+VIT_SIZES = {"vit_s": ("vit_s", "vit_small_patch16_224"), "vit_b": ("vit_b", "vit_base_patch16_224")}
+TOY_VIT = dict(embed_dim=64, depth=2, num_heads=2)
+TOY_DECODER = dict(decoder_dim=64, decoder_depth=1, decoder_heads=2)
 # Dense bf16 peak (no sparsity) from the vendors' datasheets, for MFU against the datasheet as well.
 DATASHEET_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4,
                          "H200": 989.4, "A100": 312.0, "L40S": 362.05, "A10G": 70.0}
@@ -61,7 +61,7 @@ def _pretrain_model(size, hw, tiny):
     cfg.model.preset = VIT_SIZES[size][0]
     cfg.model.img_size = tuple(hw)
     if tiny:
-        for k, v in {**TINY_VIT, **TINY_DECODER}.items():
+        for k, v in {**TOY_VIT, **TOY_DECODER}.items():
             cfg.model[k] = v
     model = instantiate(cfg.model)
     keys = ("objective", "rgb_mask_ratio", "depth_mask_ratio", "decoder_dim", "decoder_depth", "depth_loss",
@@ -74,7 +74,7 @@ def _pretrain_model(size, hw, tiny):
 def _timm_model(size, hw, tiny):
     import timm
 
-    kwargs = dict(pretrained=False, img_size=tuple(hw)) | (TINY_VIT if tiny else {})
+    kwargs = dict(pretrained=False, img_size=tuple(hw)) | (TOY_VIT if tiny else {})
     model = timm.create_model(VIT_SIZES[size][1], **kwargs)
     return model, {"timm_model": VIT_SIZES[size][1], "embed_dim": model.embed_dim, "depth": len(model.blocks),
                    "fused_attn": bool(getattr(model.blocks[0].attn, "fused_attn", False))}

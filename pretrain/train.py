@@ -50,6 +50,7 @@ from .export import CHECKPOINT_NAME, export_state, load_checkpoint
 from .metrics import masked_depth_errors
 from .model import load_encoder_weights
 from .packed import PackedPretrainDataset
+from .pairs import PairDataset
 from .visualize import reconstruction_panel, save_png
 
 logger = logging.getLogger("pretrain")
@@ -112,10 +113,13 @@ class PretrainTrainer(SimpleTrainer):
             with (contextlib.nullcontext() if last or comm.get_world_size() == 1 else self.model.no_sync()), \
                     torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 out = self.model(batch["image"], batch["depth"], batch["valid"],
-                                 generator=mask_generator(self.seed, self.iter, micro, comm.get_rank()))
+                                 generator=mask_generator(self.seed, self.iter, micro, comm.get_rank()),
+                                 **({"match": batch["match"]} if "match" in batch else {}))
                 loss = out["loss"].float()
                 (loss / self.accum_steps).backward()
             loss_sum += loss.detach() / self.accum_steps
+            if "skipped_pairs" in out:  # pri3d: view pairs of the micro-batch without a correspondence
+                self.storage.put_scalar("skipped_pairs", out["skipped_pairs"], smoothing_hint=False)
         self.after_backward()
         self._write_metrics({"loss": loss_sum}, data_time)  # raises FloatingPointError on a non-finite loss
         if comm.is_main_process():
@@ -201,7 +205,10 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     torch.manual_seed(t.seed)
     model = instantiate(cfg.model)
     augment = dict(scale=cfg.data.scale, ratio=cfg.data.ratio, hflip=cfg.data.hflip, color_jitter=cfg.data.color_jitter)
-    if cfg.data.get("packed"):
+    if model.objective == "pri3d":  # overlapping frame pairs with patch correspondences
+        dataset = PairDataset(dataset_dicts(names, posed=True), model.img_size, model.patch_size,
+                              min_overlap=cfg.data.min_overlap, color_jitter=cfg.data.color_jitter)
+    elif cfg.data.get("packed"):
         dataset = PackedPretrainDataset(cfg.data.packed, model.img_size, **augment)
     else:
         dataset = RGBDPretrainDataset(dataset_dicts(names), model.img_size, **augment)
@@ -220,7 +227,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         amp = False
     net = create_ddp_model(model, **({} if device.type == "cuda" else {"device_ids": None}))
     trainer = PretrainTrainer(torch.compile(net) if t.compile else net, optimizer, device=device,
-                              accum_steps=t.accum_steps, seed=t.seed, amp=amp, needs_depth=model.objective != "mae")
+                              accum_steps=t.accum_steps, seed=t.seed, amp=amp, needs_depth=model.objective not in ("mae", "pri3d"))
     checkpointer = AtomicCheckpointer(model, str(out), trainer=trainer)
     start_iter = 0
     if resuming:
@@ -242,7 +249,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     vis_batch = {k: torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid")}
 
     def save_picture(name: str):
-        if rank == 0 and model.objective != "none":
+        if rank == 0 and model.objective not in ("none", "pri3d"):
             save_png(reconstruction_panel(model, vis_batch, torch.Generator().manual_seed(t.seed)), out / name)
 
     def save_periodic_picture(tr):
@@ -260,7 +267,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         hooks.CallbackHook(after_step=save_periodic_picture) if t.vis_period else None,
         hooks.PeriodicWriter(writers, period=t.log_period) if rank == 0 else None,
     ])
-    logger.info(f"pre-training {model.arch()['backbone']} {model.objective} ({model.preset}) on {','.join(names)}: "
+    logger.info(f"pre-training {model.arch()['backbone']} {model.objective} on {','.join(names)}: "
                 f"{len(dataset)} images, effective batch {effective_batch} ({t.batch_size} x {t.accum_steps} accum x "
                 f"{world} ranks), lr {lr:.2e}, {max_iter} iterations, device {device}")
     if not resuming:

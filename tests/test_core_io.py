@@ -54,3 +54,15 @@ def test_stale_temps_of_interrupted_writes_are_removed(tmp_path):
     (tmp_path / "model.pth").write_bytes(b"kept")
     assert [p.name for p in io.remove_stale_temps(tmp_path)] == [".model.pth.abc123.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]
+
+
+def test_weights_reader_takes_safetensors_and_names_a_truncated_one(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.ones(3)}, str(tmp_path / "a.safetensors"))
+    assert torch.equal(io.load_weights(tmp_path / "a.safetensors")["w"], torch.ones(3))
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes((tmp_path / "a.safetensors").read_bytes()[:20])
+    with pytest.raises(io.CheckpointError, match=r"cut\.safetensors: cannot be read as safetensors"):
+        io.load_weights(cut)
+    assert torch.equal(io.load_weights(io.save_torch({"w": torch.zeros(2)}, tmp_path / "b.pth"))["w"], torch.zeros(2))

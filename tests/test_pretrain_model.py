@@ -9,7 +9,7 @@ from pretrain.export import PREFIX, export_state
 from pretrain.masking import gather_tokens, patchify, random_masking, unpatchify
 from pretrain.model import MaskedRGBD, depth_loss, load_encoder_weights
 
-SMALL = dict(preset="tiny", embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
+SMALL = dict(preset="vit_t", embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
 
 
 def _batch(b=2, h=64, w=96, seed=0):

@@ -1,5 +1,7 @@
 """Pri3D's view objective: patch correspondences against known geometry, the pair dataset's overlap rule and
 bad inputs, and the contrastive loss."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,13 @@ def test_view_contrast_loss_learns_and_skips_pairs_without_matches():
         opt.step()
     assert loss.item() < first
     assert not any(k.startswith(("decoder", "mask_token")) for k in model.state_dict())
+
+
+def test_pri3d_pretrains_on_the_prepared_synthetic_poses(synthetic_root, tmp_path):
+    """The whole path: poses from the prepared tree, pairs, matches, InfoNCE, export."""
+    from tests.test_pretrain_train import _run
+
+    out = tmp_path / "pri3d"
+    assert _run(out, **{"model.objective": "pri3d", "train.max_iter": 2, "train.batch_size": 2}) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["objective"] == "pri3d" and metrics["iterations"] == 2 and (out / "backbone.pth").is_file()

@@ -206,7 +206,7 @@ def test_bad_input_fails_before_training(synthetic_root, tmp_path, capsys, overr
         DatasetCatalog.register("nodepth_test", lambda: [{k: v for k, v in d.items() if k != "depth_file_name"}
                                                          for d in sem])
     if overrides.get("train.init_checkpoint") == "WIDE":
-        wide = MaskedRGBD(objective="mae", preset="tiny", embed_dim=64, depth=2, num_heads=2, img_size=(96, 128))
+        wide = MaskedRGBD(objective="mae", preset="vit_t", embed_dim=64, depth=2, num_heads=2, img_size=(96, 128))
         torch.save({"model": wide.state_dict()}, tmp_path / "wide.pth")
         overrides = {"train.init_checkpoint": str(tmp_path / "wide.pth")}
     out = tmp_path / "bad"

@@ -6,7 +6,7 @@ from datasets.drawing import BAND, text_width
 from pretrain.model import MaskedRGBD
 from pretrain.visualize import reconstruction_panel, save_png
 
-SMALL = dict(preset="tiny", embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
+SMALL = dict(preset="vit_t", embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
 
 
 def test_panel_has_titles_and_a_depth_colour_bar_per_row(tmp_path):

@@ -8,7 +8,7 @@ from pretrain.model import MaskedRGBD
 
 model = L(MaskedRGBD)(
     objective="mask3d",  # paper; baselines: "mae", "multimae", "none" (export the initialisation)
-    preset="base",  # paper: ViT-B/16
+    preset="vit_b",  # paper: ViT-B/16
     patch_size=16,  # paper: ViT-B/16
     img_size=(240, 320),  # our choice: ScanNet's 4:3 frames, 15x20 patches
     rgb_mask_ratio=0.75,  # MAE; the paper ablates RGB/depth ratios (values not checked here): sweep it
@@ -27,6 +27,7 @@ data = dict(
     ratio=(3 / 4, 4 / 3),  # torchvision/MAE aspect jitter (relative to the output aspect here)
     hflip=0.5,  # MAE
     color_jitter=0.4,  # our choice (the common SimCLR/torchvision strength; MAE uses none); RGB only
+    min_overlap=0.3,  # pri3d only: frame pairs kept when each sees >= 30 % of the other (Pri3D's threshold)
     workers=8,  # our choice: loader processes per GPU
     pin_memory=True,  # our choice (CUDA only)
     packed="",  # a folder of `tools.pack_rgbd` shards to read instead of decoding the files of `names` (GPU speed)

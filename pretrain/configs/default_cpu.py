@@ -3,7 +3,7 @@ depth loss clearly falls and the reconstruction PNG shows predicted depth follow
 what differs from base.py is here; all of it is our choice, sized for a laptop CPU."""
 from .base import data, model, train
 
-model.preset = "tiny"
+model.preset = "vit_t"
 model.decoder_dim = 128
 model.decoder_depth = 2
 model.decoder_heads = 4
