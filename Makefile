@@ -20,7 +20,7 @@ DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
 
 .DEFAULT_GOAL := help
 .PHONY: help install doctor test pretrain data-synthetic bench-scannet bench-nyu bench-cityscapes \
-        tables speed repro-mini reproduce gpu-check lint format clean
+        tables speed repro-mini reproduce probe gpu-check lint format clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ $(STAMP): requirements.txt tools/install.sh
 
 doctor: install ## print versions and devices; fail if something we need is missing
 	$(PY) -m tools.doctor
+
+probe: install ## linear probes (semantic mIoU, depth AbsRel/delta1) on a frozen encoder: INIT=mask3d:PATH [DATASET=synthetic]
+	$(PY) -m benchmark.probe --init $(or $(INIT),random) --dataset $(or $(DATASET),synthetic) $(if $(OUTPUT),--output-dir $(OUTPUT)) $(ARGS)
 
 gpu-check: install ## GPU readiness in < 8 min on one H100/H200: a line per stage, MFU, results/gpu_check.json (ARGS=--smoke: CPU walk-through)
 	$(PY) -m tools.gpu_check $(ARGS)
