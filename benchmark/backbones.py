@@ -1,5 +1,6 @@
 """Backbone facts read from, and written into, a LazyConfig (ViT shape, the name runs are recorded under),
 and the ViT the benchmark configs build."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,8 @@ from collections.abc import Sequence
 from pydoc import locate
 
 import torch
-from timm.layers import resample_abs_pos_embed
-
 from detectron2.modeling.backbone.vit import ViT
+from timm.layers import resample_abs_pos_embed
 
 # (embed_dim, depth) -> the names `docs/interfaces.md` uses for standard ViTs.
 STANDARD_VITS = {(192, 12): "vit_t", (384, 12): "vit_s", (768, 12): "vit_b", (1024, 24): "vit_l", (1280, 32): "vit_h"}
@@ -72,8 +72,15 @@ def global_blocks(depth: int) -> list[int]:
     return sorted({math.ceil((k + 1) * depth / 4) - 1 for k in range(4)})
 
 
-def set_vit_architecture(cfg, embed_dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
-                         patch_size: int = 16, pretrain_grid: Sequence[int] | None = None) -> None:
+def set_vit_architecture(
+    cfg,
+    embed_dim: int,
+    depth: int,
+    num_heads: int,
+    mlp_ratio: float = 4.0,
+    patch_size: int = 16,
+    pretrain_grid: Sequence[int] | None = None,
+) -> None:
     """Reshape the config's ViT; window attention stays on every block that is not global.
 
     `pretrain_grid` (rows, cols) is the checkpoint's position-table grid, so the `GridViT` allocates exactly
@@ -89,8 +96,10 @@ def set_vit_architecture(cfg, embed_dim: int, depth: int, num_heads: int, mlp_ra
     if pretrain_grid:
         target = locate(net._target_) if isinstance(net._target_, str) else net._target_
         if not issubclass(target, GridViT):
-            raise ValueError(f"the config's ViT is {target.__name__}, which cannot keep a {pretrain_grid} "
-                             f"pre-training grid; build benchmark.backbones.GridViT")
+            raise ValueError(
+                f"the config's ViT is {target.__name__}, which cannot keep a {pretrain_grid} "
+                f"pre-training grid; build benchmark.backbones.GridViT"
+            )
         net.pretrain_grid = [int(g) for g in pretrain_grid]
 
 

@@ -1,4 +1,5 @@
 """The checkpointer benchmark runs use; it lives in `core.checkpoint`, shared with `pretrain`."""
+
 from core.checkpoint import AtomicCheckpointer
 
 __all__ = ["AtomicCheckpointer"]

@@ -10,24 +10,24 @@ Depth is metres in memory with 0 = invalid (docs/design.md). The mapper resizes 
 neighbour interpolation (detectron2 applies segmentation transforms that way), so a valid reading is never
 blended with an invalid 0, and it never pads depth: padding added later by `ImageList` is 0, invalid.
 """
+
 from __future__ import annotations
 
 import copy
 import math
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
+import detectron2.data.transforms as T
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-import detectron2.data.transforms as T
 from detectron2.data import detection_utils as utils
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone
 from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
+from torch import nn
 
 from datasets.fileio import read_depth_png
 
@@ -40,8 +40,10 @@ def read_depth_metres(path: str, shape: Sequence[int] | None = None) -> np.ndarr
     """(H, W) float32 metres from a uint16 millimetre PNG, 0 = invalid; a size other than `shape` is an error."""
     depth = read_depth_png(path).astype(np.float32) / 1000.0
     if shape is not None and depth.shape != tuple(shape):
-        raise DepthError(f"{path}: depth is {depth.shape[1]}x{depth.shape[0]} but its image is "
-                         f"{shape[1]}x{shape[0]}; prepare depth at the image size")
+        raise DepthError(
+            f"{path}: depth is {depth.shape[1]}x{depth.shape[0]} but its image is "
+            f"{shape[1]}x{shape[0]}; prepare depth at the image size"
+        )
     return depth
 
 
@@ -54,8 +56,14 @@ class DepthDatasetMapper:
     which would read as a depth of 255 m.
     """
 
-    def __init__(self, is_train: bool, augmentations: List, image_format: str = "RGB", min_depth: float = 1e-3,
-                 max_depth: float = 10.0):
+    def __init__(
+        self,
+        is_train: bool,
+        augmentations: list,
+        image_format: str = "RGB",
+        min_depth: float = 1e-3,
+        max_depth: float = 10.0,
+    ):
         self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.image_format = image_format
@@ -90,7 +98,7 @@ def silog_loss(log_pred: torch.Tensor, depth: torch.Tensor, lam: float = 0.5) ->
         raise DepthError("no valid depth pixel in the whole batch")
     g = torch.where(valid, log_pred - torch.log(depth.clamp(min=1e-6)), torch.zeros_like(log_pred)).flatten(1)
     n = count.clamp(min=1).to(g.dtype)
-    per_image = (g ** 2).sum(1) / n - lam * (g.sum(1) / n) ** 2
+    per_image = (g**2).sum(1) / n - lam * (g.sum(1) / n) ** 2
     return per_image[count > 0].mean()
 
 
@@ -101,17 +109,26 @@ class DepthFPNHead(SemSegFPNHead):
     indoor depths.
     """
 
-    def __init__(self, input_shape: Dict[str, ShapeSpec], *, conv_dims: int = 128, common_stride: int = 4,
-                 norm: str = "GN", init_depth: float = 2.0):
+    def __init__(
+        self,
+        input_shape: dict[str, ShapeSpec],
+        *,
+        conv_dims: int = 128,
+        common_stride: int = 4,
+        norm: str = "GN",
+        init_depth: float = 2.0,
+    ):
         # keyword only: detectron2's @configurable would take a positional input_shape for a config
-        super().__init__(input_shape=input_shape, num_classes=1, conv_dims=conv_dims, common_stride=common_stride,
-                         norm=norm)
+        super().__init__(
+            input_shape=input_shape, num_classes=1, conv_dims=conv_dims, common_stride=common_stride, norm=norm
+        )
         nn.init.normal_(self.predictor.weight, std=0.01)
         nn.init.constant_(self.predictor.bias, math.log(init_depth))
 
     def forward(self, features, targets=None):
-        return F.interpolate(self.layers(features).float(), scale_factor=self.common_stride, mode="bilinear",
-                             align_corners=False)
+        return F.interpolate(
+            self.layers(features).float(), scale_factor=self.common_stride, mode="bilinear", align_corners=False
+        )
 
 
 @META_ARCH_REGISTRY.register()
@@ -119,9 +136,18 @@ class DepthEstimator(nn.Module):
     """Backbone + dense depth head; `forward` returns `{"loss_depth"}` in training, else one
     `{"depth": (H, W) metres}` per input at its `height` x `width`."""
 
-    def __init__(self, *, backbone: Backbone, depth_head: nn.Module, pixel_mean: Sequence[float],
-                 pixel_std: Sequence[float], min_depth: float = 1e-3, max_depth: float = 10.0,
-                 silog_lambda: float = 0.5, loss_weight: float = 1.0):
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        depth_head: nn.Module,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        min_depth: float = 1e-3,
+        max_depth: float = 10.0,
+        silog_lambda: float = 0.5,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.backbone = backbone
         self.depth_head = depth_head
@@ -134,27 +160,33 @@ class DepthEstimator(nn.Module):
     def device(self):
         return self.pixel_mean.device
 
-    def forward(self, batched_inputs: List[dict]):
+    def forward(self, batched_inputs: list[dict]):
         images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        images = ImageList.from_tensors(images, self.backbone.size_divisibility,
-                                        padding_constraints=self.backbone.padding_constraints)
+        images = ImageList.from_tensors(
+            images, self.backbone.size_divisibility, padding_constraints=self.backbone.padding_constraints
+        )
         log_depth = self.depth_head(self.backbone(images.tensor))[:, 0]
         if self.training:
             if "depth" not in batched_inputs[0]:
                 raise DepthError("training inputs carry no 'depth'; build the loader with DepthDatasetMapper")
-            targets = ImageList.from_tensors([x["depth"].to(self.device) for x in batched_inputs],
-                                             self.backbone.size_divisibility, pad_value=0.0,
-                                             padding_constraints=self.backbone.padding_constraints).tensor
+            targets = ImageList.from_tensors(
+                [x["depth"].to(self.device) for x in batched_inputs],
+                self.backbone.size_divisibility,
+                pad_value=0.0,
+                padding_constraints=self.backbone.padding_constraints,
+            ).tensor
             try:
                 loss = silog_loss(log_depth, targets, self.silog_lambda)
             except DepthError as e:
                 files = ", ".join(x.get("depth_file_name", "?") for x in batched_inputs)
-                raise DepthError(f"{e} ({files}): every reading is 0 (invalid) or outside "
-                                 f"[{self.min_depth}, {self.max_depth}] m; check these uint16 millimetre PNGs "
-                                 "or the dataset's depth range") from None
+                raise DepthError(
+                    f"{e} ({files}): every reading is 0 (invalid) or outside "
+                    f"[{self.min_depth}, {self.max_depth}] m; check these uint16 millimetre PNGs "
+                    "or the dataset's depth range"
+                ) from None
             return {"loss_depth": loss * self.loss_weight}
         results = []
-        for pred, x, size in zip(log_depth, batched_inputs, images.image_sizes):
+        for pred, x, size in zip(log_depth, batched_inputs, images.image_sizes, strict=False):
             height, width = x.get("height", size[0]), x.get("width", size[1])
             depth = sem_seg_postprocess(pred[None].exp(), size, height, width)[0]
             results.append({"depth": depth.clamp(self.min_depth, self.max_depth)})

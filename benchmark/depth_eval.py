@@ -6,14 +6,14 @@ mean(|p-g|/g), SqRel mean((p-g)^2/g) in metres, RMSE in metres, RMSE_log, log10 
 then averaged over images, as the NYUv2 depth literature does. Results: `{"depth": {"AbsRel": ..., ...}}`,
 flattened into records as `depth/AbsRel`, `depth/delta1`, ...
 """
+
 from __future__ import annotations
 
 import itertools
 import logging
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
@@ -24,7 +24,7 @@ METRICS = ("delta1", "delta2", "delta3", "AbsRel", "SqRel", "RMSE", "RMSE_log", 
 logger = logging.getLogger(__name__)
 
 
-def depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> Optional[Dict[str, float]]:
+def depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> dict[str, float] | None:
     """The metrics of one image over `valid` pixels; None when it has none."""
     if not valid.any():
         return None
@@ -32,15 +32,18 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> Option
     ratio = np.maximum(p / g, g / p)
     diff = p - g
     return {
-        "delta1": float(np.mean(ratio < 1.25)), "delta2": float(np.mean(ratio < 1.25 ** 2)),
-        "delta3": float(np.mean(ratio < 1.25 ** 3)), "AbsRel": float(np.mean(np.abs(diff) / g)),
-        "SqRel": float(np.mean(diff ** 2 / g)), "RMSE": float(np.sqrt(np.mean(diff ** 2))),
+        "delta1": float(np.mean(ratio < 1.25)),
+        "delta2": float(np.mean(ratio < 1.25**2)),
+        "delta3": float(np.mean(ratio < 1.25**3)),
+        "AbsRel": float(np.mean(np.abs(diff) / g)),
+        "SqRel": float(np.mean(diff**2 / g)),
+        "RMSE": float(np.sqrt(np.mean(diff**2))),
         "RMSE_log": float(np.sqrt(np.mean((np.log(p) - np.log(g)) ** 2))),
         "log10": float(np.mean(np.abs(np.log10(p) - np.log10(g)))),
     }
 
 
-def crop_mask(shape: Sequence[int], crop: Optional[Sequence[int]], frame: Optional[Sequence[int]]) -> np.ndarray:
+def crop_mask(shape: Sequence[int], crop: Sequence[int] | None, frame: Sequence[int] | None) -> np.ndarray:
     """True inside `crop` (top, bottom, left, right on a `frame`-sized image), scaled to `shape`."""
     mask = np.ones(shape, dtype=bool)
     if crop is None:
@@ -56,25 +59,27 @@ class DepthEvaluator(DatasetEvaluator):
     """Scores `{"depth": (H, W)}` outputs against each input's `depth_file_name`, with the range and crop
     of the dataset's metadata (`min_depth`, `max_depth`, `eval_crop`, `eval_crop_frame`)."""
 
-    def __init__(self, dataset_name: str, output_dir: Optional[str] = None):
+    def __init__(self, dataset_name: str, output_dir: str | None = None):
         meta = MetadataCatalog.get(dataset_name)
         self.dataset_name = dataset_name
         self.min_depth, self.max_depth = meta.get("min_depth", 1e-3), meta.get("max_depth", 10.0)
         self.crop, self.crop_frame = meta.get("eval_crop"), meta.get("eval_crop_frame")
-        self._per_image: list[Dict[str, float]] = []
+        self._per_image: list[dict[str, float]] = []
         self._skipped = 0
 
     def reset(self):
         self._per_image, self._skipped = [], 0
 
     def process(self, inputs, outputs):
-        for inp, out in zip(inputs, outputs):
+        for inp, out in zip(inputs, outputs, strict=False):
             gt = read_depth_metres(inp["depth_file_name"])
             pred = out["depth"].detach().to("cpu").float().numpy()
             if pred.shape != gt.shape:
-                raise DepthError(f"prediction for {inp['file_name']} is {pred.shape[1]}x{pred.shape[0]}, its depth "
-                                 f"{inp['depth_file_name']} {gt.shape[1]}x{gt.shape[0]}; the model must return "
-                                 "depth at the input's height x width")
+                raise DepthError(
+                    f"prediction for {inp['file_name']} is {pred.shape[1]}x{pred.shape[0]}, its depth "
+                    f"{inp['depth_file_name']} {gt.shape[1]}x{gt.shape[0]}; the model must return "
+                    "depth at the input's height x width"
+                )
             valid = (gt >= self.min_depth) & (gt <= self.max_depth) & crop_mask(gt.shape, self.crop, self.crop_frame)
             metrics = depth_metrics(np.clip(pred, self.min_depth, self.max_depth), gt, valid)
             if metrics is None:
@@ -89,8 +94,10 @@ class DepthEvaluator(DatasetEvaluator):
         if not comm.is_main_process():
             return {}
         if not per_image:
-            raise DepthError(f"{self.dataset_name}: none of its {skipped} frames has a valid depth reading in "
-                             f"[{self.min_depth}, {self.max_depth}] m; check its depth PNGs (uint16 millimetres)")
+            raise DepthError(
+                f"{self.dataset_name}: none of its {skipped} frames has a valid depth reading in "
+                f"[{self.min_depth}, {self.max_depth}] m; check its depth PNGs (uint16 millimetres)"
+            )
         if skipped:
             logger.warning(f"{self.dataset_name}: {skipped} frame(s) without valid depth were left out of the metrics")
         return {"depth": {k: float(np.mean([m[k] for m in per_image])) for k in METRICS}}

@@ -3,15 +3,15 @@
 Detectron2's evaluators return `{"sem_seg": {"mIoU": ...}, "bbox": {"AP50": ...}, "segm": {...}}`; a run's
 record in the results store holds them flattened as `sem_seg/mIoU`, `bbox/AP50`, `segm/AP50`, ...
 """
+
 from __future__ import annotations
 
 import math
-from typing import Dict, Mapping
+from collections.abc import Mapping
 
 import numpy as np
-from PIL import Image
-
 from detectron2.utils.file_io import PathManager
+from PIL import Image
 
 COCO_HEADLINE = ("AP", "AP50", "AP75")
 # Detectron2 reports segmentation and COCO metrics in percent (an AP of 0.3 is 0.3 %, not 30 %).
@@ -39,7 +39,7 @@ def task_of(results: Mapping[str, Mapping[str, float]]) -> str:
     raise ValueError(f"no sem_seg, depth, segm or bbox metrics in the evaluation results {sorted(results)}")
 
 
-def record_metrics(results: Mapping[str, Mapping[str, float]]) -> Dict[str, float]:
+def record_metrics(results: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Flat finite metrics for the results store.
 
     COCO's AP is NaN when the model made no detection at all; that is an AP of 0 (nothing recalled), so

@@ -4,6 +4,7 @@ stage status, seconds, peak memory and facts). tools/gpu_check.py is the command
 
 Runs go to a temporary folder, results store included, so no record of them reaches a real store.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,14 @@ def versions() -> dict:
     import timm
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-            "detectron2": detectron2.__version__, "timm": timm.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "detectron2": detectron2.__version__,
+        "timm": timm.__version__,
+    }
 
 
 def make_data(root: Path, smoke: bool) -> None:
@@ -39,8 +45,11 @@ def make_data(root: Path, smoke: bool) -> None:
     settings = (4, 4, 0, 96, 128) if smoke else (4, 8, 0, 480, 640)  # scenes, frames, seed, height, width
     if not is_complete(raw, *settings):
         generate(raw, *settings, workers=min(4, os.cpu_count() or 1))
-    res = prepare(ScanNetOptions(raw=str(raw), out=str(root / "synthetic"), frame_skip=1,
-                                 workers=max(1, (os.cpu_count() or 1) - 1)))
+    res = prepare(
+        ScanNetOptions(
+            raw=str(raw), out=str(root / "synthetic"), frame_skip=1, workers=max(1, (os.cpu_count() or 1) - 1)
+        )
+    )
     if res["errors"]:
         raise RuntimeError(f"preparing the synthetic tree failed: {res['errors'][0]}")
 
@@ -67,16 +76,21 @@ def stages(device, smoke: bool, work: Path, state: dict):
         ("pretrain_eager", lambda: pre.train_steps(device, smoke, False, state["matmul"]["tflops"])),
         ("pretrain_compile", lambda: pre.train_steps(device, smoke, True, state["matmul"]["tflops"])),
         ("sdpa_kernel", lambda: pre.sdpa_kernels(device, smoke)),
-        ("checkpoint_resume_export", lambda: pre.resume_and_export(work / "pretrain", "synthetic_rgbd_train",
-                                                                   device, smoke)),
+        (
+            "checkpoint_resume_export",
+            lambda: pre.resume_and_export(work / "pretrain", "synthetic_rgbd_train", device, smoke),
+        ),
         ("bench_semseg", lambda: bench.finetune_and_evaluate("semseg", work / "semseg", device.type, smoke)),
         ("bench_insseg", lambda: bench.finetune_and_evaluate("insseg", work / "insseg", device.type, smoke)),
     ]
 
 
 def summary(facts: dict) -> str:
-    shown = [f"{k} {facts[k]:.3g}" if isinstance(facts[k], float) else f"{k} {facts[k]}"
-             for k in SHOWN if facts.get(k) is not None]
+    shown = [
+        f"{k} {facts[k]:.3g}" if isinstance(facts[k], float) else f"{k} {facts[k]}"
+        for k in SHOWN
+        if facts.get(k) is not None
+    ]
     metrics = facts.get("metrics") or {}
     shown += [f"{m} {metrics[m]:.2f} %" for m in SHOWN_METRICS if isinstance(metrics.get(m), float)]
     return "; ".join(shown)
@@ -90,15 +104,23 @@ def run(smoke: bool, out: Path, data: Path | None, keep: bool) -> int:
     from core.provenance import git_commit, utc_now
 
     if not smoke and not torch.cuda.is_available():
-        print("gpu-check: no CUDA device visible; run it on a GPU machine, or --smoke for the CPU walk-through",
-              file=sys.stderr)
+        print(
+            "gpu-check: no CUDA device visible; run it on a GPU machine, or --smoke for the CPU walk-through",
+            file=sys.stderr,
+        )
         return 1
     device = torch.device("cpu" if smoke else "cuda")
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     os.environ["MASK3D_RESULTS"] = str(work / "runs.jsonl")  # no record of these runs reaches a real store
-    report = {"date": utc_now(), "git_commit": git_commit(), "smoke": smoke, "versions": versions(),
-              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-              "stages": [], "ok": False}
+    report = {
+        "date": utc_now(),
+        "git_commit": git_commit(),
+        "smoke": smoke,
+        "versions": versions(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "stages": [],
+        "ok": False,
+    }
     total = time.perf_counter()
     failed = None
     try:
@@ -125,8 +147,11 @@ def run(smoke: bool, out: Path, data: Path | None, keep: bool) -> int:
             entry.update(seconds=time.perf_counter() - start, peak_memory_mb=peak_memory_mb(device))
             report["stages"].append(entry)
             detail = entry["error"] if failed else summary(entry["facts"])
-            print(f"gpu-check: {name:26s} {entry['status']:6s} {entry['seconds']:6.1f} s "
-                  f"{entry['peak_memory_mb']:8.0f} MiB  {detail}", flush=True)
+            print(
+                f"gpu-check: {name:26s} {entry['status']:6s} {entry['seconds']:6.1f} s "
+                f"{entry['peak_memory_mb']:8.0f} MiB  {detail}",
+                flush=True,
+            )
             if failed:
                 break
     finally:

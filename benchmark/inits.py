@@ -16,21 +16,22 @@ is known to carry for other purposes (classifier heads, decoders, other modaliti
 anything else that has no place in the model is an error, and so is a missing backbone key, except
 ViTDet's zero-initialised `rel_pos_*` tables and BatchNorm counters, unless `allow_missing` is set.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 import torch
+from detectron2.modeling.backbone.resnet import ResNet
+from detectron2.modeling.backbone.vit import ViT
 from timm.layers import resample_abs_pos_embed
 
 from core.io import CheckpointError, load_weights
-from detectron2.modeling.backbone.resnet import ResNet
-from detectron2.modeling.backbone.vit import ViT
 from results.baselines import DEFAULT_PATH as BASELINES
 from results.baselines import BaselineError, load_baselines
 
@@ -39,8 +40,10 @@ logger = logging.getLogger(__name__)
 MASK3D_PREFIX = "backbone.net."
 MASK3D_META = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size")
 # timm/MAE ViT entries Detectron2's ViT has no use for: class token, final norm, classifier, MAE decoder.
-TIMM_VIT_DROP = re.compile(r"^(cls_token|mask_token|dist_token|norm\.|fc_norm\.|head\.|head_dist\.|pre_logits\.|"
-                           r"decoder_|decoder\.)")
+TIMM_VIT_DROP = re.compile(
+    r"^(cls_token|mask_token|dist_token|norm\.|fc_norm\.|head\.|head_dist\.|pre_logits\.|"
+    r"decoder_|decoder\.)"
+)
 MULTIMAE_DROP = re.compile(r"^(global_tokens|output_adapters\.|input_adapters\.(?!rgb\.)|mask_token)")
 OPTIONAL = re.compile(r"(^|\.)(rel_pos_h|rel_pos_w|num_batches_tracked)$")
 
@@ -52,29 +55,31 @@ class InitError(ValueError):
 @dataclass(frozen=True)
 class InitSpec:
     kind: str
-    path: Optional[Path] = None
+    path: Path | None = None
     label: str = ""  # what the results store records as `init`
-    baseline_backbone: Optional[str] = None
+    baseline_backbone: str | None = None
 
 
 @dataclass
 class Converted:
     """A checkpoint in the model's naming. `target` says where `state` keys live: inside the `vit` or
     `resnet` backbone module, or at the top of the `model` (Detectron2 checkpoints)."""
+
     spec: InitSpec
     target: str
-    state: Dict[str, torch.Tensor]
+    state: dict[str, torch.Tensor]
     meta: dict = field(default_factory=dict)
-    dropped: List[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
 
 
-CONVERTERS: Dict[str, Callable[[object, InitSpec], Converted]] = {}
+CONVERTERS: dict[str, Callable[[object, InitSpec], Converted]] = {}
 
 
 def converter(kind: str):
     def register(fn):
         CONVERTERS[kind] = fn
         return fn
+
     return register
 
 
@@ -93,31 +98,36 @@ def parse(spec: str, baselines: Path = BASELINES) -> InitSpec:
         return InitSpec(kind, Path(path), label=kind)
     baseline = _baseline(spec, Path(baselines))
     if baseline.init != "random" and ":" not in baseline.init:  # no baseline of baselines (nor a loop)
-        raise InitError(f"baseline {spec!r} at {baseline.where}: init {baseline.init!r} must be 'random' or "
-                        "KIND:PATH")
+        raise InitError(f"baseline {spec!r} at {baseline.where}: init {baseline.init!r} must be 'random' or KIND:PATH")
     inner = parse(baseline.init, baselines)  # paths are relative to the repository root, like INIT=
     return InitSpec(inner.kind, inner.path, label=spec, baseline_backbone=baseline.backbone)
 
 
 def _baseline(name: str, baselines: Path):
     if not baselines.is_file():
-        raise InitError(f"init {name!r} is neither 'random' nor KIND:PATH, and there is no baseline registry "
-                        f"{baselines} to look it up in")
+        raise InitError(
+            f"init {name!r} is neither 'random' nor KIND:PATH, and there is no baseline registry "
+            f"{baselines} to look it up in"
+        )
     try:
         registry = load_baselines(baselines)
     except BaselineError as e:
         raise InitError(str(e)) from None
     if name not in registry:
-        raise InitError(f"init {name!r} is neither 'random', KIND:PATH nor a baseline in {baselines} "
-                        f"(known: {', '.join(registry)})")
+        raise InitError(
+            f"init {name!r} is neither 'random', KIND:PATH nor a baseline in {baselines} (known: {', '.join(registry)})"
+        )
     return registry[name]
 
 
 # --- reading -------------------------------------------------------------------------------------------
 def require_file(spec: InitSpec) -> None:
     if spec.kind != "random" and not (spec.path and spec.path.is_file()):
-        hint = ("run `make pretrain` (or `python -m pretrain.export RUN OUT.pth`)" if spec.kind == "mask3d"
-                else "download it (see the `note` of its entry in results/baselines.yaml) or fix the path")
+        hint = (
+            "run `make pretrain` (or `python -m pretrain.export RUN OUT.pth`)"
+            if spec.kind == "mask3d"
+            else "download it (see the `note` of its entry in results/baselines.yaml) or fix the path"
+        )
         raise InitError(f"init file {spec.path} ({spec.label}) does not exist: {hint}")
 
 
@@ -130,7 +140,7 @@ def read_file(spec: InitSpec):
         raise InitError(str(e)) from None
 
 
-def tensors(raw, spec: InitSpec, wrappers=("model", "state_dict", "module")) -> Dict[str, torch.Tensor]:
+def tensors(raw, spec: InitSpec, wrappers=("model", "state_dict", "module")) -> dict[str, torch.Tensor]:
     """The state dict inside common wrappers (`{"model": ...}`, `{"state_dict": ...}`), `module.` stripped."""
     sd = raw
     while isinstance(sd, dict):
@@ -144,11 +154,11 @@ def tensors(raw, spec: InitSpec, wrappers=("model", "state_dict", "module")) -> 
     if bad:
         raise InitError(f"{spec.path}: entries {bad[:5]} are not tensors; not a {spec.kind} state dict")
     if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return dict(sd)
 
 
-def _drop(sd: Dict[str, torch.Tensor], pattern: re.Pattern):
+def _drop(sd: dict[str, torch.Tensor], pattern: re.Pattern):
     kept = {k: v for k, v in sd.items() if not pattern.search(k)}
     return kept, sorted(set(sd) - set(kept))
 
@@ -167,28 +177,32 @@ def _with_cls_slot(pos_embed: torch.Tensor, spec: InitSpec) -> torch.Tensor:
 @converter("mask3d")
 def _mask3d(raw, spec: InitSpec) -> Converted:
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or not isinstance(raw.get("meta"), dict):
-        raise InitError(f"{spec.path} is not a Mask3D export (expected {{'model', 'meta'}}); write one with "
-                        f"`python -m pretrain.export RUN_DIR {spec.path}`")
+        raise InitError(
+            f"{spec.path} is not a Mask3D export (expected {{'model', 'meta'}}); write one with "
+            f"`python -m pretrain.export RUN_DIR {spec.path}`"
+        )
     meta = raw["meta"]
     missing_meta = [k for k in MASK3D_META if k not in meta]
     if missing_meta:
-        raise InitError(f"{spec.path}: export meta lacks {missing_meta}; export it again with `python -m pretrain.export`")
+        raise InitError(
+            f"{spec.path}: export meta lacks {missing_meta}; export it again with `python -m pretrain.export`"
+        )
     sd = tensors({"model": raw["model"]}, spec)
     foreign = [k for k in sd if not k.startswith(MASK3D_PREFIX)]
     if foreign:
         raise InitError(f"{spec.path}: keys {foreign[:5]} are not under {MASK3D_PREFIX!r}; not a Mask3D export")
-    state = {k[len(MASK3D_PREFIX):]: v for k, v in sd.items()}  # pos_embed: cls slot + meta's pretrain_grid
+    state = {k[len(MASK3D_PREFIX) :]: v for k, v in sd.items()}  # pos_embed: cls slot + meta's pretrain_grid
     return Converted(spec, "vit", state, meta=dict(meta))
 
 
-def _timm_vit(sd: Dict[str, torch.Tensor], spec: InitSpec) -> Converted:
+def _timm_vit(sd: dict[str, torch.Tensor], spec: InitSpec) -> Converted:
     state, dropped = _drop(sd, TIMM_VIT_DROP)
     if "pos_embed" in state:
         state["pos_embed"] = _with_cls_slot(state["pos_embed"], spec)
     return Converted(spec, "vit", state, dropped=dropped)
 
 
-def _torchvision_resnet(sd: Dict[str, torch.Tensor], spec: InitSpec) -> Converted:
+def _torchvision_resnet(sd: dict[str, torch.Tensor], spec: InitSpec) -> Converted:
     """torchvision/timm ResNet names (conv1, bn1, layerX.Y.{convZ,bnZ,downsample.0/1}) -> Detectron2's."""
     state, dropped = {}, []
     for key, value in sd.items():
@@ -227,7 +241,7 @@ def _multimae(raw, spec: InitSpec) -> Converted:
         elif key.startswith("input_adapters.rgb.proj."):
             state["patch_embed.proj." + key.rsplit(".", 1)[1]] = value
         elif key.startswith("encoder."):
-            state["blocks." + key[len("encoder."):]] = value
+            state["blocks." + key[len("encoder.") :]] = value
         else:
             state[key] = value  # unknown: reported as unexpected
     return Converted(spec, "vit", state, dropped=dropped)
@@ -237,7 +251,7 @@ def _multimae(raw, spec: InitSpec) -> Converted:
 def _pri3d(raw, spec: InitSpec) -> Converted:
     sd = tensors(raw, spec)
     prefix = "backbone.encoder."
-    encoder = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    encoder = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     if not encoder:
         raise InitError(f"{spec.path}: no {prefix}* keys; not a Pri3D checkpoint (its ResNet lives there)")
     converted = _torchvision_resnet(encoder, spec)
@@ -251,14 +265,14 @@ def _d2(raw, spec: InitSpec) -> Converted:
 
 
 # --- loading -------------------------------------------------------------------------------------------
-def convert(spec: InitSpec) -> Optional[Converted]:
+def convert(spec: InitSpec) -> Converted | None:
     """Read and convert once (ViT-B checkpoints are large); None for `random`."""
     if spec.kind == "random":
         return None
     return CONVERTERS[spec.kind](read_file(spec), spec)
 
 
-def vit_architecture(converted: Optional[Converted]) -> Optional[dict]:
+def vit_architecture(converted: Converted | None) -> dict | None:
     """The ViT shape a Mask3D export was trained with, for `benchmark.backbones.set_vit_architecture`;
     exports made before `meta["pretrain_grid"]` existed carry a square grid."""
     if converted is None or converted.spec.kind != "mask3d":
@@ -269,8 +283,10 @@ def vit_architecture(converted: Optional[Converted]) -> Optional[dict]:
         side = math.isqrt(pos.shape[1] - 1)
         grid = tuple(converted.meta.get("pretrain_grid", (side, side)))
         if 1 + math.prod(grid) != pos.shape[1]:
-            raise InitError(f"{converted.spec.path}: pos_embed has {pos.shape[1]} tokens, not a cls slot plus the "
-                            f"{grid[0]}x{grid[1]} pretrain_grid of its meta; export it again")
+            raise InitError(
+                f"{converted.spec.path}: pos_embed has {pos.shape[1]} tokens, not a cls slot plus the "
+                f"{grid[0]}x{grid[1]} pretrain_grid of its meta; export it again"
+            )
         arch["pretrain_grid"] = grid
     return arch
 
@@ -280,19 +296,21 @@ def resize_pos_embed(pos_embed: torch.Tensor, vit: torch.nn.Module, num_tokens: 
     without its cls slot)."""
     side, old = math.isqrt(num_tokens), math.isqrt(pos_embed.shape[1] - 1)
     if old * old != pos_embed.shape[1] - 1:
-        raise InitError(f"pos_embed of {pos_embed.shape[1]} tokens is not a cls slot plus a square grid, so its "
-                        f"grid is unknown; set model.backbone.net.pretrain_grid=[rows,cols] to the grid it holds")
+        raise InitError(
+            f"pos_embed of {pos_embed.shape[1]} tokens is not a cls slot plus a square grid, so its "
+            f"grid is unknown; set model.backbone.net.pretrain_grid=[rows,cols] to the grid it holds"
+        )
     grid = getattr(vit, "pretrain_grid", None) or (side, side)
     has_cls = num_tokens == 1 + math.prod(grid)
     pos = pos_embed if has_cls else pos_embed[:, 1:]
     return resample_abs_pos_embed(pos, list(grid), num_prefix_tokens=int(has_cls))
 
 
-def _module_prefix(model: torch.nn.Module, cls) -> Optional[str]:
+def _module_prefix(model: torch.nn.Module, cls) -> str | None:
     return next((name + "." for name, m in model.named_modules() if isinstance(m, cls)), None)
 
 
-def load(model: torch.nn.Module, converted: Optional[Converted], allow_missing: bool = False) -> dict:
+def load(model: torch.nn.Module, converted: Converted | None, allow_missing: bool = False) -> dict:
     """Load converted weights into `model`; returns a summary. Raises InitError on anything unexpected."""
     if converted is None:
         return {"init": "random", "loaded": 0}
@@ -304,39 +322,54 @@ def load(model: torch.nn.Module, converted: Optional[Converted], allow_missing: 
         prefix = _module_prefix(model, cls)
         if prefix is None:
             other = "an r50" if converted.target == "resnet" else "a vit_*"
-            raise InitError(f"{spec.path} holds a {converted.target} backbone but the model has none; "
-                            f"use {other} config")
+            raise InitError(
+                f"{spec.path} holds a {converted.target} backbone but the model has none; use {other} config"
+            )
         backbone = prefix
     own = model.state_dict()
     state = {prefix + k: v for k, v in converted.state.items()}
     resized = []
     for key in [k for k in state if k.endswith("pos_embed") and k in own]:
         if state[key].shape != own[key].shape:
-            vit = model.get_submodule(key[:-len(".pos_embed")]) if "." in key else model
+            vit = model.get_submodule(key[: -len(".pos_embed")]) if "." in key else model
             state[key] = resize_pos_embed(state[key], vit, own[key].shape[1])
             resized.append(key)
     state = {k: v for k, v in state.items() if k in own or not k.endswith("num_batches_tracked")}
 
     unexpected = sorted(k for k in state if k not in own)
     if unexpected:
-        raise InitError(f"{spec.path}: {len(unexpected)} entries have no place in the model, e.g. {unexpected[:5]}; "
-                        f"is it really a {spec.kind!r} checkpoint for this config's backbone?")
+        raise InitError(
+            f"{spec.path}: {len(unexpected)} entries have no place in the model, e.g. {unexpected[:5]}; "
+            f"is it really a {spec.kind!r} checkpoint for this config's backbone?"
+        )
     mismatched = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in state if state[k].shape != own[k].shape]
     skipped = [m for m in mismatched if not m[0].startswith(backbone)]
     if len(skipped) < len(mismatched):
         k, theirs, ours = next(m for m in mismatched if m[0].startswith(backbone))
-        raise InitError(f"{spec.path}: {k} is {theirs} in the checkpoint but {ours} in the model; the config's "
-                        f"backbone differs from the checkpoint's (e.g. ViT-B vs ViT-S, patch size)")
+        raise InitError(
+            f"{spec.path}: {k} is {theirs} in the checkpoint but {ours} in the model; the config's "
+            f"backbone differs from the checkpoint's (e.g. ViT-B vs ViT-S, patch size)"
+        )
     for k, theirs, ours in skipped:  # e.g. a classifier for another number of classes
         logger.warning(f"init: skipping {k}: {theirs} in {spec.path}, {ours} in the model")
         del state[k]
     missing = sorted(k for k in own if k.startswith(backbone) and k not in state and not OPTIONAL.search(k))
     if missing and not allow_missing:
-        raise InitError(f"{spec.path}: {len(missing)} backbone entries are missing, e.g. {missing[:5]}; pass "
-                        f"--allow-missing-init to train them from scratch")
+        raise InitError(
+            f"{spec.path}: {len(missing)} backbone entries are missing, e.g. {missing[:5]}; pass "
+            f"--allow-missing-init to train them from scratch"
+        )
     model.load_state_dict(state, strict=False)
-    summary = {"init": spec.label, "file": str(spec.path), "loaded": len(state), "missing": missing,
-               "dropped": converted.dropped, "resized": resized}
-    logger.info(f"init {spec.label} from {spec.path}: {len(state)} tensors loaded, {len(converted.dropped)} "
-                f"dropped by name, {len(missing)} missing, position embeddings resized: {resized or 'no'}")
+    summary = {
+        "init": spec.label,
+        "file": str(spec.path),
+        "loaded": len(state),
+        "missing": missing,
+        "dropped": converted.dropped,
+        "resized": resized,
+    }
+    logger.info(
+        f"init {spec.label} from {spec.path}: {len(state)} tensors loaded, {len(converted.dropped)} "
+        f"dropped by name, {len(missing)} missing, position embeddings resized: {resized or 'no'}"
+    )
     return summary

@@ -4,6 +4,7 @@ Detectron2's `DatasetMapper` reads images with PIL, whose error for a truncated 
 (`image file is truncated (47 bytes not processed)`) does not say which file; the wrapped mapper finds the
 broken file of the failing dict and raises `datasets.fileio.DataError` naming it.
 """
+
 from __future__ import annotations
 
 from detectron2.config import instantiate

@@ -7,16 +7,16 @@ a pyramid pooling module on the coarsest level, FPN top-down fusion, every level
 stride and fused. It keeps `SemSegFPNHead`'s interface (`forward(features, targets) -> (logits, losses)`,
 `ignore_value`), so configs swap one for the other.
 """
+
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import SimpleFeaturePyramid
+from torch import nn
 
 
 class PaddedSimpleFeaturePyramid(SimpleFeaturePyramid):
@@ -37,8 +37,15 @@ class PaddedSimpleFeaturePyramid(SimpleFeaturePyramid):
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, norm: str) -> Conv2d:
-    return Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not norm,
-                  norm=get_norm(norm, out_channels), activation=F.relu)
+    return Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        padding=kernel_size // 2,
+        bias=not norm,
+        norm=get_norm(norm, out_channels),
+        activation=F.relu,
+    )
 
 
 class UperNetHead(nn.Module):
@@ -48,17 +55,29 @@ class UperNetHead(nn.Module):
     module make GroupNorm with one channel per group degenerate and BatchNorm needs large batches.
     """
 
-    def __init__(self, input_shape: Dict[str, ShapeSpec], *, num_classes: int, channels: int = 512,
-                 common_stride: int = 4, pool_scales: Sequence[int] = (1, 2, 3, 6), norm: str = "LN",
-                 dropout: float = 0.1, loss_weight: float = 1.0, ignore_value: int = -1):
+    def __init__(
+        self,
+        input_shape: dict[str, ShapeSpec],
+        *,
+        num_classes: int,
+        channels: int = 512,
+        common_stride: int = 4,
+        pool_scales: Sequence[int] = (1, 2, 3, 6),
+        norm: str = "LN",
+        dropout: float = 0.1,
+        loss_weight: float = 1.0,
+        ignore_value: int = -1,
+    ):
         super().__init__()
         shapes = sorted(input_shape.items(), key=lambda kv: kv[1].stride)
         if not shapes:
             raise ValueError("UperNetHead(input_shape=) cannot be empty")
         self.in_features = [name for name, _ in shapes]
         if shapes[0][1].stride != common_stride:
-            raise ValueError(f"UperNetHead: finest feature {shapes[0][0]} has stride {shapes[0][1].stride}, "
-                             f"expected common_stride={common_stride}")
+            raise ValueError(
+                f"UperNetHead: finest feature {shapes[0][0]} has stride {shapes[0][1].stride}, "
+                f"expected common_stride={common_stride}"
+            )
         self.common_stride = common_stride
         self.ignore_value = ignore_value
         self.loss_weight = loss_weight
@@ -76,24 +95,27 @@ class UperNetHead(nn.Module):
         nn.init.normal_(self.predictor.weight, std=0.01)
         nn.init.zeros_(self.predictor.bias)
 
-    def layers(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def layers(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         feats = [features[name] for name in self.in_features]
         top = feats[-1]
-        pooled = [F.interpolate(branch(top), size=top.shape[-2:], mode="bilinear", align_corners=False)
-                  for branch in self.ppm]
-        levels = [conv(f) for conv, f in zip(self.lateral_convs, feats[:-1])]
+        pooled = [
+            F.interpolate(branch(top), size=top.shape[-2:], mode="bilinear", align_corners=False) for branch in self.ppm
+        ]
+        levels = [conv(f) for conv, f in zip(self.lateral_convs, feats[:-1], strict=False)]
         levels.append(self.ppm_bottleneck(torch.cat([top, *pooled], dim=1)))
         for i in range(len(levels) - 1, 0, -1):  # top-down pathway
-            levels[i - 1] = levels[i - 1] + F.interpolate(levels[i], size=levels[i - 1].shape[-2:],
-                                                          mode="bilinear", align_corners=False)
-        outs = [conv(level) for conv, level in zip(self.fpn_convs, levels[:-1])] + [levels[-1]]
+            levels[i - 1] = levels[i - 1] + F.interpolate(
+                levels[i], size=levels[i - 1].shape[-2:], mode="bilinear", align_corners=False
+            )
+        outs = [conv(level) for conv, level in zip(self.fpn_convs, levels[:-1], strict=False)] + [levels[-1]]
         size = outs[0].shape[-2:]
         outs = [outs[0]] + [F.interpolate(o, size=size, mode="bilinear", align_corners=False) for o in outs[1:]]
         return self.predictor(self.dropout(self.fuse(torch.cat(outs, dim=1))))
 
     def forward(self, features, targets=None):
-        x = F.interpolate(self.layers(features).float(), scale_factor=self.common_stride, mode="bilinear",
-                          align_corners=False)
+        x = F.interpolate(
+            self.layers(features).float(), scale_factor=self.common_stride, mode="bilinear", align_corners=False
+        )
         if self.training:
             loss = F.cross_entropy(x, targets, reduction="mean", ignore_index=self.ignore_value)
             return None, {"loss_sem_seg": loss * self.loss_weight}

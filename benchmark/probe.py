@@ -21,6 +21,7 @@ Each task is one run folder `output/probe/<dataset>/<task>/<init>/seed<N>` endin
 `kind: probe` record (`protocol: linear`) in the results store and the finished marker (`core.runs`).
 Deterministic on CPU: the seed fixes the head's batches; features do not depend on it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,6 +75,7 @@ class ProbeError(ValueError):
 @dataclass
 class Encoder:
     """A frozen feature function with the frame size it runs at and the names its record carries."""
+
     features: Callable[[torch.Tensor], torch.Tensor]  # (B, 3, H, W) uint8-range RGB -> (B, C, gh, gw)
     size: tuple[int, int]
     backbone: str
@@ -93,8 +95,9 @@ def _timm_shape(state: dict) -> dict:
     """A timm/MAE ViT's shape read off its weights; heads follow the standard 64 channels per head."""
     w = state["patch_embed.proj.weight"]
     depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
-    return dict(embed_dim=w.shape[0], depth=depth, num_heads=max(1, w.shape[0] // 64), mlp_ratio=4.0,
-                patch_size=w.shape[2])
+    return dict(
+        embed_dim=w.shape[0], depth=depth, num_heads=max(1, w.shape[0] // 64), mlp_ratio=4.0, patch_size=w.shape[2]
+    )
 
 
 def _export_shape(path: Path) -> tuple[dict, tuple[int, int]]:
@@ -117,11 +120,19 @@ def build_encoder(spec: inits.InitSpec, like: Path | None = None) -> Encoder:
         arch = _timm_shape(converted.state)
     else:
         raise ProbeError(f"{spec.path} holds a {converted.target} backbone; the probes take ViT inits")
-    grid = arch.pop("pretrain_grid", None) or (None if converted is not None else
-                                              (size[0] // arch["patch_size"], size[1] // arch["patch_size"]))
+    grid = arch.pop("pretrain_grid", None) or (
+        None if converted is not None else (size[0] // arch["patch_size"], size[1] // arch["patch_size"])
+    )
     torch.manual_seed(0)  # `random` is one fixed draw of Detectron2's initialisation
-    net = GridViT(img_size=max(size), qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), window_size=0,
-                  use_rel_pos=False, pretrain_grid=grid, **arch)
+    net = GridViT(
+        img_size=max(size),
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        window_size=0,
+        use_rel_pos=False,
+        pretrain_grid=grid,
+        **arch,
+    )
     wrapper = _Wrapper(net)
     inits.load(wrapper, converted)
     net.eval().requires_grad_(False)
@@ -139,6 +150,7 @@ def build_encoder(spec: inits.InitSpec, like: Path | None = None) -> Encoder:
 @dataclass
 class Frames:
     """A split's dicts with their features (N, C, gh, gw) and targets at the probe's frame size."""
+
     dicts: list[dict]
     features: torch.Tensor
     labels: torch.Tensor  # (N, H, W) int64, 255 = ignore
@@ -158,13 +170,16 @@ def load_frames(dicts: list[dict], encoder: Encoder, batch_size: int = 32) -> Fr
     feats, labels, depths = [], [], []
     for start in range(0, len(dicts), batch_size):
         images = []
-        for d in dicts[start:start + batch_size]:
+        for d in dicts[start : start + batch_size]:
             if not d.get("sem_seg_file_name") or not d.get("depth_file_name"):
                 raise ProbeError(f"frame {d['file_name']} lacks a label or depth file; the probes need both")
             bgr = decode_image(d["file_name"], cv2.IMREAD_COLOR)
             images.append(torch.from_numpy(np.ascontiguousarray(_resize(bgr, (h, w), False)[..., ::-1])))
-            labels.append(torch.from_numpy(_resize(read_label_file(d["sem_seg_file_name"], (np.uint8,)), (h, w),
-                                                   True).astype(np.int64)))
+            labels.append(
+                torch.from_numpy(
+                    _resize(read_label_file(d["sem_seg_file_name"], (np.uint8,)), (h, w), True).astype(np.int64)
+                )
+            )
             depths.append(torch.from_numpy(_resize(read_depth_metres(d["depth_file_name"]), (h, w), True)))
         feats.append(encoder.features(torch.stack(images).permute(0, 3, 1, 2)))
     return Frames(dicts, torch.cat(feats), torch.stack(labels), torch.stack(depths))
@@ -210,7 +225,7 @@ def fit(probe: LinearProbe, frames: Frames, loss_fn, seed: int, recipe=RECIPE) -
     for _ in range(recipe["epochs"]):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, bs):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             loss = loss_fn(probe(frames.features[idx], size), idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -229,12 +244,13 @@ def run_semseg(train: Frames, val: Frames, dataset: str, seed: int) -> tuple[dic
     classes = MetadataCatalog.get(f"{dataset}_sem_seg_train").stuff_classes
     probe = LinearProbe(train.features, len(classes))
     steps = fit(probe, train, lambda logits, idx: semseg_loss(logits, train.labels[idx]), seed)
-    evaluator = SemSegEvaluator(_eval_name(dataset, "semseg", split), distributed=False,
-                                sem_seg_loading_fn=read_label_png)
+    evaluator = SemSegEvaluator(
+        _eval_name(dataset, "semseg", split), distributed=False, sem_seg_loading_fn=read_label_png
+    )
     evaluator.reset()
     with torch.no_grad():
         for i, d in enumerate(val.dicts):
-            logits = probe(val.features[i:i + 1], (d["height"], d["width"]))[0]
+            logits = probe(val.features[i : i + 1], (d["height"], d["width"]))[0]
             evaluator.process([d], [{"sem_seg": logits}])
     return evaluator.evaluate(), steps
 
@@ -252,7 +268,7 @@ def run_depth(train: Frames, val: Frames, dataset: str, seed: int) -> tuple[dict
     evaluator.reset()
     with torch.no_grad():
         for i, d in enumerate(val.dicts):
-            log_pred = probe(val.features[i:i + 1], (d["height"], d["width"]))[0, 0]
+            log_pred = probe(val.features[i : i + 1], (d["height"], d["width"]))[0, 0]
             evaluator.process([d], [{"depth": log_pred.exp()}])
     return evaluator.evaluate(), steps
 
@@ -275,12 +291,28 @@ def split_dicts(dataset: str) -> tuple[list[dict], list[dict]]:
 
 def recipe_config(dataset: str, task: str, encoder: Encoder):
     """What the config hash covers: the protocol, its recipe, the data and the frame size (not the init)."""
-    return OmegaConf.create({"protocol": "linear", "task": task, "dataset": dataset, "recipe": RECIPE,
-                             "size": list(encoder.size), "splits": list(SPLITS[dataset])})
+    return OmegaConf.create(
+        {
+            "protocol": "linear",
+            "task": task,
+            "dataset": dataset,
+            "recipe": RECIPE,
+            "size": list(encoder.size),
+            "splits": list(SPLITS[dataset]),
+        }
+    )
 
 
-def probe(init: str, dataset: str, tasks=TASKS, seed: int = 0, like: str | None = None, output_root: str = "",
-          tag: str = "", encoder: Encoder | None = None) -> list[dict]:
+def probe(
+    init: str,
+    dataset: str,
+    tasks=TASKS,
+    seed: int = 0,
+    like: str | None = None,
+    output_root: str = "",
+    tag: str = "",
+    encoder: Encoder | None = None,
+) -> list[dict]:
     """Run the probes `tasks` of one init; returns their records (stored ones for finished run folders).
     `encoder` replaces the init's (tests)."""
     unknown = [t for t in tasks if t not in TASKS]
@@ -312,37 +344,68 @@ def probe(init: str, dataset: str, tasks=TASKS, seed: int = 0, like: str | None 
         start = time.perf_counter()
         results, steps = RUNNERS[task](train, val, dataset, seed)
         fit_s = time.perf_counter() - start
-        record = runs.record("probe", dataset=dataset, split=SPLITS[dataset][1], task=task, protocol="linear",
-                             backbone=encoder.backbone, init=encoder.init, objective=encoder.objective, seed=seed,
-                             data_fraction=100, iterations=steps, metrics=record_metrics(results),
-                             config_file=None, config_hash=runs.config_hash(recipe_config(dataset, task, encoder), {}),
-                             device="cpu", output=out, tag=tag)
+        record = runs.record(
+            "probe",
+            dataset=dataset,
+            split=SPLITS[dataset][1],
+            task=task,
+            protocol="linear",
+            backbone=encoder.backbone,
+            init=encoder.init,
+            objective=encoder.objective,
+            seed=seed,
+            data_fraction=100,
+            iterations=steps,
+            metrics=record_metrics(results),
+            config_file=None,
+            config_hash=runs.config_hash(recipe_config(dataset, task, encoder), {}),
+            device="cpu",
+            output=out,
+            tag=tag,
+        )
         runs.finish(out, {"record": record, "extract_s": extract_s, "fit_s": fit_s}, record)
         shown = ("sem_seg/mIoU", "sem_seg/pACC") if task == "semseg" else ("depth/AbsRel", "depth/delta1")
         objective = f" ({encoder.objective})" if encoder.objective else ""
-        print(f"probe {task} on {dataset} {record['split']}, {encoder.backbone} init {encoder.init}{objective}: "
-              + ", ".join(format_metric(m, record["metrics"][m]) for m in shown)
-              + f" (features {extract_s:.1f} s, head {fit_s:.1f} s) -> {out / 'metrics.json'}")
+        print(
+            f"probe {task} on {dataset} {record['split']}, {encoder.backbone} init {encoder.init}{objective}: "
+            + ", ".join(format_metric(m, record["metrics"][m]) for m in shown)
+            + f" (features {extract_s:.1f} s, head {fit_s:.1f} s) -> {out / 'metrics.json'}"
+        )
         records[task] = record
     return [records[t] for t in tasks]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.probe", description=__doc__.split("\n")[0])
-    parser.add_argument("--init", required=True, metavar="SPEC", help="random, mask3d:PATH, mae:PATH, ... "
-                        "(benchmark.inits) or a results/baselines.yaml name")
+    parser.add_argument(
+        "--init",
+        required=True,
+        metavar="SPEC",
+        help="random, mask3d:PATH, mae:PATH, ... (benchmark.inits) or a results/baselines.yaml name",
+    )
     parser.add_argument("--dataset", required=True, choices=sorted(SPLITS))
     parser.add_argument("--task", default=",".join(TASKS), help="comma-separated: semseg, depth (default both)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--like", default=None, metavar="EXPORT",
-                        help="random init: take the ViT shape and frame size of this pretrain export")
+    parser.add_argument(
+        "--like",
+        default=None,
+        metavar="EXPORT",
+        help="random init: take the ViT shape and frame size of this pretrain export",
+    )
     parser.add_argument("--output-dir", default="", help="root of the run folders (default output/probe)")
     parser.add_argument("--tag", default="", help="free text stored with the records")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        probe(args.init, args.dataset, [t.strip() for t in args.task.split(",") if t.strip()], args.seed, args.like,
-              args.output_dir, args.tag)
+        probe(
+            args.init,
+            args.dataset,
+            [t.strip() for t in args.task.split(",") if t.strip()],
+            args.seed,
+            args.like,
+            args.output_dir,
+            args.tag,
+        )
     except (ProbeError, inits.InitError, runs.RunError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ On a CPU, rows also carry `value_cpu` / `ratio_cpu`: the same figures per second
 CPU time, which neighbours on a shared machine do not disturb; targets are judged on them where present
 (`judged_on` says which field). Workers run with OMP_WAIT_POLICY=PASSIVE unless it is set (see `_child_env`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,26 @@ PACKED_VS_PLAIN = 0.5  # the packed reader >= 0.5 of a plain read of the same by
 PACKED_LOADER_PER_CORE = 1500.0  # the augmented packed loader >= 1500 frames/s per core at 240x320
 INFERENCE_CONFIGS = ("semseg_vit_b", "insseg_vit_b", "semseg_r50", "insseg_r50")
 SIZES = ("vit_s", "vit_b")
-KEYS = ("name", "value", "unit", "limit", "ratio", "targets", "ok", "judged_on", "value_cpu", "ratio_cpu",
-        "peak_rss_mb", "peak_rss_children_mb", "cuda_max_allocated_mb", "memory_isolated", "settings", "job",
-        "seconds", "error")
+KEYS = (
+    "name",
+    "value",
+    "unit",
+    "limit",
+    "ratio",
+    "targets",
+    "ok",
+    "judged_on",
+    "value_cpu",
+    "ratio_cpu",
+    "peak_rss_mb",
+    "peak_rss_children_mb",
+    "cuda_max_allocated_mb",
+    "memory_isolated",
+    "settings",
+    "job",
+    "seconds",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -63,34 +81,68 @@ class Measurement:
 def measurements(cuda: bool) -> list[Measurement]:
     """Every measurement, in run order (the data ones first: they make the raw tree the others read)."""
     loader_targets = [f"ratio >= {LOADER_VS_DECODE:g}", f"value >= {LOADER_PER_CORE:g}"]
-    out = [Measurement("synthetic_generate", "datasets.speed:measure_synthetic", data=True),
-           Measurement("prepare_scannet", "datasets.speed:measure_prepare", data=True,
-                       targets={"prepare_scannet": [f"value >= {PREPARE_PER_CORE:g}"]}),
-           Measurement("loader_rgbd", "pretrain.speed_loader:measure_loader", data=True,
-                       rows=("loader_rgbd", "loader_rgbd_worker"),
-                       targets={r: loader_targets for r in ("loader_rgbd", "loader_rgbd_worker")}),
-           Measurement("packed", "datasets.speed:measure_packed", data=True,
-                       rows=("packed_read", "packed_loader", "packed_cores_per_gpu"),
-                       targets={"packed_read": [f"ratio >= {PACKED_VS_PLAIN:g}"],
-                                "packed_loader": [f"value >= {PACKED_LOADER_PER_CORE:g}"]})]
+    out = [
+        Measurement("synthetic_generate", "datasets.speed:measure_synthetic", data=True),
+        Measurement(
+            "prepare_scannet",
+            "datasets.speed:measure_prepare",
+            data=True,
+            targets={"prepare_scannet": [f"value >= {PREPARE_PER_CORE:g}"]},
+        ),
+        Measurement(
+            "loader_rgbd",
+            "pretrain.speed_loader:measure_loader",
+            data=True,
+            rows=("loader_rgbd", "loader_rgbd_worker"),
+            targets={r: loader_targets for r in ("loader_rgbd", "loader_rgbd_worker")},
+        ),
+        Measurement(
+            "packed",
+            "datasets.speed:measure_packed",
+            data=True,
+            rows=("packed_read", "packed_loader", "packed_cores_per_gpu"),
+            targets={
+                "packed_read": [f"ratio >= {PACKED_VS_PLAIN:g}"],
+                "packed_loader": [f"value >= {PACKED_LOADER_PER_CORE:g}"],
+            },
+        ),
+    ]
     for dev in ("cpu", "cuda") if cuda else ("cpu",):
-        out.append(Measurement(f"matmul_{dev}_{'bf16' if dev == 'cuda' else 'fp32'}", "core.measure:measure_matmul",
-                               {"device": dev}))
+        out.append(
+            Measurement(
+                f"matmul_{dev}_{'bf16' if dev == 'cuda' else 'fp32'}", "core.measure:measure_matmul", {"device": dev}
+            )
+        )
         for size in SIZES:
             for kind in ("mask3d", "timm"):
                 name = f"step_{kind}_{size}_{dev}"
                 targets = {name: [f"ratio >= {GPU_MFU:g}"]} if kind == "mask3d" and dev == "cuda" else {}
-                out.append(Measurement(name, "pretrain.speed_step:measure_step",
-                                       {"kind": kind, "size": size, "device": dev}, targets=targets))
-        out += [Measurement(f"inference_{config}_tiny_{dev}", "benchmark.speed_inference:measure_inference",
-                            {"config": config, "device": dev}) for config in INFERENCE_CONFIGS]
+                out.append(
+                    Measurement(
+                        name,
+                        "pretrain.speed_step:measure_step",
+                        {"kind": kind, "size": size, "device": dev},
+                        targets=targets,
+                    )
+                )
+        out += [
+            Measurement(
+                f"inference_{config}_tiny_{dev}",
+                "benchmark.speed_inference:measure_inference",
+                {"config": config, "device": dev},
+            )
+            for config in INFERENCE_CONFIGS
+        ]
     return out
 
 
 def derived_names() -> dict[str, tuple[str, str]]:
     """`mask3d_vs_timm_<size>_<dev>` -> the two step rows it divides."""
-    return {f"mask3d_vs_timm_{s}_{d}": (f"step_mask3d_{s}_{d}", f"step_timm_{s}_{d}")
-            for d in ("cpu", "cuda") for s in SIZES}
+    return {
+        f"mask3d_vs_timm_{s}_{d}": (f"step_mask3d_{s}_{d}", f"step_timm_{s}_{d}")
+        for d in ("cpu", "cuda")
+        for s in SIZES
+    }
 
 
 def derived_rows(rows: dict, tiny: bool) -> list[dict]:
@@ -100,9 +152,15 @@ def derived_rows(rows: dict, tiny: bool) -> list[dict]:
         ours, peer = rows.get(ours_name), rows.get(peer_name)
         if not ours or not peer:
             continue
-        row = {"name": name, "value": ours.get("ratio"), "unit": "x matmul", "limit": peer.get("ratio"), "ratio": None,
-               "settings": {"tiny": tiny, "value": ours_name + " ratio", "limit": peer_name + " ratio"},
-               "targets": [f"ratio >= {CPU_EFFICIENCY_VS_TIMM:g}"] if name.endswith("_cpu") else []}
+        row = {
+            "name": name,
+            "value": ours.get("ratio"),
+            "unit": "x matmul",
+            "limit": peer.get("ratio"),
+            "ratio": None,
+            "settings": {"tiny": tiny, "value": ours_name + " ratio", "limit": peer_name + " ratio"},
+            "targets": [f"ratio >= {CPU_EFFICIENCY_VS_TIMM:g}"] if name.endswith("_cpu") else [],
+        }
         if row["value"] is not None and row["limit"]:
             row["ratio"] = row["value"] / row["limit"]
             if ours.get("ratio_cpu") and peer.get("ratio_cpu"):
@@ -146,15 +204,29 @@ def select(chosen: list[Measurement], only: str | None) -> list[Measurement]:
             unknown.append(p)
         names.update(hits)
     if unknown:
-        raise SystemExit(f"speed: --only {','.join(unknown)} matches no measurement; choose from: "
-                         + ", ".join(n for m in chosen for n in m.row_names) + " (shell patterns allowed)")
+        raise SystemExit(
+            f"speed: --only {','.join(unknown)} matches no measurement; choose from: "
+            + ", ".join(n for m in chosen for n in m.row_names)
+            + " (shell patterns allowed)"
+        )
     return [m for m in chosen if m.name in names]
 
 
 # ----------------------------------------------------------------------------------------- worker side
 def _error_rows(m: Measurement, error: str, tiny: bool, **extra) -> list[dict]:
-    return [{"name": r, "value": None, "unit": None, "limit": None, "ratio": None, "settings": {"tiny": tiny},
-             "error": error, **extra} for r in m.row_names]
+    return [
+        {
+            "name": r,
+            "value": None,
+            "unit": None,
+            "limit": None,
+            "ratio": None,
+            "settings": {"tiny": tiny},
+            "error": error,
+            **extra,
+        }
+        for r in m.row_names
+    ]
 
 
 def run_in_process(names, workdir, tiny, isolated, result=None) -> list[dict]:
@@ -187,8 +259,13 @@ def cuda_present() -> bool:
         return False
     if not (shutil.which("nvidia-smi") or os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")):
         return False
-    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
-                           capture_output=True, text=True, cwd=REPO, env=_child_env())
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=_child_env(),
+    )
     return probe.stdout.strip().endswith("True")
 
 
@@ -209,8 +286,21 @@ def run_worker(chosen: list[Measurement], workdir, tiny, isolated, timeout) -> l
     """Runs measurements in a fresh worker process; those it did not finish get error rows."""
     fd, result = tempfile.mkstemp(dir=workdir, prefix="rows-", suffix=".json")
     os.close(fd)
-    cmd = [sys.executable, "-m", "benchmark.speed", "--worker", result, "--jobs", ",".join(m.name for m in chosen),
-           "--workdir", workdir] + (["--toy"] if tiny else []) + (["--isolated"] if isolated else [])
+    cmd = (
+        [
+            sys.executable,
+            "-m",
+            "benchmark.speed",
+            "--worker",
+            result,
+            "--jobs",
+            ",".join(m.name for m in chosen),
+            "--workdir",
+            workdir,
+        ]
+        + (["--toy"] if tiny else [])
+        + (["--isolated"] if isolated else [])
+    )
     error = None
     try:
         proc = subprocess.run(cmd, cwd=REPO, env=_child_env(), timeout=timeout)
@@ -220,8 +310,12 @@ def run_worker(chosen: list[Measurement], workdir, tiny, isolated, timeout) -> l
         error = f"worker timed out after {timeout} s"
     rows = json.loads(Path(result).read_text() or "[]")  # the measurements finished before any crash
     done = {r["job"] for r in rows}
-    return rows + [r for m in chosen if m.name not in done
-                   for r in _error_rows(m, error or "no result", tiny, job=m.name, memory_isolated=isolated)]
+    return rows + [
+        r
+        for m in chosen
+        if m.name not in done
+        for r in _error_rows(m, error or "no result", tiny, job=m.name, memory_isolated=isolated)
+    ]
 
 
 def _fmt(x):
@@ -240,12 +334,28 @@ def table(rows) -> str:
     for r in rows:
         mem = r.get("cuda_max_allocated_mb", r.get("peak_rss_mb"))
         mem = None if mem is None else (f"{mem:.0f}" + (" gpu" if "cuda_max_allocated_mb" in r else ""))
-        lines.append((r["name"], _fmt(r.get("value")), r.get("unit") or "-", _fmt(r.get("limit")),
-                      _fmt(r.get("ratio")), ", ".join(r.get("targets") or []) or "-", _fmt(r.get("ok")),
-                      _fmt(r.get("value_cpu")), _fmt(r.get("ratio_cpu")), mem or "-"))
+        lines.append(
+            (
+                r["name"],
+                _fmt(r.get("value")),
+                r.get("unit") or "-",
+                _fmt(r.get("limit")),
+                _fmt(r.get("ratio")),
+                ", ".join(r.get("targets") or []) or "-",
+                _fmt(r.get("ok")),
+                _fmt(r.get("value_cpu")),
+                _fmt(r.get("ratio_cpu")),
+                mem or "-",
+            )
+        )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
-    text = ["  ".join(str(c).ljust(w) if i in (0, 2, 5) else str(c).rjust(w) for i, (c, w) in
-                      enumerate(zip(line, widths, strict=True))).rstrip() for line in lines]
+    text = [
+        "  ".join(
+            str(c).ljust(w) if i in (0, 2, 5) else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in lines
+    ]
     text.insert(1, "-" * len(text[0]))
     text += [f"  {r['name']}: error: {r['error']}" for r in rows if r.get("error")]
     return "\n".join(text)
@@ -271,9 +381,11 @@ def run(tiny=False, out="results/speed.json", only=None, isolate=None, timeout=1
             got = run_worker([m], workdir, tiny, True, timeout)
             rows += got
             for r in got:
-                _progress(f"  {r['name']} = {_fmt(r.get('value'))} {r.get('unit') or ''}"
-                          + (f", ratio {_fmt(r.get('ratio'))}" if r.get("ratio") is not None else "")
-                          + (f"  error: {r['error']}" if r.get("error") else ""))
+                _progress(
+                    f"  {r['name']} = {_fmt(r.get('value'))} {r.get('unit') or ''}"
+                    + (f", ratio {_fmt(r.get('ratio'))}" if r.get("ratio") is not None else "")
+                    + (f"  error: {r['error']}" if r.get("error") else "")
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rows += derived_rows({r["name"]: r for r in rows if not r.get("error")}, tiny)
@@ -288,9 +400,11 @@ def run(tiny=False, out="results/speed.json", only=None, isolate=None, timeout=1
     print(table(rows))
     failed = [r["name"] for r in rows if r.get("error")]
     missed = [r["name"] for r in rows if r.get("ok") is False]
-    print(f"speed: {len(rows)} measurements{' (toy)' if tiny else ''} in {time.perf_counter() - t_start:.0f} s, "
-          f"{len(missed)} targets missed{' (' + ', '.join(missed) + ')' if missed else ''}, {len(failed)} failed; "
-          f"written to {out}")
+    print(
+        f"speed: {len(rows)} measurements{' (toy)' if tiny else ''} in {time.perf_counter() - t_start:.0f} s, "
+        f"{len(missed)} targets missed{' (' + ', '.join(missed) + ')' if missed else ''}, {len(failed)} failed; "
+        f"written to {out}"
+    )
     return rows
 
 

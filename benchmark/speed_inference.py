@@ -1,14 +1,14 @@
 """`make speed`: images/s of a benchmark model (the `--tiny` variant of benchmark/configs/scannet/CONFIG.py,
 random weights) at batch 1 in eval mode, on inputs mapped by the config's test-time resize from 480x640
 frames, with postprocessing to 480x640 as the evaluator sees it."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
+import detectron2.data.transforms as T
 import numpy as np
 import torch
-
-import detectron2.data.transforms as T
 from detectron2.config import LazyConfig, instantiate
 
 from benchmark.tiny import make_tiny
@@ -34,7 +34,7 @@ def measure_inference(config="semseg_vit_b", device="cpu", tiny=False):
         aug_in = T.AugInput(rng.integers(0, 256, (*FRAME_HW, 3), dtype=np.uint8))
         augs(aug_in)
         images.append(torch.as_tensor(np.ascontiguousarray(aug_in.image.transpose(2, 0, 1))))
-    k = iter(range(10 ** 9))
+    k = iter(range(10**9))
 
     def infer():
         img = images[next(k) % len(images)]
@@ -45,9 +45,26 @@ def measure_inference(config="semseg_vit_b", device="cpu", tiny=False):
     timings = [time_calls(infer, 0.0 if tiny else 1.0) for _ in range(1 if tiny else 3)]
     rates = [1.0 / t.wall_s for t in timings]
     settings = common_settings(tiny) | spread(rates)
-    settings.update(config=f"benchmark/configs/scannet/{config}.py", variant="benchmark.tiny.make_tiny",
-                    autocast="bf16" if cuda else None, input_hw=list(images[0].shape[1:]), output_hw=list(FRAME_HW),
-                    batch=1, calls_per_round=[t.calls for t in timings], rounds=len(rates),
-                    threads=torch.get_num_threads(), device_name=device_name(dev))
-    return [{"name": f"inference_{config}_tiny_{dev.type}", "value": max(rates), "unit": "images/s", "limit": None,
-             "ratio": None, "settings": settings, **memory(dev)}]
+    settings.update(
+        config=f"benchmark/configs/scannet/{config}.py",
+        variant="benchmark.tiny.make_tiny",
+        autocast="bf16" if cuda else None,
+        input_hw=list(images[0].shape[1:]),
+        output_hw=list(FRAME_HW),
+        batch=1,
+        calls_per_round=[t.calls for t in timings],
+        rounds=len(rates),
+        threads=torch.get_num_threads(),
+        device_name=device_name(dev),
+    )
+    return [
+        {
+            "name": f"inference_{config}_tiny_{dev.type}",
+            "value": max(rates),
+            "unit": "images/s",
+            "limit": None,
+            "ratio": None,
+            "settings": settings,
+            **memory(dev),
+        }
+    ]

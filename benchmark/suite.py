@@ -11,6 +11,7 @@ skips finished runs and resumes interrupted ones. Runs are single-threaded unles
 tiny models gain little from a second thread, and on a CPU shared with other work two spinning OpenMP
 threads made them 5x slower in our measurements.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,14 +43,20 @@ PAPER_CSV = REPO / "results" / "paper.csv"
 PRETRAIN_EXPORTS = "output/pretrain/*/backbone.pth"
 # dataset -> task -> (train, test) dataset names; `{p}` is the ScanNet-layout prefix (scannet or synthetic)
 SPLITS = {
-    "scannet": {"semseg": ("{p}_sem_seg_train", "{p}_sem_seg_val"),
-                "insseg": ("{p}_instance_train", "{p}_instance_val"),
-                "depth": ("{p}_depth_train", "{p}_depth_val")},
-    "nyuv2": {"semseg": ("nyuv2_sem_seg13_train", "nyuv2_sem_seg13_test"),
-              "insseg": ("nyuv2_instance_train", "nyuv2_instance_test"),
-              "depth": ("nyuv2_depth_train", "nyuv2_depth_test")},
-    "cityscapes": {"semseg": ("cityscapes_fine_sem_seg_train", "cityscapes_fine_sem_seg_val"),
-                   "insseg": ("cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val")},
+    "scannet": {
+        "semseg": ("{p}_sem_seg_train", "{p}_sem_seg_val"),
+        "insseg": ("{p}_instance_train", "{p}_instance_val"),
+        "depth": ("{p}_depth_train", "{p}_depth_val"),
+    },
+    "nyuv2": {
+        "semseg": ("nyuv2_sem_seg13_train", "nyuv2_sem_seg13_test"),
+        "insseg": ("nyuv2_instance_train", "nyuv2_instance_test"),
+        "depth": ("nyuv2_depth_train", "nyuv2_depth_test"),
+    },
+    "cityscapes": {
+        "semseg": ("cityscapes_fine_sem_seg_train", "cityscapes_fine_sem_seg_val"),
+        "insseg": ("cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val"),
+    },
 }
 # Tiny-recipe iterations per task (change them here); all runs of `make bench-scannet` take about 5 CPU minutes.
 # Mask R-CNN needs the most: from random init on the synthetic tree (one thread) bbox AP was 0.15 % after 300
@@ -58,9 +65,11 @@ SPLITS = {
 ITERS = {"semseg": 300, "insseg": 1500, "depth": 300}
 # Lines of a run's console output worth showing live; everything is in the run's log.txt.
 PROGRESS = ("eta:", "benchmark:", "copypaste:", "Overall training speed", "error")
-SHOWN = {"semseg": ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC"),
-         "insseg": ("bbox/AP", "bbox/AP50", "segm/AP", "segm/AP50"),
-         "depth": ("depth/AbsRel", "depth/RMSE", "depth/delta1")}
+SHOWN = {
+    "semseg": ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC"),
+    "insseg": ("bbox/AP", "bbox/AP50", "segm/AP", "segm/AP50"),
+    "depth": ("depth/AbsRel", "depth/RMSE", "depth/delta1"),
+}
 
 
 class SuiteError(RuntimeError):
@@ -70,8 +79,10 @@ class SuiteError(RuntimeError):
 def newest_export(root: Path = REPO) -> Path:
     exports = sorted(root.glob(PRETRAIN_EXPORTS), key=lambda p: p.stat().st_mtime)
     if not exports:
-        raise SuiteError(f"no pre-trained backbone found ({PRETRAIN_EXPORTS}): run `make pretrain` first, or choose "
-                         "another initialisation, e.g. INIT=random, INIT=mae:PATH or a results/baselines.yaml name")
+        raise SuiteError(
+            f"no pre-trained backbone found ({PRETRAIN_EXPORTS}): run `make pretrain` first, or choose "
+            "another initialisation, e.g. INIT=random, INIT=mae:PATH or a results/baselines.yaml name"
+        )
     return exports[-1]
 
 
@@ -83,8 +94,10 @@ def resolve_names(dataset: str) -> tuple[str, dict]:
         names = {task: tuple(n.format(p=prefix) for n in pair) for task, pair in SPLITS[dataset].items()}
         if all(n in DatasetCatalog for pair in names.values() for n in pair):
             if prefix != dataset:
-                print(f"bench: ScanNet is not prepared under {os.path.abspath(builtin.data_root())}; using the "
-                      f"synthetic tree instead (made by `make data-synthetic`)")
+                print(
+                    f"bench: ScanNet is not prepared under {os.path.abspath(builtin.data_root())}; using the "
+                    f"synthetic tree instead (made by `make data-synthetic`)"
+                )
             return prefix, names
     require_registered(n for pair in names.values() for n in pair)  # raises, naming the preparation command
     raise AssertionError("unreachable: some name above is unregistered")
@@ -102,15 +115,26 @@ def run_one(dataset: str, task: str, family: str, names, init: str, spec, iters:
     """One `benchmark.train_net` process; its folder is named after the backbone actually trained (a tiny
     recipe trains a CPU-sized ViT, an export brings its own shape), not after the config family."""
     config = f"benchmark/configs/{dataset}/{task}_{family}.py"
-    argv = ["--config-file", config, "--tiny", "--resume", "--init", init,
-            f"dataloader.train.dataset.names={names[0]}", f"dataloader.test.dataset.names={names[1]}",
-            f"train.max_iter={iters}", f"train.checkpointer.period={max(iters // 2, 1)}"]
+    argv = [
+        "--config-file",
+        config,
+        "--tiny",
+        "--resume",
+        "--init",
+        init,
+        f"dataloader.train.dataset.names={names[0]}",
+        f"dataloader.test.dataset.names={names[1]}",
+        f"train.max_iter={iters}",
+        f"train.checkpointer.period={max(iters // 2, 1)}",
+    ]
     cfg = resolve(build_parser().parse_args(argv))[0]
     backbone = backbone_name(cfg)
     out = output / names[1].split("_")[0] / variant_name(cfg, config, tiny=True) / init_id(spec) / "seed0"
     cmd = [sys.executable, "-m", "benchmark.train_net", *argv, f"train.output_dir={out}"]
-    print(f"bench: {task}: {backbone} backbone, {config} shrunk by benchmark.tiny, {iters} iterations -> {out}",
-          flush=True)
+    print(
+        f"bench: {task}: {backbone} backbone, {config} shrunk by benchmark.tiny, {iters} iterations -> {out}",
+        flush=True,
+    )
     tail = []
     env = {"OMP_NUM_THREADS": "1", **os.environ}
     with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
@@ -132,8 +156,14 @@ def paper_rows(dataset: str, task: str, path: Path = PAPER_CSV) -> list[dict]:
         return []
     tasks = {"insseg", "det"} if task == "insseg" else {task}
     with open(path, newline="", encoding="utf-8") as f:
-        return [r for r in csv.DictReader(f) if r["dataset"] == dataset and r["task"] in tasks and r["value"]
-                and float(r.get("data_fraction") or 100) == 100]
+        return [
+            r
+            for r in csv.DictReader(f)
+            if r["dataset"] == dataset
+            and r["task"] in tasks
+            and r["value"]
+            and float(r.get("data_fraction") or 100) == 100
+        ]
 
 
 def report(dataset: str, used: str, records: list[dict], paper_csv: Path = PAPER_CSV) -> str:
@@ -163,14 +193,22 @@ def report(dataset: str, used: str, records: list[dict], paper_csv: Path = PAPER
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.suite", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=sorted(SPLITS))
-    parser.add_argument("--init", default=None,
-                        help=f"initialisation spec (default: the newest {PRETRAIN_EXPORTS})")
-    parser.add_argument("--backbone", choices=("vit_b", "r50"), default=None,
-                        help="config family (default: r50 for Pri3D / r50 baselines, else vit_b); the tiny recipe "
-                             "trains a CPU-sized ViT unless the init brings its own shape")
+    parser.add_argument("--init", default=None, help=f"initialisation spec (default: the newest {PRETRAIN_EXPORTS})")
+    parser.add_argument(
+        "--backbone",
+        choices=("vit_b", "r50"),
+        default=None,
+        help="config family (default: r50 for Pri3D / r50 baselines, else vit_b); the tiny recipe "
+        "trains a CPU-sized ViT unless the init brings its own shape",
+    )
     parser.add_argument("--iters", type=int, default=None, help=f"training iterations per task (default {ITERS})")
-    parser.add_argument("--tasks", nargs="+", choices=tuple(ITERS), default=None,
-                        help="which fine-tunings to run (default: every task the dataset has; Cityscapes has no depth)")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=tuple(ITERS),
+        default=None,
+        help="which fine-tunings to run (default: every task the dataset has; Cityscapes has no depth)",
+    )
     parser.add_argument("--output", default="output/bench", help="where the run folders go")
     args = parser.parse_args(argv)
     args.tasks = args.tasks or list(SPLITS[args.dataset])
@@ -185,16 +223,23 @@ def main(argv=None) -> int:
         used, names = resolve_names(args.dataset)
         family = pick_backbone(spec, args.backbone)
         print(f"bench: {args.dataset} ({used} data), init {init}, {family} configs in their tiny recipe", flush=True)
-        records = [run_one(args.dataset, task, family, names[task], init, spec, args.iters or ITERS[task],
-                           Path(args.output)) for task in args.tasks]
+        records = [
+            run_one(args.dataset, task, family, names[task], init, spec, args.iters or ITERS[task], Path(args.output))
+            for task in args.tasks
+        ]
     except (SuiteError, RunError, inits.InitError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(report(args.dataset, used, records))
-    summary = "; ".join(f"{r['task']} ({r['backbone']}) " + ", ".join(
-        format_metric(m, r["metrics"][m]) for m in SHOWN[r["task"]][:2] if m in r["metrics"]) for r in records)
-    print(f"bench-{args.dataset}: {', '.join(args.tasks)} on {used} with init {spec.label} in "
-          f"{time.perf_counter() - start:.0f} s: {summary}")
+    summary = "; ".join(
+        f"{r['task']} ({r['backbone']}) "
+        + ", ".join(format_metric(m, r["metrics"][m]) for m in SHOWN[r["task"]][:2] if m in r["metrics"])
+        for r in records
+    )
+    print(
+        f"bench-{args.dataset}: {', '.join(args.tasks)} on {used} with init {spec.label} in "
+        f"{time.perf_counter() - start:.0f} s: {summary}"
+    )
     return 0
 
 

@@ -12,11 +12,11 @@ One function shrinks any config (`train_net --tiny`), so no config needs a hand-
 - 32-channel pyramid and heads, small RPN/RoI sampling; 200 iterations, 10 warm-up, a 10x larger base LR;
 - CUDA and mixed precision when a GPU is present, CPU otherwise.
 """
+
 from __future__ import annotations
 
-import torch
-
 import detectron2.data.transforms as T
+import torch
 from detectron2.config import LazyCall as L
 
 from benchmark.backbones import is_vit, set_vit_architecture

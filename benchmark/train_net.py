@@ -11,6 +11,7 @@ written atomically, and finally `metrics.json`, one record in the results store 
 continues with `--resume` and is otherwise refused. `--eval-only` writes `metrics_eval.json` (its record
 has `mode: eval`), never marks a run finished and adds nothing to the store.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,12 +60,19 @@ HASH_IGNORES = {"train.output_dir": "", "train.init": "", "train.seed": 0, "data
 
 def build_parser():
     parser = default_argument_parser(epilog=__doc__)
-    parser.add_argument("--init", default=None, metavar="SPEC",
-                        help="initialisation (sets train.init): random, mask3d:PATH, mae:PATH, timm:PATH, "
-                             "supervised:PATH, multimae:PATH, pri3d:PATH, d2:PATH or a results/baselines.yaml name")
+    parser.add_argument(
+        "--init",
+        default=None,
+        metavar="SPEC",
+        help="initialisation (sets train.init): random, mask3d:PATH, mae:PATH, timm:PATH, "
+        "supervised:PATH, multimae:PATH, pri3d:PATH, d2:PATH or a results/baselines.yaml name",
+    )
     parser.add_argument("--tiny", action="store_true", help="the config's CPU-sized variant (benchmark.tiny)")
-    parser.add_argument("--allow-missing-init", action="store_true",
-                        help="train backbone weights the init file lacks from scratch instead of failing")
+    parser.add_argument(
+        "--allow-missing-init",
+        action="store_true",
+        help="train backbone weights the init file lacks from scratch instead of failing",
+    )
     parser.add_argument("--tag", default="", help="free text stored with the result record")
     return parser
 
@@ -131,8 +139,9 @@ def variant_name(cfg, config_file: str, tiny: bool) -> str:
 
 def default_output_dir(cfg, config_file: str, spec: inits.InitSpec, tiny: bool) -> Path:
     test = _names(cfg.dataloader.test.dataset.names)[0]
-    return runs.output_dir("", "bench", test.split("_")[0], variant_name(cfg, config_file, tiny), init_id(spec),
-                           f"seed{cfg.train.seed}")
+    return runs.output_dir(
+        "", "bench", test.split("_")[0], variant_name(cfg, config_file, tiny), init_id(spec), f"seed{cfg.train.seed}"
+    )
 
 
 # --- running -------------------------------------------------------------------------------------------
@@ -141,19 +150,34 @@ def evaluate(cfg, model) -> dict:
 
 
 def _json_safe(results: dict) -> dict:
-    return {k: (_json_safe(v) if isinstance(v, dict) else (float(v) if math.isfinite(v) else None))
-            for k, v in results.items()}
+    return {
+        k: (_json_safe(v) if isinstance(v, dict) else (float(v) if math.isfinite(v) else None))
+        for k, v in results.items()
+    }
 
 
 def build_record(cfg, args, spec: inits.InitSpec, results: dict, iterations: int, out: Path, chash: str) -> dict:
     train_name = _names(cfg.dataloader.train.dataset.names)[0]
     test_name = _names(cfg.dataloader.test.dataset.names)[0]
     return runs.record(
-        "finetune", mode="eval" if args.eval_only else "train", dataset=test_name.split("_")[0],
-        split=test_name.rsplit("_", 1)[-1], task=task_of(results), backbone=backbone_name(cfg), init=spec.label,
-        seed=int(cfg.train.seed), data_fraction=float(MetadataCatalog.get(train_name).get("data_fraction", 100)),
-        iterations=int(iterations), metrics=record_metrics(results), tiny=bool(args.tiny),
-        config_file=str(args.config_file), config_hash=chash, device=cfg.train.device, output=out, tag=args.tag)
+        "finetune",
+        mode="eval" if args.eval_only else "train",
+        dataset=test_name.split("_")[0],
+        split=test_name.rsplit("_", 1)[-1],
+        task=task_of(results),
+        backbone=backbone_name(cfg),
+        init=spec.label,
+        seed=int(cfg.train.seed),
+        data_fraction=float(MetadataCatalog.get(train_name).get("data_fraction", 100)),
+        iterations=int(iterations),
+        metrics=record_metrics(results),
+        tiny=bool(args.tiny),
+        config_file=str(args.config_file),
+        config_hash=chash,
+        device=cfg.train.device,
+        output=out,
+        tag=args.tag,
+    )
 
 
 def metrics_file(args) -> str:
@@ -178,8 +202,10 @@ def setup(cfg, args, out: Path) -> None:
     rank = comm.get_rank()
     for name in ("fvcore", "detectron2", "benchmark"):
         setup_logger(str(out), distributed_rank=rank, name=name)
-    logger.info(f"rank {rank} of {comm.get_world_size()}; torch {torch.__version__}, detectron2 "
-                f"{detectron2.__version__}; {' '.join(sys.argv)}")
+    logger.info(
+        f"rank {rank} of {comm.get_world_size()}; torch {torch.__version__}, detectron2 "
+        f"{detectron2.__version__}; {' '.join(sys.argv)}"
+    )
     if comm.is_main_process():
         runs.save_config(cfg, out)
     seed = cfg.train.seed
@@ -263,16 +289,22 @@ def train(cfg, model, out: Path, resuming: bool) -> dict:
     use_amp = cfg.train.amp.enabled and cfg.train.device.startswith("cuda")
     trainer = (AMPTrainer if use_amp else SimpleTrainer)(model, build_loader(cfg.dataloader.train), optimizer)
     checkpointer = AtomicCheckpointer(model, str(out), trainer=trainer)
-    writers = [CommonMetricPrinter(cfg.train.max_iter), JSONWriter(str(out / "train_log.json")),
-               TensorboardXWriter(str(out))]
-    trainer.register_hooks([
-        hooks.IterationTimer(),
-        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
-        hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
-        hooks.EvalHook(cfg.train.eval_period, lambda: evaluate(cfg, model), eval_after_train=False)
-        if cfg.train.eval_period > 0 else None,
-        hooks.PeriodicWriter(writers, period=cfg.train.log_period) if comm.is_main_process() else None,
-    ])
+    writers = [
+        CommonMetricPrinter(cfg.train.max_iter),
+        JSONWriter(str(out / "train_log.json")),
+        TensorboardXWriter(str(out)),
+    ]
+    trainer.register_hooks(
+        [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
+            hooks.EvalHook(cfg.train.eval_period, lambda: evaluate(cfg, model), eval_after_train=False)
+            if cfg.train.eval_period > 0
+            else None,
+            hooks.PeriodicWriter(writers, period=cfg.train.log_period) if comm.is_main_process() else None,
+        ]
+    )
     start_iter = 0
     if resuming:
         checkpointer.resume_or_load("", resume=True)
@@ -282,17 +314,42 @@ def train(cfg, model, out: Path, resuming: bool) -> dict:
 
 
 def _summary(record: dict) -> str:
-    shown = [k for k in ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/pACC", "bbox/AP", "bbox/AP50", "segm/AP",
-                         "segm/AP50", "depth/AbsRel", "depth/RMSE", "depth/delta1") if k in record["metrics"]]
+    shown = [
+        k
+        for k in (
+            "sem_seg/mIoU",
+            "sem_seg/fwIoU",
+            "sem_seg/pACC",
+            "bbox/AP",
+            "bbox/AP50",
+            "segm/AP",
+            "segm/AP50",
+            "depth/AbsRel",
+            "depth/RMSE",
+            "depth/delta1",
+        )
+        if k in record["metrics"]
+    ]
     metrics = ", ".join(format_metric(k, record["metrics"][k]) for k in shown)
-    return (f"{record['task']} on {record['dataset']} {record['split']}, {record['backbone']} init {record['init']}: "
-            f"{metrics}")
+    return (
+        f"{record['task']} on {record['dataset']} {record['split']}, {record['backbone']} init {record['init']}: "
+        f"{metrics}"
+    )
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return cli.run(lambda: launch(worker, args.num_gpus, num_machines=args.num_machines,
-                                  machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,)), USER_ERRORS)
+    return cli.run(
+        lambda: launch(
+            worker,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        ),
+        USER_ERRORS,
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ runs write: the `.pth` file that `last_checkpoint` names, directly inside the ru
 `core.io.load_torch` (`weights_only`). Detectron2 alone would follow any path written there and unpickle a
 `.pkl`, which can run arbitrary code.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,10 @@ class AtomicCheckpointer(DetectionCheckpointer):
         name = (folder / LAST_CHECKPOINT).read_text().strip()
         path = folder / name
         if Path(name).name != name or not name.endswith(".pth") or path.resolve().parent != folder.resolve():
-            raise CheckpointError(f"{folder / LAST_CHECKPOINT} names {name!r}, but a run resumes only from a .pth "
-                                  f"checkpoint inside its own folder {folder}; fix that file or delete the folder")
+            raise CheckpointError(
+                f"{folder / LAST_CHECKPOINT} names {name!r}, but a run resumes only from a .pth "
+                f"checkpoint inside its own folder {folder}; fix that file or delete the folder"
+            )
         return str(path)
 
     def _load_file(self, filename: str) -> dict:

@@ -5,6 +5,7 @@ User errors are the caller's `user_errors` plus the file-system faults a user ca
 output folder). An exception re-raised from a DataLoader worker carries the worker's whole traceback in its
 message; the user sees only its last line.
 """
+
 from __future__ import annotations
 
 import errno
@@ -15,8 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DISK_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
-ADVICE = ("free space or fix the permissions, then add --resume to continue from the last checkpoint, which is "
-          "kept (or choose another train.output_dir)")
+ADVICE = (
+    "free space or fix the permissions, then add --resume to continue from the last checkpoint, which is "
+    "kept (or choose another train.output_dir)"
+)
 
 
 def user_message(e: BaseException, user_errors: tuple) -> str | None:

@@ -7,6 +7,7 @@ its time runs out, submitit calls `RunJob.checkpoint`, which resubmits the same 
 the run continues from its last periodic checkpoint (the run folder must stay the same, which it does: it
 is either given or derived from the config). submitit is imported only here, only when submitting.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -26,8 +27,10 @@ def import_submitit():
     try:
         return importlib.import_module("submitit")
     except ImportError:
-        raise ClusterError("submitit is not installed: `.venv/bin/pip install submitit` (1.5.x), or launch with "
-                           "torchrun on an allocation you hold") from None
+        raise ClusterError(
+            "submitit is not installed: `.venv/bin/pip install submitit` (1.5.x), or launch with "
+            "torchrun on an allocation you hold"
+        ) from None
 
 
 def with_resume(argv: list[str]) -> list[str]:
@@ -40,9 +43,14 @@ def distributed_env(job_env, port_base: int = 20000) -> dict[str, str]:
     sharing a node do not collide."""
     tasks_per_node = job_env.num_tasks // job_env.num_nodes
     digits = "".join(c for c in str(job_env.job_id) if c.isdigit()) or "0"
-    return {"RANK": str(job_env.global_rank), "WORLD_SIZE": str(job_env.num_tasks),
-            "LOCAL_RANK": str(job_env.local_rank), "LOCAL_WORLD_SIZE": str(tasks_per_node),
-            "MASTER_ADDR": job_env.hostnames[0], "MASTER_PORT": str(port_base + int(digits[-4:]) % 10000)}
+    return {
+        "RANK": str(job_env.global_rank),
+        "WORLD_SIZE": str(job_env.num_tasks),
+        "LOCAL_RANK": str(job_env.local_rank),
+        "LOCAL_WORLD_SIZE": str(tasks_per_node),
+        "MASTER_ADDR": job_env.hostnames[0],
+        "MASTER_PORT": str(port_base + int(digits[-4:]) % 10000),
+    }
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,10 @@ class RunJob:
         if self.kind not in ENTRY_POINTS:
             raise ClusterError(f"unknown run kind {self.kind!r}: one of {', '.join(ENTRY_POINTS)}")
         if any(a in ("--num-gpus", "--num-machines", "--machine-rank", "--dist-url") for a in self.argv):
-            raise ClusterError("--num-gpus/--num-machines/--machine-rank/--dist-url come from SLURM here: "
-                               "pass --nodes and --gpus-per-node to tools.submit instead")
+            raise ClusterError(
+                "--num-gpus/--num-machines/--machine-rank/--dist-url come from SLURM here: "
+                "pass --nodes and --gpus-per-node to tools.submit instead"
+            )
 
     def __call__(self) -> int:
         submitit = import_submitit()
@@ -93,11 +103,16 @@ class Resources:
     def executor_parameters(self, name: str) -> dict:
         if self.nodes < 1 or self.gpus_per_node < 1:
             raise ClusterError("--nodes and --gpus-per-node must be >= 1")
-        extra = {k: v for k, v in (("account", self.account), ("qos", self.qos), ("constraint", self.constraint))
-                 if v}
-        params = {"name": name, "nodes": self.nodes, "tasks_per_node": self.gpus_per_node,
-                  "gpus_per_node": self.gpus_per_node, "cpus_per_task": self.cpus_per_task,
-                  "timeout_min": self.timeout_min, "slurm_signal_delay_s": 120}
+        extra = {k: v for k, v in (("account", self.account), ("qos", self.qos), ("constraint", self.constraint)) if v}
+        params = {
+            "name": name,
+            "nodes": self.nodes,
+            "tasks_per_node": self.gpus_per_node,
+            "gpus_per_node": self.gpus_per_node,
+            "cpus_per_task": self.cpus_per_task,
+            "timeout_min": self.timeout_min,
+            "slurm_signal_delay_s": 120,
+        }
         if self.partition:
             params["slurm_partition"] = self.partition
         if self.mem_gb:
@@ -115,19 +130,23 @@ def submit(job: RunJob, resources: Resources, folder: str, name: str, submitit=N
     return executor.submit(job)
 
 
-def submit_command(command: list[str], *, name: str, folder, env: dict[str, str], gpus: int = 1, submitit=None,
-                   **options):
+def submit_command(
+    command: list[str], *, name: str, folder, env: dict[str, str], gpus: int = 1, submitit=None, **options
+):
     """The campaign runner's submitter (`benchmark.campaign.slurm`): `command` is `["-m", MODULE, *argv]` of an
     entry point, run on one node with `gpus` GPUs; `options` are `Resources` fields (`partition`, `timeout_min`,
     ...), given as text on the command line."""
     if len(command) < 2 or command[0] != "-m" or command[1] not in MODULE_KINDS:
-        raise ClusterError(f"cannot send {' '.join(command)} to SLURM: only python -m "
-                           f"{' / '.join(sorted(MODULE_KINDS))} runs there")
+        raise ClusterError(
+            f"cannot send {' '.join(command)} to SLURM: only python -m {' / '.join(sorted(MODULE_KINDS))} runs there"
+        )
     known = {f.name: f for f in fields(Resources)}
     unknown = sorted(set(options) - set(known) - {"nodes", "gpus_per_node"})
     if unknown or "nodes" in options or "gpus_per_node" in options:
-        raise ClusterError(f"unknown SLURM option(s) {', '.join(unknown) or 'nodes/gpus_per_node'}: campaign runs "
-                           f"take {', '.join(k for k in known if k not in ('nodes', 'gpus_per_node'))}")
+        raise ClusterError(
+            f"unknown SLURM option(s) {', '.join(unknown) or 'nodes/gpus_per_node'}: campaign runs "
+            f"take {', '.join(k for k in known if k not in ('nodes', 'gpus_per_node'))}"
+        )
     typed = {k: int(v) if "int" in str(known[k].type) else v for k, v in options.items()}
     job = RunJob(MODULE_KINDS[command[1]], list(command[2:]), env=dict(env))
     return submit(job, Resources(nodes=1, gpus_per_node=gpus, **typed), str(folder), name, submitit)

@@ -4,6 +4,7 @@ Detectron2's `launch` spawns its own workers; under torchrun the workers already
 environment describes the process group, which `launch` cannot join, so it is set up here the same way
 (`comm`'s local group included, so `comm.get_local_rank()` works in both).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,12 +19,14 @@ def started_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ
 
 
-def launch(main_func, num_gpus: int = 1, *, num_machines: int = 1, machine_rank: int = 0,
-           dist_url: str = "auto", args=()):
+def launch(
+    main_func, num_gpus: int = 1, *, num_machines: int = 1, machine_rank: int = 0, dist_url: str = "auto", args=()
+):
     """Runs `main_func(*args)` in every process of the run; returns its result in a single process."""
     if not started_by_torchrun():
-        return d2_launch(main_func, num_gpus, num_machines=num_machines, machine_rank=machine_rank,
-                         dist_url=dist_url, args=args)
+        return d2_launch(
+            main_func, num_gpus, num_machines=num_machines, machine_rank=machine_rank, dist_url=dist_url, args=args
+        )
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))

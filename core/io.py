@@ -4,14 +4,16 @@ Every write goes to a temp file in the target folder and is moved into place wit
 killed mid-write leaves the previous file (or none), never half of one that a rerun would trust. Temp
 files are named `.<name>.<random>.tmp`; `remove_stale_temps` clears those an interrupted run left.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 import torch
 
@@ -78,9 +80,11 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint"):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises RuntimeError, EOFError or UnpicklingError depending on the damage
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch {what} ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else 'no detail'}); it is truncated, "
-                              f"corrupt or holds objects other than tensors: re-create it") from None
+        raise CheckpointError(
+            f"{path}: cannot be read as a PyTorch {what} ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else 'no detail'}); it is truncated, "
+            f"corrupt or holds objects other than tensors: re-create it"
+        ) from None
 
 
 def load_weights(path: str | os.PathLike, what: str = "checkpoint"):
@@ -95,8 +99,10 @@ def load_weights(path: str | os.PathLike, what: str = "checkpoint"):
     try:
         return load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for a bad header or a short file
-        raise CheckpointError(f"{path}: cannot be read as safetensors ({type(e).__name__}: {e}); it is truncated "
-                              f"or corrupt: download or re-create it") from None
+        raise CheckpointError(
+            f"{path}: cannot be read as safetensors ({type(e).__name__}: {e}); it is truncated "
+            f"or corrupt: download or re-create it"
+        ) from None
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:

@@ -6,6 +6,7 @@ the per-round figures stay in the settings, so a disturbed round shows. Beside t
 also exists per second of this process's CPU time (time spent descheduled does not count): a cross-check
 that stays put when the machine is busy.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,10 +48,11 @@ def time_calls(fn: Callable[[], object], min_run_time: float) -> Timing:
     the blocks, is not counted)."""
     clock = _CpuNotingClock()
     m = Timer("fn()", globals={"fn": fn}, timer=clock, num_threads=torch.get_num_threads()).blocked_autorange(
-        min_run_time=min_run_time)
+        min_run_time=min_run_time
+    )
     blocks = len(m.raw_times)
-    marks = clock.cpu[-2 * blocks:]
-    cpu = sum(end - start for start, end in zip(marks[::2], marks[1::2]))
+    marks = clock.cpu[-2 * blocks :]
+    cpu = sum(end - start for start, end in zip(marks[::2], marks[1::2], strict=False))
     calls = blocks * m.number_per_run
     return Timing(calls, sum(m.raw_times) / calls, cpu / calls)
 
@@ -73,7 +75,7 @@ def spread(rates: list[float], limits: list[float] | None = None) -> dict:
     out = {"rates_per_round": [round(r, 3) for r in rates], "median_rate": round(statistics.median(rates), 3)}
     if limits:
         out["limits_per_round"] = [round(x, 3) for x in limits]
-        out["median_ratio"] = round(statistics.median([r / x for r, x in zip(rates, limits)]), 4)
+        out["median_ratio"] = round(statistics.median([r / x for r, x in zip(rates, limits, strict=False)]), 4)
     return out
 
 
@@ -83,9 +85,13 @@ def common_settings(tiny: bool) -> dict:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = None
-    return {"tiny": bool(tiny), "cpu_count": os.cpu_count(), "loadavg_start": load,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "default")}
+    return {
+        "tiny": bool(tiny),
+        "cpu_count": os.cpu_count(),
+        "loadavg_start": load,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "default"),
+    }
 
 
 def device_name(device: torch.device) -> str:
@@ -123,13 +129,26 @@ def measure_matmul(device: str = "cpu", tiny: bool = False) -> list[dict]:
     reset_peak_memory(dev)
     mm, n, dtype = matmul(dev, tiny)
     timings = [time_calls(mm, 0.05 if tiny else 0.5) for _ in range(2 if tiny else 5)]
-    rates = [2 * n ** 3 / t.wall_s / 1e9 for t in timings]
+    rates = [2 * n**3 / t.wall_s / 1e9 for t in timings]
     settings = common_settings(tiny) | spread(rates)
-    settings.update(n=n, dtype=str(dtype).removeprefix("torch."), calls_per_round=[t.calls for t in timings],
-                    threads=torch.get_num_threads(), device_name=device_name(dev))
-    return [{"name": f"matmul_{dev.type}_{'bf16' if dev.type == 'cuda' else 'fp32'}",
-             "value": max(rates), "unit": "GFLOP/s", "limit": None, "ratio": None, "settings": settings,
-             **memory(dev)}]
+    settings.update(
+        n=n,
+        dtype=str(dtype).removeprefix("torch."),
+        calls_per_round=[t.calls for t in timings],
+        threads=torch.get_num_threads(),
+        device_name=device_name(dev),
+    )
+    return [
+        {
+            "name": f"matmul_{dev.type}_{'bf16' if dev.type == 'cuda' else 'fp32'}",
+            "value": max(rates),
+            "unit": "GFLOP/s",
+            "limit": None,
+            "ratio": None,
+            "settings": settings,
+            **memory(dev),
+        }
+    ]
 
 
 # ----------------------------------------------------------------------------------------- memory
@@ -149,7 +168,7 @@ def reset_peak_memory(device: torch.device) -> None:
 def memory(device: torch.device) -> dict:
     """The peak since `reset_peak_memory`: `cuda_max_allocated_mb` on a GPU, else `peak_rss_mb`."""
     if device.type == "cuda":
-        return {"cuda_max_allocated_mb": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)}
+        return {"cuda_max_allocated_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
     kb = _status_kb("VmHWM")
     if kb is None:
         kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform == "darwin" else 1)

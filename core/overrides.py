@@ -5,6 +5,7 @@ strings (`a,b` stays a string, not a Hydra sweep). Detectron2 would accept `trai
 default seed, or `train.max_iter=abc` and fail later deep inside the schedule; here an unknown key or a
 value of the wrong type is an `OverrideError` naming the override, before anything runs.
 """
+
 from __future__ import annotations
 
 import ast
@@ -62,9 +63,11 @@ def checked_value(key: str, old, text: str):
     if isinstance(old, str):  # text stays text (`train.tag=5`), but null is still None
         return None if text == "null" else text
     value = parse_value(text)
-    ok = {bool: lambda v: isinstance(v, bool),
-          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}.get(type(old))
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    }.get(type(old))
     if isinstance(old, (ListConfig, list, tuple)):
         # a comma-separated string stands for a list of names (`data.names=a,b`)
         ok = lambda v: isinstance(v, (list, tuple)) or (isinstance(v, str) and all(isinstance(x, str) for x in old))  # noqa: E731
@@ -80,8 +83,9 @@ def apply(cfg, overrides, config_file: str):
     for item in overrides:
         key, sep, text = item.partition("=")
         if item.startswith("-"):
-            raise OverrideError(f"{item!r} after the key=value overrides: put options first, "
-                                f"e.g. `... {item} key=value`")
+            raise OverrideError(
+                f"{item!r} after the key=value overrides: put options first, e.g. `... {item} key=value`"
+            )
         if not sep or not key or key.startswith(("+", "~")):
             raise OverrideError(f"override {item!r} is not key=value with an existing key")
         old = OmegaConf.select(cfg, key, default=_MISSING)

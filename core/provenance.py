@@ -1,4 +1,5 @@
 """Where a result came from: the code's git commit, the device, the time; every results record carries them."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,10 +16,17 @@ def git_commit(repo: str | Path = REPO) -> str:
     """HEAD's hash, with `-dirty` when tracked files differ from it (untracked files do not count, so an
     output folder inside the checkout does not make every run dirty); `unknown` outside a git checkout."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True,
-                              timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, check=True, timeout=10)
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -1,6 +1,7 @@
 """Third-party warnings that every run would print at import and no user can act on; each says why it is
 silenced. Installed by the `pretrain` and `benchmark` packages before they import Detectron2 (pytest.ini
 lists the same for the test suite)."""
+
 import warnings
 
 THIRD_PARTY = (

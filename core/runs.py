@@ -9,6 +9,7 @@
 Everything else a run's bookkeeping needs is here too: the config dump and hash, the log files, the
 provenance fields of the results record, and the finishing writes.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,8 +55,10 @@ def claim(folder: str | Path, resume: bool, clean: bool = True) -> str:
     files interrupted writes left (`clean`: only the process that writes the folder)."""
     state = folder_state(folder)
     if state == UNFINISHED and not resume:
-        raise RunError(f"{folder} holds checkpoints of an unfinished run: add --resume to continue it, "
-                       "or set another train.output_dir")
+        raise RunError(
+            f"{folder} holds checkpoints of an unfinished run: add --resume to continue it, "
+            "or set another train.output_dir"
+        )
     if state != FINISHED and clean:
         require_writable(folder)
         for path in remove_stale_temps(folder):
@@ -74,8 +77,10 @@ def require_writable(folder: str | Path) -> None:
             f.write(b"\0" * 4096)
             f.flush()
     except OSError as e:
-        raise RunError(f"cannot write in the output folder {folder} ({e.strerror}): choose another "
-                       f"train.output_dir, or free space / fix its permissions") from None
+        raise RunError(
+            f"cannot write in the output folder {folder} ({e.strerror}): choose another "
+            f"train.output_dir, or free space / fix its permissions"
+        ) from None
     finally:
         for p in made:
             with contextlib.suppress(OSError):
@@ -118,12 +123,21 @@ def logging_scope(*names: str) -> Iterator[None]:
         setup_logger.cache_clear()
 
 
-def record(kind: str, *, config_file: str | None, config_hash: str, device, output: str | Path, tag: str,
-           **fields) -> dict:
+def record(
+    kind: str, *, config_file: str | None, config_hash: str, device, output: str | Path, tag: str, **fields
+) -> dict:
     """A results-store record (docs/interfaces.md): `kind`, the run's own fields, then its provenance."""
-    return {"kind": kind, **fields, "config_file": config_file, "config_hash": config_hash,
-            "git_commit": git_commit(), "date": utc_now(), "device": device_name(device), "output_dir": str(output),
-            "tag": tag}
+    return {
+        "kind": kind,
+        **fields,
+        "config_file": config_file,
+        "config_hash": config_hash,
+        "git_commit": git_commit(),
+        "date": utc_now(),
+        "device": device_name(device),
+        "output_dir": str(output),
+        "tag": tag,
+    }
 
 
 def finish(folder: str | Path, metrics: dict, rec: dict, metrics_name: str = "metrics.json") -> None:

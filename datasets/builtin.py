@@ -3,6 +3,7 @@
 Importing this module registers what `data_root()` holds and never fails. Names whose data is absent are
 not registered (so `DatasetCatalog.list()` tells what is usable); `get_dicts` for one of them raises a KeyError
 that names the preparation command instead of Detectron2's bare "not registered"."""
+
 import logging
 import os
 
@@ -12,23 +13,52 @@ from datasets.catalog import unregister
 
 logger = logging.getLogger(__name__)
 
-_SCANNET_NAMES = ("{p}_rgbd_train", "{p}_rgbd_val", "{p}_sem_seg_train", "{p}_sem_seg_val",
-                  "{p}_sem_seg_train_20pct", "{p}_sem_seg_train_40pct", "{p}_sem_seg_train_60pct",
-                  "{p}_sem_seg_train_80pct", "{p}_instance_train", "{p}_instance_val")
+_SCANNET_NAMES = (
+    "{p}_rgbd_train",
+    "{p}_rgbd_val",
+    "{p}_sem_seg_train",
+    "{p}_sem_seg_val",
+    "{p}_sem_seg_train_20pct",
+    "{p}_sem_seg_train_40pct",
+    "{p}_sem_seg_train_60pct",
+    "{p}_sem_seg_train_80pct",
+    "{p}_instance_train",
+    "{p}_instance_val",
+)
 # dataset folder under the root -> (names it provides, command that prepares it)
 KNOWN = {
-    "scannet": ([n.format(p="scannet") for n in _SCANNET_NAMES],
-                "python -m tools.prepare_scannet --raw SCANNET_RAW --out {root}/scannet"),
-    "synthetic": ([n.format(p="synthetic") for n in _SCANNET_NAMES],
-                  "make data-synthetic  (or: python -m tools.make_synthetic --out {root}/synthetic_raw && "
-                  "python -m tools.prepare_scannet --raw {root}/synthetic_raw --out {root}/synthetic --frame-skip 1)"),
-    "nyuv2": (["nyuv2_rgbd_train", "nyuv2_sem_seg_train", "nyuv2_sem_seg_test", "nyuv2_sem_seg13_train",
-               "nyuv2_sem_seg13_test", "nyuv2_instance_train", "nyuv2_instance_test"],
-              "python -m tools.prepare_nyuv2 --mat nyu_depth_v2_labeled.mat --splits splits.mat "
-              "--mapping classMapping40.mat --out {root}/nyuv2"),
-    "cityscapes": (["cityscapes_rgbd_train", "cityscapes_fine_sem_seg_train", "cityscapes_fine_sem_seg_val",
-                    "cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val"],
-                   "python -m tools.prepare_cityscapes --raw CITYSCAPES_RAW --out {root}/cityscapes"),
+    "scannet": (
+        [n.format(p="scannet") for n in _SCANNET_NAMES],
+        "python -m tools.prepare_scannet --raw SCANNET_RAW --out {root}/scannet",
+    ),
+    "synthetic": (
+        [n.format(p="synthetic") for n in _SCANNET_NAMES],
+        "make data-synthetic  (or: python -m tools.make_synthetic --out {root}/synthetic_raw && "
+        "python -m tools.prepare_scannet --raw {root}/synthetic_raw --out {root}/synthetic --frame-skip 1)",
+    ),
+    "nyuv2": (
+        [
+            "nyuv2_rgbd_train",
+            "nyuv2_sem_seg_train",
+            "nyuv2_sem_seg_test",
+            "nyuv2_sem_seg13_train",
+            "nyuv2_sem_seg13_test",
+            "nyuv2_instance_train",
+            "nyuv2_instance_test",
+        ],
+        "python -m tools.prepare_nyuv2 --mat nyu_depth_v2_labeled.mat --splits splits.mat "
+        "--mapping classMapping40.mat --out {root}/nyuv2",
+    ),
+    "cityscapes": (
+        [
+            "cityscapes_rgbd_train",
+            "cityscapes_fine_sem_seg_train",
+            "cityscapes_fine_sem_seg_val",
+            "cityscapes_fine_instance_seg_train",
+            "cityscapes_fine_instance_seg_val",
+        ],
+        "python -m tools.prepare_cityscapes --raw CITYSCAPES_RAW --out {root}/cityscapes",
+    ),
 }
 _absent = {}  # name -> message, for names known but not prepared under the current root
 
@@ -55,8 +85,12 @@ def register_all(root=None):
     from datasets.scannet import register_scannet
 
     root = os.path.abspath(os.path.expanduser(str(root if root is not None else data_root())))
-    registrars = {"scannet": register_scannet, "synthetic": register_scannet, "nyuv2": register_nyuv2,
-                  "cityscapes": register_cityscapes}
+    registrars = {
+        "scannet": register_scannet,
+        "synthetic": register_scannet,
+        "nyuv2": register_nyuv2,
+        "cityscapes": register_cityscapes,
+    }
     for names, _ in KNOWN.values():
         for name in names:
             unregister(name)  # also drops detectron2's own cityscapes_fine_* that point at ./datasets
@@ -71,9 +105,11 @@ def register_all(root=None):
             if name in registered:
                 _absent.pop(name, None)
             else:
-                _absent[name] = (f"Dataset '{name}' is not prepared under the data root {root}; prepare it with: "
-                                 f"{command.format(root=root)}  (the root is $MASK3D_DATA, else "
-                                 f"$DETECTRON2_DATASETS, else ./data)")
+                _absent[name] = (
+                    f"Dataset '{name}' is not prepared under the data root {root}; prepare it with: "
+                    f"{command.format(root=root)}  (the root is $MASK3D_DATA, else "
+                    f"$DETECTRON2_DATASETS, else ./data)"
+                )
     registered += register_depth(registered, _absent)
     return registered
 

@@ -2,6 +2,7 @@
 
 Detectron2 refuses to register a name twice and to change metadata already set, but tests and notebooks call
 `register_all` repeatedly with different roots; so a name is always dropped before it is registered again."""
+
 import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -40,7 +41,14 @@ def read_index(folder: str, split: str, with_annotations: bool = False):
     if with_annotations:
         anns = read_json(os.path.join(folder, f"instances_{split}.json"))
         for r in records:
-            r["annotations"] = [{"bbox": a["bbox"], "bbox_mode": BoxMode.XYXY_ABS, "category_id": a["category_id"],
-                                 "segmentation": a["segmentation"], "iscrowd": a["iscrowd"]}
-                                for a in anns[r["image_id"]]]
+            r["annotations"] = [
+                {
+                    "bbox": a["bbox"],
+                    "bbox_mode": BoxMode.XYXY_ABS,
+                    "category_id": a["category_id"],
+                    "segmentation": a["segmentation"],
+                    "iscrowd": a["iscrowd"],
+                }
+                for a in anns[r["image_id"]]
+            ]
     return records

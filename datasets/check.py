@@ -1,5 +1,6 @@
 """One pass over a registered dataset: every file exists and decodes, sizes agree, values are in range.
 `tools.check_dataset` is its command line."""
+
 import numpy as np
 from pycocotools import mask as mask_util
 
@@ -41,12 +42,18 @@ def check_dict(d, meta, stats):
             if valid.size == 0:
                 problems.append((d["depth_file_name"], "no valid depth pixel (all zero)"))
             else:
-                stats["depth_range"] = (min(stats["depth_range"][0], int(valid.min())),
-                                        max(stats["depth_range"][1], int(valid.max())))
+                stats["depth_range"] = (
+                    min(stats["depth_range"][0], int(valid.min())),
+                    max(stats["depth_range"][1], int(valid.max())),
+                )
                 med = float(np.median(valid))
                 if not PLAUSIBLE_MEDIAN_MM[0] <= med <= PLAUSIBLE_MEDIAN_MM[1]:
-                    problems.append((d["depth_file_name"], f"implausible median depth {med:.0f} mm "
-                                                           f"(expected millimetres, {PLAUSIBLE_MEDIAN_MM})"))
+                    problems.append(
+                        (
+                            d["depth_file_name"],
+                            f"implausible median depth {med:.0f} mm (expected millimetres, {PLAUSIBLE_MEDIAN_MM})",
+                        )
+                    )
     if "pose" in d:
         stats["poses"] += 1
         problem = pose_problem(d["pose"])
@@ -94,8 +101,15 @@ def check(name, limit=None):
     dicts = get_dicts(name)
     meta = MetadataCatalog.get(name)
     todo = dicts[:limit] if limit else dicts
-    stats = {"depth": 0, "depth_valid": [], "depth_range": (1 << 16, 0), "labels": 0, "classes": set(),
-             "instances": 0, "poses": 0}
+    stats = {
+        "depth": 0,
+        "depth_valid": [],
+        "depth_range": (1 << 16, 0),
+        "labels": 0,
+        "classes": set(),
+        "instances": 0,
+        "poses": 0,
+    }
     problems = []
     for d in tqdm(todo, desc=f"checking {name}", unit="image"):
         problems += check_dict(d, meta, stats)
@@ -103,13 +117,19 @@ def check(name, limit=None):
         problems.append((name, "the dataset has no images (an empty split); prepare it again"))
     rows = [("images", f"{len(todo)} checked of {len(dicts)}")]
     if stats["depth"]:
-        rows.append(("depth maps", f"{stats['depth']} (valid {100 * np.mean(stats['depth_valid']):.1f}%, "
-                                   f"{stats['depth_range'][0]}..{stats['depth_range'][1]} mm)"))
+        rows.append(
+            (
+                "depth maps",
+                f"{stats['depth']} (valid {100 * np.mean(stats['depth_valid']):.1f}%, "
+                f"{stats['depth_range'][0]}..{stats['depth_range'][1]} mm)",
+            )
+        )
     if stats["poses"]:
         rows.append(("camera poses", f"{stats['poses']} of {len(todo)} images"))
     if stats["labels"]:
-        rows.append(("label maps", f"{stats['labels']} ({len(stats['classes'])} of {len(meta.stuff_classes)} "
-                                   f"classes present)"))
+        rows.append(
+            ("label maps", f"{stats['labels']} ({len(stats['classes'])} of {len(meta.stuff_classes)} classes present)")
+        )
     if any("annotations" in d for d in todo):
         rows.append(("instances", f"{stats['instances']} in {len(todo)} images"))
     rows.append(("problems", str(len(problems))))

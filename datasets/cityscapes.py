@@ -4,6 +4,7 @@ Both loaders list the images from our `rgbd_<split>.json` (the polygons json may
 converts the instanceIds PNGs with detectron2's per-image function (`from_json=False`: the polygon path needs
 shapely, which is not in our stack). Masks come back as RLE (str counts), dicts gain `image_id`; metadata and
 evaluator types are detectron2's (`cityscapes_sem_seg` / `cityscapes_instance`, evaluated by cityscapesscripts)."""
+
 import functools
 import multiprocessing as mp
 import os
@@ -33,8 +34,16 @@ def _prepared(folder, split):
 
 
 def load_semantic(folder, split):
-    return [{"file_name": image, "sem_seg_file_name": stem + "labelTrainIds.png", "height": r["height"],
-             "width": r["width"], "image_id": r["image_id"]} for r, image, stem in _prepared(folder, split)]
+    return [
+        {
+            "file_name": image,
+            "sem_seg_file_name": stem + "labelTrainIds.png",
+            "height": r["height"],
+            "width": r["width"],
+            "image_id": r["image_id"],
+        }
+        for r, image, stem in _prepared(folder, split)
+    ]
 
 
 def load_instances(folder, split):
@@ -42,8 +51,10 @@ def load_instances(folder, split):
     `load_cityscapes_instances` does, and its contiguous category ids."""
     from cityscapesscripts.helpers.labels import labels
 
-    files = [(image, stem + "instanceIds.png", stem + "labelIds.png", stem + "polygons.json")
-             for _, image, stem in _prepared(folder, split)]
+    files = [
+        (image, stem + "instanceIds.png", stem + "labelIds.png", stem + "polygons.json")
+        for _, image, stem in _prepared(folder, split)
+    ]
     convert = functools.partial(_cityscapes_files_to_dict, from_json=False, to_polygons=False)
     with mp.Pool(max(1, min(8, (os.cpu_count() or 1) // 2))) as pool:
         dicts = pool.map(convert, files, chunksize=8)
@@ -72,15 +83,29 @@ def register_cityscapes(folder: str):
         return []
     meta = _get_builtin_metadata("cityscapes")
     stuff_colors, thing_colors = _colors()
-    meta.update(stuff_colors=stuff_colors, thing_colors=thing_colors, ignore_label=255, depth_unit="mm",
-                root=folder)
+    meta.update(stuff_colors=stuff_colors, thing_colors=thing_colors, ignore_label=255, depth_unit="mm", root=folder)
     names = [register("cityscapes_rgbd_train", lambda: load_rgbd(folder, "train"), **meta)]
     for split in ("train", "val"):
         image_dir = os.path.join(folder, "leftImg8bit", split)
         gt_dir = os.path.join(folder, "gtFine", split)
-        names.append(register(f"cityscapes_fine_sem_seg_{split}", lambda s=split: load_semantic(folder, s),
-                              image_dir=image_dir, gt_dir=gt_dir, evaluator_type="cityscapes_sem_seg", **meta))
-        names.append(register(f"cityscapes_fine_instance_seg_{split}",
-                              lambda s=split: load_instances(folder, s),
-                              image_dir=image_dir, gt_dir=gt_dir, evaluator_type="cityscapes_instance", **meta))
+        names.append(
+            register(
+                f"cityscapes_fine_sem_seg_{split}",
+                lambda s=split: load_semantic(folder, s),
+                image_dir=image_dir,
+                gt_dir=gt_dir,
+                evaluator_type="cityscapes_sem_seg",
+                **meta,
+            )
+        )
+        names.append(
+            register(
+                f"cityscapes_fine_instance_seg_{split}",
+                lambda s=split: load_instances(folder, s),
+                image_dir=image_dir,
+                gt_dir=gt_dir,
+                evaluator_type="cityscapes_instance",
+                **meta,
+            )
+        )
     return names

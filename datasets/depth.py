@@ -6,6 +6,7 @@ metadata differs: `evaluator_type="depth"`, the valid range in metres, and for N
 (NIPS 2014) evaluation crop, rows 45:471 and columns 41:601 of a 480x640 frame. Building on registered
 names (not on each registrar's internals) keeps this module valid whatever shape the registrars take.
 """
+
 from __future__ import annotations
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -30,8 +31,10 @@ def load_depth_frames(source: str, name: str) -> list[dict]:
     dicts = []
     for d in DatasetCatalog.get(source):
         if not d.get("depth_file_name"):
-            raise ValueError(f"{name}: frame {d.get('file_name')} of {source} has no depth_file_name; prepare "
-                             f"the dataset again with its depth maps")
+            raise ValueError(
+                f"{name}: frame {d.get('file_name')} of {source} has no depth_file_name; prepare "
+                f"the dataset again with its depth maps"
+            )
         dicts.append({k: d[k] for k in _KEYS if k in d})
     return dicts
 
@@ -44,9 +47,19 @@ def register_depth(registered: list[str], absent: dict[str, str]) -> list[str]:
         unregister(name)
         absent.pop(name, None)
         if source in registered:
-            names.append(register(name, lambda s=source, n=name: load_depth_frames(s, n), evaluator_type="depth",
-                                  depth_unit="mm", min_depth=MIN_DEPTH, max_depth=MAX_DEPTH, source=source,
-                                  root=MetadataCatalog.get(source).get("root"), **extra))
+            names.append(
+                register(
+                    name,
+                    lambda s=source, n=name: load_depth_frames(s, n),
+                    evaluator_type="depth",
+                    depth_unit="mm",
+                    min_depth=MIN_DEPTH,
+                    max_depth=MAX_DEPTH,
+                    source=source,
+                    root=MetadataCatalog.get(source).get("root"),
+                    **extra,
+                )
+            )
         elif source in absent:
             absent[name] = absent[source].replace(f"'{source}'", f"'{name}'")
     return names

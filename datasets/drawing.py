@@ -1,6 +1,7 @@
 """Building blocks for pictures that explain themselves: titled columns, a depth colour bar in metres and a
 class legend, laid out side by side on white. Everything is RGB uint8; text never runs past its column (a
 column widens to its title instead), so nothing is cut off however small the frames are."""
+
 import cv2
 import numpy as np
 
@@ -22,7 +23,7 @@ def put_text(img: np.ndarray, text: str, x: int, y: int, color=BLACK, scale: flo
 def pad_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """`img` at the top left of a white height x width canvas."""
     out = np.full((height, width, 3), 255, np.uint8)
-    out[:img.shape[0], :img.shape[1]] = img
+    out[: img.shape[0], : img.shape[1]] = img
     return out
 
 
@@ -71,7 +72,7 @@ def _ticks(lo: float, hi: float, most: int) -> tuple:
     """(values, decimals): round ticks 1, 2 or 5 times a power of ten apart inside [lo, hi], at most `most`."""
     for e in range(-3, 5):
         for m in (1, 2, 5):
-            step = m * 10.0 ** e
+            step = m * 10.0**e
             ticks = np.arange(np.ceil(lo / step) * step, hi + 1e-9, step)
             if len(ticks) <= most:
                 return (ticks if len(ticks) else np.array([lo])), max(0, -e)
@@ -85,10 +86,10 @@ def colour_scale(lo: float, hi: float, height: int) -> np.ndarray:
     ticks, decimals = _ticks(lo, hi, max(2, (bottom - top) // 28))
     labels = [f"{t:.{decimals}f}" for t in ticks]
     out = np.full((bottom + 6, strip + 12 + max(text_width(t) for t in labels), 3), 255, np.uint8)
-    out[top:bottom, 2:2 + strip] = depth_colors(np.linspace(hi, lo, bottom - top)[:, None].repeat(strip, 1), lo, hi)
+    out[top:bottom, 2 : 2 + strip] = depth_colors(np.linspace(hi, lo, bottom - top)[:, None].repeat(strip, 1), lo, hi)
     for t, text in zip(ticks, labels, strict=True):
         y = int(round(top + (hi - t) / max(hi - lo, 1e-6) * (bottom - top - 1)))
-        out[y, 2 + strip:6 + strip] = BLACK
+        out[y, 2 + strip : 6 + strip] = BLACK
         put_text(out, text, 8 + strip, min(max(y + 4, 10), out.shape[0] - 1))
     return out
 
@@ -106,6 +107,6 @@ def legend(entries, title: str = "classes") -> np.ndarray:
     for i, (name, color) in enumerate(entries):
         y = 2 + i * row
         if color is not None:
-            out[y + 1:y + row - 2, 2:13] = color
+            out[y + 1 : y + row - 2, 2:13] = color
         put_text(out, name, 18, y + row - 3)
     return titled(out, title)

@@ -2,6 +2,7 @@
 
 A preparation that dies half-way must never leave a file a rerun would trust, so every write goes through
 `core.io` (a temporary file in the same folder, moved into place with `os.replace`)."""
+
 import json
 import os
 import zlib
@@ -36,8 +37,9 @@ def decode_image(path: str, flags: int = cv2.IMREAD_UNCHANGED, data: np.ndarray 
         data = read_bytes(path)
     tail = data[-16:].tobytes().rstrip(b"\x00")
     lower = path.lower()
-    if (lower.endswith((".jpg", ".jpeg")) and not tail.endswith(_JPEG_END)) or \
-            (lower.endswith(".png") and not tail.endswith(_PNG_END)):
+    if (lower.endswith((".jpg", ".jpeg")) and not tail.endswith(_JPEG_END)) or (
+        lower.endswith(".png") and not tail.endswith(_PNG_END)
+    ):
         raise DataError(f"{path}: truncated or corrupt image file (no end marker); re-extract or re-download it")
     img = cv2.imdecode(data, flags) if data.size else None
     if img is None:
@@ -54,14 +56,17 @@ def png_header(path: str, data: np.ndarray) -> dict:
         raise DataError(f"{path}: not a PNG file; re-extract or re-download it")
     pos, info = 8, None
     while pos + 12 <= len(buf):
-        length = int.from_bytes(buf[pos:pos + 4], "big")
-        kind, end = buf[pos + 4:pos + 8], pos + 8 + length
-        if end + 4 > len(buf) or zlib.crc32(buf[pos + 4:end]) != int.from_bytes(buf[end:end + 4], "big"):
+        length = int.from_bytes(buf[pos : pos + 4], "big")
+        kind, end = buf[pos + 4 : pos + 8], pos + 8 + length
+        if end + 4 > len(buf) or zlib.crc32(buf[pos + 4 : end]) != int.from_bytes(buf[end : end + 4], "big"):
             break
         if kind == b"IHDR":
-            info = {"width": int.from_bytes(buf[pos + 8:pos + 12], "big"),
-                    "height": int.from_bytes(buf[pos + 12:pos + 16], "big"),
-                    "bit_depth": buf[pos + 16], "color_type": buf[pos + 17]}
+            info = {
+                "width": int.from_bytes(buf[pos + 8 : pos + 12], "big"),
+                "height": int.from_bytes(buf[pos + 12 : pos + 16], "big"),
+                "bit_depth": buf[pos + 16],
+                "color_type": buf[pos + 17],
+            }
         if kind == b"IEND":
             if info is None:
                 break
@@ -74,16 +79,22 @@ def check_depth_png(path: str, data: np.ndarray) -> tuple:
     """(height, width) of a valid 16-bit single-channel depth PNG, checked without decoding."""
     info = png_header(path, data)
     if info["bit_depth"] != 16 or info["color_type"] != 0:
-        raise DataError(f"{path}: depth must be a single-channel 16-bit PNG in millimetres, got bit depth "
-                        f"{info['bit_depth']} colour type {info['color_type']}; re-export it "
-                        f"(ScanNet SensReader writes uint16)")
+        raise DataError(
+            f"{path}: depth must be a single-channel 16-bit PNG in millimetres, got bit depth "
+            f"{info['bit_depth']} colour type {info['color_type']}; re-export it "
+            f"(ScanNet SensReader writes uint16)"
+        )
     return info["height"], info["width"]
 
 
 def read_rgb(path: str, reduce: int = 1) -> np.ndarray:
     """HxWx3 uint8 RGB; `reduce` in (1, 2, 4, 8) lets libjpeg decode at a fraction of the size (fast)."""
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+    flags = {
+        1: cv2.IMREAD_COLOR,
+        2: cv2.IMREAD_REDUCED_COLOR_2,
+        4: cv2.IMREAD_REDUCED_COLOR_4,
+        8: cv2.IMREAD_REDUCED_COLOR_8,
+    }[reduce]
     return cv2.cvtColor(decode_image(path, flags), cv2.COLOR_BGR2RGB)
 
 
@@ -91,16 +102,20 @@ def read_depth_png(path: str, data: np.ndarray = None) -> np.ndarray:
     """A depth map must be a single-channel 16-bit PNG (millimetres); an 8-bit one would be silently wrong."""
     depth = decode_image(path, cv2.IMREAD_UNCHANGED, data)
     if depth.dtype != np.uint16 or depth.ndim != 2:
-        raise DataError(f"{path}: depth must be a single-channel 16-bit PNG in millimetres, got "
-                        f"{depth.dtype} with shape {depth.shape}; re-export it (ScanNet SensReader writes uint16)")
+        raise DataError(
+            f"{path}: depth must be a single-channel 16-bit PNG in millimetres, got "
+            f"{depth.dtype} with shape {depth.shape}; re-export it (ScanNet SensReader writes uint16)"
+        )
     return depth
 
 
 def read_label_png(path: str, dtypes=(np.uint8, np.uint16)) -> np.ndarray:
     label = decode_image(path, cv2.IMREAD_UNCHANGED)
     if label.ndim != 2 or label.dtype not in dtypes:
-        raise DataError(f"{path}: expected a single-channel {'/'.join(np.dtype(d).name for d in dtypes)} label "
-                        f"PNG, got {label.dtype} with shape {label.shape}")
+        raise DataError(
+            f"{path}: expected a single-channel {'/'.join(np.dtype(d).name for d in dtypes)} label "
+            f"PNG, got {label.dtype} with shape {label.shape}"
+        )
     return label
 
 
@@ -117,8 +132,11 @@ def write_image(path: str, img: np.ndarray, rgb: bool = False, jpeg_quality: int
     """Encode (PNG keeps uint8/uint16 exactly; JPEG for colour) and write atomically."""
     if rgb:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if path.lower().endswith((".jpg", ".jpeg")) else \
-        [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+        if path.lower().endswith((".jpg", ".jpeg"))
+        else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    )
     ok, buf = cv2.imencode(os.path.splitext(path)[1], img, params)
     if not ok:
         raise DataError(f"{path}: OpenCV could not encode the image")
@@ -139,8 +157,10 @@ def write_index(folder: str, split: str, records) -> None:
     """A split's frame list (`index_<split>.json`, light: what RGB-D and semantic loaders read) and its
     instance annotations (`instances_<split>.json`, {image_id: [annotation]}), each written once."""
     write_json(os.path.join(folder, f"instances_{split}.json"), {r["image_id"]: r["annotations"] for r in records})
-    write_json(os.path.join(folder, f"index_{split}.json"),
-               [{k: v for k, v in r.items() if k != "annotations"} for r in records])
+    write_json(
+        os.path.join(folder, f"index_{split}.json"),
+        [{k: v for k, v in r.items() if k != "annotations"} for r in records],
+    )
 
 
 def mask_annotation(mask: np.ndarray, category_id: int) -> dict:
@@ -148,9 +168,14 @@ def mask_annotation(mask: np.ndarray, category_id: int) -> dict:
     (BoxMode 0, exclusive max like pycocotools) and RLE with str counts."""
     rle = mask_util.encode(np.asfortranarray(mask).view(np.uint8))
     x, y, w, h = (float(v) for v in mask_util.toBbox(rle))
-    return {"bbox": [x, y, x + w, y + h], "bbox_mode": 0, "category_id": int(category_id), "iscrowd": 0,
-            "area": int(mask_util.area(rle)),
-            "segmentation": {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": rle["counts"].decode()}}
+    return {
+        "bbox": [x, y, x + w, y + h],
+        "bbox_mode": 0,
+        "category_id": int(category_id),
+        "iscrowd": 0,
+        "area": int(mask_util.area(rle)),
+        "segmentation": {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": rle["counts"].decode()},
+    }
 
 
 def write_depth_mm(path: str, depth_m: np.ndarray) -> None:

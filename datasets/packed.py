@@ -17,6 +17,7 @@ A pack folder holds:
 Frames of another aspect than the pack's are centre-cropped to it first; colour is resized with area
 averaging, depth with nearest neighbour (an invalid 0 never blends into a valid reading).
 """
+
 import hashlib
 import json
 import os
@@ -50,13 +51,15 @@ def load_frame(image: str, depth: str, size) -> tuple:
     bgr = decode_image(image, cv2.IMREAD_COLOR)
     mm = read_depth_png(depth)
     if mm.shape != bgr.shape[:2]:
-        raise DataError(f"{depth}: depth is {mm.shape[1]}x{mm.shape[0]} but {image} is {bgr.shape[1]}x"
-                        f"{bgr.shape[0]}; prepare depth at the image size")
+        raise DataError(
+            f"{depth}: depth is {mm.shape[1]}x{mm.shape[0]} but {image} is {bgr.shape[1]}x"
+            f"{bgr.shape[0]}; prepare depth at the image size"
+        )
     h, w = size
     src_h, src_w = mm.shape
     crop_h, crop_w = min(src_h, round(src_w * h / w)), min(src_w, round(src_h * w / h))
     y, x = (src_h - crop_h) // 2, (src_w - crop_w) // 2
-    bgr, mm = bgr[y:y + crop_h, x:x + crop_w], mm[y:y + crop_h, x:x + crop_w]
+    bgr, mm = bgr[y : y + crop_h, x : x + crop_w], mm[y : y + crop_h, x : x + crop_w]
     bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if crop_h > h else cv2.INTER_LINEAR)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cv2.resize(mm, (w, h), interpolation=cv2.INTER_NEAREST)
 
@@ -67,26 +70,35 @@ def check_shard(path: str, shape: tuple, dtype) -> int:
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            read_header = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }.get(version)
             if read_header is None:
                 raise ValueError(f".npy version {version}")
             found_shape, fortran, found_dtype = read_header(f)
             offset, length = f.tell(), os.fstat(f.fileno()).st_size
     except FileNotFoundError:
-        raise DataError(f"{path}: shard is missing; re-run tools.pack_rgbd with the same arguments to "
-                        f"pack it again") from None
+        raise DataError(
+            f"{path}: shard is missing; re-run tools.pack_rgbd with the same arguments to pack it again"
+        ) from None
     except (ValueError, OSError) as e:  # numpy's words for a short or damaged header
-        raise DataError(f"{path}: truncated or not a .npy shard ({e}); re-run tools.pack_rgbd with the same "
-                        f"arguments to pack it again") from None
+        raise DataError(
+            f"{path}: truncated or not a .npy shard ({e}); re-run tools.pack_rgbd with the same "
+            f"arguments to pack it again"
+        ) from None
     dtype = np.dtype(dtype)
     if found_shape != tuple(shape) or found_dtype != dtype or fortran:
-        raise DataError(f"{path}: holds {found_dtype} {found_shape}, the index expects {dtype} {tuple(shape)}; "
-                        f"re-run tools.pack_rgbd with the same arguments")
+        raise DataError(
+            f"{path}: holds {found_dtype} {found_shape}, the index expects {dtype} {tuple(shape)}; "
+            f"re-run tools.pack_rgbd with the same arguments"
+        )
     expected = offset + int(np.prod(shape)) * dtype.itemsize
     if length != expected:
-        raise DataError(f"{path}: truncated or not a .npy shard ({length} bytes, {expected} expected); re-run "
-                        f"tools.pack_rgbd with the same arguments to pack it again")
+        raise DataError(
+            f"{path}: truncated or not a .npy shard ({length} bytes, {expected} expected); re-run "
+            f"tools.pack_rgbd with the same arguments to pack it again"
+        )
     return offset
 
 
@@ -121,8 +133,9 @@ class ShardJob:
         return shard
 
 
-def pack(dicts, out: str, size=DEFAULT_SIZE, shard_frames: int = DEFAULT_SHARD_FRAMES, workers: int = 1,
-         source=()) -> dict:
+def pack(
+    dicts, out: str, size=DEFAULT_SIZE, shard_frames: int = DEFAULT_SHARD_FRAMES, workers: int = 1, source=()
+) -> dict:
     """Pack dataset dicts (with `file_name` and `depth_file_name`) into `out`; shards already complete are kept,
     so an interrupted run resumes. Returns a summary (frames, shards, packed, kept, errors, seconds); bad input
     files are listed in `errors` and leave `index.json` unwritten."""
@@ -134,30 +147,46 @@ def pack(dicts, out: str, size=DEFAULT_SIZE, shard_frames: int = DEFAULT_SHARD_F
         raise DataError(f"{lacking[0]}: no depth_file_name ({len(lacking)} frames); pack an *_rgbd_* dataset")
     files = [(d["file_name"], d["depth_file_name"]) for d in dicts]
     digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()
-    plan = {"format": FORMAT_VERSION, "datasets": list(source), "size": list(size), "shard_frames": shard_frames,
-            "frames": len(files), "digest": digest}
+    plan = {
+        "format": FORMAT_VERSION,
+        "datasets": list(source),
+        "size": list(size),
+        "shard_frames": shard_frames,
+        "frames": len(files),
+        "digest": digest,
+    }
     os.makedirs(out, exist_ok=True)
     plan_path = os.path.join(out, PLAN)
     before = read_json(plan_path) if os.path.exists(plan_path) else plan
     changed = sorted(k for k in plan if before.get(k) != plan[k])
     if changed:
-        raise DataError(f"{plan_path}: this folder holds a pack made with "
-                        f"{', '.join(f'{k} {before.get(k)}' for k in changed)}, now "
-                        f"{', '.join(f'{k} {plan[k]}' for k in changed)}; use a new --out or delete the folder")
+        raise DataError(
+            f"{plan_path}: this folder holds a pack made with "
+            f"{', '.join(f'{k} {before.get(k)}' for k in changed)}, now "
+            f"{', '.join(f'{k} {plan[k]}' for k in changed)}; use a new --out or delete the folder"
+        )
     io.remove_stale_temps(out)
     write_json(plan_path, plan)
-    shards = [(s, files[s * shard_frames:(s + 1) * shard_frames]) for s in range(-(-len(files) // shard_frames))]
+    shards = [(s, files[s * shard_frames : (s + 1) * shard_frames]) for s in range(-(-len(files) // shard_frames))]
     todo = [(s, f) for s, f in shards if not _shard_done(out, s, len(f), size)]
     if todo and os.path.exists(os.path.join(out, INDEX)):
         os.remove(os.path.join(out, INDEX))  # readers must not trust the pack until every shard is back
     t0 = time.perf_counter()
     _, errors = run_parallel(ShardJob(out, size), todo, workers, desc="packing shards")
     if not errors:
-        frames = [{"image_id": d.get("image_id"), "file_name": d["file_name"],
-                   "depth_file_name": d["depth_file_name"]} for d in dicts]
+        frames = [
+            {"image_id": d.get("image_id"), "file_name": d["file_name"], "depth_file_name": d["depth_file_name"]}
+            for d in dicts
+        ]
         write_json(os.path.join(out, INDEX), dict(plan, frame_list=frames))
-    return {"frames": len(files), "shards": len(shards), "packed": len(todo) - len(errors),
-            "kept": len(shards) - len(todo), "errors": errors, "seconds": time.perf_counter() - t0}
+    return {
+        "frames": len(files),
+        "shards": len(shards),
+        "packed": len(todo) - len(errors),
+        "kept": len(shards) - len(todo),
+        "errors": errors,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 class PackedFrames:
@@ -170,12 +199,12 @@ class PackedFrames:
         self.folder = folder
         path = os.path.join(folder, INDEX)
         if not os.path.isfile(path):
-            raise DataError(f"{path}: missing; packing did not finish: re-run tools.pack_rgbd with the same "
-                            f"arguments")
+            raise DataError(f"{path}: missing; packing did not finish: re-run tools.pack_rgbd with the same arguments")
         index = read_json(path)
         if index.get("format") != FORMAT_VERSION:
-            raise DataError(f"{path}: pack format {index.get('format')}, this code reads {FORMAT_VERSION}; "
-                            f"pack the dataset again")
+            raise DataError(
+                f"{path}: pack format {index.get('format')}, this code reads {FORMAT_VERSION}; pack the dataset again"
+            )
         self.size, self.shard_frames = tuple(index["size"]), index["shard_frames"]
         self.records = index["frame_list"]
         self._layout, self._maps = [], {}
@@ -192,8 +221,9 @@ class PackedFrames:
     def shard(self, shard: int) -> tuple:
         """(RGB, depth) memory maps of one shard."""
         if shard not in self._maps:
-            self._maps[shard] = tuple(np.memmap(p, dtype, "r", offset, shape)
-                                      for p, shape, dtype, offset in self._layout[shard])
+            self._maps[shard] = tuple(
+                np.memmap(p, dtype, "r", offset, shape) for p, shape, dtype, offset in self._layout[shard]
+            )
         return self._maps[shard]
 
     def __len__(self):
@@ -211,8 +241,10 @@ def _allow_open_files(maps: int, folder: str) -> None:
     if soft == resource.RLIM_INFINITY or soft >= want:
         return
     if hard != resource.RLIM_INFINITY and hard < want:
-        raise DataError(f"{folder}: its {maps} shard files need {want} open files, the limit is {hard}; pack it "
-                        f"again with a larger --shard-frames")
+        raise DataError(
+            f"{folder}: its {maps} shard files need {want} open files, the limit is {hard}; pack it "
+            f"again with a larger --shard-frames"
+        )
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
@@ -228,6 +260,8 @@ class PackedRGBD(Dataset):
 
     def __getitem__(self, i):
         rgb, mm = self.frames[i]
-        return {"image": torch.from_numpy(np.array(rgb)).permute(2, 0, 1),
-                "depth": torch.from_numpy(mm.astype(np.float32) / 1000.0)[None],
-                "valid": torch.from_numpy(mm > 0)[None]}  # numpy's compare is ~15x torch's on one thread
+        return {
+            "image": torch.from_numpy(np.array(rgb)).permute(2, 0, 1),
+            "depth": torch.from_numpy(mm.astype(np.float32) / 1000.0)[None],
+            "valid": torch.from_numpy(mm > 0)[None],
+        }  # numpy's compare is ~15x torch's on one thread

@@ -3,6 +3,7 @@
 Rates are frames/s over the same random frames (warmed into the page cache first, so disks do not decide),
 measured with OpenCV and torch on one thread; each comes as wall-clock and per CPU-second of this process
 (`*_cpu`, which neighbours on a shared machine do not disturb)."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,9 @@ VIT_B_MASK3D_GMAC = 16.2
 H100_BF16_TFLOPS = 989.0
 
 
-def gpu_frame_rate(gmac_forward: float = VIT_B_MASK3D_GMAC, peak_tflops: float = H100_BF16_TFLOPS,
-                   mfu: float = 0.45) -> float:
+def gpu_frame_rate(
+    gmac_forward: float = VIT_B_MASK3D_GMAC, peak_tflops: float = H100_BF16_TFLOPS, mfu: float = 0.45
+) -> float:
     """Frames/s one accelerator consumes: a step costs 3 forwards (the backward is two), a MAC is 2 FLOPs.
     ViT-B at 0.45 MFU of an H100: 445 TFLOP/s / 97 GFLOP = ~4,600 frames/s."""
     return peak_tflops * 1e12 * mfu / (6.0 * gmac_forward * 1e9)
@@ -97,18 +99,29 @@ def augmented_rate(folder: str, img_size=(240, 320), n: int = 1000, batch: int =
     _sample(data.frames, n, seed)
     stream = iter(ShardedInfiniteSampler(len(data), seed))
     items = [next(stream) for _ in range(n)]
-    batches = [items[i:i + batch] for i in range(0, n, batch)]
+    batches = [items[i : i + batch] for i in range(0, n, batch)]
     with one_core():
         return _rate(lambda b: default_collate([data[it] for it in b]), batches, n)
 
 
-def report(folder: str, img_size=(240, 320), n: int = 1000, gmac_forward: float = VIT_B_MASK3D_GMAC,
-           mfu: float = 0.45, peak_tflops: float = H100_BF16_TFLOPS) -> dict:
+def report(
+    folder: str,
+    img_size=(240, 320),
+    n: int = 1000,
+    gmac_forward: float = VIT_B_MASK3D_GMAC,
+    mfu: float = 0.45,
+    peak_tflops: float = H100_BF16_TFLOPS,
+) -> dict:
     """All three rates, the packed reader's fraction of the plain read (target >= 0.5), the augmented rate
     per core (target >= 1500 frames/s at 240x320) and the cores one GPU needs at that rate."""
     plain, packed = plain_read_rate(folder, n), packed_read_rate(folder, n)
     augmented = augmented_rate(folder, img_size, n)
     need = gpu_frame_rate(gmac_forward, peak_tflops, mfu)
-    return {"plain_read": plain, "packed_read": packed, "augmented": augmented,
-            "packed_vs_plain_cpu": packed["frames_per_s_cpu"] / plain["frames_per_s_cpu"],
-            "gpu_frames_per_s": need, "cores_per_gpu": cores_needed(need, augmented["frames_per_s_cpu"])}
+    return {
+        "plain_read": plain,
+        "packed_read": packed,
+        "augmented": augmented,
+        "packed_vs_plain_cpu": packed["frames_per_s_cpu"] / plain["frames_per_s_cpu"],
+        "gpu_frames_per_s": need,
+        "cores_per_gpu": cores_needed(need, augmented["frames_per_s_cpu"]),
+    }

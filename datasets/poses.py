@@ -11,6 +11,7 @@ per split, the file and its counts (valid, invalid, missing). Poses live in thei
 other prepared file stays as it was: a tree prepared before poses were kept still registers (its dicts
 lack `pose`), and rerunning the preparation adds the files without converting a frame again.
 """
+
 import os
 from collections import defaultdict
 
@@ -39,8 +40,10 @@ def read_pose(path: str):
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: cannot read the 4x4 camera pose ({e}); re-export the scene's poses") from None
     if pose.shape != (4, 4):
-        raise DataError(f"{path}: expected a 4x4 camera-to-world matrix (4 lines of 4 numbers), got "
-                        f"{' + '.join(str(len(r)) for r in rows) or 'nothing'}; re-export the scene's poses")
+        raise DataError(
+            f"{path}: expected a 4x4 camera-to-world matrix (4 lines of 4 numbers), got "
+            f"{' + '.join(str(len(r)) for r in rows) or 'nothing'}; re-export the scene's poses"
+        )
     if not np.isfinite(pose).all():
         return None
     problem = pose_problem(pose)
@@ -57,8 +60,10 @@ def pose_problem(pose):
     rot = pose[:3, :3]
     error = np.abs(rot @ rot.T - np.eye(3)).max()
     if not np.array_equal(pose[3], [0, 0, 0, 1]) or error > MAX_ROTATION_ERROR or np.linalg.det(rot) < 0:
-        return (f"not a camera-to-world rigid transform (last row {pose[3].tolist()}, rotation off orthonormal "
-                f"by {error:.2g})")
+        return (
+            f"not a camera-to-world rigid transform (last row {pose[3].tolist()}, rotation off orthonormal "
+            f"by {error:.2g})"
+        )
     return None
 
 
@@ -128,9 +133,11 @@ def require_poses(dicts, dataset_name: str):
     problems = []
     if bad_k:
         d = bad_k[0]
-        problems.append(f"{len(bad_k)} frame(s) have intrinsics of another resolution (principal point "
-                        f"({d['intrinsics'][0][2]:g}, {d['intrinsics'][1][2]:g}) outside the {d['width']}x"
-                        f"{d['height']} frame of {d['file_name']}); prepare the dataset again")
+        problems.append(
+            f"{len(bad_k)} frame(s) have intrinsics of another resolution (principal point "
+            f"({d['intrinsics'][0][2]:g}, {d['intrinsics'][1][2]:g}) outside the {d['width']}x"
+            f"{d['height']} frame of {d['file_name']}); prepare the dataset again"
+        )
     if lacking:
         problems.append(_lacking_message(meta, poses_file, recorded, lacking))
     if problems:
@@ -144,21 +151,29 @@ def _lacking_message(meta, poses_file, recorded, lacking):
     tree = read_meta(folder) if folder and poses_file else None
     if tree is None:
         what = " and ".join(f"{len(v)} frame(s) lack {k}" for k, v in lacking.items())
-        return f"{what} (e.g. {next(iter(lacking.values()))[0]['file_name']}); camera poses come with the " \
-               f"ScanNet-layout sets (scannet_* and synthetic_* rgbd, sem_seg and instance splits)"
+        return (
+            f"{what} (e.g. {next(iter(lacking.values()))[0]['file_name']}); camera poses come with the "
+            f"ScanNet-layout sets (scannet_* and synthetic_* rgbd, sem_seg and instance splits)"
+        )
     command = f"python -m tools.prepare_scannet --raw RAW --out {folder} (with the options it was prepared with)"
     parts = []
     if lacking.get("pose") and recorded is None:
-        parts.append(f"{len(lacking['pose'])} frame(s) lack a pose because the prepared tree has no {poses_file} "
-                     f"(it was prepared before poses were kept): rerun {command} on the raw tree with its "
-                     f"pose/<frame>.txt files; finished frames are kept")
+        parts.append(
+            f"{len(lacking['pose'])} frame(s) lack a pose because the prepared tree has no {poses_file} "
+            f"(it was prepared before poses were kept): rerun {command} on the raw tree with its "
+            f"pose/<frame>.txt files; finished frames are kept"
+        )
     elif lacking.get("pose"):
         raw = tree.get("poses", {}).get("raw", "RAW")
-        paths = [os.path.join(raw, d["scene_id"], "pose", d["image_id"][len(d["scene_id"]) + 1:] + ".txt")
-                 for d in lacking["pose"]]
-        parts.append(f"{len(paths)} frame(s) lack a pose because their raw pose files were missing (or, with "
-                     f"--skip-bad, unreadable) when the tree was prepared: {_examples(paths)}; export them "
-                     f"(SensReader --export_poses) and rerun {command}")
+        paths = [
+            os.path.join(raw, d["scene_id"], "pose", d["image_id"][len(d["scene_id"]) + 1 :] + ".txt")
+            for d in lacking["pose"]
+        ]
+        parts.append(
+            f"{len(paths)} frame(s) lack a pose because their raw pose files were missing (or, with "
+            f"--skip-bad, unreadable) when the tree was prepared: {_examples(paths)}; export them "
+            f"(SensReader --export_poses) and rerun {command}"
+        )
     if lacking.get("intrinsics"):
         raw = tree.get("poses", {}).get("raw", "RAW")
         layout = tree["options"]["layout"]

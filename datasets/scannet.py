@@ -2,6 +2,7 @@
 
 Reads only `meta.json`, `index_{split}.json`, `poses_{split}.json` (absent in trees prepared before poses were
 kept) and (instance sets) `instances_{split}.json`; dicts are built lazily when Detectron2 asks for them."""
+
 import os
 import random
 
@@ -17,7 +18,7 @@ def train_subset(scenes, percent: int):
     smaller fractions are contained in larger ones, so results across fractions stay comparable."""
     order = sorted(scenes)
     random.Random(0).shuffle(order)
-    return sorted(order[:max(1, round(len(order) * percent / 100))])
+    return sorted(order[: max(1, round(len(order) * percent / 100))])
 
 
 def load_frames(folder: str, split: str, kind: str, scenes=None):
@@ -30,9 +31,15 @@ def load_frames(folder: str, split: str, kind: str, scenes=None):
         if keep is not None and r["scene"] not in keep:
             continue
         base = os.path.join(folder, "scenes", r["scene"])
-        d = {"file_name": os.path.join(base, "color", r["frame"] + ".jpg"), "height": r["height"],
-             "width": r["width"], "image_id": r["image_id"], "scene_id": r["scene"],
-             "depth_file_name": os.path.join(base, "depth", r["frame"] + ".png"), "intrinsics": r["intrinsics"]}
+        d = {
+            "file_name": os.path.join(base, "color", r["frame"] + ".jpg"),
+            "height": r["height"],
+            "width": r["width"],
+            "image_id": r["image_id"],
+            "scene_id": r["scene"],
+            "depth_file_name": os.path.join(base, "depth", r["frame"] + ".png"),
+            "intrinsics": r["intrinsics"],
+        }
         if poses.get(r["image_id"]) is not None:
             d["pose"] = poses[r["image_id"]]
         if kind == "sem_seg":
@@ -51,25 +58,45 @@ def register_scannet(folder: str):
     prefix, opts = meta["options"]["prefix"], meta["options"]
     stuff_ids = L.semantic_nyu40_ids(opts["classes"])
     common = {"ignore_label": L.IGNORE_LABEL, "depth_unit": "mm", "root": folder, "prefix": prefix}
-    rgbd_meta = dict(common, stuff_classes=L.semantic_class_names(opts["classes"]), stuff_colors=L.class_colors(stuff_ids))
+    rgbd_meta = dict(
+        common, stuff_classes=L.semantic_class_names(opts["classes"]), stuff_colors=L.class_colors(stuff_ids)
+    )
     sem_meta = dict(rgbd_meta, evaluator_type="sem_seg")
     things = L.SCANNET_THING_NYU40_IDS
-    inst_meta = dict(common, thing_classes=list(L.SCANNET_THING_CLASSES), thing_colors=L.class_colors(things),
-                     thing_dataset_id_to_contiguous_id={nyu: i for i, nyu in enumerate(things)},
-                     evaluator_type="coco")
+    inst_meta = dict(
+        common,
+        thing_classes=list(L.SCANNET_THING_CLASSES),
+        thing_colors=L.class_colors(things),
+        thing_dataset_id_to_contiguous_id={nyu: i for i, nyu in enumerate(things)},
+        evaluator_type="coco",
+    )
     names = []
     for split in ("train", "val"):
         posed = {"poses_file": poses_path(folder, split)}
-        names.append(register(f"{prefix}_rgbd_{split}", lambda s=split: load_frames(folder, s, "rgbd"),
-                              **rgbd_meta, **posed))
-        names.append(register(f"{prefix}_sem_seg_{split}", lambda s=split: load_frames(folder, s, "sem_seg"),
-                              **dict(sem_meta, data_fraction=100), **posed))
-        names.append(register(f"{prefix}_instance_{split}", lambda s=split: load_frames(folder, s, "instance"),
-                              **inst_meta, **posed))
+        names.append(
+            register(f"{prefix}_rgbd_{split}", lambda s=split: load_frames(folder, s, "rgbd"), **rgbd_meta, **posed)
+        )
+        names.append(
+            register(
+                f"{prefix}_sem_seg_{split}",
+                lambda s=split: load_frames(folder, s, "sem_seg"),
+                **dict(sem_meta, data_fraction=100),
+                **posed,
+            )
+        )
+        names.append(
+            register(
+                f"{prefix}_instance_{split}", lambda s=split: load_frames(folder, s, "instance"), **inst_meta, **posed
+            )
+        )
     for pct in FRACTIONS:
         scenes = train_subset(meta["splits"]["train"], pct)
-        names.append(register(f"{prefix}_sem_seg_train_{pct}pct",
-                              lambda sc=scenes: load_frames(folder, "train", "sem_seg", sc),
-                              **dict(sem_meta, data_fraction=pct, scenes=scenes),
-                              poses_file=poses_path(folder, "train")))
+        names.append(
+            register(
+                f"{prefix}_sem_seg_train_{pct}pct",
+                lambda sc=scenes: load_frames(folder, "train", "sem_seg", sc),
+                **dict(sem_meta, data_fraction=pct, scenes=scenes),
+                poses_file=poses_path(folder, "train"),
+            )
+        )
     return names

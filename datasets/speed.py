@@ -1,5 +1,6 @@
 """`make speed`: frames/s of making data, the synthetic generator and the ScanNet preparation, each one
 whole call timed once (they write files; a repeating timer would time the reruns), in wall and CPU time."""
+
 from __future__ import annotations
 
 import io
@@ -33,8 +34,17 @@ def _generate(out, tiny, progress):
     from datasets.synthetic.export import generate
 
     scenes, frames = RAW_SIZE[tiny]
-    return generate(out, scenes, frames, seed=0, height=RAW_HW[tiny][0], width=RAW_HW[tiny][1],
-                                   workers=1, overwrite=True, progress=progress)
+    return generate(
+        out,
+        scenes,
+        frames,
+        seed=0,
+        height=RAW_HW[tiny][0],
+        width=RAW_HW[tiny][1],
+        workers=1,
+        overwrite=True,
+        progress=progress,
+    )
 
 
 def measure_synthetic(workdir, tiny=False):
@@ -51,10 +61,27 @@ def measure_synthetic(workdir, tiny=False):
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
     (scenes, frames), (h, w) = RAW_SIZE[tiny], RAW_HW[tiny]
-    settings = common_settings(tiny) | dict(scenes=scenes, frames_per_scene=frames, height=h, width=w, workers=1,
-                                            frames=stats["frames"], seconds=round(seconds, 3))
-    return [{"name": "synthetic_generate", "value": stats["frames"] / seconds, "unit": "frames/s", "limit": None,
-             "ratio": None, "value_cpu": stats["frames"] / cpu, "settings": settings, **memory(CPU)}]
+    settings = common_settings(tiny) | dict(
+        scenes=scenes,
+        frames_per_scene=frames,
+        height=h,
+        width=w,
+        workers=1,
+        frames=stats["frames"],
+        seconds=round(seconds, 3),
+    )
+    return [
+        {
+            "name": "synthetic_generate",
+            "value": stats["frames"] / seconds,
+            "unit": "frames/s",
+            "limit": None,
+            "ratio": None,
+            "value_cpu": stats["frames"] / cpu,
+            "settings": settings,
+            **memory(CPU),
+        }
+    ]
 
 
 def measure_prepare(workdir, tiny=False):
@@ -76,11 +103,30 @@ def measure_prepare(workdir, tiny=False):
         frames = res["converted"]
         rates.append(frames / seconds)
         cpu_rates.append(frames / cpu)
-    settings = common_settings(tiny) | spread(rates) | dict(
-        frames=frames, rounds=len(rates), height=RAW_HW[tiny][0], width=RAW_HW[tiny][1], workers=1,
-        resolution="as raw (depth size)")
-    return [{"name": "prepare_scannet", "value": max(rates), "unit": "frames/s/core", "limit": None, "ratio": None,
-             "value_cpu": max(cpu_rates), "settings": settings, **memory(CPU)}]
+    settings = (
+        common_settings(tiny)
+        | spread(rates)
+        | dict(
+            frames=frames,
+            rounds=len(rates),
+            height=RAW_HW[tiny][0],
+            width=RAW_HW[tiny][1],
+            workers=1,
+            resolution="as raw (depth size)",
+        )
+    )
+    return [
+        {
+            "name": "prepare_scannet",
+            "value": max(rates),
+            "unit": "frames/s/core",
+            "limit": None,
+            "ratio": None,
+            "value_cpu": max(cpu_rates),
+            "settings": settings,
+            **memory(CPU),
+        }
+    ]
 
 
 PACKED_SIZE = {False: (300, 400), True: (72, 96)}  # stored frame size (datasets.packed.DEFAULT_SIZE at full)
@@ -99,8 +145,9 @@ def measure_packed(workdir, tiny=False):
 
     prepared = os.path.join(workdir, "packed_source")
     with redirect_stdout(io.StringIO()):
-        res = prepare(ScanNetOptions(raw=ensure_raw(workdir, tiny), out=prepared, frame_skip=1, workers=1,
-                                     prefix="synthetic"))
+        res = prepare(
+            ScanNetOptions(raw=ensure_raw(workdir, tiny), out=prepared, frame_skip=1, workers=1, prefix="synthetic")
+        )
     if res["errors"]:
         raise RuntimeError(f"prepare reported errors: {res['errors'][:3]}")
     frames = load_frames(prepared, "train", "rgbd") + load_frames(prepared, "val", "rgbd")
@@ -114,20 +161,47 @@ def measure_packed(workdir, tiny=False):
     got = report(folder, PACKED_IMG[tiny], n=n)
     shutil.rmtree(folder, ignore_errors=True)
     settings = common_settings(tiny) | dict(
-        pack_frames=rows, source_frames=len(frames), stored_size=list(PACKED_SIZE[tiny]),
-        img_size=list(PACKED_IMG[tiny]), frames_timed=n, threads=1, gpu_gmac_per_frame=VIT_B_MASK3D_GMAC,
-        gpu_peak_tflops=H100_BF16_TFLOPS, gpu_mfu=0.45)
+        pack_frames=rows,
+        source_frames=len(frames),
+        stored_size=list(PACKED_SIZE[tiny]),
+        img_size=list(PACKED_IMG[tiny]),
+        frames_timed=n,
+        threads=1,
+        gpu_gmac_per_frame=VIT_B_MASK3D_GMAC,
+        gpu_peak_tflops=H100_BF16_TFLOPS,
+        gpu_mfu=0.45,
+    )
     plain, read, augmented = got["plain_read"], got["packed_read"], got["augmented"]
     mem = memory(CPU)
     return [
-        {"name": "packed_read", "value": read["frames_per_s"], "unit": "frames/s/core",
-         "limit": plain["frames_per_s"], "ratio": read["frames_per_s"] / plain["frames_per_s"],
-         "value_cpu": read["frames_per_s_cpu"], "ratio_cpu": got["packed_vs_plain_cpu"],
-         "settings": settings | {"limit": "np.fromfile of the same bytes"}, **mem},
-        {"name": "packed_loader", "value": augmented["frames_per_s"], "unit": "frames/s/core", "limit": None,
-         "ratio": None, "value_cpu": augmented["frames_per_s_cpu"],
-         "settings": settings | {"work": "random resized crop, flip, colour jitter, collate (batch 32)"}, **mem},
-        {"name": "packed_cores_per_gpu", "value": float(got["cores_per_gpu"]), "unit": "cores", "limit": None,
-         "ratio": None, "settings": settings | {"gpu_frames_per_s": got["gpu_frames_per_s"],
-                                               "from": "packed_loader value_cpu"}, **mem},
+        {
+            "name": "packed_read",
+            "value": read["frames_per_s"],
+            "unit": "frames/s/core",
+            "limit": plain["frames_per_s"],
+            "ratio": read["frames_per_s"] / plain["frames_per_s"],
+            "value_cpu": read["frames_per_s_cpu"],
+            "ratio_cpu": got["packed_vs_plain_cpu"],
+            "settings": settings | {"limit": "np.fromfile of the same bytes"},
+            **mem,
+        },
+        {
+            "name": "packed_loader",
+            "value": augmented["frames_per_s"],
+            "unit": "frames/s/core",
+            "limit": None,
+            "ratio": None,
+            "value_cpu": augmented["frames_per_s_cpu"],
+            "settings": settings | {"work": "random resized crop, flip, colour jitter, collate (batch 32)"},
+            **mem,
+        },
+        {
+            "name": "packed_cores_per_gpu",
+            "value": float(got["cores_per_gpu"]),
+            "unit": "cores",
+            "limit": None,
+            "ratio": None,
+            "settings": settings | {"gpu_frames_per_s": got["gpu_frames_per_s"], "from": "packed_loader value_cpu"},
+            **mem,
+        },
     ]

@@ -1,5 +1,6 @@
 """Draw samples of a registered dataset: Detectron2's Visualizer (metadata colours) beside the colour-mapped depth,
 with column titles, a colour bar in metres and a class legend. `tools.visualize_dataset` is its command line."""
+
 import os
 
 import cv2
@@ -48,8 +49,9 @@ def render(d, meta) -> np.ndarray:
         mm = read_depth_png(d["depth_file_name"])
         metres, valid = mm / 1000.0, mm > 0
         lo, hi = depth_limits(metres, valid)
-        depth = cv2.resize(depth_colors(metres, lo, hi, valid), (panel.shape[1], panel.shape[0]),
-                           interpolation=cv2.INTER_NEAREST)
+        depth = cv2.resize(
+            depth_colors(metres, lo, hi, valid), (panel.shape[1], panel.shape[0]), interpolation=cv2.INTER_NEAREST
+        )
         columns += [titled(depth, "depth"), colour_bar(lo, hi, panel.shape[0])]
     if entries:
         columns.append(legend(entries))

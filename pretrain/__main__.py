@@ -1,4 +1,5 @@
 """`python -m pretrain --config FILE [--resume] key=value ...` (see pretrain/train.py)."""
+
 import sys
 
 from pretrain.train import main

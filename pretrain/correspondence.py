@@ -10,6 +10,7 @@ choice, 5 %: well above sensor noise at indoor range, well below a jump between 
 Conventions are ScanNet's: OpenCV camera axes, 4x4 camera-to-world poses, pixel centres at integer
 coordinates (so `cx = (W - 1) / 2` for a centred principal point), depth in metres with 0 = invalid.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ class GeometryError(ValueError):
 def check_pose(pose, where: str) -> np.ndarray:
     pose = np.asarray(pose, np.float64)
     if pose.shape != (4, 4) or not np.isfinite(pose).all():
-        raise GeometryError(f"{where}: a camera pose must be a finite 4x4 camera-to-world matrix (ScanNet marks "
-                            f"frames without tracking with -inf); got shape {pose.shape}")
+        raise GeometryError(
+            f"{where}: a camera pose must be a finite 4x4 camera-to-world matrix (ScanNet marks "
+            f"frames without tracking with -inf); got shape {pose.shape}"
+        )
     if abs(np.linalg.det(pose[:3, :3])) < 1e-6:
         raise GeometryError(f"{where}: the pose's rotation is singular")
     return pose
@@ -70,6 +73,7 @@ def transform(points, matrix) -> np.ndarray:
 class Matches:
     """For each patch of A (row-major): the matched patch of B (-1: none), the exact pixel (u, v) it lands on
     in B, and whether A has a valid depth there at all."""
+
     index: np.ndarray
     pixels: np.ndarray
     valid: np.ndarray

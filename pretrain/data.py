@@ -6,6 +6,7 @@ for a sample comes from a seed the sampler hands out with its index, `(seed, epo
 stream of batches is a pure function of the config and the number of samples consumed: resuming, or
 changing the number of workers, replays it exactly.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,9 +51,11 @@ def dataset_dicts(names, posed: bool = False) -> list[dict]:
             raise ValueError(f"dataset {name!r} is empty; check its preparation output")
         lacking = [d.get("file_name") for d in part if not d.get("depth_file_name")]
         if lacking:
-            raise ValueError(f"dataset {name!r} has no depth_file_name ({len(lacking)} of {len(part)} images, "
-                             f"e.g. {lacking[0]}); RGB-D pre-training needs depth: use an *_rgbd_* dataset "
-                             f"such as synthetic_rgbd_train")
+            raise ValueError(
+                f"dataset {name!r} has no depth_file_name ({len(lacking)} of {len(part)} images, "
+                f"e.g. {lacking[0]}); RGB-D pre-training needs depth: use an *_rgbd_* dataset "
+                f"such as synthetic_rgbd_train"
+            )
         if posed:
             from datasets.poses import require_poses
 
@@ -69,8 +72,10 @@ def read_bgr_depth_mm(d: dict) -> tuple[np.ndarray, np.ndarray]:
     bgr = decode_image(d["file_name"], cv2.IMREAD_COLOR)
     depth_mm = read_depth_png(d["depth_file_name"])
     if depth_mm.shape != bgr.shape[:2]:
-        raise ValueError(f"{d['depth_file_name']}: depth is {depth_mm.shape[1]}x{depth_mm.shape[0]} but "
-                         f"{d['file_name']} is {bgr.shape[1]}x{bgr.shape[0]}; prepare depth at the image size")
+        raise ValueError(
+            f"{d['depth_file_name']}: depth is {depth_mm.shape[1]}x{depth_mm.shape[0]} but "
+            f"{d['file_name']} is {bgr.shape[1]}x{bgr.shape[0]}; prepare depth at the image size"
+        )
     return bgr, depth_mm
 
 
@@ -136,7 +141,7 @@ class RGBDPretrainDataset(Dataset):
         else:
             rng = np.random.default_rng(seed)
             y, x, ch, cw = random_crop_box(rng, *depth_mm.shape, w / h, self.scale, self.ratio)
-        bgr, depth_mm = bgr[y:y + ch, x:x + cw], depth_mm[y:y + ch, x:x + cw]
+        bgr, depth_mm = bgr[y : y + ch, x : x + cw], depth_mm[y : y + ch, x : x + cw]
         # Area averaging only pays for itself (against aliasing) when shrinking by 2x or more.
         bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if ch >= 2 * h else cv2.INTER_LINEAR)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -164,7 +169,7 @@ class ShardedInfiniteSampler(Sampler):
         epoch, offset = divmod(self.start, self.per_rank)
         while True:
             order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
-            order = np.resize(order, self.per_rank * self.world)[self.rank::self.world]
+            order = np.resize(order, self.per_rank * self.world)[self.rank :: self.world]
             for pos in range(offset, self.per_rank):
                 yield int(order[pos]), [self.seed, epoch, self.rank, pos]
             epoch, offset = epoch + 1, 0
@@ -180,6 +185,14 @@ def make_loader(dataset, batch_size, workers=2, seed=0, rank=0, world_size=1, st
         # its first cv2 call. Without a pool cv2 runs in the calling thread, one image per worker.
         cv2.setNumThreads(0)
     sampler = ShardedInfiniteSampler(len(dataset), seed, rank, world_size, start)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
-                      pin_memory=pin_memory and torch.cuda.is_available(), worker_init_fn=_worker_init,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=pin_memory and torch.cuda.is_available(),
+        worker_init_fn=_worker_init,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )

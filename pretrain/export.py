@@ -9,6 +9,7 @@ grid itself (`meta["pretrain_grid"]`, rows x cols, after Detectron2's cls slot),
 `GridViT` computes our encoder's features exactly at the pre-training resolution, whatever its aspect
 ratio, and resizes from that grid at any other.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,20 @@ from .model import sincos_pos_embed
 
 CHECKPOINT_NAME = "checkpoint.pth"
 PREFIX = "backbone.net."
-_EXPORTED = re.compile(r"^(patch_embed\.proj\.(weight|bias)|blocks\.\d+\.(norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|"
-                       r"mlp\.fc2)\.(weight|bias))$")
+_EXPORTED = re.compile(
+    r"^(patch_embed\.proj\.(weight|bias)|blocks\.\d+\.(norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|"
+    r"mlp\.fc2)\.(weight|bias))$"
+)
 
 
 def find_checkpoint(src: str | Path) -> Path:
     src = Path(src)
     path = src / CHECKPOINT_NAME if src.is_dir() else src
     if not path.is_file():
-        raise FileNotFoundError(f"no pre-training checkpoint at {path}; pass a run folder holding "
-                                f"{CHECKPOINT_NAME} (written by `python -m pretrain`) or the checkpoint itself")
+        raise FileNotFoundError(
+            f"no pre-training checkpoint at {path}; pass a run folder holding "
+            f"{CHECKPOINT_NAME} (written by `python -m pretrain`) or the checkpoint itself"
+        )
     return path
 
 
@@ -54,8 +59,13 @@ def export_state(ckpt: dict, source: str) -> dict:
     model[PREFIX + "pos_embed"] = torch.cat([torch.zeros(1, arch["embed_dim"]), pos])[None]  # cls slot first
     if len([k for k in model if ".attn.qkv.weight" in k]) != arch["depth"]:
         raise ValueError(f"{source}: expected {arch['depth']} blocks in the checkpoint")
-    meta = {**arch, "source": source, "iteration": int(ckpt.get("iteration", 0)),
-            "pretrain_grid": list(grid), "pos_embed": "sincos-2d on pretrain_grid after a zero cls slot"}
+    meta = {
+        **arch,
+        "source": source,
+        "iteration": int(ckpt.get("iteration", 0)),
+        "pretrain_grid": list(grid),
+        "pos_embed": "sincos-2d on pretrain_grid after a zero cls slot",
+    }
     return {"model": model, "meta": meta}
 
 
@@ -94,8 +104,10 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     m = exported["meta"]
-    print(f"exported {len(exported['model'])} tensors ({m['backbone']} {m['objective']}, iteration "
-          f"{m['iteration']}) from {m['source']} to {args.out}")
+    print(
+        f"exported {len(exported['model'])} tensors ({m['backbone']} {m['objective']}, iteration "
+        f"{m['iteration']}) from {m['source']} to {args.out}"
+    )
     return 0
 
 

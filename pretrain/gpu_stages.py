@@ -6,6 +6,7 @@ Each stage returns a dict of facts for `results/gpu_check.json`; a failure raise
 everything to toy sizes that run on a CPU in seconds (the compile stage then uses dynamo's `eager` backend:
 graph capture without Inductor's minutes of code generation).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ from . import train as pretrain_train
 from .model import MaskedRGBD
 
 BASE_CONFIG = "pretrain/configs/base.py"
-SMOKE_MODEL = dict(embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2,
-                   img_size=(96, 128))
+SMOKE_MODEL = dict(
+    embed_dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2, img_size=(96, 128)
+)
 SMOKE_BATCH = 2
 MFU_TARGET = 0.45  # fraction of the same run's bf16 matmul rate
 
@@ -44,7 +46,7 @@ def matmul_rate(device: torch.device, smoke: bool) -> dict:
         for _ in range(reps):
             c = a @ b
         sync(device)
-        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - start))
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
     del c
     return {"n": n, "dtype": "bfloat16", "tflops": best / 1e12}
 
@@ -63,8 +65,11 @@ def fake_batch(model: MaskedRGBD, batch: int, device: torch.device) -> dict:
     h, w = model.img_size
     g = torch.Generator().manual_seed(0)
     depth = 0.5 + 4.5 * torch.rand(batch, 1, h, w, generator=g)
-    return {"image": torch.randint(0, 256, (batch, 3, h, w), generator=g, dtype=torch.uint8).to(device),
-            "depth": depth.to(device), "valid": torch.ones(batch, 1, h, w, dtype=torch.bool, device=device)}
+    return {
+        "image": torch.randint(0, 256, (batch, 3, h, w), generator=g, dtype=torch.uint8).to(device),
+        "depth": depth.to(device),
+        "valid": torch.ones(batch, 1, h, w, dtype=torch.bool, device=device),
+    }
 
 
 def step_flops(model: MaskedRGBD, data: dict, amp: bool) -> float:
@@ -111,10 +116,21 @@ def train_steps(device: torch.device, smoke: bool, compile: bool, matmul_tflops:
         raise FloatingPointError(f"non-finite loss {float(loss)} in the timed steps")
     tflops = flops / step_s / 1e12
     mfu = tflops / matmul_tflops if matmul_tflops else None
-    return {"backbone": model.backbone_name(), "img_size": list(model.img_size), "batch": batch,
-            "dtype": "bfloat16" if amp else "float32", "compile": compile, "warmup_s": first, "step_s": step_s,
-            "images_per_s": batch / step_s, "step_tflop": flops / 1e12, "tflops": tflops, "mfu": mfu,
-            "mfu_target": MFU_TARGET, "mfu_target_met": None if smoke or mfu is None else mfu >= MFU_TARGET}
+    return {
+        "backbone": model.backbone_name(),
+        "img_size": list(model.img_size),
+        "batch": batch,
+        "dtype": "bfloat16" if amp else "float32",
+        "compile": compile,
+        "warmup_s": first,
+        "step_s": step_s,
+        "images_per_s": batch / step_s,
+        "step_tflop": flops / 1e12,
+        "tflops": tflops,
+        "mfu": mfu,
+        "mfu_target": MFU_TARGET,
+        "mfu_target_met": None if smoke or mfu is None else mfu >= MFU_TARGET,
+    }
 
 
 def sdpa_kernels(device: torch.device, smoke: bool) -> dict:
@@ -123,12 +139,22 @@ def sdpa_kernels(device: torch.device, smoke: bool) -> dict:
     model.to(device).eval()
     data = fake_batch(model, min(batch, 8), device)
     activities = [torch.profiler.ProfilerActivity.CPU] + (
-        [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with torch.no_grad(), torch.profiler.profile(activities=activities) as prof, \
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else []
+    )
+    with (
+        torch.no_grad(),
+        torch.profiler.profile(activities=activities) as prof,
+        torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"),
+    ):
         model(data["image"], data["depth"], data["valid"], generator=torch.Generator().manual_seed(1))
-    names = sorted({e.key for e in prof.key_averages() if "scaled_dot_product" in e.key.lower()
-                    or any(k in e.key.lower() for k in ("flash", "fmha", "efficient_attention", "cudnn_attn"))})
+    names = sorted(
+        {
+            e.key
+            for e in prof.key_averages()
+            if "scaled_dot_product" in e.key.lower()
+            or any(k in e.key.lower() for k in ("flash", "fmha", "efficient_attention", "cudnn_attn"))
+        }
+    )
     if not names:
         raise RuntimeError("no scaled-dot-product-attention op in the profile: the model no longer uses SDPA")
     kind = next((k for k in ("flash", "efficient", "cudnn") if any(k in n.lower() for n in names)), "math")
@@ -138,13 +164,26 @@ def sdpa_kernels(device: torch.device, smoke: bool) -> dict:
 def resume_and_export(out: Path, data_names: str, device: torch.device, smoke: bool) -> dict:
     """`python -m pretrain` on `device`: 2 iterations, the run made unfinished again, `--resume` to 4, export."""
     model = {f"model.{k}": v for k, v in SMOKE_MODEL.items()} if smoke else {"model.img_size": (240, 320)}
-    settings = {**model, "data.names": data_names, "data.workers": 0 if smoke else 2, "train.batch_size": 2 if smoke
-                else 8, "train.warmup_iters": 1, "train.checkpoint_period": 2, "train.vis_period": 0,
-                "train.log_period": 1, "train.device": device.type, "train.output_dir": str(out)}
+    settings = {
+        **model,
+        "data.names": data_names,
+        "data.workers": 0 if smoke else 2,
+        "train.batch_size": 2 if smoke else 8,
+        "train.warmup_iters": 1,
+        "train.checkpoint_period": 2,
+        "train.vis_period": 0,
+        "train.log_period": 1,
+        "train.device": device.type,
+        "train.output_dir": str(out),
+    }
 
     def run(iters: int, resume: bool) -> None:
-        argv = ["--config", BASE_CONFIG, *(["--resume"] if resume else []),
-                *[f"{k}={v}" for k, v in {**settings, "train.max_iter": iters}.items()]]
+        argv = [
+            "--config",
+            BASE_CONFIG,
+            *(["--resume"] if resume else []),
+            *[f"{k}={v}" for k, v in {**settings, "train.max_iter": iters}.items()],
+        ]
         if pretrain_train.main(argv) != 0:
             raise RuntimeError(f"python -m pretrain {' '.join(argv)} failed (see {out / 'log.txt'})")
 
@@ -159,5 +198,9 @@ def resume_and_export(out: Path, data_names: str, device: torch.device, smoke: b
     if exported["meta"]["iteration"] != 4:
         raise RuntimeError(f"the export holds iteration {exported['meta']['iteration']}, not 4")
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"iterations": metrics["iterations"], "export_tensors": len(exported["model"]),
-            "depth_abs_rel": metrics.get("depth_abs_rel"), "output": str(out)}
+    return {
+        "iterations": metrics["iterations"],
+        "export_tensors": len(exported["model"]),
+        "depth_abs_rel": metrics.get("depth_abs_rel"),
+        "output": str(out),
+    }

@@ -3,6 +3,7 @@
 Patches are numbered row-major over an (H/p) x (W/p) grid, the order Detectron2's ViT uses for its
 (1, H, W, C) token map, so a token index means the same image region in pre-training and fine-tuning.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,10 @@ def grid_size(image_size: tuple[int, int], patch_size: int) -> tuple[int, int]:
     """(rows, cols) of the patch grid; a clear error when the size does not divide."""
     h, w = image_size
     if h % patch_size or w % patch_size:
-        raise ValueError(f"image size {h}x{w} is not divisible by patch size {patch_size}; "
-                         f"choose a size that is a multiple of {patch_size} (e.g. 240x320 for 16)")
+        raise ValueError(
+            f"image size {h}x{w} is not divisible by patch size {patch_size}; "
+            f"choose a size that is a multiple of {patch_size} (e.g. 240x320 for 16)"
+        )
     return h // patch_size, w // patch_size
 
 
@@ -44,12 +47,15 @@ def num_kept(num_patches: int, mask_ratio: float) -> int:
 
 def check_ratio(ratio: float, name: str) -> None:
     if not 0.0 <= float(ratio) < 1.0:
-        raise ValueError(f"{name}={ratio} is outside [0, 1): it is the fraction of patches hidden from the "
-                         f"model, and 1 would hide everything")
+        raise ValueError(
+            f"{name}={ratio} is outside [0, 1): it is the fraction of patches hidden from the "
+            f"model, and 1 would hide everything"
+        )
 
 
-def random_masking(batch: int, num_patches: int, mask_ratio: float, device=None,
-                   generator: torch.Generator | None = None):
+def random_masking(
+    batch: int, num_patches: int, mask_ratio: float, device=None, generator: torch.Generator | None = None
+):
     """Per-sample random subsets of visible patches, by sorting uniform noise.
 
     Returns `keep` (B, n_keep): indices of visible patches in shuffled order; `restore` (B, L): the

@@ -6,6 +6,7 @@ to metres with the true depth's mean and spread (of the image or of each patch, 
 are errors after that alignment (scale-and-shift aligned, as for relative depth), not absolute-scale errors.
 `metric` predicts metres and needs no alignment; `depth_alignment` in metrics.json says which applies.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,22 +23,33 @@ def error_sums(pred: torch.Tensor, depth: torch.Tensor, where: torch.Tensor) -> 
     """[sum |p - d| / d, sum (p - d)^2, count max(p/d, d/p) < 1.25, count] over the pixels `where`."""
     p, d = pred[where].double(), depth[where].double()
     ratio = torch.maximum(p.clamp(min=MIN_DEPTH) / d, d / p.clamp(min=MIN_DEPTH))
-    return torch.stack([((p - d).abs() / d).sum(), ((p - d) ** 2).sum(), (ratio < DELTA).sum().double(),
-                        torch.tensor(float(p.numel()), dtype=torch.float64)])
+    return torch.stack(
+        [
+            ((p - d).abs() / d).sum(),
+            ((p - d) ** 2).sum(),
+            (ratio < DELTA).sum().double(),
+            torch.tensor(float(p.numel()), dtype=torch.float64),
+        ]
+    )
 
 
 def summarize(sums: torch.Tensor, alignment: str) -> dict:
     n = float(sums[3])
     if n == 0:
         return {}
-    return {"depth_abs_rel": float(sums[0]) / n, "depth_rmse_m": float(np.sqrt(float(sums[1]) / n)),
-            "depth_delta1": float(sums[2]) / n, "depth_pixels": int(n),
-            "depth_alignment": "none" if alignment == "metric" else alignment}
+    return {
+        "depth_abs_rel": float(sums[0]) / n,
+        "depth_rmse_m": float(np.sqrt(float(sums[1]) / n)),
+        "depth_delta1": float(sums[2]) / n,
+        "depth_pixels": int(n),
+        "depth_alignment": "none" if alignment == "metric" else alignment,
+    }
 
 
 @torch.no_grad()
-def masked_depth_errors(model, dataset, device, seed: int, max_images: int = 64, batch_size: int = 8,
-                        amp: bool = False) -> dict:
+def masked_depth_errors(
+    model, dataset, device, seed: int, max_images: int = 64, batch_size: int = 8, amp: bool = False
+) -> dict:
     """Errors of `model`'s depth predictions on the valid pixels of hidden patches, over up to `max_images`
     centre views spread over `dataset`, masked from `seed`; {} for objectives without depth."""
     if model.objective in ("mae", "none", "pri3d") or len(dataset) == 0:
@@ -48,7 +60,7 @@ def masked_depth_errors(model, dataset, device, seed: int, max_images: int = 64,
     model.eval()
     try:
         for start in range(0, len(indices), batch_size):
-            views = [dataset[i] for i in indices[start:start + batch_size]]
+            views = [dataset[i] for i in indices[start : start + batch_size]]
             image, depth, valid = (torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid"))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = model(image, depth, valid, generator=generator)

@@ -19,6 +19,7 @@ Only `patch_embed.proj` and `blocks.*` are exported (see `pretrain.export`); eve
 pretext task. Attention is timm's `Attention`, which calls `F.scaled_dot_product_attention`
 (flash / memory-efficient kernels on GPU).
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,9 @@ def sincos_pos_embed(grid: tuple[int, int], dim: int) -> torch.Tensor:
         raise ValueError(f"embed_dim {dim} must be divisible by 4 for 2D sin-cos position embeddings")
     gh, gw = grid
     omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
-    rows, cols = torch.meshgrid(torch.arange(gh, dtype=torch.float64), torch.arange(gw, dtype=torch.float64),
-                                indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(gh, dtype=torch.float64), torch.arange(gw, dtype=torch.float64), indexing="ij"
+    )
 
     def encode(pos):
         angles = pos.reshape(-1, 1) * omega
@@ -89,10 +91,27 @@ class MaskedRGBD(nn.Module):
     predictions (patchified) and the masks used.
     """
 
-    def __init__(self, objective="mask3d", preset="vit_t", embed_dim=None, depth=None, num_heads=None,
-                 mlp_ratio=4.0, patch_size=16, img_size=(240, 320), rgb_mask_ratio=0.75, depth_mask_ratio=0.75,
-                 decoder_dim=512, decoder_depth=8, decoder_heads=16, depth_loss="l1", depth_norm="image",
-                 rgb_norm_pix=True, pri3d_temperature=0.4, pri3d_dim=128):
+    def __init__(
+        self,
+        objective="mask3d",
+        preset="vit_t",
+        embed_dim=None,
+        depth=None,
+        num_heads=None,
+        mlp_ratio=4.0,
+        patch_size=16,
+        img_size=(240, 320),
+        rgb_mask_ratio=0.75,
+        depth_mask_ratio=0.75,
+        decoder_dim=512,
+        decoder_depth=8,
+        decoder_heads=16,
+        depth_loss="l1",
+        depth_norm="image",
+        rgb_norm_pix=True,
+        pri3d_temperature=0.4,
+        pri3d_dim=128,
+    ):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective {objective!r} is not one of {OBJECTIVES}")
@@ -125,8 +144,7 @@ class MaskedRGBD(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pos_embed", sincos_pos_embed(self.grid, dim)[None], persistent=False)
         if objective not in NO_DECODER:
-            self.register_buffer("decoder_pos_embed", sincos_pos_embed(self.grid, decoder_dim)[None],
-                                 persistent=False)
+            self.register_buffer("decoder_pos_embed", sincos_pos_embed(self.grid, decoder_dim)[None], persistent=False)
         self._init_weights()
 
     def _build_decoder(self, decoder_dim, decoder_depth, decoder_heads):
@@ -232,12 +250,14 @@ class MaskedRGBD(nn.Module):
             # mask3d reads depth off the RGB grid tokens; multimae off its own depth grid tokens.
             d_tokens = seq[:, :n] if self.objective == "mask3d" else seq[:, n:]
             out["pred_depth"] = self.depth_head(d_tokens).float()
-            losses["loss_depth"] = depth_loss(out["pred_depth"], depth.float(), valid, mask_d, self.patch_size,
-                                              self.depth_norm, self.depth_loss)
+            losses["loss_depth"] = depth_loss(
+                out["pred_depth"], depth.float(), valid, mask_d, self.patch_size, self.depth_norm, self.depth_loss
+            )
         if self.objective != "mask3d":
             out["pred_rgb"] = self.rgb_head(seq[:, :n]).float()
-            losses["loss_rgb"] = rgb_loss(out["pred_rgb"], self.normalize(image), mask_r, self.patch_size,
-                                          self.rgb_norm_pix)
+            losses["loss_rgb"] = rgb_loss(
+                out["pred_rgb"], self.normalize(image), mask_r, self.patch_size, self.rgb_norm_pix
+            )
         out.update(losses)
         out["loss"] = sum(losses.values())
         return out
@@ -275,8 +295,9 @@ class MaskedRGBD(nn.Module):
         only, so nothing about hidden patches leaks in while the decoder can copy visible values."""
         valid = valid.to(depth.dtype)
         if self.depth_norm != "metric":
-            seen = valid * unpatchify((~mask).to(depth.dtype)[..., None].expand(-1, -1, self.patch_size ** 2),
-                                      self.patch_size, grid)
+            seen = valid * unpatchify(
+                (~mask).to(depth.dtype)[..., None].expand(-1, -1, self.patch_size**2), self.patch_size, grid
+            )
             count = seen.sum((1, 2, 3), keepdim=True).clamp(min=1)
             mean = (depth * seen).sum((1, 2, 3), keepdim=True) / count
             std = ((((depth - mean) * seen) ** 2).sum((1, 2, 3), keepdim=True) / count + 1e-6).sqrt()
@@ -299,10 +320,19 @@ class MaskedRGBD(nn.Module):
 
     def arch(self) -> dict:
         """What `pretrain.export` writes as metadata, enough to rebuild the encoder anywhere."""
-        return {"embed_dim": self.embed_dim, "depth": self.depth, "num_heads": self.num_heads,
-                "mlp_ratio": self.mlp_ratio, "patch_size": self.patch_size, "img_size": list(self.img_size),
-                "objective": self.objective, "backbone": self.backbone_name(),
-                "norm_eps": NORM_EPS, "pixel_mean": list(PIXEL_MEAN), "pixel_std": list(PIXEL_STD)}
+        return {
+            "embed_dim": self.embed_dim,
+            "depth": self.depth,
+            "num_heads": self.num_heads,
+            "mlp_ratio": self.mlp_ratio,
+            "patch_size": self.patch_size,
+            "img_size": list(self.img_size),
+            "objective": self.objective,
+            "backbone": self.backbone_name(),
+            "norm_eps": NORM_EPS,
+            "pixel_mean": list(PIXEL_MEAN),
+            "pixel_std": list(PIXEL_STD),
+        }
 
 
 # --- losses --------------------------------------------------------------------------------------------
@@ -372,7 +402,7 @@ def read_state_dict(path: str | Path) -> dict:
     out = {}
     for k, v in sd.items():
         for prefix in ("module.", "backbone.net."):
-            k = k[len(prefix):] if k.startswith(prefix) else k
+            k = k[len(prefix) :] if k.startswith(prefix) else k
         out[k] = v
     return out
 
@@ -385,26 +415,37 @@ def load_encoder_weights(model: MaskedRGBD, path: str | Path) -> dict:
     sd = read_state_dict(path)
     w = sd.get("patch_embed.proj.weight")
     if w is None or w.ndim != 4:
-        raise ValueError(f"{path}: no 'patch_embed.proj.weight' conv weight, so it is not a ViT checkpoint "
-                         f"(expected a MAE .pth, a timm ViT state dict, .safetensors or a pretrain export)")
+        raise ValueError(
+            f"{path}: no 'patch_embed.proj.weight' conv weight, so it is not a ViT checkpoint "
+            f"(expected a MAE .pth, a timm ViT state dict, .safetensors or a pretrain export)"
+        )
     n_blocks = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
     found = (w.shape[0], n_blocks, w.shape[2], w.shape[1])
     wanted = (model.embed_dim, model.depth, model.patch_size, 3)
     if found != wanted:
-        raise ValueError(f"{path} is a ViT with embed_dim={found[0]}, depth={found[1]}, patch_size={found[2]}, "
-                         f"in_chans={found[3]}, but the config builds embed_dim={wanted[0]}, depth={wanted[1]}, "
-                         f"patch_size={wanted[2]}; pick the matching model.preset / model.patch_size")
+        raise ValueError(
+            f"{path} is a ViT with embed_dim={found[0]}, depth={found[1]}, patch_size={found[2]}, "
+            f"in_chans={found[3]}, but the config builds embed_dim={wanted[0]}, depth={wanted[1]}, "
+            f"patch_size={wanted[2]}; pick the matching model.preset / model.patch_size"
+        )
     own = {k: v for k, v in model.state_dict().items() if k.startswith(("patch_embed.", "blocks.", "norm."))}
     unexpected = sorted(k for k in sd if k not in own and not _IGNORED.match(k))
     missing = sorted(k for k in own if k not in sd and not k.startswith("norm."))
     bad_shape = sorted(k for k in own if k in sd and sd[k].shape != own[k].shape)
     if unexpected or missing or bad_shape:
-        raise ValueError(f"{path} does not match our ViT blocks: unexpected {unexpected[:5]}, missing "
-                         f"{missing[:5]}, wrong shape {bad_shape[:5]} (layer scale, separate q/v biases or "
-                         f"relative positions are not supported)")
+        raise ValueError(
+            f"{path} does not match our ViT blocks: unexpected {unexpected[:5]}, missing "
+            f"{missing[:5]}, wrong shape {bad_shape[:5]} (layer scale, separate q/v biases or "
+            f"relative positions are not supported)"
+        )
     picked = {k: sd[k].to(own[k].dtype) for k in own if k in sd}
     model.load_state_dict(picked, strict=False)
     ignored = sorted(k for k in sd if k not in own)
-    logger.info("init: loaded %d encoder tensors from %s (ignored %d: %s)", len(picked), path, len(ignored),
-                ", ".join(ignored[:6]) + (" ..." if len(ignored) > 6 else ""))
+    logger.info(
+        "init: loaded %d encoder tensors from %s (ignored %d: %s)",
+        len(picked),
+        path,
+        len(ignored),
+        ", ".join(ignored[:6]) + (" ..." if len(ignored) > 6 else ""),
+    )
     return {"loaded": len(picked), "ignored": ignored}

@@ -1,5 +1,6 @@
 """Pre-training on a pack (`datasets.packed`): `RGBDPretrainDataset`'s crops, flips and colour jitter applied to
 frames read from memory-mapped shards instead of decoded from JPEG and PNG files."""
+
 from __future__ import annotations
 
 import cv2

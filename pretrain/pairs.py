@@ -6,13 +6,14 @@ matches with it; colour jitter, which leaves geometry alone, is the only augment
 frames of a scene two by two, kept when each view sees at least `min_overlap` of the other's patches
 (30 %, the default here, is Pri3D's: its README builds the ScanNet pair list `overlap30.txt` from frames
 whose partial point clouds overlap; our overlap is the share of patches with valid depth that the other
-view sees unoccluded, computed at the input size). Pairs below it are counted (`skipped`), never trained on. Correspondences are computed once,
-at construction, on depth resized to the input size with nearest neighbour.
+view sees unoccluded, computed at the input size). Pairs below it are counted (`skipped`), never trained on.
+Correspondences are computed once, at construction, on depth resized to the input size with nearest neighbour.
 
 Frames need `intrinsics` and `pose` (4x4 camera-to-world) in their dataset dicts; a scene is the
 `image_id` up to its last underscore (`scene0000_00_120` -> `scene0000_00`), as the ScanNet registrar
 writes them. Frames whose pose is null or not finite (lost tracking) are left out with a count.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,10 +53,15 @@ def usable_frames(dicts) -> tuple[list[dict], int]:
             if key not in d or (key == "intrinsics" and d[key] is None):
                 lacking[key].append(d["file_name"])
     if lacking:
-        raise PairError("pri3d needs camera poses and intrinsics for every frame; " + "; ".join(
-            f"{len(files)} frame(s) lack `{key}` (the raw scene's "
-            f"{'pose/<frame>.txt' if key == 'pose' else 'intrinsic/intrinsic_color.txt'}), e.g. {files[0]}"
-            for key, files in lacking.items()) + ". Prepare the tree with poses kept, or use another objective")
+        raise PairError(
+            "pri3d needs camera poses and intrinsics for every frame; "
+            + "; ".join(
+                f"{len(files)} frame(s) lack `{key}` (the raw scene's "
+                f"{'pose/<frame>.txt' if key == 'pose' else 'intrinsic/intrinsic_color.txt'}), e.g. {files[0]}"
+                for key, files in lacking.items()
+            )
+            + ". Prepare the tree with poses kept, or use another objective"
+        )
     usable = []
     for d in dicts:
         try:
@@ -92,8 +98,12 @@ class PairDataset(Dataset):
         dicts, self.bad_poses = usable_frames(dicts)
         if self.bad_poses:
             logger.warning(f"pri3d pairs: {self.bad_poses} frame(s) without a valid pose left out")
-        self.dicts, self.img_size, self.patch, self.jitter = dicts, tuple(int(s) for s in img_size), patch_size, \
-            color_jitter
+        self.dicts, self.img_size, self.patch, self.jitter = (
+            dicts,
+            tuple(int(s) for s in img_size),
+            patch_size,
+            color_jitter,
+        )
         self.min_overlap = min_overlap
         views = [self._view(d) for d in dicts]
         by_scene = defaultdict(list)
@@ -110,12 +120,16 @@ class PairDataset(Dataset):
                     self.pairs.append(Pair(a, b, ab.index, overlap))
                 else:
                     self.skipped += 1
-        logger.info(f"pri3d pairs: {len(self.pairs)} of {len(self.pairs) + self.skipped} same-scene frame pairs "
-                    f"overlap by >= {min_overlap:.0%} ({self.skipped} skipped) in {len(by_scene)} scenes")
+        logger.info(
+            f"pri3d pairs: {len(self.pairs)} of {len(self.pairs) + self.skipped} same-scene frame pairs "
+            f"overlap by >= {min_overlap:.0%} ({self.skipped} skipped) in {len(by_scene)} scenes"
+        )
         if not self.pairs:
-            raise PairError(f"no two frames of the same scene overlap by {min_overlap:.0%} or more "
-                            f"({self.skipped} pairs below it in {len(by_scene)} scenes); lower the overlap "
-                            f"threshold or add frames")
+            raise PairError(
+                f"no two frames of the same scene overlap by {min_overlap:.0%} or more "
+                f"({self.skipped} pairs below it in {len(by_scene)} scenes); lower the overlap "
+                f"threshold or add frames"
+            )
 
     def _box(self, hw):
         return center_box(*hw, self.img_size[1] / self.img_size[0])
@@ -125,9 +139,12 @@ class PairDataset(Dataset):
         depth_mm = read_depth_png(d["depth_file_name"])
         y, x, h, w = box = self._box(depth_mm.shape)
         out_h, out_w = self.img_size
-        depth = cv2.resize(depth_mm[y:y + h, x:x + w], (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-        return depth.astype(np.float32) / 1000.0, scale_intrinsics(d["intrinsics"], box, self.img_size), \
-            np.asarray(d["pose"], np.float64)
+        depth = cv2.resize(depth_mm[y : y + h, x : x + w], (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+        return (
+            depth.astype(np.float32) / 1000.0,
+            scale_intrinsics(d["intrinsics"], box, self.img_size),
+            np.asarray(d["pose"], np.float64),
+        )
 
     def __len__(self):
         return len(self.pairs)
@@ -136,12 +153,15 @@ class PairDataset(Dataset):
         bgr, depth_mm = read_bgr_depth_mm(d)
         y, x, h, w = self._box(depth_mm.shape)
         out_h, out_w = self.img_size
-        bgr = cv2.resize(bgr[y:y + h, x:x + w], (out_w, out_h), interpolation=cv2.INTER_AREA if h >= 2 * out_h
-                         else cv2.INTER_LINEAR)
+        bgr = cv2.resize(
+            bgr[y : y + h, x : x + w],
+            (out_w, out_h),
+            interpolation=cv2.INTER_AREA if h >= 2 * out_h else cv2.INTER_LINEAR,
+        )
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if rng is not None and self.jitter > 0:
             rgb = jitter_colors(rgb, rng, self.jitter)
-        depth = cv2.resize(depth_mm[y:y + h, x:x + w], (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+        depth = cv2.resize(depth_mm[y : y + h, x : x + w], (out_w, out_h), interpolation=cv2.INTER_NEAREST)
         return torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(depth.astype(np.float32) / 1000.0)[None]
 
     def __getitem__(self, item):
@@ -150,5 +170,9 @@ class PairDataset(Dataset):
         rng = np.random.default_rng(seed) if seed is not None else None
         (ia, da), (ib, db) = (self._frame(self.dicts[k], rng) for k in (pair.a, pair.b))
         depth = torch.stack([da, db])
-        return {"image": torch.stack([ia, ib]), "depth": depth, "valid": depth > 0,
-                "match": torch.from_numpy(pair.match.astype(np.int64))}
+        return {
+            "image": torch.stack([ia, ib]),
+            "depth": depth,
+            "valid": depth > 0,
+            "match": torch.from_numpy(pair.match.astype(np.int64)),
+        }

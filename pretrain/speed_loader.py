@@ -1,6 +1,7 @@
 """`make speed`: RGB-D frames/s from ScanNet-format files (JPEG + uint16 PNG) to augmented training tensors
 through pretrain/data.py, against `cv2.imread` of the same files timed in the same rounds: in this process
 on one core, then through the real DataLoader with one worker process."""
+
 from __future__ import annotations
 
 import gc
@@ -12,8 +13,16 @@ import cv2
 import torch
 from torch.utils.data import default_collate
 
-from core.measure import (best, children_peak_rss_mb, common_settings, memory, process_cpu_s, reset_peak_memory,
-                          spread, time_calls)
+from core.measure import (
+    best,
+    children_peak_rss_mb,
+    common_settings,
+    memory,
+    process_cpu_s,
+    reset_peak_memory,
+    spread,
+    time_calls,
+)
 from datasets.speed import ensure_raw
 from pretrain.speed_step import BASE_CONFIG, plain
 
@@ -24,8 +33,10 @@ def _raw_pairs(raw):
     colors = sorted(glob.glob(os.path.join(raw, "scans", "*", "color", "*.jpg")))
     if not colors:
         raise RuntimeError(f"no colour frames under {raw}")
-    return [(c, os.path.join(os.path.dirname(os.path.dirname(c)), "depth", os.path.basename(c)[:-4] + ".png"))
-            for c in colors]
+    return [
+        (c, os.path.join(os.path.dirname(os.path.dirname(c)), "depth", os.path.basename(c)[:-4] + ".png"))
+        for c in colors
+    ]
 
 
 def measure_loader(workdir, tiny=False):
@@ -52,8 +63,10 @@ def _measure_loader(workdir, tiny):
     img_size = (48, 64) if tiny else tuple(cfg.model.img_size)
     aug = {k: plain(cfg.data[k]) for k in ("scale", "ratio", "hflip", "color_jitter")}
     h, w = cv2.imread(pairs[0][0]).shape[:2]
-    dicts = [{"file_name": c, "depth_file_name": d, "height": h, "width": w, "image_id": str(i)}
-             for i, (c, d) in enumerate(pairs)]
+    dicts = [
+        {"file_name": c, "depth_file_name": d, "height": h, "width": w, "image_id": str(i)}
+        for i, (c, d) in enumerate(pairs)
+    ]
     dataset = RGBDPretrainDataset(dicts, img_size, **aug)
     batch = 2 if tiny else 8
     n = len(pairs) * (1 if tiny else 3) // batch * batch  # frames per pass
@@ -64,7 +77,7 @@ def _measure_loader(workdir, tiny):
             if cv2.imread(c, cv2.IMREAD_COLOR) is None or cv2.imread(d, cv2.IMREAD_UNCHANGED) is None:
                 raise RuntimeError(f"cannot decode {c} / {d}")
 
-    counter = iter(range(10 ** 9))
+    counter = iter(range(10**9))
 
     def augment():
         for _ in range(n // batch):
@@ -81,15 +94,37 @@ def _measure_loader(workdir, tiny):
         rates.append(time_calls(augment, 0.0))
     value, limit, ratio = best([n / t.wall_s for t in rates], [n / t.wall_s for t in limits])
     value_cpu, _, ratio_cpu = best([n / t.cpu_s for t in rates], [n / t.cpu_s for t in limits])
-    base = dict(common_settings(tiny), files=len(pairs), frame_hw=[h, w], img_size=list(img_size), batch=batch,
-                frames_per_pass=n, augment=aug, rounds=len(rates), threads=1)
-    rows = [{"name": "loader_rgbd", "value": value, "unit": "frames/s/core", "limit": limit, "ratio": ratio,
-             "value_cpu": value_cpu, "ratio_cpu": ratio_cpu,
-             "settings": dict(base, path="RGBDPretrainDataset[(index, seed)] + default_collate, in process",
-                              **spread([n / t.wall_s for t in rates], [n / t.wall_s for t in limits])),
-             **memory(CPU)}]
-    rows.append(_measure_worker(make_loader(dataset, batch, workers=1, seed=0, pin_memory=False), batch, n, decode,
-                                tiny, base))
+    base = dict(
+        common_settings(tiny),
+        files=len(pairs),
+        frame_hw=[h, w],
+        img_size=list(img_size),
+        batch=batch,
+        frames_per_pass=n,
+        augment=aug,
+        rounds=len(rates),
+        threads=1,
+    )
+    rows = [
+        {
+            "name": "loader_rgbd",
+            "value": value,
+            "unit": "frames/s/core",
+            "limit": limit,
+            "ratio": ratio,
+            "value_cpu": value_cpu,
+            "ratio_cpu": ratio_cpu,
+            "settings": dict(
+                base,
+                path="RGBDPretrainDataset[(index, seed)] + default_collate, in process",
+                **spread([n / t.wall_s for t in rates], [n / t.wall_s for t in limits]),
+            ),
+            **memory(CPU),
+        }
+    ]
+    rows.append(
+        _measure_worker(make_loader(dataset, batch, workers=1, seed=0, pin_memory=False), batch, n, decode, tiny, base)
+    )
     return rows
 
 
@@ -122,8 +157,21 @@ def _measure_worker(loader, batch, n, decode, tiny, base):
     gc.collect()
     value, limit, ratio = best(rates, limits)
     value_cpu, _, ratio_cpu = best(cpu_rates, cpu_limits) if cpu_rates else (None, None, None)
-    return {"name": "loader_rgbd_worker", "value": value, "unit": "frames/s/worker", "limit": limit, "ratio": ratio,
-            "value_cpu": value_cpu, "ratio_cpu": ratio_cpu,
-            "settings": dict(base, path="pretrain.data.make_loader(workers=1)", batches_per_round=batches,
-                             rounds=len(rates), **spread(rates, limits)),
-            **memory(CPU), "peak_rss_children_mb": children_peak_rss_mb()}
+    return {
+        "name": "loader_rgbd_worker",
+        "value": value,
+        "unit": "frames/s/worker",
+        "limit": limit,
+        "ratio": ratio,
+        "value_cpu": value_cpu,
+        "ratio_cpu": ratio_cpu,
+        "settings": dict(
+            base,
+            path="pretrain.data.make_loader(workers=1)",
+            batches_per_round=batches,
+            rounds=len(rates),
+            **spread(rates, limits),
+        ),
+        **memory(CPU),
+        "peak_rss_children_mb": children_peak_rss_mb(),
+    }

@@ -4,6 +4,7 @@ matmul's rate timed in the same rounds (on a GPU in bf16 that fraction is the mo
 FLOPs: fvcore counts one multiply-add as one "flop"; we report FLOPs = 2 x that, and a training step
 (forward + backward) as 3 x the forward (the usual convention of MFU figures).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,16 +13,32 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from core.measure import (best, common_settings, device_name, matmul, memory, require, reset_peak_memory,
-                          spread, time_calls)
+from core.measure import (
+    best,
+    common_settings,
+    device_name,
+    matmul,
+    memory,
+    require,
+    reset_peak_memory,
+    spread,
+    time_calls,
+)
 
 BASE_CONFIG = Path(__file__).resolve().parent / "configs" / "base.py"
 VIT_SIZES = {"vit_s": ("vit_s", "vit_small_patch16_224"), "vit_b": ("vit_b", "vit_base_patch16_224")}
 TOY_VIT = dict(embed_dim=64, depth=2, num_heads=2)
 TOY_DECODER = dict(decoder_dim=64, decoder_depth=1, decoder_heads=2)
 # Dense bf16 peak (no sparsity) from the vendors' datasheets, for MFU against the datasheet as well.
-DATASHEET_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4,
-                         "H200": 989.4, "A100": 312.0, "L40S": 362.05, "A10G": 70.0}
+DATASHEET_BF16_TFLOPS = {
+    "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
+    "H100": 989.4,
+    "H200": 989.4,
+    "A100": 312.0,
+    "L40S": 362.05,
+    "A10G": 70.0,
+}
 
 
 def plain(x):
@@ -48,8 +65,10 @@ def count_forward_flops(module, inputs) -> tuple[float, dict]:
     fca.unsupported_ops_warnings(False)
     fca.uncalled_modules_warnings(False)
     fca.tracer_warnings("none")
-    return 2.0 * fca.total(), {"by_operator_gflops": {k: round(2 * v / 1e9, 3) for k, v in fca.by_operator().items()},
-                               "skipped_ops": sorted(fca.unsupported_ops())}
+    return 2.0 * fca.total(), {
+        "by_operator_gflops": {k: round(2 * v / 1e9, 3) for k, v in fca.by_operator().items()},
+        "skipped_ops": sorted(fca.unsupported_ops()),
+    }
 
 
 def _pretrain_model(size, hw, tiny):
@@ -64,11 +83,21 @@ def _pretrain_model(size, hw, tiny):
         for k, v in {**TOY_VIT, **TOY_DECODER}.items():
             cfg.model[k] = v
     model = instantiate(cfg.model)
-    keys = ("objective", "rgb_mask_ratio", "depth_mask_ratio", "decoder_dim", "decoder_depth", "depth_loss",
-            "depth_norm")
+    keys = (
+        "objective",
+        "rgb_mask_ratio",
+        "depth_mask_ratio",
+        "decoder_dim",
+        "decoder_depth",
+        "depth_loss",
+        "depth_norm",
+    )
     return model, {k: plain(getattr(model, k, cfg.model.get(k))) for k in keys} | {
-        "embed_dim": model.embed_dim, "depth": model.depth, "num_heads": model.num_heads,
-        "amp_bf16": bool(cfg.train.amp)}
+        "embed_dim": model.embed_dim,
+        "depth": model.depth,
+        "num_heads": model.num_heads,
+        "amp_bf16": bool(cfg.train.amp),
+    }
 
 
 def _timm_model(size, hw, tiny):
@@ -76,8 +105,12 @@ def _timm_model(size, hw, tiny):
 
     kwargs = dict(pretrained=False, img_size=tuple(hw)) | (TOY_VIT if tiny else {})
     model = timm.create_model(VIT_SIZES[size][1], **kwargs)
-    return model, {"timm_model": VIT_SIZES[size][1], "embed_dim": model.embed_dim, "depth": len(model.blocks),
-                   "fused_attn": bool(getattr(model.blocks[0].attn, "fused_attn", False))}
+    return model, {
+        "timm_model": VIT_SIZES[size][1],
+        "embed_dim": model.embed_dim,
+        "depth": len(model.blocks),
+        "fused_attn": bool(getattr(model.blocks[0].attn, "fused_attn", False)),
+    }
 
 
 class _LossOnly(torch.nn.Module):
@@ -99,10 +132,11 @@ def _workload(kind, size, hw, batch, tiny):
         image = torch.randint(0, 256, (batch, 3, *hw), generator=g).float()
         depth = torch.rand(batch, 1, *hw, generator=g) * 4.5 + 0.5
         depth[:, :, : hw[0] // 8] = 0  # an invalid band, as real sensors have
-        seeds = iter(range(10 ** 9))
+        seeds = iter(range(10**9))
 
         def loss(m, x):  # pretrain/train.py: a fresh CPU generator per step decides the masks
             return m(*x, generator=torch.Generator().manual_seed(next(seeds)))["loss"].float()
+
         return model, (image, depth, depth > 0), loss, _LossOnly(model), info
     if kind == "timm":
         model, info = _timm_model(size, hw, tiny)
@@ -110,6 +144,7 @@ def _workload(kind, size, hw, batch, tiny):
 
         def loss(m, x):
             return F.cross_entropy(m(x[0]).float(), x[1])
+
         return model, (torch.randn(batch, 3, *hw, generator=g), labels), loss, model, info
     raise ValueError(f"unknown step kind {kind!r}")
 
@@ -159,22 +194,39 @@ def measure_step(kind="mask3d", size="vit_s", device="cpu", tiny=False):
         steps.append(time_calls(step, budget))
         mms.append(time_calls(mm, budget))
     rates = [step_flops / t.wall_s / 1e9 for t in steps]
-    limits = [2 * n ** 3 / t.wall_s / 1e9 for t in mms]
+    limits = [2 * n**3 / t.wall_s / 1e9 for t in mms]
     value, limit, ratio = best(rates, limits)
     settings = common_settings(tiny) | info
-    settings.update(batch=batch, img_size=list(hw), dtype="bf16-autocast" if cuda else "fp32", rounds=rounds,
-                    steps_per_round=[t.calls for t in steps], forward_gflops_per_image=round(flops_2 / 2 / 1e9, 3),
-                    step_gflops=round(step_flops / 1e9, 2), images_per_s=round(value * 1e9 / step_flops * batch, 2),
-                    step_ms=round(1e3 * step_flops / (value * 1e9), 1), **spread(rates, limits),
-                    matmul={"n": n, "dtype": str(dtype).removeprefix("torch."),
-                            "calls_per_round": [t.calls for t in mms]},
-                    threads=torch.get_num_threads(), device_name=device_name(dev), flops=flop_info)
-    row = {"name": f"step_{kind}_{size}_{dev.type}", "value": value, "unit": "GFLOP/s", "limit": limit,
-           "ratio": ratio, "settings": settings, **peak}
+    settings.update(
+        batch=batch,
+        img_size=list(hw),
+        dtype="bf16-autocast" if cuda else "fp32",
+        rounds=rounds,
+        steps_per_round=[t.calls for t in steps],
+        forward_gflops_per_image=round(flops_2 / 2 / 1e9, 3),
+        step_gflops=round(step_flops / 1e9, 2),
+        images_per_s=round(value * 1e9 / step_flops * batch, 2),
+        step_ms=round(1e3 * step_flops / (value * 1e9), 1),
+        **spread(rates, limits),
+        matmul={"n": n, "dtype": str(dtype).removeprefix("torch."), "calls_per_round": [t.calls for t in mms]},
+        threads=torch.get_num_threads(),
+        device_name=device_name(dev),
+        flops=flop_info,
+    )
+    row = {
+        "name": f"step_{kind}_{size}_{dev.type}",
+        "value": value,
+        "unit": "GFLOP/s",
+        "limit": limit,
+        "ratio": ratio,
+        "settings": settings,
+        **peak,
+    }
     if cuda:
-        peak_flops = next((t * 1e12 for key, t in DATASHEET_BF16_TFLOPS.items() if key in settings["device_name"]),
-                          None)
+        peak_flops = next(
+            (t * 1e12 for key, t in DATASHEET_BF16_TFLOPS.items() if key in settings["device_name"]), None
+        )
         settings["mfu_vs_datasheet"] = round(value * 1e9 / peak_flops, 4) if peak_flops else None
     else:  # the same ratio in FLOPs per second of process CPU time
-        row["ratio_cpu"] = max(step_flops / t.cpu_s for t in steps) / max(2 * n ** 3 / t.cpu_s for t in mms)
+        row["ratio_cpu"] = max(step_flops / t.cpu_s for t in steps) / max(2 * n**3 / t.cpu_s for t in mms)
     return [row]

@@ -16,6 +16,7 @@ Exact resume: the data stream and the masks are pure functions of (seed, samples
 the checkpoint holds model, optimizer, schedule position, loss history and torch RNG states, so on CPU the
 losses and weights after `--resume` equal those of an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -110,11 +111,17 @@ class PretrainTrainer(SimpleTrainer):
             if self.needs_depth and not batch["valid"].any():
                 raise NoValidDepth(f"micro-batch {micro + 1} of {self.accum_steps}")
             last = micro == self.accum_steps - 1
-            with (contextlib.nullcontext() if last or comm.get_world_size() == 1 else self.model.no_sync()), \
-                    torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out = self.model(batch["image"], batch["depth"], batch["valid"],
-                                 generator=mask_generator(self.seed, self.iter, micro, comm.get_rank()),
-                                 **({"match": batch["match"]} if "match" in batch else {}))
+            with (
+                contextlib.nullcontext() if last or comm.get_world_size() == 1 else self.model.no_sync(),
+                torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp),
+            ):
+                out = self.model(
+                    batch["image"],
+                    batch["depth"],
+                    batch["valid"],
+                    generator=mask_generator(self.seed, self.iter, micro, comm.get_rank()),
+                    **({"match": batch["match"]} if "match" in batch else {}),
+                )
                 loss = out["loss"].float()
                 (loss / self.accum_steps).backward()
             loss_sum += loss.detach() / self.accum_steps
@@ -142,9 +149,14 @@ class PeriodicSave(HookBase):
 
 def build_optimizer(model, t, lr: float) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases, norms and learned tokens (MAE)."""
-    params = get_default_optimizer_params(model, base_lr=lr, weight_decay=t.weight_decay, weight_decay_norm=0.0,
-                                          weight_decay_bias=0.0,
-                                          overrides={name: {"weight_decay": 0.0} for name in NO_WEIGHT_DECAY})
+    params = get_default_optimizer_params(
+        model,
+        base_lr=lr,
+        weight_decay=t.weight_decay,
+        weight_decay_norm=0.0,
+        weight_decay_bias=0.0,
+        overrides={name: {"weight_decay": 0.0} for name in NO_WEIGHT_DECAY},
+    )
     return torch.optim.AdamW(params, lr=lr, betas=tuple(t.betas))
 
 
@@ -206,8 +218,13 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     model = instantiate(cfg.model)
     augment = dict(scale=cfg.data.scale, ratio=cfg.data.ratio, hflip=cfg.data.hflip, color_jitter=cfg.data.color_jitter)
     if model.objective == "pri3d":  # overlapping frame pairs with patch correspondences
-        dataset = PairDataset(dataset_dicts(names, posed=True), model.img_size, model.patch_size,
-                              min_overlap=cfg.data.min_overlap, color_jitter=cfg.data.color_jitter)
+        dataset = PairDataset(
+            dataset_dicts(names, posed=True),
+            model.img_size,
+            model.patch_size,
+            min_overlap=cfg.data.min_overlap,
+            color_jitter=cfg.data.color_jitter,
+        )
     elif cfg.data.get("packed"):
         dataset = PackedPretrainDataset(cfg.data.packed, model.img_size, **augment)
     else:
@@ -226,24 +243,48 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         logger.warning("this GPU has no bfloat16: training in float32 (train.amp ignored)")
         amp = False
     net = create_ddp_model(model, **({} if device.type == "cuda" else {"device_ids": None}))
-    trainer = PretrainTrainer(torch.compile(net) if t.compile else net, optimizer, device=device,
-                              accum_steps=t.accum_steps, seed=t.seed, amp=amp, needs_depth=model.objective not in ("mae", "pri3d"))
+    trainer = PretrainTrainer(
+        torch.compile(net) if t.compile else net,
+        optimizer,
+        device=device,
+        accum_steps=t.accum_steps,
+        seed=t.seed,
+        amp=amp,
+        needs_depth=model.objective not in ("mae", "pri3d"),
+    )
     checkpointer = AtomicCheckpointer(model, str(out), trainer=trainer)
     start_iter = 0
     if resuming:
         start_iter = _resume(checkpointer, trainer, cfg, device)
-    trainer.reset_data_loader(lambda: make_loader(
-        dataset, t.batch_size, workers=cfg.data.workers, seed=t.seed, rank=rank, world_size=world,
-        start=start_iter * t.batch_size * t.accum_steps, pin_memory=cfg.data.pin_memory))
+    trainer.reset_data_loader(
+        lambda: make_loader(
+            dataset,
+            t.batch_size,
+            workers=cfg.data.workers,
+            seed=t.seed,
+            rank=rank,
+            world_size=world,
+            start=start_iter * t.batch_size * t.accum_steps,
+            pin_memory=cfg.data.pin_memory,
+        )
+    )
     if rank == 0:
         cfg.train.output_dir = str(out)  # the folder actually used, also when derived from the config name
         runs.save_config(cfg, out)
 
     def save(done: int):
-        checkpointer.save(Path(CHECKPOINT_NAME).stem, iteration=done, loss_history=trainer.loss_history,
-                          model_args=model_args(cfg), arch=model.arch(), data_names=names,
-                          rng={"torch": torch.get_rng_state(),
-                               "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
+        checkpointer.save(
+            Path(CHECKPOINT_NAME).stem,
+            iteration=done,
+            loss_history=trainer.loss_history,
+            model_args=model_args(cfg),
+            arch=model.arch(),
+            data_names=names,
+            rng={
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
+        )
 
     views = [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, min(4, len(dataset)))]
     vis_batch = {k: torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid")}
@@ -258,18 +299,25 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
             save_picture(f"reconstruction_{done:06d}.png")
 
     saver = PeriodicSave(save, t.checkpoint_period, start_iter)
-    writers = [CommonMetricPrinter(max_iter), JSONWriter(str(out / "train_log.json")),
-               TensorboardXWriter(str(out))] if rank == 0 else []
-    trainer.register_hooks([
-        hooks.IterationTimer(),
-        hooks.LRScheduler(scheduler=lr_schedule(t, lr, max_iter)),
-        saver,
-        hooks.CallbackHook(after_step=save_periodic_picture) if t.vis_period else None,
-        hooks.PeriodicWriter(writers, period=t.log_period) if rank == 0 else None,
-    ])
-    logger.info(f"pre-training {model.arch()['backbone']} {model.objective} on {','.join(names)}: "
-                f"{len(dataset)} images, effective batch {effective_batch} ({t.batch_size} x {t.accum_steps} accum x "
-                f"{world} ranks), lr {lr:.2e}, {max_iter} iterations, device {device}")
+    writers = (
+        [CommonMetricPrinter(max_iter), JSONWriter(str(out / "train_log.json")), TensorboardXWriter(str(out))]
+        if rank == 0
+        else []
+    )
+    trainer.register_hooks(
+        [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(scheduler=lr_schedule(t, lr, max_iter)),
+            saver,
+            hooks.CallbackHook(after_step=save_periodic_picture) if t.vis_period else None,
+            hooks.PeriodicWriter(writers, period=t.log_period) if rank == 0 else None,
+        ]
+    )
+    logger.info(
+        f"pre-training {model.arch()['backbone']} {model.objective} on {','.join(names)}: "
+        f"{len(dataset)} images, effective batch {effective_batch} ({t.batch_size} x {t.accum_steps} accum x "
+        f"{world} ranks), lr {lr:.2e}, {max_iter} iterations, device {device}"
+    )
     if not resuming:
         save(0)  # a good checkpoint exists from the start, so a failure never leaves none
     start = time.perf_counter()
@@ -280,18 +328,33 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         try:
             trainer.train(start_iter, max_iter)
         except (FloatingPointError, NoValidDepth) as e:
-            what = (f"non-finite loss at iteration {trainer.iter + 1}" if isinstance(e, FloatingPointError) else
-                    f"no valid depth pixels in {e} of iteration {trainer.iter + 1}; objective {model.objective} "
-                    f"learns depth only where it is valid")
-            raise TrainingStopped(f"{what}: training stopped and the last good checkpoint {out / CHECKPOINT_NAME} "
-                                  f"(iteration {saver.last}) is kept. Check the data, lower train.base_lr, or "
-                                  f"--resume to retry") from None
+            what = (
+                f"non-finite loss at iteration {trainer.iter + 1}"
+                if isinstance(e, FloatingPointError)
+                else f"no valid depth pixels in {e} of iteration {trainer.iter + 1}; objective {model.objective} "
+                f"learns depth only where it is valid"
+            )
+            raise TrainingStopped(
+                f"{what}: training stopped and the last good checkpoint {out / CHECKPOINT_NAME} "
+                f"(iteration {saver.last}) is kept. Check the data, lower train.base_lr, or "
+                f"--resume to retry"
+            ) from None
     elapsed = time.perf_counter() - start
     if rank != 0:
         return {}
     depth_errors = masked_depth_errors(model, dataset, device, t.seed, amp=amp)
-    return _finish(cfg, model, out, trainer.loss_history, elapsed, (max_iter - start_iter) * effective_batch,
-                   config_file, device, save_picture, depth_errors)
+    return _finish(
+        cfg,
+        model,
+        out,
+        trainer.loss_history,
+        elapsed,
+        (max_iter - start_iter) * effective_batch,
+        config_file,
+        device,
+        save_picture,
+        depth_errors,
+    )
 
 
 def _resume(checkpointer, trainer, cfg, device) -> int:
@@ -305,8 +368,10 @@ def _resume(checkpointer, trainer, cfg, device) -> int:
     del saved
     diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if diff:
-        raise ValueError(f"{path} was trained with different settings ({', '.join(diff)}); choose another "
-                         f"train.output_dir for a new configuration")
+        raise ValueError(
+            f"{path} was trained with different settings ({', '.join(diff)}); choose another "
+            f"train.output_dir for a new configuration"
+        )
     extra = checkpointer.load(path)
     trainer.loss_history = [list(x) for x in extra["loss_history"]]
     torch.set_rng_state(extra["rng"]["torch"])
@@ -316,8 +381,9 @@ def _resume(checkpointer, trainer, cfg, device) -> int:
     return int(extra["iteration"])
 
 
-def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture,
-            depth_errors: dict) -> dict:
+def _finish(
+    cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture, depth_errors: dict
+) -> dict:
     """Final picture and export, then metrics.json (with the hidden patches' depth errors in metres), the record
     and the finished marker (core.runs.finish)."""
     save_picture("reconstruction.png")
@@ -325,31 +391,53 @@ def _finish(cfg, model, out, loss_history, elapsed, images_done, config_file, de
     save_torch(export_state(load_checkpoint(ckpt), str(ckpt)), out / "backbone.pth")
     losses = [v for _, v in loss_history]
     window = max(1, min(100, len(losses) // 10))
-    metrics = {"loss": float(np.mean(losses[-window:])) if losses else None,
-               "loss_start": float(np.mean(losses[:window])) if losses else None,
-               "iterations": len(losses), "time_s": elapsed,
-               "images_per_s": images_done / elapsed if elapsed > 0 else 0.0,
-               "objective": model.objective, "backbone": model.arch()["backbone"], **depth_errors}
+    metrics = {
+        "loss": float(np.mean(losses[-window:])) if losses else None,
+        "loss_start": float(np.mean(losses[:window])) if losses else None,
+        "iterations": len(losses),
+        "time_s": elapsed,
+        "images_per_s": images_done / elapsed if elapsed > 0 else 0.0,
+        "objective": model.objective,
+        "backbone": model.arch()["backbone"],
+        **depth_errors,
+    }
     step = max(1, math.ceil(len(loss_history) / 200))
     history = loss_history[::step]
     if history and history[-1] != loss_history[-1]:
         history = history[:199] + [loss_history[-1]]
     names = parse_names(cfg.data.names)
     record = runs.record(
-        "pretrain", dataset="+".join(sorted({n.split("_")[0] for n in names})), task="pretrain",
-        backbone=metrics["backbone"], objective=model.objective,
-        init=Path(cfg.train.init_checkpoint).stem if cfg.train.init_checkpoint else "random", data_fraction=100,
-        seed=int(cfg.train.seed), iterations=len(losses),
+        "pretrain",
+        dataset="+".join(sorted({n.split("_")[0] for n in names})),
+        task="pretrain",
+        backbone=metrics["backbone"],
+        objective=model.objective,
+        init=Path(cfg.train.init_checkpoint).stem if cfg.train.init_checkpoint else "random",
+        data_fraction=100,
+        seed=int(cfg.train.seed),
+        iterations=len(losses),
         metrics={"loss": metrics["loss"], **{k: v for k, v in depth_errors.items() if isinstance(v, float)}}
-        if losses else {},
-        loss_history=history, config_file=config_file, config_hash=runs.config_hash(cfg, HASH_IGNORES),
-        device=device, output=out, tag=cfg.train.tag)
+        if losses
+        else {},
+        loss_history=history,
+        config_file=config_file,
+        config_hash=runs.config_hash(cfg, HASH_IGNORES),
+        device=device,
+        output=out,
+        tag=cfg.train.tag,
+    )
     runs.finish(out, metrics, record)
     e = depth_errors
-    depth = (f", hidden-patch depth AbsRel {e['depth_abs_rel']:.3f} RMSE {e['depth_rmse_m']:.3f} m delta<1.25 "
-             f"{100 * e['depth_delta1']:.1f} %" if e else "")
-    logger.info(f"done: {metrics['backbone']} {model.objective}, {len(losses)} iterations in {elapsed:.0f} s, loss "
-                f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}{depth}, export {out / 'backbone.pth'}")
+    depth = (
+        f", hidden-patch depth AbsRel {e['depth_abs_rel']:.3f} RMSE {e['depth_rmse_m']:.3f} m delta<1.25 "
+        f"{100 * e['depth_delta1']:.1f} %"
+        if e
+        else ""
+    )
+    logger.info(
+        f"done: {metrics['backbone']} {model.objective}, {len(losses)} iterations in {elapsed:.0f} s, loss "
+        f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}{depth}, export {out / 'backbone.pth'}"
+    )
     return metrics
 
 
@@ -364,8 +452,10 @@ def main(argv=None) -> int:
     parser.add_argument("--num-gpus", type=int, default=1, help="processes on this machine (or use torchrun)")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. model.rgb_mask_ratio=0.8")
     args = parser.parse_intermixed_args(argv)  # `--resume` may follow the overrides
-    return cli.run(lambda: launch(train, args.num_gpus, args=(load_config(args.config, args.overrides), args.resume,
-                                                              args.config)), USER_ERRORS)
+    return cli.run(
+        lambda: launch(train, args.num_gpus, args=(load_config(args.config, args.overrides), args.resume, args.config)),
+        USER_ERRORS,
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Reconstruction pictures: one row per sample; RGB, what the model saw, and predicted vs true depth/RGB, under
 column titles, with each row's depth colour bar in metres (predicted and true depth share its range)."""
+
 from __future__ import annotations
 
 from pathlib import Path

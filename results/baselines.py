@@ -4,6 +4,7 @@
 its checkpoint file is in place, and otherwise says where to get it (the entry's `note`) before any run
 fails on it. `results.report` uses `references` to put each baseline beside its paper rows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,12 +50,14 @@ def load_baselines(path: str | Path | None = None) -> dict[str, Baseline]:
     if not isinstance(entries, list):
         raise BaselineError(f"{path}:1: expected a list of entries, each starting with '- name: ...'")
     baselines: dict[str, Baseline] = {}
-    for entry, node in zip(entries, root.value):
+    for entry, node in zip(entries, root.value, strict=False):
         where = f"{path}:{node.start_mark.line + 1}"
         baseline = _parse(entry, where)
         if baseline.name in baselines:
-            raise BaselineError(f"{where}: baseline {baseline.name!r} is already defined at "
-                                f"{baselines[baseline.name].where}; names must be unique")
+            raise BaselineError(
+                f"{where}: baseline {baseline.name!r} is already defined at "
+                f"{baselines[baseline.name].where}; names must be unique"
+            )
         baselines[baseline.name] = baseline
     return baselines
 
@@ -70,15 +73,23 @@ def _parse(entry, where: str) -> Baseline:
         raise BaselineError(f"{where}: missing {missing}")
     name, init = str(entry["name"]), str(entry["init"])
     if not NAME.match(name):
-        raise BaselineError(f"{where}: name {name!r} must be lower-case letters, digits and '_' (it is a make argument)")
+        raise BaselineError(
+            f"{where}: name {name!r} must be lower-case letters, digits and '_' (it is a make argument)"
+        )
     if not SPEC.match(init):
         raise BaselineError(f"{where}: init {init!r} must be 'kind' or 'kind:PATH', e.g. 'mae:checkpoints/x.pth'")
     references = entry.get("references") or []
     if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
         raise BaselineError(f"{where}: references must be a list of paper.csv `method` names")
-    return Baseline(name=name, init=init, backbone=str(entry["backbone"]),
-                    pretrain_data=str(entry.get("pretrain_data") or ""), references=tuple(references),
-                    note=str(entry.get("note") or ""), where=where)
+    return Baseline(
+        name=name,
+        init=init,
+        backbone=str(entry["backbone"]),
+        pretrain_data=str(entry.get("pretrain_data") or ""),
+        references=tuple(references),
+        note=str(entry.get("note") or ""),
+        where=where,
+    )
 
 
 def check_references(baselines: dict[str, Baseline], methods: set[str]) -> None:
@@ -86,16 +97,19 @@ def check_references(baselines: dict[str, Baseline], methods: set[str]) -> None:
     for b in baselines.values():
         for ref in b.references:
             if ref not in methods:
-                raise BaselineError(f"{b.where}: reference {ref!r} of {b.name!r} is no `method` in paper.csv; "
-                                    f"known: {sorted(methods)}")
+                raise BaselineError(
+                    f"{b.where}: reference {ref!r} of {b.name!r} is no `method` in paper.csv; known: {sorted(methods)}"
+                )
 
 
 def init_spec(name: str, path: str | Path | None = None) -> str:
     """The benchmark initialisation spec for a baseline name."""
     baselines = load_baselines(path)
     if name not in baselines:
-        raise KeyError(f"no baseline {name!r} in {path or DEFAULT_PATH}; known: {', '.join(baselines)}. "
-                       "Add an entry there (see README 'Adding a baseline').")
+        raise KeyError(
+            f"no baseline {name!r} in {path or DEFAULT_PATH}; known: {', '.join(baselines)}. "
+            "Add an entry there (see README 'Adding a baseline')."
+        )
     return baselines[name].init
 
 
@@ -111,8 +125,10 @@ def require_checkpoint(name: str, path: str | Path | None = None) -> str:
     ckpt = checkpoint_path(spec)
     if ckpt is not None and not ckpt.is_file():
         where = f" ({baseline.note})" if baseline.note else ""
-        raise FileNotFoundError(f"baseline {name!r} ({baseline.where}) needs {ckpt}, which does not exist. "
-                                f"Get it from its source{where} and save it at {ckpt}, or fix `init` there.")
+        raise FileNotFoundError(
+            f"baseline {name!r} ({baseline.where}) needs {ckpt}, which does not exist. "
+            f"Get it from its source{where} and save it at {ckpt}, or fix `init` there."
+        )
     return spec
 
 

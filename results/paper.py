@@ -4,6 +4,7 @@ Each row is one number with its source and whether it was read in the primary so
 report can never show a number without saying where it came from. Empty `value` cells are numbers not
 yet established; they stay empty rather than being guessed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,8 +15,22 @@ from pathlib import Path
 from results.store import DATASETS, SPLITS, TASKS
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "paper.csv"
-COLUMNS = ("paper", "method", "backbone", "pretrain_data", "dataset", "split", "task", "metric",
-           "data_fraction", "value", "relative_to", "source", "verified", "note")
+COLUMNS = (
+    "paper",
+    "method",
+    "backbone",
+    "pretrain_data",
+    "dataset",
+    "split",
+    "task",
+    "metric",
+    "data_fraction",
+    "value",
+    "relative_to",
+    "source",
+    "verified",
+    "note",
+)
 METRIC = re.compile(r"^(sem_seg|bbox|segm|depth)/[A-Za-z0-9_]+$")
 
 
@@ -66,8 +81,9 @@ def _parse(row: dict, where: str) -> PaperRow:
         if row[key] not in allowed:
             raise PaperError(f"{where}: {key} {row[key]!r} is not one of {list(allowed)}")
     if not METRIC.match(row["metric"]):
-        raise PaperError(f"{where}: metric {row['metric']!r} is not a Detectron2 name such as sem_seg/mIoU, "
-                         "bbox/AP50, segm/AP50")
+        raise PaperError(
+            f"{where}: metric {row['metric']!r} is not a Detectron2 name such as sem_seg/mIoU, bbox/AP50, segm/AP50"
+        )
     try:
         fraction = int(row["data_fraction"])
     except ValueError:
@@ -83,8 +99,21 @@ def _parse(row: dict, where: str) -> PaperRow:
     verified = row["verified"] == "yes"
     if verified and value is None:
         raise PaperError(f"{where}: verified=yes needs a value; an unknown number cannot be verified")
-    return PaperRow(paper=row["paper"], method=row["method"], backbone=row["backbone"],
-                    pretrain_data=row["pretrain_data"], dataset=row["dataset"], split=row["split"],
-                    task=row["task"], metric=row["metric"], data_fraction=fraction, value=value, text=row["value"],
-                    relative_to=row["relative_to"], source=row["source"], verified=verified, note=row["note"],
-                    where=where)
+    return PaperRow(
+        paper=row["paper"],
+        method=row["method"],
+        backbone=row["backbone"],
+        pretrain_data=row["pretrain_data"],
+        dataset=row["dataset"],
+        split=row["split"],
+        task=row["task"],
+        metric=row["metric"],
+        data_fraction=fraction,
+        value=value,
+        text=row["value"],
+        relative_to=row["relative_to"],
+        source=row["source"],
+        verified=verified,
+        note=row["note"],
+        where=where,
+    )

@@ -1,4 +1,5 @@
 """The report's PNGs, drawn headless (Agg); each function returns the PNG bytes for the report to write."""
+
 from __future__ import annotations
 
 import io
@@ -37,7 +38,7 @@ def data_efficient(series: list[Series]) -> bytes:
 def loss_curves(runs: list[dict]) -> bytes:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for r in runs:
-        its, losses = zip(*r["loss_history"])
+        its, losses = zip(*r["loss_history"], strict=False)
         label = f"{r.get('objective') or r['init']} {r['backbone']} {r['dataset']} seed {r['seed']}"
         ax.plot(its, losses, label=label + (f" [{r['tag']}]" if r["tag"] else ""))
     ax.set_xlabel("iteration")

@@ -3,6 +3,7 @@
 A record the report cannot place (an unknown dataset, a missing split) is an error naming its file and
 line, never a row silently left out of a table.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -80,7 +81,8 @@ def _check(record: dict, where: str) -> None:
             bad(f"split {record.get('split')!r} is not one of {list(SPLITS)}")
     history = record.get("loss_history", [])
     if not isinstance(history, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in history):
+        isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in history
+    ):
         bad("loss_history must be a list of [iteration, loss] pairs of numbers")
 
 

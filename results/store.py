@@ -6,6 +6,7 @@ own committed file, `results/runs/<campaign>.jsonl`, which is what `results.repo
 report from. A second run of the same config and seed is kept as a repeat, so the report can average over
 every run.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -85,9 +86,11 @@ def append_record(record: dict, path: str | os.PathLike | None = None) -> Path:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
-            raise StoreWriteError(f"{target}: could not append the run record ({e.strerror or e}); the store is "
-                                  "unchanged. Free space or fix permissions there, then rerun (finished runs "
-                                  "keep their metrics.json)") from e
+            raise StoreWriteError(
+                f"{target}: could not append the run record ({e.strerror or e}); the store is "
+                "unchanged. Free space or fix permissions there, then rerun (finished runs "
+                "keep their metrics.json)"
+            ) from e
     return target
 
 
@@ -104,16 +107,19 @@ def iter_records(path: str | os.PathLike | None = None, missing_ok: bool = True)
     if not source.exists():
         if missing_ok:
             return
-        raise RecordError(f"{source}: no such run store; runs (`make pretrain`, `make bench-*`) create it when "
-                          "they finish: check the path")
+        raise RecordError(
+            f"{source}: no such run store; runs (`make pretrain`, `make bench-*`) create it when "
+            "they finish: check the path"
+        )
     with open(source, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             where = f"{source}:{lineno}"
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise RecordError(f"{where}: byte {raw[e.start]:#04x} at column {e.start + 1} is not UTF-8; fix "
-                                  "or delete that line") from None
+                raise RecordError(
+                    f"{where}: byte {raw[e.start]:#04x} at column {e.start + 1} is not UTF-8; fix or delete that line"
+                ) from None
             if not line.strip():
                 continue
             try:

@@ -5,6 +5,7 @@ method and the backbones match; the delta is then our mean minus the paper's val
 without a run still get a row (runs 0), so every table doubles as a to-do list. Paper cells keep the
 source's own digits; an unverified number carries a dagger.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -15,13 +16,38 @@ from results.paper import PaperRow
 from results.runs import REPRO_TAG, Stat, fmt_fraction, fmt_stat, summarize
 
 UNVERIFIED = "†"
-METRIC_NAMES = {"sem_seg/mIoU": "mIoU", "bbox/AP": "box AP", "bbox/AP50": "box AP50", "segm/AP": "mask AP",
-                "segm/AP50": "mask AP50", "depth/delta1": "δ<1.25", "depth/AbsRel": "AbsRel", "depth/RMSE": "RMSE m"}
+METRIC_NAMES = {
+    "sem_seg/mIoU": "mIoU",
+    "bbox/AP": "box AP",
+    "bbox/AP50": "box AP50",
+    "segm/AP": "mask AP",
+    "segm/AP50": "mask AP50",
+    "depth/delta1": "δ<1.25",
+    "depth/AbsRel": "AbsRel",
+    "depth/RMSE": "RMSE m",
+}
 DEPTH_METRICS = ("depth/delta1", "depth/AbsRel", "depth/RMSE")
 # Metrics shown for runs without a paper table; per-class entries (sem_seg/IoU-wall, ...) stay in the store.
-SUMMARY_METRICS = ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/mACC", "sem_seg/pACC", "bbox/AP", "bbox/AP50",
-                   "bbox/AP75", "segm/AP", "segm/AP50", "segm/AP75", "depth/delta1", "depth/delta2", "depth/delta3",
-                   "depth/AbsRel", "depth/SqRel", "depth/RMSE", "depth/RMSE_log", "depth/log10")
+SUMMARY_METRICS = (
+    "sem_seg/mIoU",
+    "sem_seg/fwIoU",
+    "sem_seg/mACC",
+    "sem_seg/pACC",
+    "bbox/AP",
+    "bbox/AP50",
+    "bbox/AP75",
+    "segm/AP",
+    "segm/AP50",
+    "segm/AP75",
+    "depth/delta1",
+    "depth/delta2",
+    "depth/delta3",
+    "depth/AbsRel",
+    "depth/SqRel",
+    "depth/RMSE",
+    "depth/RMSE_log",
+    "depth/log10",
+)
 OBJECTIVE_ORDER = ("random", "mae", "multimae", "mask3d")
 
 
@@ -38,15 +64,30 @@ PAPER_TABLES = (
     Spec("ScanNet semantic segmentation (val)", "scannet", "val", ("semseg",), ("sem_seg/mIoU",)),
     Spec("NYUv2 semantic segmentation (test)", "nyuv2", "test", ("semseg",), ("sem_seg/mIoU",)),
     Spec("Cityscapes semantic segmentation (val)", "cityscapes", "val", ("semseg",), ("sem_seg/mIoU",)),
-    Spec("ScanNet instance segmentation and detection (val)", "scannet", "val", ("insseg", "det"),
-         ("bbox/AP50", "segm/AP50")),
-    Spec("NYUv2 instance segmentation and detection (test)", "nyuv2", "test", ("insseg", "det"),
-         ("bbox/AP", "bbox/AP50", "segm/AP50")),
+    Spec(
+        "ScanNet instance segmentation and detection (val)",
+        "scannet",
+        "val",
+        ("insseg", "det"),
+        ("bbox/AP50", "segm/AP50"),
+    ),
+    Spec(
+        "NYUv2 instance segmentation and detection (test)",
+        "nyuv2",
+        "test",
+        ("insseg", "det"),
+        ("bbox/AP", "bbox/AP50", "segm/AP50"),
+    ),
     Spec("NYUv2 monocular depth estimation (test, Eigen crop)", "nyuv2", "test", ("depth",), DEPTH_METRICS),
     Spec("ScanNet monocular depth estimation (val)", "scannet", "val", ("depth",), DEPTH_METRICS),
 )
-DATA_EFFICIENT = Spec("Data-efficient ScanNet semantic segmentation (val, mIoU by % of training scenes)",
-                      "scannet", "val", ("semseg",), ("sem_seg/mIoU",))
+DATA_EFFICIENT = Spec(
+    "Data-efficient ScanNet semantic segmentation (val, mIoU by % of training scenes)",
+    "scannet",
+    "val",
+    ("semseg",),
+    ("sem_seg/mIoU",),
+)
 
 
 @dataclass
@@ -60,6 +101,7 @@ class Table:
 @dataclass
 class Series:
     """One line of a plot: `ys[i]` at `xs[i]`, `errs` the std (0 where unknown)."""
+
     label: str
     reference: bool
     xs: list[float]
@@ -77,8 +119,10 @@ class _Footnotes:
         return f"[{self.ids[key]}]"
 
     def lines(self) -> list[str]:
-        return [f"[{i}] {src}" + ("" if ok else f" ({UNVERIFIED} not verified against the primary source)")
-                for (src, ok), i in self.ids.items()]
+        return [
+            f"[{i}] {src}" + ("" if ok else f" ({UNVERIFIED} not verified against the primary source)")
+            for (src, ok), i in self.ids.items()
+        ]
 
 
 def paper_cell(row: PaperRow | None) -> str:
@@ -98,13 +142,21 @@ def _entries(rows: list[PaperRow]) -> dict[tuple, list[PaperRow]]:
 def comparable(record: dict) -> bool:
     """Whether a run may sit beside the paper's numbers: a full-size recipe on real data, outside campaigns.
     The CPU-sized `tiny` recipe and synthetic scenes check the pipeline; they measure nothing the paper did."""
-    return (record["kind"] == "finetune" and not record["tiny"] and record["dataset"] != "synthetic"
-            and record["tag"] != REPRO_TAG)
+    return (
+        record["kind"] == "finetune"
+        and not record["tiny"]
+        and record["dataset"] != "synthetic"
+        and record["tag"] != REPRO_TAG
+    )
 
 
 def _matches(record: dict, spec: Spec) -> bool:
-    return (comparable(record) and record["dataset"] == spec.dataset and record["split"] == spec.split
-            and record["task"] in spec.tasks)
+    return (
+        comparable(record)
+        and record["dataset"] == spec.dataset
+        and record["split"] == spec.split
+        and record["task"] in spec.tasks
+    )
 
 
 def _reference_for(init: str, backbone: str, entries, baselines: dict[str, Baseline]):
@@ -118,10 +170,19 @@ def _reference_for(init: str, backbone: str, entries, baselines: dict[str, Basel
     return None
 
 
-def paper_table(spec: Spec, paper: list[PaperRow], runs: list[dict], baselines: dict[str, Baseline],
-                placed: set[int]) -> Table:
-    refs = [r for r in paper if r.dataset == spec.dataset and r.split == spec.split and r.task in spec.tasks
-            and r.metric in spec.metrics and r.data_fraction == 100 and not r.relative_to]
+def paper_table(
+    spec: Spec, paper: list[PaperRow], runs: list[dict], baselines: dict[str, Baseline], placed: set[int]
+) -> Table:
+    refs = [
+        r
+        for r in paper
+        if r.dataset == spec.dataset
+        and r.split == spec.split
+        and r.task in spec.tasks
+        and r.metric in spec.metrics
+        and r.data_fraction == 100
+        and not r.relative_to
+    ]
     entries = _entries(refs)
     mine = [r for r in runs if _matches(r, spec) and r["data_fraction"] == 100]
     placed.update(id(r) for r in mine)
@@ -153,16 +214,19 @@ def paper_table(spec: Spec, paper: list[PaperRow], runs: list[dict], baselines: 
             pretrain = entry_key[3]
         else:
             pretrain = baseline.pretrain_data if baseline and baseline.backbone == group_key[1] else ""
-        cells = [entry_key[1] if entry_key else "", f"`{group_key[0]}`" if group_key else "",
-                 entry_key[2] if entry_key else group_key[1], pretrain]
+        cells = [
+            entry_key[1] if entry_key else "",
+            f"`{group_key[0]}`" if group_key else "",
+            entry_key[2] if entry_key else group_key[1],
+            pretrain,
+        ]
         if multi_task:
             ref_tasks = "/".join(sorted({r.task for r in ref_rows.values()}))
             cells.append(group_key[2] if group_key and group_key[2] else ref_tasks)
         for m in spec.metrics:
             ref = ref_rows.get(m)
             stat = summarize([r["metrics"][m] for r in records if m in r["metrics"]])
-            delta = (f"{stat.mean - ref.value:+.2f}" if stat.n and ref is not None and ref.value is not None
-                     else "")
+            delta = f"{stat.mean - ref.value:+.2f}" if stat.n and ref is not None and ref.value is not None else ""
             cells += [paper_cell(ref), fmt_stat(stat), delta]
         cells.append(str(len(records)) if group_key else "")
         cells.append("".join(dict.fromkeys(notes.cite(r) for r in ref_rows.values())))
@@ -177,22 +241,33 @@ def paper_table(spec: Spec, paper: list[PaperRow], runs: list[dict], baselines: 
     return table
 
 
-def data_efficient_table(spec: Spec, paper: list[PaperRow], runs: list[dict], baselines: dict[str, Baseline],
-                         placed: set[int]) -> tuple[Table, list[Series]]:
+def data_efficient_table(
+    spec: Spec, paper: list[PaperRow], runs: list[dict], baselines: dict[str, Baseline], placed: set[int]
+) -> tuple[Table, list[Series]]:
     metric = spec.metrics[0]
-    refs = [r for r in paper if r.dataset == spec.dataset and r.split == spec.split and r.task in spec.tasks
-            and r.metric == metric and not r.relative_to and r.value is not None]
+    refs = [
+        r
+        for r in paper
+        if r.dataset == spec.dataset
+        and r.split == spec.split
+        and r.task in spec.tasks
+        and r.metric == metric
+        and not r.relative_to
+        and r.value is not None
+    ]
     entries = {k: v for k, v in _entries(refs).items() if any(r.data_fraction < 100 for r in v)}
     mine = [r for r in runs if _matches(r, spec) and metric in r["metrics"]]
     placed.update(id(r) for r in mine)
     groups: dict[tuple, dict[float, list[float]]] = {}
     for r in mine:
         groups.setdefault((r["init"], r["backbone"]), defaultdict(list))[r["data_fraction"]].append(
-            r["metrics"][metric])
+            r["metrics"][metric]
+        )
     for b in baselines.values():
         groups.setdefault((b.name, b.backbone), defaultdict(list))
-    fractions = sorted({float(r.data_fraction) for rows in entries.values() for r in rows}
-                       | {f for g in groups.values() for f in g})
+    fractions = sorted(
+        {float(r.data_fraction) for rows in entries.values() for r in rows} | {f for g in groups.values() for f in g}
+    )
     table = Table(spec.title, ["Row", "Backbone"] + [f"{fmt_fraction(f)}%" for f in fractions] + ["Source"])
     notes = _Footnotes()
     series: list[Series] = []
@@ -208,22 +283,36 @@ def data_efficient_table(spec: Spec, paper: list[PaperRow], runs: list[dict], ba
         table.rows.append([f"`{key[0]}` (ours)", key[1]] + cells + [""])
         if stats:
             xs = sorted(stats)
-            series.append(Series(f"{key[0]} ({key[1]}, ours)", False, xs, [stats[x].mean for x in xs],
-                                 [stats[x].std or 0.0 for x in xs]))
+            series.append(
+                Series(
+                    f"{key[0]} ({key[1]}, ours)",
+                    False,
+                    xs,
+                    [stats[x].mean for x in xs],
+                    [stats[x].std or 0.0 for x in xs],
+                )
+            )
         return stats
 
     for entry_key, rows in entries.items():
         by_fraction = {float(r.data_fraction): r for r in rows}
-        table.rows.append([f"{entry_key[1]} (paper)", entry_key[2]]
-                          + [paper_cell(by_fraction.get(f)) for f in fractions]
-                          + ["".join(dict.fromkeys(notes.cite(r) for r in rows))])
+        table.rows.append(
+            [f"{entry_key[1]} (paper)", entry_key[2]]
+            + [paper_cell(by_fraction.get(f)) for f in fractions]
+            + ["".join(dict.fromkeys(notes.cite(r) for r in rows))]
+        )
         xs = sorted(by_fraction)
-        series.append(Series(f"{entry_key[1]} ({entry_key[2]}, paper)", True, xs,
-                             [by_fraction[x].value for x in xs], [0.0] * len(xs)))
+        series.append(
+            Series(
+                f"{entry_key[1]} ({entry_key[2]}, paper)", True, xs, [by_fraction[x].value for x in xs], [0.0] * len(xs)
+            )
+        )
         for key in attached.get(entry_key, []):
             stats = ours(key)
-            deltas = [f"{stats[f].mean - by_fraction[f].value:+.2f}" if f in stats and f in by_fraction else ""
-                      for f in fractions]
+            deltas = [
+                f"{stats[f].mean - by_fraction[f].value:+.2f}" if f in stats and f in by_fraction else ""
+                for f in fractions
+            ]
             if any(deltas):
                 table.rows.append([f"Δ `{key[0]}` − {entry_key[1]}", key[1]] + deltas + [""])
     for key in alone:
@@ -237,8 +326,10 @@ def headline_lines(paper: list[PaperRow], runs: list[dict], baselines: dict[str,
     lines = []
     for claim in (r for r in paper if r.relative_to):
         mark = "" if claim.verified else f" {UNVERIFIED}"
-        lines.append(f"- {claim.paper}: {claim.method} **{claim.value:+g}** {claim.metric} over "
-                     f"{claim.relative_to} on {claim.dataset} {claim.split}{mark} ({claim.source}).")
+        lines.append(
+            f"- {claim.paper}: {claim.method} **{claim.value:+g}** {claim.metric} over "
+            f"{claim.relative_to} on {claim.dataset} {claim.split}{mark} ({claim.source})."
+        )
         spec = Spec("", claim.dataset, claim.split, (claim.task,), (claim.metric,))
         values: dict[tuple, list[float]] = {}
         for r in runs:
@@ -248,12 +339,17 @@ def headline_lines(paper: list[PaperRow], runs: list[dict], baselines: dict[str,
         ours = [k for k in stats if claim.method in getattr(baselines.get(k[0]), "references", ())]
         if not ours:
             names = ", ".join(f"`{b.name}`" for b in baselines.values() if claim.method in b.references)
-            lines.append(f"  - ours: no run yet of {names or 'a baseline referencing ' + claim.method} "
-                         f"on {claim.dataset} {claim.split}.")
+            lines.append(
+                f"  - ours: no run yet of {names or 'a baseline referencing ' + claim.method} "
+                f"on {claim.dataset} {claim.split}."
+            )
         for k in ours:
             gaps = [f"− `{o[0]}` ({o[1]}) = {stats[k].mean - stats[o].mean:+.2f}" for o in stats if o != k]
-            lines.append(f"  - ours: `{k[0]}` ({k[1]}) {fmt_stat(stats[k])} (n={stats[k].n})"
-                         + (f"; {'; '.join(gaps)}" if gaps else "; no other run to compare with yet") + ".")
+            lines.append(
+                f"  - ours: `{k[0]}` ({k[1]}) {fmt_stat(stats[k])} (n={stats[k].n})"
+                + (f"; {'; '.join(gaps)}" if gaps else "; no other run to compare with yet")
+                + "."
+            )
     return lines
 
 
@@ -265,7 +361,7 @@ def runs_table(title: str, records: list[dict], keys: tuple[str, ...]) -> Table:
     metrics = [m for m in SUMMARY_METRICS if any(m in r["metrics"] for r in records)]
     table = Table(title, [k.replace("_", " ") for k in keys] + metrics + ["Runs"])
     for key, rs in groups.items():
-        cells = [fmt_fraction(v) if k == "data_fraction" else str(v) for k, v in zip(keys, key)]
+        cells = [fmt_fraction(v) if k == "data_fraction" else str(v) for k, v in zip(keys, key, strict=False)]
         cells += [fmt_stat(summarize([r["metrics"][m] for r in rs if m in r["metrics"]])) for m in metrics]
         table.rows.append(cells + [str(len(rs))])
     return table
@@ -290,8 +386,10 @@ def repro_mini(runs: list[dict]) -> tuple[Table, list[tuple[str, str, float, Sta
         rank = OBJECTIVE_ORDER.index(obj) if obj in OBJECTIVE_ORDER else len(OBJECTIVE_ORDER)
         return data, -fraction, rank, obj
 
-    table = Table("Mini reproduction (sem_seg/mIoU)",
-                  ["Data", "% scenes", "Pre-training", "mIoU", "Runs", "Δ vs random", "Δ vs mae"])
+    table = Table(
+        "Mini reproduction (sem_seg/mIoU)",
+        ["Data", "% scenes", "Pre-training", "mIoU", "Runs", "Δ vs random", "Δ vs mae"],
+    )
     bars = []
     for key in sorted(stats, key=order):
         data, fraction, obj = key

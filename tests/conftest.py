@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny synthetic RGB-D tree, generated and prepared once per test session."""
+
 import os
 import tempfile
 
@@ -22,10 +23,25 @@ def synthetic_root(tmp_path_factory):
     from tools import make_synthetic, prepare_scannet
 
     root = tmp_path_factory.mktemp("data")
-    make_synthetic.main(["--out", str(root / "synthetic_raw"), "--scenes", "4", "--frames-per-scene", "4",
-                         "--seed", "0", "--height", "96", "--width", "128"])
-    prepare_scannet.main(["--raw", str(root / "synthetic_raw"), "--out", str(root / "synthetic"),
-                          "--frame-skip", "1", "--workers", "1"])
+    make_synthetic.main(
+        [
+            "--out",
+            str(root / "synthetic_raw"),
+            "--scenes",
+            "4",
+            "--frames-per-scene",
+            "4",
+            "--seed",
+            "0",
+            "--height",
+            "96",
+            "--width",
+            "128",
+        ]
+    )
+    prepare_scannet.main(
+        ["--raw", str(root / "synthetic_raw"), "--out", str(root / "synthetic"), "--frame-skip", "1", "--workers", "1"]
+    )
     os.environ["MASK3D_DATA"] = str(root)
     from datasets.builtin import register_all
 

@@ -3,6 +3,7 @@
 Every frame shows the same rectangles (fractions of the image), so tests can assert exact mapped values:
 `SCANNET_OBJECTS` lists (ScanNet label id, instance id, y0, y1, x0, x1). The tsv rows follow the official
 `scannetv2-labels.combined.tsv` header; NYUv2 is written with h5py in MATLAB v7.3's reversed axis order."""
+
 import json
 import os
 
@@ -12,17 +13,26 @@ import numpy as np
 from datasets.labels import NYU40_CLASSES, SCANNET_TSV_COLUMNS, SCANNET_TSV_NAME
 
 # (ScanNet id, raw category, nyu40id, nyu40 class); id 40 is deliberately absent (an unknown id in tests).
-TSV_ROWS = ((1, "wall", 1, "wall"), (2, "chair", 5, "chair"), (3, "floor", 2, "floor"), (4, "table", 7, "table"),
-            (14, "picture", 11, "picture"), (18, "monitor", 40, "otherprop"), (22, "pillow", 18, "pillow"),
-            (39, "ceiling", 22, "ceiling"))
+TSV_ROWS = (
+    (1, "wall", 1, "wall"),
+    (2, "chair", 5, "chair"),
+    (3, "floor", 2, "floor"),
+    (4, "table", 7, "table"),
+    (14, "picture", 11, "picture"),
+    (18, "monitor", 40, "otherprop"),
+    (22, "pillow", 18, "pillow"),
+    (39, "ceiling", 22, "ceiling"),
+)
 # (scannet id, instance id, y0, y1, x0, x1), drawn in order; fractions of the frame.
-SCANNET_OBJECTS = ((1, 1, 0.0, 0.5, 0.0, 1.0),        # wall      -> nyu40 1  -> train id 0, not a thing
-                   (3, 2, 0.75, 1.0, 0.0, 1.0),       # floor     -> nyu40 2  -> train id 1, not a thing
-                   (2, 3, 0.5, 0.75, 0.0, 0.25),      # chair     -> nyu40 5  -> train id 4, thing 2
-                   (18, 4, 0.5, 0.75, 0.25, 0.5),     # monitor   -> nyu40 40 -> 255 (20 cls) / 39 (40 cls)
-                   (4, 5, 0.5, 0.75, 0.5, 1.0),       # table     -> nyu40 7  -> train id 6, thing 4
-                   (14, 6, 0.125, 0.375, 0.25, 0.5),  # picture   -> nyu40 11 -> train id 10, thing 8
-                   (2, 7, 0.0, 0.0625, 0.875, 0.90625))  # tiny chair (dropped by the size threshold)
+SCANNET_OBJECTS = (
+    (1, 1, 0.0, 0.5, 0.0, 1.0),  # wall      -> nyu40 1  -> train id 0, not a thing
+    (3, 2, 0.75, 1.0, 0.0, 1.0),  # floor     -> nyu40 2  -> train id 1, not a thing
+    (2, 3, 0.5, 0.75, 0.0, 0.25),  # chair     -> nyu40 5  -> train id 4, thing 2
+    (18, 4, 0.5, 0.75, 0.25, 0.5),  # monitor   -> nyu40 40 -> 255 (20 cls) / 39 (40 cls)
+    (4, 5, 0.5, 0.75, 0.5, 1.0),  # table     -> nyu40 7  -> train id 6, thing 4
+    (14, 6, 0.125, 0.375, 0.25, 0.5),  # picture   -> nyu40 11 -> train id 10, thing 8
+    (2, 7, 0.0, 0.0625, 0.875, 0.90625),
+)  # tiny chair (dropped by the size threshold)
 # Colour intrinsics of a real ScanNet scene at 1296x968, scaled to whatever size is written.
 SCANNET_K = np.array([[1169.621094, 0.0, 646.295044], [0.0, 1167.105103, 489.927032], [0.0, 0.0, 1.0]])
 
@@ -57,7 +67,7 @@ def object_maps(hw, objects=SCANNET_OBJECTS):
 
 def depth_mm(hw, frame):
     """Depth in millimetres: a ramp that differs per frame, with an invalid (0) corner."""
-    y, x = np.mgrid[0:hw[0], 0:hw[1]]
+    y, x = np.mgrid[0 : hw[0], 0 : hw[1]]
     d = (1000 + 100 * frame + 7 * y * 480 // hw[0] + 3 * x * 640 // hw[1]).astype(np.uint16)
     d[: hw[0] // 8, : hw[1] // 8] = 0
     return d
@@ -65,9 +75,10 @@ def depth_mm(hw, frame):
 
 def color_image(hw, frame, realistic=False, seed=0):
     """RGB uint8; `realistic` adds blurred texture so JPEG codecs work as hard as on camera frames."""
-    y, x = np.mgrid[0:hw[0], 0:hw[1]]
-    img = np.stack([(x * 255 // max(hw[1] - 1, 1)), (y * 255 // max(hw[0] - 1, 1)),
-                    np.full(hw, (40 * frame) % 256)], -1).astype(np.uint8)
+    y, x = np.mgrid[0 : hw[0], 0 : hw[1]]
+    img = np.stack(
+        [(x * 255 // max(hw[1] - 1, 1)), (y * 255 // max(hw[0] - 1, 1)), np.full(hw, (40 * frame) % 256)], -1
+    ).astype(np.uint8)
     if realistic:
         noise = np.random.default_rng(seed + frame).integers(0, 40, img.shape, dtype=np.uint8)
         img = cv2.GaussianBlur(cv2.add(img, noise), (3, 3), 0)
@@ -105,8 +116,16 @@ def _k4(hw):
     return k
 
 
-def scannet_export(root, scenes=("scene0000_00", "scene0001_00"), val_scenes=("scene0002_00",), frames=3,
-                   color_hw=(96, 128), depth_hw=(48, 64), realistic=False, lost=()):
+def scannet_export(
+    root,
+    scenes=("scene0000_00", "scene0001_00"),
+    val_scenes=("scene0002_00",),
+    frames=3,
+    color_hw=(96, 128),
+    depth_hw=(48, 64),
+    realistic=False,
+    lost=(),
+):
     """ScanNet as SensReader exports it plus the unzipped label-filt/instance-filt archives. Frame f of the
     i-th scene has pose `fixture_pose(i, f)`, or `LOST_POSE` when (scene, f) is in `lost`."""
     os.makedirs(root, exist_ok=True)
@@ -126,13 +145,21 @@ def scannet_export(root, scenes=("scene0000_00", "scene0001_00"), val_scenes=("s
             _write(os.path.join(sdir, "depth", f"{f}.png"), depth_mm(depth_hw, f))
             _write(os.path.join(sdir, "label-filt", f"{f}.png"), label)
             _write(os.path.join(sdir, "instance-filt", f"{f}.png"), inst)
-            _write_matrix(os.path.join(sdir, "pose", f"{f}.txt"),
-                          LOST_POSE if (scene, f) in lost else fixture_pose(i, f))
+            _write_matrix(
+                os.path.join(sdir, "pose", f"{f}.txt"), LOST_POSE if (scene, f) in lost else fixture_pose(i, f)
+            )
     return root
 
 
-def scannet_frames25k(root, scenes=("scene0000_00",), val_scenes=("scene0001_00",), frames=2,
-                      color_hw=(96, 128), depth_hw=(48, 64), lost=()):
+def scannet_frames25k(
+    root,
+    scenes=("scene0000_00",),
+    val_scenes=("scene0001_00",),
+    frames=2,
+    color_hw=(96, 128),
+    depth_hw=(48, 64),
+    lost=(),
+):
     """The scannet_frames_25k layout: NYU40 8-bit labels, 16-bit `nyu40 * 1000 + id` instances, poses as
     SensReader writes them under `pose/NNNNNN.txt` (`fixture_pose(i, f)` of frame f of the i-th scene, stem
     `100 * f`; `LOST_POSE` when (scene, stem) is in `lost`)."""
@@ -155,16 +182,23 @@ def scannet_frames25k(root, scenes=("scene0000_00",), val_scenes=("scene0001_00"
             _write(os.path.join(sdir, "depth", stem + ".png"), depth_mm(depth_hw, f))
             _write(os.path.join(sdir, "label", stem + ".png"), nyu)
             _write(os.path.join(sdir, "instance", stem + ".png"), inst25k)
-            _write_matrix(os.path.join(sdir, "pose", stem + ".txt"),
-                          LOST_POSE if (scene, stem) in lost else fixture_pose(i, f))
+            _write_matrix(
+                os.path.join(sdir, "pose", stem + ".txt"), LOST_POSE if (scene, stem) in lost else fixture_pose(i, f)
+            )
     return root
 
 
 # NYUv2: raw 894-class ids used by the fixture and their NYU40 targets in the fixture's classMapping40.
 NYU_RAW_TO_40 = {21: 1, 11: 2, 5: 5, 19: 7, 28: 3, 4: 22, 894: 40}
 # (raw class, instance number, y0, y1, x0, x1): two chairs share raw class 5 with instance numbers 1 and 2.
-NYU_OBJECTS = ((21, 1, 0.0, 0.5, 0.0, 1.0), (11, 1, 0.75, 1.0, 0.0, 1.0), (5, 1, 0.5, 0.75, 0.0, 0.25),
-               (5, 2, 0.5, 0.75, 0.25, 0.5), (19, 1, 0.5, 0.75, 0.5, 1.0), (4, 1, 0.0, 0.125, 0.0, 0.25))
+NYU_OBJECTS = (
+    (21, 1, 0.0, 0.5, 0.0, 1.0),
+    (11, 1, 0.75, 1.0, 0.0, 1.0),
+    (5, 1, 0.5, 0.75, 0.0, 0.25),
+    (5, 2, 0.5, 0.75, 0.25, 0.5),
+    (19, 1, 0.5, 0.75, 0.5, 1.0),
+    (4, 1, 0.0, 0.125, 0.0, 0.25),
+)
 
 
 def nyuv2_mat(folder, n=4, hw=(24, 32), train=(1, 3), test=(2, 4)):
@@ -196,8 +230,10 @@ def nyuv2_mat(folder, n=4, hw=(24, 32), train=(1, 3), test=(2, 4)):
         f.create_dataset("instances", data=instances.transpose(0, 2, 1))
     with open(mat, "r+b") as f:  # the MATLAB v7.3 text header in the HDF5 user block
         f.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .")
-    savemat(os.path.join(folder, "splits.mat"), {"trainNdxs": np.array(train, float)[:, None],
-                                                 "testNdxs": np.array(test, float)[:, None]})
+    savemat(
+        os.path.join(folder, "splits.mat"),
+        {"trainNdxs": np.array(train, float)[:, None], "testNdxs": np.array(test, float)[:, None]},
+    )
     map_class = np.full((1, 894), 40.0)  # every raw class not in the fixture is "otherprop"
     for raw, c40 in NYU_RAW_TO_40.items():
         map_class[0, raw - 1] = c40
@@ -208,9 +244,10 @@ def nyuv2_mat(folder, n=4, hw=(24, 32), train=(1, 3), test=(2, 4)):
 
 
 # Cityscapes: a car (instance), a person (instance), road and sky on every image; camera of aachen_000000.
-CITYSCAPES_CAMERA = {"extrinsic": {"baseline": 0.209313, "pitch": 0.038, "roll": 0.0, "x": 1.7, "y": 0.1,
-                                   "yaw": -0.0195, "z": 1.22},
-                     "intrinsic": {"fx": 2262.52, "fy": 2265.3017905988554, "u0": 1096.98, "v0": 513.137}}
+CITYSCAPES_CAMERA = {
+    "extrinsic": {"baseline": 0.209313, "pitch": 0.038, "roll": 0.0, "x": 1.7, "y": 0.1, "yaw": -0.0195, "z": 1.22},
+    "intrinsic": {"fx": 2262.52, "fy": 2265.3017905988554, "u0": 1096.98, "v0": 513.137},
+}
 CITYSCAPES_DISPARITIES = (8, 16, 32, 64)
 
 
@@ -223,17 +260,26 @@ def cityscapes(root, splits=(("train", "aachen", 2), ("val", "frankfurt", 1)), h
     from cityscapesscripts.preparation.json2labelImg import createLabelImage
 
     h, w = hw
-    objects = [("sky", (0, 0, w, h // 4)), ("road", (0, h // 2, w, h)),
-               ("car", (w // 8, h // 2, w // 2, 3 * h // 4)), ("person", (5 * w // 8, h // 4, 3 * w // 4, 3 * h // 4))]
+    objects = [
+        ("sky", (0, 0, w, h // 4)),
+        ("road", (0, h // 2, w, h)),
+        ("car", (w // 8, h // 2, w // 2, 3 * h // 4)),
+        ("person", (5 * w // 8, h // 4, 3 * w // 4, 3 * h // 4)),
+    ]
     for split, city, count in splits:
         for i in range(count):
             base = f"{city}_{i:06d}_000019"
             img_dir = os.path.join(root, "leftImg8bit", split, city)
             gt_dir = os.path.join(root, "gtFine", split, city)
             _write(os.path.join(img_dir, base + "_leftImg8bit.png"), color_image(hw, i), rgb=True)
-            poly = {"imgHeight": h, "imgWidth": w,
-                    "objects": [{"label": lab, "polygon": [[x0, y0], [x1 - 1, y0], [x1 - 1, y1 - 1], [x0, y1 - 1]]}
-                                for lab, (x0, y0, x1, y1) in objects]}
+            poly = {
+                "imgHeight": h,
+                "imgWidth": w,
+                "objects": [
+                    {"label": lab, "polygon": [[x0, y0], [x1 - 1, y0], [x1 - 1, y1 - 1], [x0, y1 - 1]]}
+                    for lab, (x0, y0, x1, y1) in objects
+                ],
+            }
             jpath = os.path.join(gt_dir, base + "_gtFine_polygons.json")
             os.makedirs(gt_dir, exist_ok=True)
             with open(jpath, "w") as f:

@@ -1,12 +1,12 @@
 """Monocular depth estimation: splits, mapper, loss, evaluator metrics by hand, and a tiny run end to end."""
+
 import math
 
 import cv2
+import detectron2.data.transforms as T
 import numpy as np
 import pytest
 import torch
-
-import detectron2.data.transforms as T
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from benchmark import train_net
@@ -17,8 +17,10 @@ from datasets.depth import register_depth
 from results.store import read_records
 
 CONFIG = "benchmark/configs/scannet/depth_vit_b.py"
-SYNTHETIC = ["dataloader.train.dataset.names=synthetic_depth_train",
-             "dataloader.test.dataset.names=synthetic_depth_val"]
+SYNTHETIC = [
+    "dataloader.train.dataset.names=synthetic_depth_train",
+    "dataloader.test.dataset.names=synthetic_depth_val",
+]
 
 
 def _png(path, metres):
@@ -48,14 +50,22 @@ def test_metrics_match_a_hand_computation_over_valid_pixels_only(tmp_path):
     gt = _png(tmp_path / "a.png", [[1, 2], [4, 0]])  # 0: invalid
     empty = _png(tmp_path / "b.png", [[0, 0], [12, 12]])  # nothing in range: left out of the mean
     evaluator = _evaluator("hand_depth", min_depth=1e-3, max_depth=10.0)
-    evaluator.process([{"file_name": "a.jpg", "depth_file_name": gt}, {"file_name": "b.jpg", "depth_file_name": empty}],
-                      [{"depth": torch.tensor([[1.0, 1.0], [3.0, 5.0]])}, {"depth": torch.ones(2, 2)}])
+    evaluator.process(
+        [{"file_name": "a.jpg", "depth_file_name": gt}, {"file_name": "b.jpg", "depth_file_name": empty}],
+        [{"depth": torch.tensor([[1.0, 1.0], [3.0, 5.0]])}, {"depth": torch.ones(2, 2)}],
+    )
     m = evaluator.evaluate()["depth"]
     # valid (gt, pred): (1, 1), (2, 1), (4, 3); ratios 1, 2, 4/3
-    expected = {"delta1": 1 / 3, "delta2": 2 / 3, "delta3": 2 / 3, "AbsRel": (0 + 1 / 2 + 1 / 4) / 3,
-                "SqRel": (0 + 1 / 2 + 1 / 4) / 3, "RMSE": math.sqrt(2 / 3),
-                "RMSE_log": math.sqrt((math.log(2) ** 2 + math.log(4 / 3) ** 2) / 3),
-                "log10": (math.log10(2) + math.log10(4 / 3)) / 3}
+    expected = {
+        "delta1": 1 / 3,
+        "delta2": 2 / 3,
+        "delta3": 2 / 3,
+        "AbsRel": (0 + 1 / 2 + 1 / 4) / 3,
+        "SqRel": (0 + 1 / 2 + 1 / 4) / 3,
+        "RMSE": math.sqrt(2 / 3),
+        "RMSE_log": math.sqrt((math.log(2) ** 2 + math.log(4 / 3) ** 2) / 3),
+        "log10": (math.log10(2) + math.log10(4 / 3)) / 3,
+    }
     assert m == pytest.approx(expected, abs=1e-6)
 
 
@@ -68,8 +78,10 @@ def test_eigen_crop_scales_to_the_frame_and_an_all_invalid_set_is_an_error(tmp_p
     assert evaluator.evaluate()["depth"]["AbsRel"] == 0.0
 
     evaluator = _evaluator("invalid_depth", min_depth=1e-3, max_depth=10.0)
-    evaluator.process([{"file_name": "a.jpg", "depth_file_name": _png(tmp_path / "z.png", np.zeros((2, 2)))}],
-                      [{"depth": torch.ones(2, 2)}])
+    evaluator.process(
+        [{"file_name": "a.jpg", "depth_file_name": _png(tmp_path / "z.png", np.zeros((2, 2)))}],
+        [{"depth": torch.ones(2, 2)}],
+    )
     with pytest.raises(DepthError, match="invalid_depth: none of its 1 frames has a valid depth"):
         evaluator.evaluate()
 
@@ -105,23 +117,27 @@ def test_an_all_invalid_training_batch_is_an_error_naming_its_files(synthetic_ro
     from detectron2.config import instantiate
 
     model = instantiate(cfg.model).train()
-    batch = [{"image": torch.zeros(3, 96, 128), "depth": torch.zeros(96, 128), "depth_file_name": f"f{i}.png"}
-             for i in range(2)]
+    batch = [
+        {"image": torch.zeros(3, 96, 128), "depth": torch.zeros(96, 128), "depth_file_name": f"f{i}.png"}
+        for i in range(2)
+    ]
     with pytest.raises(DepthError, match=r"no valid depth pixel in the whole batch \(f0.png, f1.png\)"):
         model(batch)
 
 
 def test_tiny_depth_run_trains_evaluates_and_records(synthetic_root, tmp_path):
     out = tmp_path / "run"
-    assert train_net.main(["--config-file", CONFIG, "--tiny", *SYNTHETIC, "train.max_iter=3",
-                           f"train.output_dir={out}"]) == 0
+    assert (
+        train_net.main(["--config-file", CONFIG, "--tiny", *SYNTHETIC, "train.max_iter=3", f"train.output_dir={out}"])
+        == 0
+    )
     (record,) = read_records()
     assert (record["task"], record["dataset"], record["split"], record["tiny"]) == ("depth", "synthetic", "val", True)
     m = record["metrics"]
-    assert set(m) == {f"depth/{k}" for k in ("delta1", "delta2", "delta3", "AbsRel", "SqRel", "RMSE", "RMSE_log",
-                                              "log10")}
+    assert set(m) == {
+        f"depth/{k}" for k in ("delta1", "delta2", "delta3", "AbsRel", "SqRel", "RMSE", "RMSE_log", "log10")
+    }
     assert 0 <= m["depth/delta1"] <= m["depth/delta2"] <= m["depth/delta3"] <= 1 and m["depth/RMSE"] > 0
-
 
 
 @pytest.fixture
@@ -144,12 +160,18 @@ def test_nyuv2_depth_keeps_image_and_depth_with_the_eigen_crop(fake_nyuv2):
     assert not any("sem_seg_file_name" in d for d in dicts)
     meta = MetadataCatalog.get("nyuv2_depth_test")
     assert (meta.evaluator_type, tuple(meta.eval_crop), tuple(meta.eval_crop_frame), meta.max_depth) == (
-        "depth", (45, 471, 41, 601), (480, 640), 10.0)
+        "depth",
+        (45, 471, 41, 601),
+        (480, 640),
+        10.0,
+    )
 
 
 def test_a_source_frame_without_depth_is_an_error_naming_it(fake_nyuv2):
     del fake_nyuv2[1]["depth_file_name"]
     register_depth(["nyuv2_sem_seg_test"], {})
-    with pytest.raises(ValueError, match=f"nyuv2_depth_test: frame {fake_nyuv2[1]['file_name']} of "
-                                         "nyuv2_sem_seg_test has no depth_file_name"):
+    with pytest.raises(
+        ValueError,
+        match=f"nyuv2_depth_test: frame {fake_nyuv2[1]['file_name']} of nyuv2_sem_seg_test has no depth_file_name",
+    ):
         get_dicts("nyuv2_depth_test")

@@ -1,15 +1,15 @@
 """Evaluators give 100 on perfect predictions and the hand-computed numbers on imperfect ones."""
+
 import math
 
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 import torch
-from PIL import Image
-
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
 from detectron2.structures import Boxes, BoxMode, Instances
+from PIL import Image
 
 from benchmark.evaluation import format_metric, read_label_png, record_metrics, task_of
 
@@ -28,8 +28,21 @@ def semseg_set(tmp_path):
     gt = np.array([[0, 0, 1, 1], [0, 255, 1, 1]], dtype=np.uint8)
     Image.fromarray(gt).save(tmp_path / "gt.png")
     name = "bench_test_sem_seg"
-    _register(name, [{"file_name": "img.jpg", "sem_seg_file_name": str(tmp_path / "gt.png"), "height": 2, "width": 4,
-                      "image_id": "0"}], stuff_classes=["a", "b"], ignore_label=255, evaluator_type="sem_seg")
+    _register(
+        name,
+        [
+            {
+                "file_name": "img.jpg",
+                "sem_seg_file_name": str(tmp_path / "gt.png"),
+                "height": 2,
+                "width": 4,
+                "image_id": "0",
+            }
+        ],
+        stuff_classes=["a", "b"],
+        ignore_label=255,
+        evaluator_type="sem_seg",
+    )
     return name, gt
 
 
@@ -72,11 +85,17 @@ def instance_set():
     masks[0, 2:12, 2:12] = True
     masks[1, 16:30, 14:30] = True
     boxes = [[2.0, 2.0, 12.0, 12.0], [14.0, 16.0, 30.0, 30.0]]
-    anns = [{"bbox": b, "bbox_mode": BoxMode.XYXY_ABS, "category_id": c, "segmentation": _rle(m), "iscrowd": 0}
-            for c, (b, m) in enumerate(zip(boxes, masks))]
+    anns = [
+        {"bbox": b, "bbox_mode": BoxMode.XYXY_ABS, "category_id": c, "segmentation": _rle(m), "iscrowd": 0}
+        for c, (b, m) in enumerate(zip(boxes, masks, strict=False))
+    ]
     name = "bench_test_instance"
-    _register(name, [{"file_name": "img.jpg", "height": 32, "width": 32, "image_id": "0", "annotations": anns}],
-              thing_classes=["a", "b"], evaluator_type="coco")
+    _register(
+        name,
+        [{"file_name": "img.jpg", "height": 32, "width": 32, "image_id": "0", "annotations": anns}],
+        thing_classes=["a", "b"],
+        evaluator_type="coco",
+    )
     return name, masks, boxes
 
 
@@ -114,11 +133,20 @@ def test_coco_hand_made_imperfect_prediction(instance_set, tmp_path):
 
 def test_records_keep_finite_metrics_and_count_no_detections_as_zero():
     nan = float("nan")
-    results = {"bbox": {"AP": nan, "AP50": nan, "AP75": nan, "APs": nan},
-               "segm": {"AP": 12.5, "AP50": 30.0, "AP75": 10.0, "APs": nan, "AP-chair": 7.0}}
+    results = {
+        "bbox": {"AP": nan, "AP50": nan, "AP75": nan, "APs": nan},
+        "segm": {"AP": 12.5, "AP50": 30.0, "AP75": 10.0, "APs": nan, "AP-chair": 7.0},
+    }
     metrics = record_metrics(results)
-    assert metrics == {"bbox/AP": 0.0, "bbox/AP50": 0.0, "bbox/AP75": 0.0, "segm/AP": 12.5, "segm/AP50": 30.0,
-                       "segm/AP75": 10.0, "segm/AP-chair": 7.0}
+    assert metrics == {
+        "bbox/AP": 0.0,
+        "bbox/AP50": 0.0,
+        "bbox/AP75": 0.0,
+        "segm/AP": 12.5,
+        "segm/AP50": 30.0,
+        "segm/AP75": 10.0,
+        "segm/AP-chair": 7.0,
+    }
     assert all(math.isfinite(v) for v in metrics.values())
     assert task_of(results) == "insseg"
     assert task_of({"bbox": {}}) == "det"

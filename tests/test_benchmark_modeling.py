@@ -1,8 +1,8 @@
 """Model glue: frames whose size is no multiple of 32 go through every ViT meta-architecture."""
+
 import numpy as np
 import pytest
 import torch
-
 from detectron2.config import LazyConfig, instantiate
 from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
@@ -23,12 +23,13 @@ def _image():
     return torch.from_numpy(np.random.default_rng(0).integers(0, 255, (3, H, W), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("config", ["benchmark/configs/scannet/semseg_vit_b.py",
-                                    "benchmark/configs/scannet/semseg_vit_b_upernet.py"])
+@pytest.mark.parametrize(
+    "config", ["benchmark/configs/scannet/semseg_vit_b.py", "benchmark/configs/scannet/semseg_vit_b_upernet.py"]
+)
 def test_semseg_trains_and_predicts_at_any_frame_size(config):
     model = _model(config)
     target = torch.zeros(H, W, dtype=torch.long)
-    target[:, W // 2:] = 1
+    target[:, W // 2 :] = 1
     target[0] = 255
     with EventStorage(0):
         losses = model([{"image": _image(), "sem_seg": target}])

@@ -1,5 +1,6 @@
 """Linear probes on frozen encoders: both protocols end to end, chance level without information, exact
 features of an export, bad inputs."""
+
 import json
 
 import numpy as np
@@ -89,8 +90,10 @@ def test_bad_inputs(synthetic_root, tmp_path):
     torch.save({"model": {}, "meta": {"embed_dim": 8}}, bad)
     with pytest.raises(probe.ProbeError, match="meta lacks"):
         probe.build_encoder(inits.parse("random"), like=bad)
-    assert probe.main(["--init", "random", "--dataset", "synthetic", "--task", "depth,seg",
-                       "--output-dir", str(tmp_path)]) == 1
+    assert (
+        probe.main(["--init", "random", "--dataset", "synthetic", "--task", "depth,seg", "--output-dir", str(tmp_path)])
+        == 1
+    )
 
 
 def test_timm_vit_init_runs_at_the_probe_size(tmp_path):

@@ -1,4 +1,5 @@
 """`make bench-*`'s driver: default init, data fallback and messages, and the report beside paper rows."""
+
 import csv
 import os
 
@@ -19,7 +20,8 @@ def test_bench_scannet_falls_back_to_synthetic_and_prints_paper_rows(synthetic_r
     assert out.splitlines()[-1].endswith(" %")
     records = read_records()
     assert [(r["task"], r["dataset"], r["backbone"], r["init"], r["iterations"]) for r in records] == [
-        ("semseg", "synthetic", "vit_e96d4", "random", 2)]
+        ("semseg", "synthetic", "vit_e96d4", "random", 2)
+    ]
     assert (tmp_path / "synthetic/semseg_vit_e96d4_tiny/random/seed0/metrics.json").is_file()  # the model trained
 
 
@@ -44,26 +46,76 @@ def test_absent_dataset_names_its_preparation_command(synthetic_root, capsys):
 
 def test_report_puts_paper_rows_beside_our_metrics(tmp_path):
     paper = tmp_path / "paper.csv"
-    fields = ["paper", "method", "backbone", "pretrain_data", "dataset", "split", "task", "metric", "data_fraction",
-              "value", "relative_to", "source", "verified", "note"]
-    rows = [dict(method="Pri3D", backbone="r50", dataset="nyuv2", task="insseg", metric="segm/AP50",
-                 data_fraction="100", value="29.5", verified="yes"),
-            dict(method="Mask3D", backbone="vit_b", dataset="nyuv2", task="det", metric="bbox/AP", data_fraction="100",
-                 value="25.9", verified="no"),
-            dict(method="Pri3D", backbone="r50", dataset="nyuv2", task="insseg", metric="segm/AP50",
-                 data_fraction="20", value="11.0", verified="yes"),
-            dict(method="X", backbone="r50", dataset="scannet", task="insseg", metric="segm/AP50",
-                 data_fraction="100", value="1.0", verified="yes")]
+    fields = [
+        "paper",
+        "method",
+        "backbone",
+        "pretrain_data",
+        "dataset",
+        "split",
+        "task",
+        "metric",
+        "data_fraction",
+        "value",
+        "relative_to",
+        "source",
+        "verified",
+        "note",
+    ]
+    rows = [
+        dict(
+            method="Pri3D",
+            backbone="r50",
+            dataset="nyuv2",
+            task="insseg",
+            metric="segm/AP50",
+            data_fraction="100",
+            value="29.5",
+            verified="yes",
+        ),
+        dict(
+            method="Mask3D",
+            backbone="vit_b",
+            dataset="nyuv2",
+            task="det",
+            metric="bbox/AP",
+            data_fraction="100",
+            value="25.9",
+            verified="no",
+        ),
+        dict(
+            method="Pri3D",
+            backbone="r50",
+            dataset="nyuv2",
+            task="insseg",
+            metric="segm/AP50",
+            data_fraction="20",
+            value="11.0",
+            verified="yes",
+        ),
+        dict(
+            method="X",
+            backbone="r50",
+            dataset="scannet",
+            task="insseg",
+            metric="segm/AP50",
+            data_fraction="100",
+            value="1.0",
+            verified="yes",
+        ),
+    ]
     with open(paper, "w", newline="") as f:
         writer = csv.DictWriter(f, fields)
         writer.writeheader()
         writer.writerows({k: r.get(k, "") for k in fields} for r in rows)
     record = {"task": "insseg", "tiny": True, "metrics": {"bbox/AP": 3.0, "segm/AP50": 7.25, "segm/AP": 2.0}}
     lines = suite.report("nyuv2", "nyuv2", [record], paper).splitlines()
-    assert any(line.split()[:4] == ["insseg", "segm/AP50", "7.25", "%"] and line.endswith("Pri3D r50 29.5")
-               for line in lines)
-    assert any(line.split()[:4] == ["insseg", "bbox/AP", "3.00", "%"] and line.endswith("Mask3D vit_b 25.9†")
-               for line in lines)
+    assert any(
+        line.split()[:4] == ["insseg", "segm/AP50", "7.25", "%"] and line.endswith("Pri3D r50 29.5") for line in lines
+    )
+    assert any(
+        line.split()[:4] == ["insseg", "bbox/AP", "3.00", "%"] and line.endswith("Mask3D vit_b 25.9†") for line in lines
+    )
     assert "bbox/AP50" not in "\n".join(lines) and "tiny models" in lines[-1]
 
 

@@ -2,6 +2,7 @@
 file: metrics.json, one store record, the finished marker; finished runs never retrained or overwritten,
 evaluations never marking a run finished, unfinished ones resumed only when asked and only from their own
 `.pth` checkpoints."""
+
 import json
 
 import pytest
@@ -11,8 +12,10 @@ from benchmark import train_net
 from results.store import read_records
 
 CONFIG = "benchmark/configs/scannet/semseg_vit_b.py"
-SYNTHETIC = ["dataloader.train.dataset.names=synthetic_sem_seg_train",
-             "dataloader.test.dataset.names=synthetic_sem_seg_val"]
+SYNTHETIC = [
+    "dataloader.train.dataset.names=synthetic_sem_seg_train",
+    "dataloader.test.dataset.names=synthetic_sem_seg_val",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +25,25 @@ def export(tmp_path_factory):
     from pretrain.model import MaskedRGBD
 
     folder = tmp_path_factory.mktemp("pretrain")
-    pre = MaskedRGBD(objective="mask3d", embed_dim=64, depth=3, num_heads=2, img_size=(96, 128), decoder_dim=32,
-                     decoder_depth=1, decoder_heads=2)
+    pre = MaskedRGBD(
+        objective="mask3d",
+        embed_dim=64,
+        depth=3,
+        num_heads=2,
+        img_size=(96, 128),
+        decoder_dim=32,
+        decoder_depth=1,
+        decoder_heads=2,
+    )
     torch.save({"model": pre.state_dict(), "arch": pre.arch(), "iteration": 9}, folder / "checkpoint.pth")
     run_export(folder, folder / "backbone.pth")
     return folder / "backbone.pth"
 
 
 def _run(out, *extra, iters=2):
-    return train_net.main(["--config-file", CONFIG, "--tiny", *extra, *SYNTHETIC, f"train.max_iter={iters}",
-                           f"train.output_dir={out}"])
+    return train_net.main(
+        ["--config-file", CONFIG, "--tiny", *extra, *SYNTHETIC, f"train.max_iter={iters}", f"train.output_dir={out}"]
+    )
 
 
 def test_run_lifecycle_records_once_and_never_overwrites_a_finished_run(synthetic_root, export, tmp_path, capsys):
@@ -40,11 +52,36 @@ def test_run_lifecycle_records_once_and_never_overwrites_a_finished_run(syntheti
     saved = json.loads((out / "metrics.json").read_text())
     (record,) = read_records()
     assert saved["record"] == record
-    assert {k: record[k] for k in ("kind", "mode", "dataset", "split", "task", "backbone", "init", "seed", "iterations",
-                                   "data_fraction", "tag", "tiny")} == {
-        "kind": "finetune", "mode": "train", "dataset": "synthetic", "split": "val", "task": "semseg",
+    assert {
+        k: record[k]
+        for k in (
+            "kind",
+            "mode",
+            "dataset",
+            "split",
+            "task",
+            "backbone",
+            "init",
+            "seed",
+            "iterations",
+            "data_fraction",
+            "tag",
+            "tiny",
+        )
+    } == {
+        "kind": "finetune",
+        "mode": "train",
+        "dataset": "synthetic",
+        "split": "val",
+        "task": "semseg",
         "backbone": "vit_e64d3",
-        "init": "mask3d", "seed": 0, "iterations": 2, "data_fraction": 100.0, "tag": "unit", "tiny": True}
+        "init": "mask3d",
+        "seed": 0,
+        "iterations": 2,
+        "data_fraction": 100.0,
+        "tag": "unit",
+        "tiny": True,
+    }
     assert 0 <= record["metrics"]["sem_seg/mIoU"] <= 100 and "sem_seg/pACC" in record["metrics"]
     assert len(record["config_hash"]) == 12 and record["git_commit"] and record["device"] == "cpu x1"
     assert record["config_file"] == CONFIG and record["output_dir"] == str(out) and record["date"].endswith("+00:00")
@@ -84,8 +121,12 @@ def test_run_lifecycle_records_once_and_never_overwrites_a_finished_run(syntheti
 def test_bad_init_and_absent_dataset_are_clear_errors(synthetic_root, tmp_path, capsys):
     assert _run(tmp_path / "a", "--init", f"mae:{tmp_path / 'nope.pth'}") == 1
     assert f"{tmp_path / 'nope.pth'}" in capsys.readouterr().err
-    assert train_net.main(["--config-file", "benchmark/configs/nyuv2/semseg_r50.py", "--tiny",
-                           f"train.output_dir={tmp_path / 'b'}"]) == 1
+    assert (
+        train_net.main(
+            ["--config-file", "benchmark/configs/nyuv2/semseg_r50.py", "--tiny", f"train.output_dir={tmp_path / 'b'}"]
+        )
+        == 1
+    )
     assert "python -m tools.prepare_nyuv2" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and read_records() == []
 
@@ -93,6 +134,7 @@ def test_bad_init_and_absent_dataset_are_clear_errors(synthetic_root, tmp_path, 
 def test_folder_and_summary_name_the_model_trained_and_show_percent(export):
     """A ViT-B config in its tiny recipe builds a CPU-sized ViT, and an export brings its own shape: the default
     folder says which; Detectron2's AP and mIoU are percentages and say so."""
+
     def variant(*extra):
         args = train_net.build_parser().parse_args(["--config-file", CONFIG, "--tiny", *extra])
         cfg, spec, _ = train_net.resolve(args)

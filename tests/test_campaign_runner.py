@@ -1,5 +1,6 @@
 """The campaign runner on jobs that are small Python snippets: order by dependencies, outcomes from exit
 codes and files only, skipping of finished jobs, and what each running job's environment holds."""
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +36,21 @@ def snippet(folder: Path, name: str, code: str, **kwargs) -> Snippet:
 
 def test_failures_skip_their_dependents_while_independent_jobs_go_on(tmp_path, capsys):
     a, d = tmp_path / "a.txt", tmp_path / "d.txt"
-    jobs = [snippet(tmp_path, "a", _writes(a, "'A'"), out=a),
-            snippet(tmp_path, "b", "import sys; print('boom'); sys.exit(3)"),
-            snippet(tmp_path, "c", "pass", needs=("b",)),
-            snippet(tmp_path, "d", _writes(d, "open(" + repr(str(a)) + ").read() * 2"), out=d, needs=("a",)),
-            snippet(tmp_path, "e", "pass", out=tmp_path / "never.txt")]
+    jobs = [
+        snippet(tmp_path, "a", _writes(a, "'A'"), out=a),
+        snippet(tmp_path, "b", "import sys; print('boom'); sys.exit(3)"),
+        snippet(tmp_path, "c", "pass", needs=("b",)),
+        snippet(tmp_path, "d", _writes(d, "open(" + repr(str(a)) + ").read() * 2"), out=d, needs=("a",)),
+        snippet(tmp_path, "e", "pass", out=tmp_path / "never.txt"),
+    ]
     outcomes = Runner("test", tmp_path / "logs", slots=2).run(jobs)
-    assert {n: o.status for n, o in outcomes.items()} == {"a": "done", "b": "failed", "c": "not run", "d": "done",
-                                                         "e": "failed"}
+    assert {n: o.status for n, o in outcomes.items()} == {
+        "a": "done",
+        "b": "failed",
+        "c": "not run",
+        "d": "done",
+        "e": "failed",
+    }
     assert outcomes["d"].result == "wrote 'AA'"  # d ran after a, and its result came from its file
     console = capsys.readouterr().out
     assert "b: FAILED after" in console and "(exit code 3); last lines of" in console and "    boom" in console
@@ -52,11 +60,17 @@ def test_failures_skip_their_dependents_while_independent_jobs_go_on(tmp_path, c
 
 
 def test_dependents_listed_before_a_failed_job_are_not_run(tmp_path):
-    jobs = [snippet(tmp_path, "f", "pass", needs=("c",)), snippet(tmp_path, "c", "pass", needs=("b",)),
-            snippet(tmp_path, "b", "raise SystemExit(3)")]
+    jobs = [
+        snippet(tmp_path, "f", "pass", needs=("c",)),
+        snippet(tmp_path, "c", "pass", needs=("b",)),
+        snippet(tmp_path, "b", "raise SystemExit(3)"),
+    ]
     outcomes = Runner("test", tmp_path / "logs").run(jobs)
     assert [(n, o.status, o.result) for n, o in outcomes.items()] == [
-        ("b", "failed", "exit code 3"), ("c", "not run", "b failed"), ("f", "not run", "c failed")]
+        ("b", "failed", "exit code 3"),
+        ("c", "not run", "b failed"),
+        ("f", "not run", "c failed"),
+    ]
 
 
 def test_exit_codes_of_many_short_jobs_side_by_side(tmp_path, capsys):
@@ -64,7 +78,8 @@ def test_exit_codes_of_many_short_jobs_side_by_side(tmp_path, capsys):
     jobs = [snippet(tmp_path, f"j{i}", f"raise SystemExit({i % 3})") for i in range(40)]
     outcomes = Runner("test", tmp_path / "logs", slots=4).run(jobs)
     assert {n: o.result for n, o in outcomes.items() if not o.ok} == {
-        f"j{i}": f"exit code {i % 3}" for i in range(40) if i % 3}
+        f"j{i}": f"exit code {i % 3}" for i in range(40) if i % 3
+    }
 
 
 def test_finished_jobs_are_skipped_and_collected(tmp_path, capsys):
@@ -83,11 +98,21 @@ def test_finished_jobs_are_skipped_and_collected(tmp_path, capsys):
 
 
 def test_each_job_gets_the_gpu_of_its_slot_and_the_thread_count(tmp_path):
-    seen = "' '.join([os.environ[k] for k in ('CUDA_VISIBLE_DEVICES', 'OMP_NUM_THREADS', 'CAMPAIGN_TEST')] + " \
-           "[str(torch.get_num_threads())])"
+    seen = (
+        "' '.join([os.environ[k] for k in ('CUDA_VISIBLE_DEVICES', 'OMP_NUM_THREADS', 'CAMPAIGN_TEST')] + "
+        "[str(torch.get_num_threads())])"
+    )
     code = "import os, time, torch; time.sleep(0.5); "
-    jobs = [snippet(tmp_path, f"j{i}", code + _writes(tmp_path / f"{i}.txt", seen), out=tmp_path / f"{i}.txt",
-                    env={"CAMPAIGN_TEST": str(i)}) for i in range(2)]
+    jobs = [
+        snippet(
+            tmp_path,
+            f"j{i}",
+            code + _writes(tmp_path / f"{i}.txt", seen),
+            out=tmp_path / f"{i}.txt",
+            env={"CAMPAIGN_TEST": str(i)},
+        )
+        for i in range(2)
+    ]
     Runner("test", tmp_path / "logs", threads=3, gpus=["4", "7"]).run(jobs)
     seen = [(tmp_path / f"{i}.txt").read_text().split() for i in range(2)]
     assert sorted(s[0] for s in seen) == ["4", "7"]  # side by side, one GPU each

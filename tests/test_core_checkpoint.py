@@ -1,4 +1,5 @@
 """core.checkpoint: atomic saves, and resume reads only the run folder's own `.pth` files, never a pickle."""
+
 import os
 import pickle
 from pathlib import Path

@@ -1,4 +1,5 @@
 """core.io: writes are all-or-nothing, reads of damaged checkpoints name the file."""
+
 import math
 
 import pytest

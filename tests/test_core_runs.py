@@ -1,5 +1,6 @@
 """core.runs and core.provenance: folder states and guards, the finishing writes in order, the config hash,
 provenance fields, git's dirty flag, and logging that does not leak from one run into the next."""
+
 import json
 import logging
 import subprocess
@@ -32,9 +33,20 @@ def test_folder_states_and_the_resume_guard(tmp_path):
 
 
 def _record(tmp_path):
-    return runs.record("pretrain", dataset="synthetic", task="pretrain", backbone="vit_t", init="random", seed=0,
-                       metrics={"loss": 0.5}, config_file="c.py", config_hash="abc", device="cpu", output=tmp_path,
-                       tag="t")
+    return runs.record(
+        "pretrain",
+        dataset="synthetic",
+        task="pretrain",
+        backbone="vit_t",
+        init="random",
+        seed=0,
+        metrics={"loss": 0.5},
+        config_file="c.py",
+        config_hash="abc",
+        device="cpu",
+        output=tmp_path,
+        tag="t",
+    )
 
 
 def test_finish_writes_metrics_record_then_marker(tmp_path, monkeypatch):
@@ -60,8 +72,9 @@ def test_config_hash_ignores_only_the_named_keys(tmp_path):
     cfg = LazyConfig.load("pretrain/configs/default_cpu.py")
     ignore = {"train.output_dir": "", "train.seed": 0}
     base = runs.config_hash(cfg, ignore)
-    moved = LazyConfig.apply_overrides(LazyConfig.load("pretrain/configs/default_cpu.py"),
-                                       ["train.output_dir=elsewhere", "train.seed=3"])
+    moved = LazyConfig.apply_overrides(
+        LazyConfig.load("pretrain/configs/default_cpu.py"), ["train.output_dir=elsewhere", "train.seed=3"]
+    )
     assert runs.config_hash(moved, ignore) == base and len(base) == 12
     other = LazyConfig.apply_overrides(LazyConfig.load("pretrain/configs/default_cpu.py"), ["train.max_iter=7"])
     assert runs.config_hash(other, ignore) != base
@@ -71,16 +84,18 @@ def test_config_hash_ignores_only_the_named_keys(tmp_path):
 
 def test_git_commit_is_dirty_only_for_tracked_changes(tmp_path):
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True
+        )
 
     assert git_commit(tmp_path) == "unknown"
     git("init", "-q")
     (tmp_path / "a.txt").write_text("a")
     git("add", "a.txt")
     git("commit", "-qm", "a")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.strip()
     (tmp_path / "untracked.txt").write_text("u")
     assert git_commit(tmp_path) == head
     (tmp_path / "a.txt").write_text("changed")

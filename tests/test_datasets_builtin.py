@@ -1,4 +1,5 @@
 """`datasets.builtin`: data-root resolution, idempotent re-registration, helpful errors for absent datasets."""
+
 import shutil
 
 import pytest
@@ -21,8 +22,12 @@ def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("builtin")
     R.scannet_export(str(root / "raw"), scenes=("scene0000_00",), val_scenes=("scene0001_00",), frames=1)
     for prefix in ("scannet", "synthetic"):
-        assert prepare_scannet.main(["--raw", str(root / "raw"), "--out", str(root / "a" / prefix),
-                                     "--frame-skip", "1", "--workers", "1"]) == 0
+        assert (
+            prepare_scannet.main(
+                ["--raw", str(root / "raw"), "--out", str(root / "a" / prefix), "--frame-skip", "1", "--workers", "1"]
+            )
+            == 0
+        )
     shutil.copytree(root / "a" / "scannet", root / "b" / "scannet")
     return root
 
@@ -67,9 +72,12 @@ def test_absent_datasets_are_unregistered_but_name_their_preparation_command(tmp
     assert register_all(str(tmp_path)) == []
     known = [n for names, _ in KNOWN.values() for n in names]
     assert len(known) == 32 and not set(known) & set(DatasetCatalog.list())
-    for name, command in [("scannet_sem_seg_train", "tools.prepare_scannet"), ("nyuv2_sem_seg13_test",
-                          "tools.prepare_nyuv2 --mat"), ("cityscapes_fine_sem_seg_val", "tools.prepare_cityscapes"),
-                          ("synthetic_instance_train", "make data-synthetic")]:
+    for name, command in [
+        ("scannet_sem_seg_train", "tools.prepare_scannet"),
+        ("nyuv2_sem_seg13_test", "tools.prepare_nyuv2 --mat"),
+        ("cityscapes_fine_sem_seg_val", "tools.prepare_cityscapes"),
+        ("synthetic_instance_train", "make data-synthetic"),
+    ]:
         with pytest.raises(KeyError, match=command) as err:
             get_dicts(name)
         assert str(tmp_path) in str(err.value)

@@ -2,6 +2,7 @@
 
 Fixture (tests/raw_fixtures.py, 32x64): sky rows 0-7, road rows 16-31, a car cols 8-31 rows 16-23 and a
 person cols 40-47 rows 8-23; disparity 8/16/32/64 px by quarter of the width, column 0 invalid."""
+
 import json
 
 import numpy as np
@@ -33,19 +34,25 @@ def read(path):
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("cityscapes")
     R.cityscapes(str(root / "raw"))
-    assert prepare_cityscapes.main(["--raw", str(root / "raw"), "--out", str(root / "data" / "cityscapes"),
-                                    "--workers", "1"]) == 0
+    assert (
+        prepare_cityscapes.main(
+            ["--raw", str(root / "raw"), "--out", str(root / "data" / "cityscapes"), "--workers", "1"]
+        )
+        == 0
+    )
     return root
 
 
 def test_label_train_ids_follow_cityscapesscripts(tree):
-    lab = read(tree / "data" / "cityscapes" / "gtFine" / "train" / "aachen" /
-               "aachen_000001_000019_gtFine_labelTrainIds.png")
+    lab = read(
+        tree / "data" / "cityscapes" / "gtFine" / "train" / "aachen" / "aachen_000001_000019_gtFine_labelTrainIds.png"
+    )
     assert lab.dtype == np.uint8 and lab.shape == (32, 64)
     assert lab[2, 60] == 10 and lab[28, 60] == 0 and lab[20, 10] == 13 and lab[12, 44] == 11
     assert lab[12, 10] == 255  # nothing drawn there: unlabeled
-    assert not (tree / "raw" / "gtFine" / "train" / "aachen" /
-                "aachen_000001_000019_gtFine_labelTrainIds.png").exists()  # the raw tree is left untouched
+    assert not (
+        tree / "raw" / "gtFine" / "train" / "aachen" / "aachen_000001_000019_gtFine_labelTrainIds.png"
+    ).exists()  # the raw tree is left untouched
 
 
 def test_depth_is_baseline_times_fx_over_disparity(tree):
@@ -67,8 +74,13 @@ def test_detectron2_loaders_read_the_prepared_tree(tree):
     from datasets.builtin import register_all
 
     names = register_all(str(tree / "data"))
-    assert {"cityscapes_rgbd_train", "cityscapes_fine_sem_seg_train", "cityscapes_fine_sem_seg_val",
-            "cityscapes_fine_instance_seg_train", "cityscapes_fine_instance_seg_val"} <= set(names)
+    assert {
+        "cityscapes_rgbd_train",
+        "cityscapes_fine_sem_seg_train",
+        "cityscapes_fine_sem_seg_val",
+        "cityscapes_fine_instance_seg_train",
+        "cityscapes_fine_instance_seg_val",
+    } <= set(names)
     sem = DatasetCatalog.get("cityscapes_fine_sem_seg_val")
     assert len(sem) == 1 and sem[0]["image_id"] == "frankfurt_000000_000019"
     assert sem[0]["sem_seg_file_name"].endswith("frankfurt_000000_000019_gtFine_labelTrainIds.png")
@@ -132,8 +144,10 @@ def test_absent_polygons_and_label_ids_are_named(raw_copy, tmp_path, capsys):
     (stem.parent / (stem.name + "polygons.json")).unlink()
     (stem.parent / (stem.name + "labelIds.png")).unlink()
     assert prepare(raw_copy, tmp_path / "out") == 1
-    assert f"{stem}polygons.json: missing, and so is frankfurt_000000_000019_gtFine_labelIds.png" in \
-        capsys.readouterr().err
+    assert (
+        f"{stem}polygons.json: missing, and so is frankfurt_000000_000019_gtFine_labelIds.png"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize("field,value", [("baseline", 0.0), ("fx", -2262.52)])

@@ -1,6 +1,7 @@
 """Preparations that must fail with a message naming what is wrong: colour and depth of different shapes,
 empty splits, depth that holds no valid pixel, a rerun from another label map; and `check_dataset` on an
 empty split."""
+
 import hashlib
 import shutil
 
@@ -24,8 +25,7 @@ def _restore_catalog():
 
 
 def prep_scannet(raw, out, *extra):
-    return prepare_scannet.main(["--raw", str(raw), "--out", str(out), "--frame-skip", "1", "--workers", "1",
-                                 *extra])
+    return prepare_scannet.main(["--raw", str(raw), "--out", str(out), "--frame-skip", "1", "--workers", "1", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,14 @@ def scannet_raw(tmp_path_factory):
 
 
 def test_scannet_colour_beside_depth_of_its_aspect_ratio_is_accepted(tmp_path):
-    raw = R.scannet_export(str(tmp_path / "raw"), scenes=("scene0000_00",), val_scenes=("scene0001_00",),
-                           frames=1, color_hw=(121, 162), depth_hw=(60, 80))  # 1296x968 and 640x480, scaled
+    raw = R.scannet_export(
+        str(tmp_path / "raw"),
+        scenes=("scene0000_00",),
+        val_scenes=("scene0001_00",),
+        frames=1,
+        color_hw=(121, 162),
+        depth_hw=(60, 80),
+    )  # 1296x968 and 640x480, scaled
     assert prep_scannet(raw, tmp_path / "scannet") == 0
     assert read_json(str(tmp_path / "scannet" / "index_val.json"))[0]["width"] == 80
 
@@ -84,8 +90,23 @@ def test_nyuv2_split_without_valid_depth_is_an_error(tmp_path, capsys):
         f["depths"][1] = 0  # images 2 and 4 are the test split
         f["depths"][3] = 0
     out = tmp_path / "nyuv2"
-    assert prepare_nyuv2.main(["--mat", f"{src}/nyu_depth_v2_labeled.mat", "--splits", f"{src}/splits.mat",
-                               "--mapping", f"{src}/classMapping40.mat", "--out", str(out), "--workers", "1"]) == 1
+    assert (
+        prepare_nyuv2.main(
+            [
+                "--mat",
+                f"{src}/nyu_depth_v2_labeled.mat",
+                "--splits",
+                f"{src}/splits.mat",
+                "--mapping",
+                f"{src}/classMapping40.mat",
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+            ]
+        )
+        == 1
+    )
     assert "no frame of the test split has a valid depth pixel" in capsys.readouterr().err
     assert read_json(str(out / "meta.json"))["complete"] is False
 
@@ -129,11 +150,23 @@ def test_nyuv2_tree_refuses_another_class_mapping(tmp_path, capsys):
     from scipy.io import savemat
 
     src = R.nyuv2_mat(str(tmp_path / "raw"))
-    args = ["--mat", f"{src}/nyu_depth_v2_labeled.mat", "--splits", f"{src}/splits.mat", "--mapping",
-            f"{src}/classMapping40.mat", "--out", str(tmp_path / "nyuv2"), "--workers", "1"]
+    args = [
+        "--mat",
+        f"{src}/nyu_depth_v2_labeled.mat",
+        "--splits",
+        f"{src}/splits.mat",
+        "--mapping",
+        f"{src}/classMapping40.mat",
+        "--out",
+        str(tmp_path / "nyuv2"),
+        "--workers",
+        "1",
+    ]
     assert prepare_nyuv2.main(args) == 0
-    assert read_json(str(tmp_path / "nyuv2" / "meta.json"))["made_by"]["inputs"]["label_map"]["path"] == \
-        f"{src}/classMapping40.mat"
+    assert (
+        read_json(str(tmp_path / "nyuv2" / "meta.json"))["made_by"]["inputs"]["label_map"]["path"]
+        == f"{src}/classMapping40.mat"
+    )
     savemat(f"{src}/classMapping40.mat", {"mapClass": np.full((1, 894), 40.0)})
     assert prepare_nyuv2.main(args) == 1
     assert "its labels would be stale" in capsys.readouterr().err

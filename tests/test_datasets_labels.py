@@ -1,40 +1,142 @@
 """Label tables checked whole against the publishers' lists, written out here as literals: a swapped entry in
 `datasets.labels` must fail a test, not slip through a check derived from the table itself."""
+
 import numpy as np
 
 from datasets import labels as L
 
 # ScanNet benchmark (BenchmarkScripts: VALID_CLASS_IDS and CLASS_LABELS), NYU40 id -> name.
-SCANNET20 = ((1, "wall"), (2, "floor"), (3, "cabinet"), (4, "bed"), (5, "chair"), (6, "sofa"), (7, "table"),
-             (8, "door"), (9, "window"), (10, "bookshelf"), (11, "picture"), (12, "counter"), (14, "desk"),
-             (16, "curtain"), (24, "refrigerator"), (28, "shower curtain"), (33, "toilet"), (34, "sink"),
-             (36, "bathtub"), (39, "otherfurniture"))
+SCANNET20 = (
+    (1, "wall"),
+    (2, "floor"),
+    (3, "cabinet"),
+    (4, "bed"),
+    (5, "chair"),
+    (6, "sofa"),
+    (7, "table"),
+    (8, "door"),
+    (9, "window"),
+    (10, "bookshelf"),
+    (11, "picture"),
+    (12, "counter"),
+    (14, "desk"),
+    (16, "curtain"),
+    (24, "refrigerator"),
+    (28, "shower curtain"),
+    (33, "toilet"),
+    (34, "sink"),
+    (36, "bathtub"),
+    (39, "otherfurniture"),
+)
 # NYU40 (Gupta et al., classMapping40.mat `className`; ScanNet's tsv `nyu40class`), ids 1..40, official spelling.
-NYU40 = ("wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
-         "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat", "clothes",
-         "ceiling", "books", "refridgerator", "television", "paper", "towel", "shower curtain", "box",
-         "whiteboard", "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure",
-         "otherfurniture", "otherprop")
+NYU40 = (
+    "wall",
+    "floor",
+    "cabinet",
+    "bed",
+    "chair",
+    "sofa",
+    "table",
+    "door",
+    "window",
+    "bookshelf",
+    "picture",
+    "counter",
+    "blinds",
+    "desk",
+    "shelves",
+    "curtain",
+    "dresser",
+    "pillow",
+    "mirror",
+    "floor mat",
+    "clothes",
+    "ceiling",
+    "books",
+    "refridgerator",
+    "television",
+    "paper",
+    "towel",
+    "shower curtain",
+    "box",
+    "whiteboard",
+    "person",
+    "night stand",
+    "toilet",
+    "sink",
+    "lamp",
+    "bathtub",
+    "bag",
+    "otherstructure",
+    "otherfurniture",
+    "otherprop",
+)
 # Couprie et al. 2013 13 classes (ids 1..13) and the standard NYU40 -> 13 mapping, by NYU40 name.
-NYU13 = ("bed", "books", "ceiling", "chair", "floor", "furniture", "objects", "picture", "sofa", "table", "tv",
-         "wall", "window")
+NYU13 = (
+    "bed",
+    "books",
+    "ceiling",
+    "chair",
+    "floor",
+    "furniture",
+    "objects",
+    "picture",
+    "sofa",
+    "table",
+    "tv",
+    "wall",
+    "window",
+)
 NYU40_TO_13 = {
-    "wall": "wall", "floor": "floor", "cabinet": "furniture", "bed": "bed", "chair": "chair", "sofa": "sofa",
-    "table": "table", "door": "wall", "window": "window", "bookshelf": "furniture", "picture": "picture",
-    "counter": "furniture", "blinds": "window", "desk": "table", "shelves": "furniture", "curtain": "window",
-    "dresser": "furniture", "pillow": "objects", "mirror": "objects", "floor mat": "floor", "clothes": "objects",
-    "ceiling": "ceiling", "books": "books", "refridgerator": "furniture", "television": "tv", "paper": "objects",
-    "towel": "objects", "shower curtain": "objects", "box": "objects", "whiteboard": "objects",
-    "person": "objects", "night stand": "furniture", "toilet": "objects", "sink": "objects", "lamp": "objects",
-    "bathtub": "objects", "bag": "objects", "otherstructure": "objects", "otherfurniture": "furniture",
+    "wall": "wall",
+    "floor": "floor",
+    "cabinet": "furniture",
+    "bed": "bed",
+    "chair": "chair",
+    "sofa": "sofa",
+    "table": "table",
+    "door": "wall",
+    "window": "window",
+    "bookshelf": "furniture",
+    "picture": "picture",
+    "counter": "furniture",
+    "blinds": "window",
+    "desk": "table",
+    "shelves": "furniture",
+    "curtain": "window",
+    "dresser": "furniture",
+    "pillow": "objects",
+    "mirror": "objects",
+    "floor mat": "floor",
+    "clothes": "objects",
+    "ceiling": "ceiling",
+    "books": "books",
+    "refridgerator": "furniture",
+    "television": "tv",
+    "paper": "objects",
+    "towel": "objects",
+    "shower curtain": "objects",
+    "box": "objects",
+    "whiteboard": "objects",
+    "person": "objects",
+    "night stand": "furniture",
+    "toilet": "objects",
+    "sink": "objects",
+    "lamp": "objects",
+    "bathtub": "objects",
+    "bag": "objects",
+    "otherstructure": "objects",
+    "otherfurniture": "furniture",
     "otherprop": "objects",
 }
 
 
 def test_scannet20_ids_and_names_are_the_benchmark_table():
-    assert tuple(zip(L.SCANNET20_NYU40_IDS, L.SCANNET20_CLASSES)) == SCANNET20
+    assert tuple(zip(L.SCANNET20_NYU40_IDS, L.SCANNET20_CLASSES, strict=False)) == SCANNET20
     assert L.semantic_class_names(20) == [name for _, name in SCANNET20]
-    assert tuple(zip(L.SCANNET_THING_NYU40_IDS, L.SCANNET_THING_CLASSES)) == SCANNET20[2:]  # no wall, floor
+    assert (
+        tuple(zip(L.SCANNET_THING_NYU40_IDS, L.SCANNET_THING_CLASSES, strict=False)) == SCANNET20[2:]
+    )  # no wall, floor
 
 
 def test_scannet20_train_ids_follow_the_benchmark_order():
@@ -58,7 +160,7 @@ def test_nyu13_classes_and_mapping_are_the_standard_tables():
 
 
 def test_nyu13_colours_are_those_of_the_matching_nyu40_class():
-    by_name = dict(zip(NYU40, L.NYU40_COLORS))
+    by_name = dict(zip(NYU40, L.NYU40_COLORS, strict=False))
     representative = {"furniture": "cabinet", "objects": "otherprop", "tv": "television"}
     assert list(L.NYU13_COLORS) == [by_name[representative.get(n, n)] for n in NYU13]
     assert np.unique(np.asarray(L.NYU13_COLORS), axis=0).shape[0] == 13

@@ -3,6 +3,7 @@
 Fixture (tests/raw_fixtures.py, 24x32 images): wall (raw 21 -> NYU40 1) rows 0-11, ceiling (raw 4 -> 22)
 rows 0-2 cols 0-7, floor (raw 11 -> 2) rows 18-23, two chairs (raw 5 -> 5, instances 1 and 2) rows 12-17 cols
 0-7 and 8-15, table (raw 19 -> 7) rows 12-17 cols 16-31; pixel (0, 0) unlabeled. Train = 1, 3; test = 2, 4."""
+
 import h5py
 import numpy as np
 import pytest
@@ -24,8 +25,20 @@ def _restore_catalog():
 
 
 def prep(src, out):
-    return prepare_nyuv2.main(["--mat", str(src / "nyu_depth_v2_labeled.mat"), "--splits", str(src / "splits.mat"),
-                               "--mapping", str(src / "classMapping40.mat"), "--out", str(out), "--workers", "1"])
+    return prepare_nyuv2.main(
+        [
+            "--mat",
+            str(src / "nyu_depth_v2_labeled.mat"),
+            "--splits",
+            str(src / "splits.mat"),
+            "--mapping",
+            str(src / "classMapping40.mat"),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+        ]
+    )
 
 
 def read(path):
@@ -62,8 +75,15 @@ def test_labels_map_894_classes_to_40_and_13(tree):
     l40 = read(tree / "data" / "nyuv2" / "label40" / "0001.png")
     l13 = read(tree / "data" / "nyuv2" / "label13" / "0001.png")
     assert l40.dtype == np.uint8 and l40.shape == (24, 32)
-    for (y, x), c40, c13 in [((0, 0), 255, 255), ((5, 20), 0, 11), ((1, 3), 21, 2), ((20, 5), 1, 4),
-                             ((14, 3), 4, 3), ((14, 12), 4, 3), ((14, 20), 6, 9)]:
+    for (y, x), c40, c13 in [
+        ((0, 0), 255, 255),
+        ((5, 20), 0, 11),
+        ((1, 3), 21, 2),
+        ((20, 5), 1, 4),
+        ((14, 3), 4, 3),
+        ((14, 12), 4, 3),
+        ((14, 20), 6, 9),
+    ]:
         assert (l40[y, x], l13[y, x]) == (c40, c13), (y, x)
 
 
@@ -85,8 +105,15 @@ def test_registered_splits_and_metadata(tree):
     from datasets.builtin import register_all
 
     names = register_all(str(tree / "data"))
-    assert {"nyuv2_rgbd_train", "nyuv2_sem_seg_train", "nyuv2_sem_seg_test", "nyuv2_sem_seg13_train",
-            "nyuv2_sem_seg13_test", "nyuv2_instance_train", "nyuv2_instance_test"} <= set(names)
+    assert {
+        "nyuv2_rgbd_train",
+        "nyuv2_sem_seg_train",
+        "nyuv2_sem_seg_test",
+        "nyuv2_sem_seg13_train",
+        "nyuv2_sem_seg13_test",
+        "nyuv2_instance_train",
+        "nyuv2_instance_test",
+    } <= set(names)
     test = DatasetCatalog.get("nyuv2_sem_seg_test")
     assert [d["image_id"] for d in test] == ["nyuv2_0002", "nyuv2_0004"]
     assert test[0]["sem_seg_file_name"].endswith("label40/0002.png")

@@ -1,5 +1,6 @@
 """Packs of pre-resized RGB-D frames: what is read back equals the decoded and resized frames, damage is named,
 packing resumes and never leaves a half-written shard; the pre-training dataset on a pack."""
+
 import os
 import pickle
 
@@ -24,8 +25,9 @@ def write_frames(folder, n=6, hw=(48, 64), wide=()):
         depth[:3] = 0
         cv2.imwrite(str(folder / f"{i}.jpg"), rgb)
         cv2.imwrite(str(folder / f"{i}.png"), depth)
-        dicts.append({"file_name": str(folder / f"{i}.jpg"), "depth_file_name": str(folder / f"{i}.png"),
-                      "image_id": f"f{i}"})
+        dicts.append(
+            {"file_name": str(folder / f"{i}.jpg"), "depth_file_name": str(folder / f"{i}.png"), "image_id": f"f{i}"}
+        )
     return dicts
 
 
@@ -36,9 +38,11 @@ def expected(d, size):
     h, w = size
     cw = round(bgr.shape[0] * w / h)
     x = (bgr.shape[1] - cw) // 2
-    bgr, mm = bgr[:, x:x + cw], mm[:, x:x + cw]
-    return (cv2.cvtColor(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB),
-            cv2.resize(mm, (w, h), interpolation=cv2.INTER_NEAREST))
+    bgr, mm = bgr[:, x : x + cw], mm[:, x : x + cw]
+    return (
+        cv2.cvtColor(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB),
+        cv2.resize(mm, (w, h), interpolation=cv2.INTER_NEAREST),
+    )
 
 
 @pytest.fixture
@@ -113,8 +117,11 @@ def test_a_bad_frame_leaves_no_half_written_shard(tmp_path, frames):
 def test_another_size_into_the_same_folder_is_refused(tmp_path, frames):
     out = str(tmp_path / "pack")
     pack(frames, out, (24, 32), shard_frames=4)
-    with pytest.raises(DataError, match=r"pack.json: this folder holds a pack made with size \[24, 32\], now size "
-                                        r"\[36, 48\]; use a new --out"):
+    with pytest.raises(
+        DataError,
+        match=r"pack.json: this folder holds a pack made with size \[24, 32\], now size "
+        r"\[36, 48\]; use a new --out",
+    ):
         pack(frames, out, (36, 48), shard_frames=4)
     assert read_json(os.path.join(out, "pack.json"))["size"] == [24, 32]
     with pytest.raises(DataError, match="no depth_file_name"):
@@ -150,16 +157,40 @@ def test_pack_rgbd_cli_packs_a_registered_dataset(tmp_path, capsys):
     from tools import pack_rgbd, prepare_scannet
 
     R.scannet_export(str(tmp_path / "raw"), scenes=("scene0000_00",), val_scenes=("scene0001_00",), frames=2)
-    assert prepare_scannet.main(["--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "data" / "scannet"),
-                                 "--frame-skip", "1", "--workers", "1"]) == 0
+    assert (
+        prepare_scannet.main(
+            [
+                "--raw",
+                str(tmp_path / "raw"),
+                "--out",
+                str(tmp_path / "data" / "scannet"),
+                "--frame-skip",
+                "1",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     try:
-        args = ["scannet_rgbd_train", "--out", str(tmp_path / "pack"), "--size", "24", "32", "--workers", "1",
-                "--root", str(tmp_path / "data")]
+        args = [
+            "scannet_rgbd_train",
+            "--out",
+            str(tmp_path / "pack"),
+            "--size",
+            "24",
+            "32",
+            "--workers",
+            "1",
+            "--root",
+            str(tmp_path / "data"),
+        ]
         assert pack_rgbd.main(args) == 0
         assert "2 frames of scannet_rgbd_train in 1 shards at 24x32" in capsys.readouterr().out
         assert len(PackedFrames(str(tmp_path / "pack"))) == 2
-        assert pack_rgbd.main(["nyuv2_rgbd_train", "--out", str(tmp_path / "p2"), "--root",
-                               str(tmp_path / "data")]) == 1
+        assert (
+            pack_rgbd.main(["nyuv2_rgbd_train", "--out", str(tmp_path / "p2"), "--root", str(tmp_path / "data")]) == 1
+        )
         assert "tools.prepare_nyuv2" in capsys.readouterr().err
         with pytest.raises(SystemExit):
             pack_rgbd.main(["scannet_rgbd_train", "--out", str(tmp_path / "p3"), "--size", "8", "8"])

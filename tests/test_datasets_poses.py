@@ -1,5 +1,6 @@
 """Camera poses of ScanNet-layout trees: raw `pose/*.txt` -> `poses_<split>.json` -> `pose` in the dicts, invalid
 poses dropped and counted, old trees still loading, and synthetic poses that agree with the rendered depth."""
+
 import json
 import shutil
 
@@ -54,9 +55,11 @@ def test_exported_poses_round_trip_and_lost_tracking_is_no_pose(exported, capsys
     val_pose = np.loadtxt(exported / "raw" / "scans" / "scene0002_00" / "pose" / "1.txt").tolist()
     assert read_json(str(out / "poses_val.json")) == {"scene0002_00_1": val_pose}
     meta = read_json(str(out / "meta.json"))
-    assert meta["poses"] == {"raw": str(exported / "raw" / "scans"),
-                             "train": {"file": "poses_train.json", "valid": 3, "invalid": 1, "missing": 0},
-                             "val": {"file": "poses_val.json", "valid": 1, "invalid": 0, "missing": 1}}
+    assert meta["poses"] == {
+        "raw": str(exported / "raw" / "scans"),
+        "train": {"file": "poses_train.json", "valid": 3, "invalid": 1, "missing": 0},
+        "val": {"file": "poses_val.json", "valid": 1, "invalid": 0, "missing": 1},
+    }
 
     train = dicts(exported / "data", "scannet_rgbd_train")
     by_id = {d["image_id"]: d for d in train}
@@ -97,23 +100,35 @@ def test_frames25k_poses_follow_pose_NNNNNN_txt(tmp_path):
     train = read_json(str(tmp_path / "scannet" / "poses_train.json"))
     written = np.loadtxt(raw / "scannet_frames_25k" / "scene0000_00" / "pose" / "000200.txt")
     np.testing.assert_allclose(written, R.fixture_pose(0, 2), atol=5e-7)
-    assert train == {"scene0000_00_000000": R.fixture_pose(0, 0).tolist(), "scene0000_00_000100": None,
-                     "scene0000_00_000200": written.tolist()}
+    assert train == {
+        "scene0000_00_000000": R.fixture_pose(0, 0).tolist(),
+        "scene0000_00_000100": None,
+        "scene0000_00_000200": written.tolist(),
+    }
     assert read_json(str(tmp_path / "scannet" / "poses_val.json"))["scene0001_00_000200"] is None
     from datasets.poses import require_poses
 
     val = dicts(tmp_path, "scannet_rgbd_val")
-    assert [("pose" in d, d["scene_id"]) for d in val] == [(True, "scene0001_00"), (True, "scene0001_00"),
-                                                           (False, "scene0001_00")]
+    assert [("pose" in d, d["scene_id"]) for d in val] == [
+        (True, "scene0001_00"),
+        (True, "scene0001_00"),
+        (False, "scene0001_00"),
+    ]
     assert require_poses(val, "scannet_rgbd_val")[1] == 1
 
 
-@pytest.mark.parametrize("text, words", [("1 0 0\n0 1 0\n0 0 1\n", "4 lines of 4 numbers"),
-                                         ("1 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 x 1\n", "cannot read"),
-                                         ("2 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n", "rigid"),
-                                         ("1 0 0 0\n0 1 0 0\n0 0 1 0\n0.5 1 1.5 1\n", "rigid")])
-def test_a_broken_pose_file_is_named_and_skip_bad_leaves_its_frame_without_pose(tmp_path, exported, capsys, text,
-                                                                                words):
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("1 0 0\n0 1 0\n0 0 1\n", "4 lines of 4 numbers"),
+        ("1 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 x 1\n", "cannot read"),
+        ("2 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n", "rigid"),
+        ("1 0 0 0\n0 1 0 0\n0 0 1 0\n0.5 1 1.5 1\n", "rigid"),
+    ],
+)
+def test_a_broken_pose_file_is_named_and_skip_bad_leaves_its_frame_without_pose(
+    tmp_path, exported, capsys, text, words
+):
     raw = tmp_path / "raw"
     shutil.copytree(exported / "raw", raw)
     bad = raw / "scans" / "scene0000_00" / "pose" / "1.txt"
@@ -152,8 +167,9 @@ def test_a_tree_prepared_before_poses_still_loads_and_a_rerun_adds_them_alone(tm
     assert prep(exported / "raw", out, "--frame-skip", "1") == 0
     assert all(p.read_bytes() == b for p, b in kept.items())  # indexes and frames byte-identical
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # no frame converted again
-    assert read_json(str(out / "poses_train.json")) == read_json(str(exported / "data" / "scannet" /
-                                                                     "poses_train.json"))
+    assert read_json(str(out / "poses_train.json")) == read_json(
+        str(exported / "data" / "scannet" / "poses_train.json")
+    )
 
 
 def _backproject(depth_m, K, pose, v, u):
@@ -207,8 +223,11 @@ def test_synthetic_poses_are_the_generators_cameras_and_reproject_depth_across_f
     camera = intrinsics(params["height"], params["width"])  # the frames are prepared at the generated size
     assert all((d["height"], d["width"]) == (params["height"], params["width"]) for d in frames)
     np.testing.assert_allclose([d["intrinsics"] for d in frames], [camera] * len(frames), atol=5e-7)
-    cams = sample_poses(make_scene(params["seed"], 0, "scene0000_00"), params["frames_per_scene"],
-                        np.random.default_rng([params["seed"], 0, 1]))
+    cams = sample_poses(
+        make_scene(params["seed"], 0, "scene0000_00"),
+        params["frames_per_scene"],
+        np.random.default_rng([params["seed"], 0, 1]),
+    )
     scene0 = [d for d in frames if d["scene_id"] == "scene0000_00"]
     assert len(scene0) == params["frames_per_scene"]
     for d in scene0:

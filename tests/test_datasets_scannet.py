@@ -4,6 +4,7 @@ Fixture geometry (tests/raw_fixtures.py): colour and labels 96x128, depth 48x64,
 are 48x64 and every rectangle lands on exact pixel rows/columns: wall rows 0-23, floor rows 36-47, and in
 rows 24-35 chair cols 0-15, monitor cols 16-31, table cols 32-63; picture rows 6-17 cols 16-31; a tiny chair
 rows 0-2 cols 56-57 (6 px)."""
+
 import os
 import shutil
 
@@ -26,8 +27,7 @@ def _restore_catalog():
 
 
 def prep(raw, out, *extra):
-    return prepare_scannet.main(["--raw", str(raw), "--out", str(out), "--frame-skip", "1", "--workers", "1",
-                                 *extra])
+    return prepare_scannet.main(["--raw", str(raw), "--out", str(out), "--frame-skip", "1", "--workers", "1", *extra])
 
 
 def read(path):
@@ -51,12 +51,12 @@ def frame(tree, kind, scene="scene0000_00", stem="1", ext=".png"):
 def test_labels_map_scannet_ids_through_nyu40_to_the_20_classes(tree):
     lab = read(frame(tree, "label"))
     assert lab.dtype == np.uint8 and lab.shape == (48, 64)
-    assert (lab[36:] == 1).all()                # floor: nyu40 2
-    assert (lab[24:36, 0:16] == 4).all()        # chair: nyu40 5
-    assert (lab[24:36, 16:32] == 255).all()     # monitor: nyu40 40 (otherprop) is not a benchmark class
-    assert (lab[24:36, 32:] == 6).all()         # table: nyu40 7
-    assert (lab[6:18, 16:32] == 10).all()       # picture: nyu40 11
-    assert (lab[0:3, 56:58] == 4).all()         # tiny chair
+    assert (lab[36:] == 1).all()  # floor: nyu40 2
+    assert (lab[24:36, 0:16] == 4).all()  # chair: nyu40 5
+    assert (lab[24:36, 16:32] == 255).all()  # monitor: nyu40 40 (otherprop) is not a benchmark class
+    assert (lab[24:36, 32:] == 6).all()  # table: nyu40 7
+    assert (lab[6:18, 16:32] == 10).all()  # picture: nyu40 11
+    assert (lab[0:3, 56:58] == 4).all()  # tiny chair
     assert lab[20, 5] == 0 and lab[3, 56] == 0  # wall: nyu40 1
     assert sorted(np.unique(lab).tolist()) == [0, 1, 4, 6, 10, 255]
 
@@ -153,11 +153,19 @@ def _corrupt(raw, kind):
     return path
 
 
-@pytest.mark.parametrize("kind, words", [("truncated jpeg", "truncated"), ("8-bit depth", "16-bit"),
-                                         ("missing label", "label file is missing"),
-                                         ("unknown id", "[40] are absent"), ("8-bit label", "uint16 label PNG"),
-                                         ("size mismatch", "matches neither"),
-                                         ("corrupt png", "decode"), ("corrupt depth", "corrupt PNG")])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("truncated jpeg", "truncated"),
+        ("8-bit depth", "16-bit"),
+        ("missing label", "label file is missing"),
+        ("unknown id", "[40] are absent"),
+        ("8-bit label", "uint16 label PNG"),
+        ("size mismatch", "matches neither"),
+        ("corrupt png", "decode"),
+        ("corrupt depth", "corrupt PNG"),
+    ],
+)
 def test_bad_input_names_the_file_and_leaves_no_trusted_output(tmp_path, tree, capsys, kind, words):
     raw = tmp_path / "raw"
     shutil.copytree(tree / "raw", raw)
@@ -211,13 +219,15 @@ def test_registered_dicts_follow_the_contract(tree):
     from datasets.builtin import register_all
 
     names = register_all(str(tree / "data"))
-    assert {"scannet_rgbd_train", "scannet_sem_seg_val", "scannet_sem_seg_train_20pct",
-            "scannet_instance_val"} <= set(names)
+    assert {"scannet_rgbd_train", "scannet_sem_seg_val", "scannet_sem_seg_train_20pct", "scannet_instance_val"} <= set(
+        names
+    )
     sem = DatasetCatalog.get("scannet_sem_seg_train")
     assert len(sem) == 6 and len(DatasetCatalog.get("scannet_rgbd_val")) == 3
     d = sem[0]
-    assert {"file_name", "height", "width", "image_id", "depth_file_name", "intrinsics",
-            "sem_seg_file_name"} <= set(d) and (d["height"], d["width"]) == (48, 64)
+    assert {"file_name", "height", "width", "image_id", "depth_file_name", "intrinsics", "sem_seg_file_name"} <= set(
+        d
+    ) and (d["height"], d["width"]) == (48, 64)
     assert all(os.path.isfile(d[k]) for k in ("file_name", "depth_file_name", "sem_seg_file_name"))
     meta = MetadataCatalog.get("scannet_sem_seg_train")
     assert meta.evaluator_type == "sem_seg" and meta.ignore_label == 255 and len(meta.stuff_classes) == 20

@@ -1,4 +1,5 @@
 """The synthetic tree goes through the ScanNet preparation code and registers as `synthetic_*`."""
+
 import numpy as np
 
 

@@ -1,4 +1,5 @@
 """`tools.check_dataset` and `tools.visualize_dataset` on a small prepared ScanNet-layout tree."""
+
 import shutil
 
 import cv2
@@ -22,8 +23,12 @@ def _restore_catalog():
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("tools")
     R.scannet_export(str(root / "raw"), scenes=("scene0000_00",), val_scenes=("scene0001_00",), frames=2)
-    assert prepare_scannet.main(["--raw", str(root / "raw"), "--out", str(root / "data" / "scannet"),
-                                 "--frame-skip", "1", "--workers", "1"]) == 0
+    assert (
+        prepare_scannet.main(
+            ["--raw", str(root / "raw"), "--out", str(root / "data" / "scannet"), "--frame-skip", "1", "--workers", "1"]
+        )
+        == 0
+    )
     return root
 
 
@@ -47,8 +52,9 @@ def test_check_dataset_reports_every_problem_with_its_file(tmp_path, root, capsy
     assert f"PROBLEM {scene / 'label' / '0.png'}: label values [30] outside 0..19 and 255" in out
     assert f"PROBLEM {scene / 'color' / '1.jpg'}: truncated" in out
     assert "implausible median depth" not in out  # frame 1's image is unreadable, so its depth is not reached
-    (scene / "color" / "1.jpg").write_bytes((root / "data" / "scannet" / "scenes" / "scene0000_00" / "color" /
-                                             "1.jpg").read_bytes())
+    (scene / "color" / "1.jpg").write_bytes(
+        (root / "data" / "scannet" / "scenes" / "scene0000_00" / "color" / "1.jpg").read_bytes()
+    )
     assert check_dataset.main(["scannet_rgbd_train", "--root", str(data)]) == 1
     assert f"PROBLEM {scene / 'depth' / '1.png'}: implausible median depth 3 mm" in capsys.readouterr().out
 
@@ -62,8 +68,10 @@ def test_visualize_dataset_draws_titled_image_depth_colour_bar_and_legend(tmp_pa
     from datasets.drawing import BAND
 
     out = tmp_path / "vis"
-    assert visualize_dataset.main(["scannet_instance_val", "--out", str(out), "-n", "8",
-                                   "--root", str(root / "data")]) == 0
+    assert (
+        visualize_dataset.main(["scannet_instance_val", "--out", str(out), "-n", "8", "--root", str(root / "data")])
+        == 0
+    )
     files = sorted(p.name for p in out.iterdir())
     assert files == ["000_scene0001_00_0.png", "001_scene0001_00_1.png"]
     assert "2 images of scannet_instance_val" in capsys.readouterr().out
@@ -71,11 +79,11 @@ def test_visualize_dataset_draws_titled_image_depth_colour_bar_and_legend(tmp_pa
     # 48x64 frames are drawn 5x (240 px); image and depth columns 320 px wide, a 4 px gap between them
     assert panel.shape[0] == BAND + 240
     for x0 in (0, 324):  # a title over the image and over the depth
-        assert (panel[:BAND, x0:x0 + 80] < 128).any(axis=2).sum() > 30, x0
+        assert (panel[:BAND, x0 : x0 + 80] < 128).any(axis=2).sum() > 30, x0
     depth = panel[BAND:, 324:644]
     assert (depth[:25, :35] == 0).all()  # the invalid corner (first 5 rows x 7 columns) stays black
     assert depth[200].std() > 10  # the depth ramp is colour-mapped
     # right of the depth: the colour bar, then the legend with every class of the frame, names uncut
     legend_x = 644 + 4 + 60
     assert panel.shape[1] > legend_x + 40 and (panel[:, -2:] == 255).all()
-    assert (panel[BAND:BAND + 60, legend_x:] < 128).any(axis=2).sum() > 100
+    assert (panel[BAND : BAND + 60, legend_x:] < 128).any(axis=2).sum() > 100

@@ -1,12 +1,20 @@
 """`make gpu-check --smoke`: every stage at toy size on the CPU, one line each and a JSON report; the first
 failing stage stops the check with exit 1 and is named."""
+
 import json
 
 from pretrain import gpu_stages
 from tools import gpu_check
 
-STAGES = ["matmul_bf16", "pretrain_eager", "pretrain_compile", "sdpa_kernel", "checkpoint_resume_export",
-          "bench_semseg", "bench_insseg"]
+STAGES = [
+    "matmul_bf16",
+    "pretrain_eager",
+    "pretrain_compile",
+    "sdpa_kernel",
+    "checkpoint_resume_export",
+    "bench_semseg",
+    "bench_insseg",
+]
 
 
 def test_smoke_runs_every_stage_and_reports(synthetic_root, tmp_path, capsys):
@@ -21,8 +29,12 @@ def test_smoke_runs_every_stage_and_reports(synthetic_root, tmp_path, capsys):
     facts = {s["name"]: s["facts"] for s in report["stages"]}
     assert facts["matmul_bf16"]["tflops"] > 0
     assert facts["pretrain_eager"]["step_tflop"] > 0 and 0 < facts["pretrain_eager"]["mfu"]
-    assert facts["pretrain_compile"]["compile"] and facts["sdpa_kernel"]["kernel"] in ("flash", "efficient", "cudnn",
-                                                                                        "math")
+    assert facts["pretrain_compile"]["compile"] and facts["sdpa_kernel"]["kernel"] in (
+        "flash",
+        "efficient",
+        "cudnn",
+        "math",
+    )
     assert facts["checkpoint_resume_export"]["iterations"] == 4
     assert "sem_seg/mIoU" in facts["bench_semseg"]["metrics"] and "bbox/AP" in facts["bench_insseg"]["metrics"]
 

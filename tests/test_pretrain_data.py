@@ -1,4 +1,5 @@
 """pretrain/data.py: joint RGB-D augmentation, deterministic sharded sampling, clear errors for bad files."""
+
 import itertools
 
 import cv2
@@ -18,8 +19,13 @@ def _pair(tmp_path, name="a", h=120, w=160, depth_dtype=np.uint16):
     rgb[..., 0] = steps * 30
     cv2.imwrite(str(tmp_path / f"{name}.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 100])
     cv2.imwrite(str(tmp_path / f"{name}.png"), depth)
-    return {"file_name": str(tmp_path / f"{name}.jpg"), "depth_file_name": str(tmp_path / f"{name}.png"),
-            "height": h, "width": w, "image_id": name}
+    return {
+        "file_name": str(tmp_path / f"{name}.jpg"),
+        "depth_file_name": str(tmp_path / f"{name}.png"),
+        "height": h,
+        "width": w,
+        "image_id": name,
+    }
 
 
 def test_rgb_and_depth_share_crop_and_flip_and_depth_is_never_blended(tmp_path):

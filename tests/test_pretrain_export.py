@@ -1,4 +1,5 @@
 """`python -m pretrain.export` never overwrites a result: not its own input, not an existing file without --force."""
+
 import torch
 
 from pretrain.export import main
@@ -6,8 +7,16 @@ from pretrain.model import MaskedRGBD
 
 
 def _checkpoint(folder):
-    pre = MaskedRGBD(objective="mask3d", embed_dim=32, depth=2, num_heads=2, img_size=(64, 96), decoder_dim=32,
-                     decoder_depth=1, decoder_heads=2)
+    pre = MaskedRGBD(
+        objective="mask3d",
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        img_size=(64, 96),
+        decoder_dim=32,
+        decoder_depth=1,
+        decoder_heads=2,
+    )
     torch.save({"model": pre.state_dict(), "arch": pre.arch(), "iteration": 3}, folder / "checkpoint.pth")
     return folder / "checkpoint.pth"
 

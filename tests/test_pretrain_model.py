@@ -1,4 +1,5 @@
 """pretrain/ model pieces: masking, patchify, losses, objectives, init checkpoints, export to Detectron2."""
+
 from functools import partial
 
 import pytest
@@ -27,7 +28,7 @@ def test_patchify_round_trip_and_layout_on_non_square_input():
     assert torch.equal(unpatchify(p, 16, (6, 8)), x)
     # Row-major: patch r * 8 + c is the image region (r, c), the order of Detectron2's token map.
     r, c = 4, 5
-    region = x[1, :, r * 16:(r + 1) * 16, c * 16:(c + 1) * 16].permute(1, 2, 0).reshape(-1)
+    region = x[1, :, r * 16 : (r + 1) * 16, c * 16 : (c + 1) * 16].permute(1, 2, 0).reshape(-1)
     assert torch.equal(p[1, r * 8 + c], region)
     assert patchify(torch.zeros(1, 1, 240, 320), 16).shape == (1, 15 * 20, 256)
 
@@ -140,12 +141,23 @@ def test_export_carries_the_pretraining_grid_and_loads_into_detectron2_vit_with_
     assert meta["img_size"] == [64, 96] and meta["pretrain_grid"] == [4, 6]
     assert meta["objective"] == "mask3d" and meta["iteration"] == 7
 
-    net = GridViT(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2, qkv_bias=True,
-                  norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=True, window_size=2,
-                  window_block_indexes=[0], pretrain_grid=meta["pretrain_grid"])
+    net = GridViT(
+        img_size=64,
+        patch_size=16,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        use_rel_pos=True,
+        window_size=2,
+        window_block_indexes=[0],
+        pretrain_grid=meta["pretrain_grid"],
+    )
     holder = nn.Module()
-    holder.backbone = SimpleFeaturePyramid(net, "last_feat", out_channels=16, scale_factors=(4.0, 2.0, 1.0, 0.5),
-                                           norm="LN", square_pad=0)
+    holder.backbone = SimpleFeaturePyramid(
+        net, "last_feat", out_channels=16, scale_factors=(4.0, 2.0, 1.0, 0.5), norm="LN", square_pad=0
+    )
     result = holder.load_state_dict(sd, strict=False)
     assert result.unexpected_keys == []
     missing_net = [k for k in result.missing_keys if k.startswith(PREFIX)]
@@ -158,8 +170,13 @@ def test_encoder_init_from_mae_timm_safetensors_and_export(tmp_path):
     torch.manual_seed(0)
     source = MaskedRGBD(objective="mae", img_size=(64, 96), **SMALL)
     encoder = {k: v for k, v in source.state_dict().items() if k.startswith(("patch_embed", "blocks", "norm"))}
-    mae_like = {**encoder, "cls_token": torch.zeros(1, 1, 32), "pos_embed": torch.zeros(1, 17, 32),
-                "decoder_embed.weight": torch.zeros(8, 32), "mask_token": torch.zeros(1, 1, 8)}
+    mae_like = {
+        **encoder,
+        "cls_token": torch.zeros(1, 1, 32),
+        "pos_embed": torch.zeros(1, 17, 32),
+        "decoder_embed.weight": torch.zeros(8, 32),
+        "mask_token": torch.zeros(1, 1, 8),
+    }
     torch.save({"model": mae_like, "epoch": 3}, tmp_path / "mae.pth")
     save_file({k: v.contiguous() for k, v in encoder.items()}, str(tmp_path / "timm.safetensors"))
     torch.save(export_state(_checkpoint(source), "test"), tmp_path / "export.pth")
@@ -191,7 +208,7 @@ def test_checkpoint_of_another_architecture_or_truncated_is_a_clear_error(tmp_pa
 
 def _hide(depth, mask, patch_size, grid, value):
     """`depth` with every pixel of the patches `mask` hides set to `value` (still a valid reading)."""
-    hidden = unpatchify(mask.float()[..., None].expand(-1, -1, patch_size ** 2), patch_size, grid).bool()
+    hidden = unpatchify(mask.float()[..., None].expand(-1, -1, patch_size**2), patch_size, grid).bool()
     return torch.where(hidden, torch.full_like(depth, value), depth)
 
 
@@ -206,10 +223,12 @@ def test_mask3d_predictions_ignore_hidden_depth_and_its_loss_is_the_depth_loss_u
     assert torch.equal(changed["depth_mask"], out["depth_mask"]) and not torch.equal(changed_depth, depth)
     assert torch.allclose(changed["pred_depth"], out["pred_depth"], atol=1e-6)  # hidden depth never reaches it
 
-    under_depth_mask = depth_loss(out["pred_depth"], depth, valid, out["depth_mask"], 16, model.depth_norm,
-                                  model.depth_loss)
-    under_rgb_mask = depth_loss(out["pred_depth"], depth, valid, out["rgb_mask"], 16, model.depth_norm,
-                                model.depth_loss)
+    under_depth_mask = depth_loss(
+        out["pred_depth"], depth, valid, out["depth_mask"], 16, model.depth_norm, model.depth_loss
+    )
+    under_rgb_mask = depth_loss(
+        out["pred_depth"], depth, valid, out["rgb_mask"], 16, model.depth_norm, model.depth_loss
+    )
     assert not torch.equal(out["rgb_mask"], out["depth_mask"])
     assert torch.allclose(out["loss"], under_depth_mask) and not torch.allclose(out["loss"], under_rgb_mask)
 

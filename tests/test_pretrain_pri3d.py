@@ -1,5 +1,6 @@
 """Pri3D's view objective: patch correspondences against known geometry, the pair dataset's overlap rule and
 bad inputs, and the contrastive loss."""
+
 import json
 
 import numpy as np
@@ -79,9 +80,17 @@ def _frames(tmp_path, poses, scene="scene0000_00", depth=2.0):
         stem = str(tmp_path / f"{scene}_{i}")
         write_image(stem + ".jpg", rgb)
         write_depth_mm(stem + ".png", _plane(depth))
-        dicts.append({"file_name": stem + ".jpg", "depth_file_name": stem + ".png", "height": H, "width": W,
-                      "image_id": f"{scene}_{i}", "intrinsics": K.tolist(),
-                      "pose": None if pose is None else pose.tolist()})
+        dicts.append(
+            {
+                "file_name": stem + ".jpg",
+                "depth_file_name": stem + ".png",
+                "height": H,
+                "width": W,
+                "image_id": f"{scene}_{i}",
+                "intrinsics": K.tolist(),
+                "pose": None if pose is None else pose.tolist(),
+            }
+        )
     return dicts
 
 

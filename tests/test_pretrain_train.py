@@ -1,5 +1,6 @@
 """pretrain/ end to end on the tiny synthetic tree: loss falls, outputs, exact resume (losses, weights, learning
 rates), safe resume reading, stops on a non-finite loss or a batch without depth, bad input."""
+
 import json
 import math
 import os
@@ -18,11 +19,24 @@ from results.store import read_records
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "pretrain" / "configs" / "default_cpu.py")
-TINY = {"model.embed_dim": 32, "model.depth": 2, "model.num_heads": 2, "model.decoder_dim": 32,
-        "model.decoder_depth": 1, "model.decoder_heads": 2, "model.img_size": (96, 128),
-        "data.names": "synthetic_rgbd_train", "data.workers": 0, "train.batch_size": 4, "train.max_iter": 6,
-        "train.warmup_iters": 2, "train.checkpoint_period": 2, "train.vis_period": 0, "train.log_period": 2,
-        "train.cpu_threads": 1}  # tiny tensors: one thread is fastest, and immune to a busy machine
+TINY = {
+    "model.embed_dim": 32,
+    "model.depth": 2,
+    "model.num_heads": 2,
+    "model.decoder_dim": 32,
+    "model.decoder_depth": 1,
+    "model.decoder_heads": 2,
+    "model.img_size": (96, 128),
+    "data.names": "synthetic_rgbd_train",
+    "data.workers": 0,
+    "train.batch_size": 4,
+    "train.max_iter": 6,
+    "train.warmup_iters": 2,
+    "train.checkpoint_period": 2,
+    "train.vis_period": 0,
+    "train.log_period": 2,
+    "train.cpu_threads": 1,
+}  # tiny tensors: one thread is fastest, and immune to a busy machine
 
 
 def _run(out_dir, resume=False, **overrides):
@@ -38,11 +52,25 @@ def _history(out_dir):
 def test_tiny_run_loss_falls_writes_outputs_and_leaves_a_finished_run_intact(synthetic_root, tmp_path):
     out = tmp_path / "run"
     # Depth in metres: the loss starts near the mean depth, so a short run shows a large, reliable fall.
-    run = {"train.max_iter": 30, "train.checkpoint_period": 15, "train.vis_period": 15, "model.depth_norm": "metric",
-           "train.base_lr": 0.32}
+    run = {
+        "train.max_iter": 30,
+        "train.checkpoint_period": 15,
+        "train.vis_period": 15,
+        "model.depth_norm": "metric",
+        "train.base_lr": 0.32,
+    }
     assert _run(out, **run) == 0
-    for name in ("checkpoint.pth", "backbone.pth", "config.yaml", "log.txt", "metrics.json", "finished.json",
-                 "train_log.json", "reconstruction.png", "reconstruction_000015.png"):
+    for name in (
+        "checkpoint.pth",
+        "backbone.pth",
+        "config.yaml",
+        "log.txt",
+        "metrics.json",
+        "finished.json",
+        "train_log.json",
+        "reconstruction.png",
+        "reconstruction_000015.png",
+    ):
         assert (out / name).is_file(), name
     assert list(out.glob("events.out.tfevents.*"))
     metrics = json.loads((out / "metrics.json").read_text())
@@ -162,8 +190,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root
     _assert_stopped_after_iteration_2(out)
 
 
-def test_a_batch_without_valid_depth_stops_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path, monkeypatch,
-                                                                              capsys):
+def test_a_batch_without_valid_depth_stops_and_keeps_the_last_good_checkpoint(
+    synthetic_root, tmp_path, monkeypatch, capsys
+):
     real_loader = train_mod.make_loader
 
     def third_batch_without_depth(*args, **kwargs):
@@ -189,22 +218,26 @@ def _assert_stopped_after_iteration_2(out):
     assert read_records() == []
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"data.names": "nodepth_test"}, "has no depth_file_name"),
-    ({"data.names": "absent_rgbd_train"}, "absent_rgbd_train"),
-    ({"model.img_size": (100, 128)}, "not divisible by patch size 16"),
-    ({"model.rgb_mask_ratio": 1.0}, "outside [0, 1)"),
-    ({"model.depth_mask_ratio": -0.5}, "outside [0, 1)"),
-    ({"train.init_checkpoint": "WIDE"}, "embed_dim=64"),
-    ({"model.no_such_key": 1}, "no such key"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"data.names": "nodepth_test"}, "has no depth_file_name"),
+        ({"data.names": "absent_rgbd_train"}, "absent_rgbd_train"),
+        ({"model.img_size": (100, 128)}, "not divisible by patch size 16"),
+        ({"model.rgb_mask_ratio": 1.0}, "outside [0, 1)"),
+        ({"model.depth_mask_ratio": -0.5}, "outside [0, 1)"),
+        ({"train.init_checkpoint": "WIDE"}, "embed_dim=64"),
+        ({"model.no_such_key": 1}, "no such key"),
+    ],
+)
 def test_bad_input_fails_before_training(synthetic_root, tmp_path, capsys, overrides, message):
     from detectron2.data import DatasetCatalog
 
     if "nodepth_test" not in DatasetCatalog.list():
         sem = DatasetCatalog.get("synthetic_sem_seg_train")
-        DatasetCatalog.register("nodepth_test", lambda: [{k: v for k, v in d.items() if k != "depth_file_name"}
-                                                         for d in sem])
+        DatasetCatalog.register(
+            "nodepth_test", lambda: [{k: v for k, v in d.items() if k != "depth_file_name"} for d in sem]
+        )
     if overrides.get("train.init_checkpoint") == "WIDE":
         wide = MaskedRGBD(objective="mae", preset="vit_t", embed_dim=64, depth=2, num_heads=2, img_size=(96, 128))
         torch.save({"model": wide.state_dict()}, tmp_path / "wide.pth")
@@ -228,10 +261,25 @@ def test_multimae_and_none_objectives_export(synthetic_root, tmp_path):
 def test_torchrun_two_processes_with_accumulation(synthetic_root, tmp_path):
     """torchrun's process group (core.distributed): both ranks train in step, rank 0 alone writes the outputs."""
     out = tmp_path / "ddp"
-    settings = {**TINY, "train.output_dir": str(out), "train.batch_size": 2, "train.accum_steps": 2,
-                "train.max_iter": 2}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "pretrain", "--config", CONFIG,
-           *[f"{k}={v}" for k, v in settings.items()]]
+    settings = {
+        **TINY,
+        "train.output_dir": str(out),
+        "train.batch_size": 2,
+        "train.accum_steps": 2,
+        "train.max_iter": 2,
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "pretrain",
+        "--config",
+        CONFIG,
+        *[f"{k}={v}" for k, v in settings.items()],
+    ]
     env = {**os.environ, "MASK3D_DATA": str(synthetic_root), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -1,6 +1,7 @@
 """`make repro-mini` end to end at the toy size: data, three pre-trainings, fine-tunes of each export and of
 a random init on the full and the 20 % split, records in the store, the report's "Mini reproduction"
 section with its plot; a second run reuses everything; other settings cannot mix into the same folder."""
+
 import re
 
 from benchmark.campaign.repro_mini import INITS, OBJECTIVES
@@ -10,8 +11,19 @@ from tools import repro_mini
 
 def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root, tmp_path, capsys):
     out, report_dir = tmp_path / "out", tmp_path / "report"
-    argv = ["--toy", "--seeds", "2", "--jobs", "2", "--out", str(out), "--data-root", str(synthetic_root),
-            "--report-out", str(report_dir)]
+    argv = [
+        "--toy",
+        "--seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--out",
+        str(out),
+        "--data-root",
+        str(synthetic_root),
+        "--report-out",
+        str(report_dir),
+    ]
     assert repro_mini.main(argv) == 0
     console = capsys.readouterr().out
     for stage in ("stage 1/4 data", "stage 2/4 pretrain", "stage 3/4 finetune", "stage 4/4 report"):
@@ -63,8 +75,22 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root,
 
 
 def test_a_failed_pretraining_skips_its_finetunes_and_fails_the_command(synthetic_root, tmp_path, capsys):
-    argv = ["--toy", "--seeds", "1", "--fractions", "20", "--objectives", "mae", "--out", str(tmp_path / "out"),
-            "--data-root", str(synthetic_root), "--no-report", "--set-pretrain", "model.no_such_key=1"]
+    argv = [
+        "--toy",
+        "--seeds",
+        "1",
+        "--fractions",
+        "20",
+        "--objectives",
+        "mae",
+        "--out",
+        str(tmp_path / "out"),
+        "--data-root",
+        str(synthetic_root),
+        "--no-report",
+        "--set-pretrain",
+        "model.no_such_key=1",
+    ]
     assert repro_mini.main(argv) == 1
     console = capsys.readouterr().out
     assert "pretrain mae: FAILED" in console and "no such key" in console  # the log's last lines are shown

@@ -1,5 +1,6 @@
 """`python -m tools.reproduce`: a campaign end to end at the tiny size, its dry run (every run's problems and
 the cost), and the SLURM path through a fake submitter."""
+
 import json
 import re
 import subprocess
@@ -22,8 +23,24 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_tiny_campaign_runs_records_and_resumes(synthetic_root, tmp_path, capsys):
     out, campaigns = tmp_path / "out", tmp_path / "runs"
-    argv = ["scannet_semseg", "--tiny", "--inits", "random", "--seeds", "2", "--iters", "2", "--jobs", "2",
-            "--out", str(out), "--campaigns", str(campaigns), "--data-root", str(synthetic_root)]
+    argv = [
+        "scannet_semseg",
+        "--tiny",
+        "--inits",
+        "random",
+        "--seeds",
+        "2",
+        "--iters",
+        "2",
+        "--jobs",
+        "2",
+        "--out",
+        str(out),
+        "--campaigns",
+        str(campaigns),
+        "--data-root",
+        str(synthetic_root),
+    ]
     assert reproduce.main(argv) == 0
     console = capsys.readouterr().out
     assert "1 init(s) x 1 split(s) x 2 seed(s) = 2 runs, 0 finished, 2 to run" in console
@@ -55,8 +72,21 @@ def test_tiny_campaign_runs_records_and_resumes(synthetic_root, tmp_path, capsys
 
 @pytest.mark.parametrize("name", sorted(tables.CAMPAIGNS))
 def test_every_campaign_plans_on_the_synthetic_tree(name, synthetic_root, tmp_path, capsys):
-    argv = [name, "--tiny", "--inits", "random", "--seeds", "1", "--out", str(tmp_path / "out"),
-            "--campaigns", str(tmp_path / "runs"), "--data-root", str(synthetic_root), "--dry-run"]
+    argv = [
+        name,
+        "--tiny",
+        "--inits",
+        "random",
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+        "--campaigns",
+        str(tmp_path / "runs"),
+        "--data-root",
+        str(synthetic_root),
+        "--dry-run",
+    ]
     assert reproduce.main(argv) == 0
     console = capsys.readouterr().out
     campaign = tables.CAMPAIGNS[name]
@@ -73,8 +103,19 @@ def test_dry_run_reports_every_run_that_cannot_start(synthetic_root, tmp_path, c
     """Full recipes on a root with only the synthetic tree: ScanNet is not prepared, one init is unknown, one
     file is missing; every run says why, nothing starts, and the cost is still shown."""
     out = tmp_path / "out"
-    argv = ["scannet_semseg", "--inits", f"random,no_such_init,mae:{tmp_path / 'missing.pth'}", "--seeds", "2",
-            "--out", str(out), "--campaigns", str(tmp_path / "runs"), "--data-root", str(synthetic_root)]
+    argv = [
+        "scannet_semseg",
+        "--inits",
+        f"random,no_such_init,mae:{tmp_path / 'missing.pth'}",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+        "--campaigns",
+        str(tmp_path / "runs"),
+        "--data-root",
+        str(synthetic_root),
+    ]
     for extra in (["--dry-run"], []):
         assert reproduce.main(argv + extra) == 1
         captured = capsys.readouterr()
@@ -114,7 +155,8 @@ def test_cost_from_flops_and_from_a_measured_step(tmp_path):
     assert got.gpu_hours == pytest.approx(2 * flops / (0.45 * 989e12) / 3600)
     assert "estimate from FLOPs, not a measurement" in got.source
     assert cost.estimate(runs, iters=100, measurements=(tmp_path / "absent.json",)).gpu_hours == pytest.approx(
-        2 * flops * 100 / facts["max_iter"] / (0.45 * 989e12) / 3600)
+        2 * flops * 100 / facts["max_iter"] / (0.45 * 989e12) / 3600
+    )
 
     speed = tmp_path / "speed.json"
     speed.write_text(json.dumps([{"name": "step_mask3d_vit_b_cuda", "value": 200e3, "unit": "GFLOP/s"}]))
@@ -130,13 +172,15 @@ def test_cost_from_flops_and_from_a_measured_step(tmp_path):
 
 class FakeSlurmJob:
     """submitit's Job as the launcher uses it: runs `python COMMAND` in a thread."""
+
     count = 0
 
     def __init__(self, command, env):
         FakeSlurmJob.count += 1
         self.job_id, self.cancelled = str(1000 + FakeSlurmJob.count), False
-        self.proc = subprocess.Popen([sys.executable, *command], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, *command], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.thread = threading.Thread(target=self.proc.communicate)
         self.thread.start()
 
@@ -155,14 +199,15 @@ def test_slurm_launcher_submits_each_job_and_judges_it(tmp_path, capsys):
     calls = []
 
     def submit(command, *, name, folder, env, gpus, **options):
-        calls.append({"name": name, "command": command, "env": env, "gpus": gpus, "options": options,
-                      "folder": folder})
+        calls.append({"name": name, "command": command, "env": env, "gpus": gpus, "options": options, "folder": folder})
         return FakeSlurmJob(command, {"PATH": "/usr/bin:/bin", **env})
 
     ok, never = tmp_path / "ok.txt", tmp_path / "never.txt"
-    jobs = [snippet(tmp_path, "ok", "import os; " + _writes(ok, "os.environ['WHO']"), out=ok, env={"WHO": "me"}),
-            snippet(tmp_path, "bad", "raise SystemExit(2)", out=never),
-            snippet(tmp_path, "after", "pass", needs=("bad",))]
+    jobs = [
+        snippet(tmp_path, "ok", "import os; " + _writes(ok, "os.environ['WHO']"), out=ok, env={"WHO": "me"}),
+        snippet(tmp_path, "bad", "raise SystemExit(2)", out=never),
+        snippet(tmp_path, "after", "pass", needs=("bad",)),
+    ]
     launcher = SlurmLauncher(submit, options={"partition": "gpu"}, poll_s=0.01)
     outcomes = Runner("test", tmp_path / "logs", slots=4, launcher=launcher).run(jobs)
     assert {n: o.status for n, o in outcomes.items()} == {"ok": "done", "bad": "failed", "after": "not run"}
@@ -214,11 +259,38 @@ def test_repro_mini_is_a_campaign_of_the_same_command(tmp_path, monkeypatch, cap
 
     seen = []
     monkeypatch.setattr(repro_mini, "main", lambda argv: seen.append(argv) or 0)
-    assert reproduce.main(["repro_mini", "--toy", "--seeds", "2", "--inits", "random,mae", "--dry-run",
-                           "--campaigns", str(tmp_path), "--fractions", "20"]) == 0
-    assert seen == [["--toy", "--report-out", str(TINY_OUT / "report"), "--store",
-                     str(tmp_path / "repro_mini.jsonl"), "--dry-run", "--objectives=mae", "--seeds=2",
-                     "--fractions", "20"]]  # its own options pass through
+    assert (
+        reproduce.main(
+            [
+                "repro_mini",
+                "--toy",
+                "--seeds",
+                "2",
+                "--inits",
+                "random,mae",
+                "--dry-run",
+                "--campaigns",
+                str(tmp_path),
+                "--fractions",
+                "20",
+            ]
+        )
+        == 0
+    )
+    assert seen == [
+        [
+            "--toy",
+            "--report-out",
+            str(TINY_OUT / "report"),
+            "--store",
+            str(tmp_path / "repro_mini.jsonl"),
+            "--dry-run",
+            "--objectives=mae",
+            "--seeds=2",
+            "--fractions",
+            "20",
+        ]
+    ]  # its own options pass through
     assert reproduce.main(["repro_mini", "--inits", "random,imagenet_mae_vitb"]) == 1
     assert "repro_mini's inits are random and its objectives" in capsys.readouterr().err
     assert len(seen) == 1
@@ -231,8 +303,18 @@ def test_full_runs_record_into_the_tables_campaign_store_by_default(synthetic_ro
     from results.store import campaign_path
 
     before = campaign_path("scannet_semseg").exists()
-    argv = ["scannet_semseg", "--inits", "random", "--seeds", "1", "--data-root", str(synthetic_root), "--dry-run",
-            "--out", str(tmp_path / "out")]
+    argv = [
+        "scannet_semseg",
+        "--inits",
+        "random",
+        "--seeds",
+        "1",
+        "--data-root",
+        str(synthetic_root),
+        "--dry-run",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert reproduce.main(argv) == 1  # ScanNet is not prepared under this root
     assert "records in results/runs/scannet_semseg.jsonl" in capsys.readouterr().out
     assert campaign_path("scannet_semseg").exists() == before  # a dry run writes nothing

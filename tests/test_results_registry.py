@@ -1,5 +1,6 @@
 """results/paper.csv and results/baselines.yaml: the shipped files hold what the issue asks, honestly
 flagged, and bad rows or entries fail with their file and line."""
+
 import re
 
 import pytest
@@ -10,9 +11,13 @@ from results.paper import COLUMNS, PaperError, load_paper
 
 
 def _value(rows, method, dataset, metric, backbone="r50", fraction=100, pretrain=None):
-    found = [r for r in rows if (r.method, r.dataset, r.metric, r.backbone, r.data_fraction) ==
-             (method, dataset, metric, backbone, fraction) and not r.relative_to
-             and (pretrain is None or r.pretrain_data == pretrain)]
+    found = [
+        r
+        for r in rows
+        if (r.method, r.dataset, r.metric, r.backbone, r.data_fraction) == (method, dataset, metric, backbone, fraction)
+        and not r.relative_to
+        and (pretrain is None or r.pretrain_data == pretrain)
+    ]
     assert len(found) == 1, (method, dataset, metric, found)
     return found[0]
 
@@ -20,26 +25,28 @@ def _value(rows, method, dataset, metric, backbone="r50", fraction=100, pretrain
 def test_paper_csv_holds_the_pri3d_readme_numbers_verified():
     rows = load_paper()
     vg, moco = "Pri3D (View + Geo)", "MoCoV2-supIN->SN"
-    expected = [(vg, "scannet", "sem_seg/mIoU", "r50", 100, None, 61.7),
-                ("Pri3D (View)", "scannet", "sem_seg/mIoU", "r50", 100, None, 61.3),
-                ("Pri3D (Geo)", "scannet", "sem_seg/mIoU", "r50", 100, None, 61.1),
-                (vg, "scannet", "sem_seg/mIoU", "r18", 100, None, 55.7),
-                (vg, "scannet", "sem_seg/mIoU", "r50", 80, None, 60.3),
-                (vg, "scannet", "sem_seg/mIoU", "r50", 60, None, 58.9),
-                (vg, "scannet", "sem_seg/mIoU", "r50", 40, None, 56.2),
-                (vg, "scannet", "sem_seg/mIoU", "r50", 20, None, 51.5),
-                (vg, "nyuv2", "sem_seg/mIoU", "r50", 100, None, 54.7),
-                (moco, "nyuv2", "sem_seg/mIoU", "r50", 100, None, 47.6),
-                (vg, "scannet", "bbox/AP50", "r50", 100, None, 44.5),
-                (vg, "scannet", "segm/AP50", "r50", 100, None, 35.8),
-                (moco, "scannet", "bbox/AP50", "r50", 100, None, 43.5),
-                (moco, "scannet", "segm/AP50", "r50", 100, None, 33.9),
-                (vg, "nyuv2", "bbox/AP50", "r50", 100, None, 34.0),
-                (vg, "nyuv2", "segm/AP50", "r50", 100, None, 29.5),
-                (moco, "nyuv2", "bbox/AP50", "r50", 100, None, 31.1),
-                (moco, "nyuv2", "segm/AP50", "r50", 100, None, 27.2),
-                ("Pri3D (View)", "cityscapes", "sem_seg/mIoU", "r50", 100, "KITTI", 56.3),
-                ("Pri3D (View)", "cityscapes", "sem_seg/mIoU", "r50", 100, "MegaDepth", 55.2)]
+    expected = [
+        (vg, "scannet", "sem_seg/mIoU", "r50", 100, None, 61.7),
+        ("Pri3D (View)", "scannet", "sem_seg/mIoU", "r50", 100, None, 61.3),
+        ("Pri3D (Geo)", "scannet", "sem_seg/mIoU", "r50", 100, None, 61.1),
+        (vg, "scannet", "sem_seg/mIoU", "r18", 100, None, 55.7),
+        (vg, "scannet", "sem_seg/mIoU", "r50", 80, None, 60.3),
+        (vg, "scannet", "sem_seg/mIoU", "r50", 60, None, 58.9),
+        (vg, "scannet", "sem_seg/mIoU", "r50", 40, None, 56.2),
+        (vg, "scannet", "sem_seg/mIoU", "r50", 20, None, 51.5),
+        (vg, "nyuv2", "sem_seg/mIoU", "r50", 100, None, 54.7),
+        (moco, "nyuv2", "sem_seg/mIoU", "r50", 100, None, 47.6),
+        (vg, "scannet", "bbox/AP50", "r50", 100, None, 44.5),
+        (vg, "scannet", "segm/AP50", "r50", 100, None, 35.8),
+        (moco, "scannet", "bbox/AP50", "r50", 100, None, 43.5),
+        (moco, "scannet", "segm/AP50", "r50", 100, None, 33.9),
+        (vg, "nyuv2", "bbox/AP50", "r50", 100, None, 34.0),
+        (vg, "nyuv2", "segm/AP50", "r50", 100, None, 29.5),
+        (moco, "nyuv2", "bbox/AP50", "r50", 100, None, 31.1),
+        (moco, "nyuv2", "segm/AP50", "r50", 100, None, 27.2),
+        ("Pri3D (View)", "cityscapes", "sem_seg/mIoU", "r50", 100, "KITTI", 56.3),
+        ("Pri3D (View)", "cityscapes", "sem_seg/mIoU", "r50", 100, "MegaDepth", 55.2),
+    ]
     for method, dataset, metric, backbone, fraction, pretrain, value in expected:
         row = _value(rows, method, dataset, metric, backbone, fraction, pretrain)
         assert row.value == value and row.verified and "Sekunde/Pri3D" in row.source
@@ -49,8 +56,12 @@ def test_paper_csv_mask3d_numbers_are_flagged_unverified():
     rows = load_paper()
     mask3d = {(r.dataset, r.metric): r for r in rows if r.method == "Mask3D" and not r.relative_to}
     assert {k: r.value for k, r in mask3d.items()} == {
-        ("scannet", "sem_seg/mIoU"): 66.7, ("nyuv2", "sem_seg/mIoU"): 56.9, ("cityscapes", "sem_seg/mIoU"): 66.4,
-        ("scannet", "segm/AP50"): 41.2, ("nyuv2", "bbox/AP"): 25.9}
+        ("scannet", "sem_seg/mIoU"): 66.7,
+        ("nyuv2", "sem_seg/mIoU"): 56.9,
+        ("cityscapes", "sem_seg/mIoU"): 66.4,
+        ("scannet", "segm/AP50"): 41.2,
+        ("nyuv2", "bbox/AP"): 25.9,
+    }
     assert not any(r.verified for r in mask3d.values())
     headline = [r for r in rows if r.relative_to]
     assert [(r.method, r.relative_to, r.value, r.verified) for r in headline] == [("Mask3D", "Pri3D", 6.5, True)]
@@ -60,11 +71,13 @@ def test_paper_csv_mask3d_numbers_are_flagged_unverified():
 
 def test_bad_paper_row_names_file_and_line(tmp_path):
     good = "Pri3D,Pri3D (View),r50,ScanNet,scannet,val,semseg,sem_seg/mIoU,100,61.3,,README,yes,"
-    cases = [(good.replace("scannet,val", "scanet,val"), "dataset 'scanet'"),
-             (good.replace("61.3", "about 61"), "not a number"),
-             (good.replace("61.3,,README,yes", ",,README,yes"), "verified=yes needs a value"),
-             (good.replace("sem_seg/mIoU", "mIoU"), "not a Detectron2 name"),
-             (good.replace(",100,", ",0,"), "data_fraction")]
+    cases = [
+        (good.replace("scannet,val", "scanet,val"), "dataset 'scanet'"),
+        (good.replace("61.3", "about 61"), "not a number"),
+        (good.replace("61.3,,README,yes", ",,README,yes"), "verified=yes needs a value"),
+        (good.replace("sem_seg/mIoU", "mIoU"), "not a Detectron2 name"),
+        (good.replace(",100,", ",0,"), "data_fraction"),
+    ]
     for bad, message in cases:
         path = tmp_path / "paper.csv"
         path.write_text(",".join(COLUMNS) + "\n" + good + "\n" + bad + "\n")
@@ -99,10 +112,12 @@ def test_a_baseline_whose_checkpoint_is_missing_says_where_to_get_it(tmp_path, c
 def test_bad_registry_entry_names_file_and_line(tmp_path):
     path = tmp_path / "baselines.yaml"
     entry = "- name: a\n  init: random\n  backbone: vit_b\n"
-    cases = [(entry + entry, ":4: baseline 'a' is already defined"),
-             (entry + "- name: b\n  init: mae\n  backbone: vit_b\n  refs: [MAE]\n", ":4: unknown keys"),
-             (entry + "- name: B-1\n  init: random\n  backbone: vit_b\n", ":4: name 'B-1'"),
-             (entry + "- name: c\n  backbone: vit_b\n", ":4: missing \\['init'\\]")]
+    cases = [
+        (entry + entry, ":4: baseline 'a' is already defined"),
+        (entry + "- name: b\n  init: mae\n  backbone: vit_b\n  refs: [MAE]\n", ":4: unknown keys"),
+        (entry + "- name: B-1\n  init: random\n  backbone: vit_b\n", ":4: name 'B-1'"),
+        (entry + "- name: c\n  backbone: vit_b\n", ":4: missing \\['init'\\]"),
+    ]
     for text, message in cases:
         path.write_text(text)
         with pytest.raises(BaselineError, match=rf"{re.escape(str(path))}{message}"):

@@ -1,6 +1,7 @@
 """`python -m results.report`: exact table cells from fixture runs, empty cells kept empty, plots written,
 a malformed record stopping the report with its file and line, and the committed report rebuilt byte for
 byte from committed files only."""
+
 import json
 import os
 import re
@@ -15,10 +16,28 @@ COMMITTED_REPORT = report.RESULTS_DIR / "REPORT.md"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _run(kind="finetune", dataset="scannet", split="val", task="semseg", init="pri3d_r50", backbone="r50",
-         seed=0, metrics=None, **extra):
-    record = {"kind": kind, "dataset": dataset, "split": split, "task": task, "backbone": backbone,
-              "init": init, "seed": seed, "metrics": metrics or {}, "date": "2025-01-01T00:00:00Z"}
+def _run(
+    kind="finetune",
+    dataset="scannet",
+    split="val",
+    task="semseg",
+    init="pri3d_r50",
+    backbone="r50",
+    seed=0,
+    metrics=None,
+    **extra,
+):
+    record = {
+        "kind": kind,
+        "dataset": dataset,
+        "split": split,
+        "task": task,
+        "backbone": backbone,
+        "init": init,
+        "seed": seed,
+        "metrics": metrics or {},
+        "date": "2025-01-01T00:00:00Z",
+    }
     record.update(extra)
     append_record(record)
 
@@ -28,12 +47,12 @@ def _table(md: str, title: str) -> list[dict]:
     lines = md.splitlines()
     start = next(i for i, line in enumerate(lines) if line.lstrip("#").strip() == title)
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([c.strip() for c in line.strip()[1:-1].split("|")])
     header, body = rows[0], rows[2:]
-    return [dict(zip(header, r)) for r in body]
+    return [dict(zip(header, r, strict=False)) for r in body]
 
 
 def _row(rows: list[dict], **match) -> dict:
@@ -57,17 +76,40 @@ def fixture_runs():
     _run(init="mask3d", backbone="vit_b", metrics={"sem_seg/mIoU": 66.0})
     _run(task="insseg", init="mask3d", backbone="vit_b", metrics={"bbox/AP50": 40.0, "segm/AP50": 38.0})
     for seed, (miou, pacc) in enumerate(((30.0, 70.0), (32.0, 71.0))):
-        _run(dataset="synthetic", init="mask3d", backbone="vit_t", seed=seed,
-             metrics={"sem_seg/mIoU": miou, "sem_seg/pACC": pacc, "sem_seg/IoU-wall": 5.0})
-    _run(dataset="nyuv2", split="test", init="random", backbone="vit_b", data_fraction=50,
-         metrics={"sem_seg/mIoU": 30.0})
+        _run(
+            dataset="synthetic",
+            init="mask3d",
+            backbone="vit_t",
+            seed=seed,
+            metrics={"sem_seg/mIoU": miou, "sem_seg/pACC": pacc, "sem_seg/IoU-wall": 5.0},
+        )
+    _run(
+        dataset="nyuv2", split="test", init="random", backbone="vit_b", data_fraction=50, metrics={"sem_seg/mIoU": 30.0}
+    )
     for objective, base in (("random", 20.0), ("mae", 25.0), ("mask3d", 27.5)):
         for seed in range(3):
             extra = {} if objective == "random" else {"objective": objective}
-            _run(dataset="synthetic", init="random" if objective == "random" else "mask3d", backbone="vit_t",
-                 seed=seed, metrics={"sem_seg/mIoU": base + seed}, tag="repro-mini", data_fraction=20, **extra)
-    _run(kind="pretrain", dataset="nyuv2+scannet", task="pretrain", init="random", backbone="vit_t", objective="mask3d",
-         metrics={"loss": 0.25}, iterations=20, loss_history=[[0, 1.0], [10, 0.5], [20, 0.25]])
+            _run(
+                dataset="synthetic",
+                init="random" if objective == "random" else "mask3d",
+                backbone="vit_t",
+                seed=seed,
+                metrics={"sem_seg/mIoU": base + seed},
+                tag="repro-mini",
+                data_fraction=20,
+                **extra,
+            )
+    _run(
+        kind="pretrain",
+        dataset="nyuv2+scannet",
+        task="pretrain",
+        init="random",
+        backbone="vit_t",
+        objective="mask3d",
+        metrics={"loss": 0.25},
+        iterations=20,
+        loss_history=[[0, 1.0], [10, 0.5], [20, 0.25]],
+    )
 
 
 def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsys):
@@ -78,14 +120,28 @@ def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsy
 
     scannet = _table(md, "ScanNet semantic segmentation (val)")
     pri3d = _row(scannet, Reference="Pri3D (View + Geo)", Backbone="r50")
-    assert (pri3d["Ours"], pri3d["mIoU paper"], pri3d["mIoU ours"], pri3d["Δ mIoU"], pri3d["Runs"]) == \
-        ("`pri3d_r50`", "61.7", "60.50 ± 0.71", "-1.20", "2")
+    assert (pri3d["Ours"], pri3d["mIoU paper"], pri3d["mIoU ours"], pri3d["Δ mIoU"], pri3d["Runs"]) == (
+        "`pri3d_r50`",
+        "61.7",
+        "60.50 ± 0.71",
+        "-1.20",
+        "2",
+    )
     mask3d = _row(scannet, Reference="Mask3D")
-    assert (mask3d["mIoU paper"], mask3d["mIoU ours"], mask3d["Δ mIoU"], mask3d["Runs"]) == \
-        ("66.7†", "66.00", "-0.70", "1")
+    assert (mask3d["mIoU paper"], mask3d["mIoU ours"], mask3d["Δ mIoU"], mask3d["Runs"]) == (
+        "66.7†",
+        "66.00",
+        "-0.70",
+        "1",
+    )
     mae = _row(scannet, Reference="MAE")  # unknown paper value, no run yet: nothing invented
-    assert (mae["Ours"], mae["mIoU paper"], mae["mIoU ours"], mae["Δ mIoU"], mae["Runs"]) == \
-        ("`imagenet_mae_vitb`", "", "", "", "0")
+    assert (mae["Ours"], mae["mIoU paper"], mae["mIoU ours"], mae["Δ mIoU"], mae["Runs"]) == (
+        "`imagenet_mae_vitb`",
+        "",
+        "",
+        "",
+        "0",
+    )
     view = _row(scannet, Reference="Pri3D (View)")  # a reference no baseline claims
     assert (view["mIoU paper"], view["Ours"], view["mIoU ours"], view["Runs"]) == ("61.3", "", "", "")
     assert _row(scannet, Ours="`random`")["Runs"] == "0"
@@ -109,11 +165,22 @@ def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsy
     assert _row(mini, **{"Pre-training": "random"})["Δ vs random"] == ""
 
     pretrain = _table(md, "Pre-training runs")
-    assert [(r["Objective"], r["Dataset"], r["Final loss"]) for r in pretrain] == [("mask3d", "nyuv2+scannet", "0.2500")]
+    assert [(r["Objective"], r["Dataset"], r["Final loss"]) for r in pretrain] == [
+        ("mask3d", "nyuv2+scannet", "0.2500")
+    ]
 
     synthetic = _table(md, "synthetic semseg")
-    assert synthetic == [{"split": "val", "init": "mask3d", "backbone": "vit_t", "data fraction": "100",
-                          "sem_seg/mIoU": "31.00 ± 1.41", "sem_seg/pACC": "70.50 ± 0.71", "Runs": "2"}]
+    assert synthetic == [
+        {
+            "split": "val",
+            "init": "mask3d",
+            "backbone": "vit_t",
+            "data fraction": "100",
+            "sem_seg/mIoU": "31.00 ± 1.41",
+            "sem_seg/pACC": "70.50 ± 0.71",
+            "Runs": "2",
+        }
+    ]
     other = _table(md, "other fine-tuning runs")  # placed nowhere else, still shown
     assert _row(other, dataset="nyuv2", init="random")["sem_seg/mIoU"] == "30.00"
     assert "+6.5" in md and "− `pri3d_r50` (r50) = +5.50" in md
@@ -151,17 +218,31 @@ def test_tiny_and_synthetic_runs_never_enter_the_paper_tables(tmp_path):
     assert not any(r["Row"].startswith("Δ") for r in efficient)
     assert "ours: no run yet" in md  # the headline claims have no run either
     other = _table(md, "other fine-tuning runs")
-    assert [(r["dataset"], r["data fraction"], r["tiny"], r["Runs"]) for r in other] == \
-        [("scannet", "100", "True", "1"), ("scannet", "20", "True", "1")]
+    assert [(r["dataset"], r["data fraction"], r["tiny"], r["Runs"]) for r in other] == [
+        ("scannet", "100", "True", "1"),
+        ("scannet", "20", "True", "1"),
+    ]
 
 
 def test_committed_report_is_rebuilt_byte_for_byte_from_committed_files(tmp_path, capsys):
-    append_record({"kind": "finetune", "dataset": "scannet", "split": "val", "task": "semseg", "backbone": "r50",
-                   "init": "pri3d_r50", "seed": 0, "metrics": {"sem_seg/mIoU": 1.0}, "date": "d"})  # scratch
+    append_record(
+        {
+            "kind": "finetune",
+            "dataset": "scannet",
+            "split": "val",
+            "task": "semseg",
+            "backbone": "r50",
+            "init": "pri3d_r50",
+            "seed": 0,
+            "metrics": {"sem_seg/mIoU": 1.0},
+            "date": "d",
+        }
+    )  # scratch
     out = tmp_path / "out"
     assert report.main(["--out", str(out)]) == 0
-    assert (out / "REPORT.md").read_bytes() == COMMITTED_REPORT.read_bytes(), \
+    assert (out / "REPORT.md").read_bytes() == COMMITTED_REPORT.read_bytes(), (
         "results/REPORT.md is stale: run `make tables` and commit it"
+    )
     text = COMMITTED_REPORT.read_text(encoding="utf-8")
     assert not re.search(r"(/work|/home|/tmp|/root|/Users|[A-Z]:\\)", text)
     for name in re.findall(r"\]\(([^)]+\.png)\)", text):
@@ -170,8 +251,18 @@ def test_committed_report_is_rebuilt_byte_for_byte_from_committed_files(tmp_path
 
 def test_campaign_records_are_read_by_default_and_the_scratch_store_only_when_asked(tmp_path):
     campaigns = _no_campaigns(tmp_path)
-    record = {"kind": "finetune", "dataset": "nyuv2", "split": "test", "task": "semseg", "backbone": "vit_t",
-              "init": "random", "seed": 0, "metrics": {"sem_seg/mIoU": 12.0}, "date": "d", "tiny": True}
+    record = {
+        "kind": "finetune",
+        "dataset": "nyuv2",
+        "split": "test",
+        "task": "semseg",
+        "backbone": "vit_t",
+        "init": "random",
+        "seed": 0,
+        "metrics": {"sem_seg/mIoU": 12.0},
+        "date": "d",
+        "tiny": True,
+    }
     append_record(record, os.path.join(campaigns, "study.jsonl"))
     _run(**{**record, "metrics": {"sem_seg/mIoU": 14.0}})
     out = tmp_path / "out"
@@ -193,20 +284,56 @@ def test_a_report_with_scratch_runs_never_replaces_the_committed_one(tmp_path, m
 
 def test_a_named_store_that_does_not_exist_is_an_error(tmp_path, capsys):
     out = tmp_path / "out"
-    assert report.main(["--campaigns", _no_campaigns(tmp_path), "--store", str(tmp_path / "absent.jsonl"), "--out",
-                        str(out)]) == 1
+    assert (
+        report.main(
+            ["--campaigns", _no_campaigns(tmp_path), "--store", str(tmp_path / "absent.jsonl"), "--out", str(out)]
+        )
+        == 1
+    )
     assert "no run store at" in capsys.readouterr().err and not out.exists()
     assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(out)]) == 1  # none yet
     assert report.main(["--campaigns", str(tmp_path / "absent"), "--out", str(out)]) == 1
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ('{"kind": "finetune", "dataset": "scannet"\n', "not valid JSON"),
-    (json.dumps({"kind": "finetune", "dataset": "scanet", "split": "val", "task": "semseg", "backbone": "r50",
-                 "init": "random", "seed": 0, "metrics": {}, "date": "d"}) + "\n", "dataset 'scanet'"),
-    (json.dumps({"kind": "finetune", "dataset": "scannet", "task": "semseg", "backbone": "r50",
-                 "init": "random", "seed": 0, "metrics": {}, "date": "d"}) + "\n", "split None"),
-])
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ('{"kind": "finetune", "dataset": "scannet"\n', "not valid JSON"),
+        (
+            json.dumps(
+                {
+                    "kind": "finetune",
+                    "dataset": "scanet",
+                    "split": "val",
+                    "task": "semseg",
+                    "backbone": "r50",
+                    "init": "random",
+                    "seed": 0,
+                    "metrics": {},
+                    "date": "d",
+                }
+            )
+            + "\n",
+            "dataset 'scanet'",
+        ),
+        (
+            json.dumps(
+                {
+                    "kind": "finetune",
+                    "dataset": "scannet",
+                    "task": "semseg",
+                    "backbone": "r50",
+                    "init": "random",
+                    "seed": 0,
+                    "metrics": {},
+                    "date": "d",
+                }
+            )
+            + "\n",
+            "split None",
+        ),
+    ],
+)
 def test_malformed_record_is_reported_with_file_and_line(tmp_path, capsys, bad_line, message):
     store = os.environ["MASK3D_RESULTS"]
     _run(metrics={"sem_seg/mIoU": 60.0})

@@ -1,4 +1,5 @@
 """The results store: an append is all or nothing, and a bad byte or a missing store is named, never skipped."""
+
 import builtins
 import errno
 import json
@@ -11,8 +12,18 @@ from results.store import RecordError, StoreWriteError, append_record, read_reco
 
 
 def _record(**kw):
-    return {"kind": "finetune", "dataset": "synthetic", "split": "val", "task": "semseg", "backbone": "vit_b",
-            "init": "random", "seed": 0, "metrics": {"sem_seg/mIoU": 50.0}, "date": "2026-01-01T00:00:00+00:00", **kw}
+    return {
+        "kind": "finetune",
+        "dataset": "synthetic",
+        "split": "val",
+        "task": "semseg",
+        "backbone": "vit_b",
+        "init": "random",
+        "seed": 0,
+        "metrics": {"sem_seg/mIoU": 50.0},
+        "date": "2026-01-01T00:00:00+00:00",
+        **kw,
+    }
 
 
 def test_a_full_disk_mid_append_leaves_the_store_as_it_was(tmp_path, monkeypatch):
@@ -23,9 +34,11 @@ def test_a_full_disk_mid_append_leaves_the_store_as_it_was(tmp_path, monkeypatch
     def half_then_enospc(file, mode="r", *args, **kwargs):
         f = builtins.open(file, mode, *args, **kwargs)
         if "w" in mode or "a" in mode:
+
             def write(data):
-                builtins.type(f).write(f, data[:len(data) // 2])
+                builtins.type(f).write(f, data[: len(data) // 2])
                 raise OSError(errno.ENOSPC, "No space left on device")
+
             f.write = write
         return f
 

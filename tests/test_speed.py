@@ -1,5 +1,6 @@
 """`python -m tools.speed` runs on toy sizes and writes well-formed output. No timing is asserted: speed
 figures depend on the machine; only that every measurement ran and produced a sane record."""
+
 import json
 import math
 import subprocess
@@ -36,8 +37,13 @@ def _check_rows(rows, expected_names):
 
 def test_tiny_run_writes_every_measurement(tmp_path):
     out = tmp_path / "speed.json"
-    proc = subprocess.run([sys.executable, "-m", "tools.speed", "--tiny", "--out", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.speed", "--tiny", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = json.loads(out.read_text())
     expected = [n for m in suite.measurements(cuda=False) for n in m.row_names]

@@ -1,4 +1,5 @@
 """Pins our stack: detectron2's ViTDet Mask R-CNN trains one step and infers on CPU with our torch/numpy."""
+
 import numpy as np
 import torch
 from detectron2.config import instantiate

@@ -1,5 +1,6 @@
 """tools.submit / core.cluster without submitit: the SLURM request, the command each task runs with torchrun's
 environment, resubmission with --resume on preemption, and the errors a user can make."""
+
 import pickle
 import sys
 import types
@@ -31,27 +32,51 @@ def fake_submitit(monkeypatch):
     FakeExecutor.made = []
     module = types.SimpleNamespace(
         AutoExecutor=FakeExecutor,
-        JobEnvironment=lambda: types.SimpleNamespace(job_id="4321_0", global_rank=5, local_rank=1, num_tasks=8,
-                                                     num_nodes=2, hostnames=["node-a", "node-b"]),
-        helpers=types.SimpleNamespace(DelayedSubmission=lambda fn, *a, **k: ("delayed", fn, a, k)))
+        JobEnvironment=lambda: types.SimpleNamespace(
+            job_id="4321_0", global_rank=5, local_rank=1, num_tasks=8, num_nodes=2, hostnames=["node-a", "node-b"]
+        ),
+        helpers=types.SimpleNamespace(DelayedSubmission=lambda fn, *a, **k: ("delayed", fn, a, k)),
+    )
     monkeypatch.setitem(sys.modules, "submitit", module)
     return module
 
 
 def test_submit_requests_one_task_per_gpu_on_every_node(fake_submitit, capsys):
-    argv = ["--nodes", "2", "--gpus-per-node", "4", "--partition", "gpu", "--account", "lab", "--time-min", "600",
-            "pretrain", "--config", "pretrain/configs/scannet_vit_b.py", "train.output_dir=output/pretrain/vitb"]
+    argv = [
+        "--nodes",
+        "2",
+        "--gpus-per-node",
+        "4",
+        "--partition",
+        "gpu",
+        "--account",
+        "lab",
+        "--time-min",
+        "600",
+        "pretrain",
+        "--config",
+        "pretrain/configs/scannet_vit_b.py",
+        "train.output_dir=output/pretrain/vitb",
+    ]
     assert submit.main(argv) == 0
     (executor,) = FakeExecutor.made
     assert executor.folder == "output/slurm/%j" and executor.max_requeues == 20
-    assert {k: executor.params[k] for k in ("nodes", "tasks_per_node", "gpus_per_node", "timeout_min",
-                                             "slurm_partition", "name")} == {
-        "nodes": 2, "tasks_per_node": 4, "gpus_per_node": 4, "timeout_min": 600, "slurm_partition": "gpu",
-        "name": "mask3d-pretrain"}
+    assert {
+        k: executor.params[k]
+        for k in ("nodes", "tasks_per_node", "gpus_per_node", "timeout_min", "slurm_partition", "name")
+    } == {
+        "nodes": 2,
+        "tasks_per_node": 4,
+        "gpus_per_node": 4,
+        "timeout_min": 600,
+        "slurm_partition": "gpu",
+        "name": "mask3d-pretrain",
+    }
     assert executor.params["slurm_additional_parameters"] == {"account": "lab"}
     (job,) = executor.jobs
-    assert job == cluster.RunJob("pretrain", ["--config", "pretrain/configs/scannet_vit_b.py",
-                                              "train.output_dir=output/pretrain/vitb"])
+    assert job == cluster.RunJob(
+        "pretrain", ["--config", "pretrain/configs/scannet_vit_b.py", "train.output_dir=output/pretrain/vitb"]
+    )
     assert pickle.loads(pickle.dumps(job)) == job  # submitit pickles it to the nodes
     assert "job 4321 on 2 node(s) x 4 GPU(s)" in capsys.readouterr().out
 
@@ -70,18 +95,35 @@ def test_each_task_runs_the_entry_point_with_torchruns_environment(fake_submitit
     seen = {}
 
     def fake_main(argv):
-        seen.update(argv=argv, env={k: cluster.os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK",
-                                                                         "LOCAL_WORLD_SIZE", "MASTER_ADDR")})
+        seen.update(
+            argv=argv,
+            env={
+                k: cluster.os.environ[k]
+                for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR")
+            },
+        )
         return seen.get("rc", 0)
 
     # a copy: the task's variables must not leak into later tests (they would look like a torchrun process)
-    monkeypatch.setattr(cluster.os, "environ", {k: v for k, v in cluster.os.environ.items()
-                                                if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")})
+    monkeypatch.setattr(
+        cluster.os,
+        "environ",
+        {
+            k: v
+            for k, v in cluster.os.environ.items()
+            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+        },
+    )
     monkeypatch.setattr(pretrain.train, "main", fake_main)
     assert cluster.RunJob("pretrain", ["--config", "c.py"])() == 0
     assert seen["argv"] == ["--config", "c.py"]
-    assert seen["env"] == {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "4",
-                           "MASTER_ADDR": "node-a"}
+    assert seen["env"] == {
+        "RANK": "5",
+        "WORLD_SIZE": "8",
+        "LOCAL_RANK": "1",
+        "LOCAL_WORLD_SIZE": "4",
+        "MASTER_ADDR": "node-a",
+    }
     assert 20000 <= int(cluster.os.environ["MASTER_PORT"]) < 30000
     seen["rc"] = 1
     with pytest.raises(RuntimeError, match="exited with 1"):  # submitit then marks the task failed
@@ -90,10 +132,13 @@ def test_each_task_runs_the_entry_point_with_torchruns_environment(fake_submitit
     assert "WORLD_SIZE" not in cluster.os.environ or cluster.os.environ["WORLD_SIZE"] != "8"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["pretrain", "--num-gpus", "8", "--config", "c.py"], "come from SLURM here"),
-    (["--nodes", "0", "bench", "--config-file", "c.py"], "must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["pretrain", "--num-gpus", "8", "--config", "c.py"], "come from SLURM here"),
+        (["--nodes", "0", "bench", "--config-file", "c.py"], "must be >= 1"),
+    ],
+)
 def test_bad_requests_are_one_line(fake_submitit, capsys, argv, message):
     assert submit.main(argv) == 1
     err = capsys.readouterr().err
@@ -108,9 +153,15 @@ def test_without_submitit_the_message_says_how_to_install_it(monkeypatch, capsys
 
 
 def test_campaign_runs_go_to_slurm_with_their_environment(fake_submitit):
-    cluster.submit_command(["-m", "benchmark.train_net", "--config-file", "c.py", "--resume"], name="run1",
-                           folder="output/reproduce/x/run1", env={"MASK3D_DATA": "data"}, gpus=2, partition="gpu",
-                           timeout_min="90")
+    cluster.submit_command(
+        ["-m", "benchmark.train_net", "--config-file", "c.py", "--resume"],
+        name="run1",
+        folder="output/reproduce/x/run1",
+        env={"MASK3D_DATA": "data"},
+        gpus=2,
+        partition="gpu",
+        timeout_min="90",
+    )
     (executor,) = FakeExecutor.made
     assert (executor.params["nodes"], executor.params["gpus_per_node"], executor.params["timeout_min"]) == (1, 2, 90)
     assert executor.params["slurm_partition"] == "gpu" and executor.folder == "output/reproduce/x/run1/%j"

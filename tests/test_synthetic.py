@@ -91,7 +91,7 @@ def test_occluders_hide_what_is_behind_them_in_any_order():
     pole = (S.CYLINDER, (1.7, 2.0, 1.0), (0.05, 0.05, 1.0), "lamp")
     for order in ((near, far, pole), (far, pole, near)):
         scene, insts = _room_with(*order)
-        ids = {obj[3]: inst for obj, inst in zip(order, insts)}
+        ids = {obj[3]: inst for obj, inst in zip(order, insts, strict=False)}
         frame = S.render(scene, K, _frontal(eye), H, W)
         u0, v0 = _project(K, 1.8, 1.2, 0.9, eye)
         u1, v1 = _project(K, 2.2, 0.8, 0.9, eye)
@@ -321,5 +321,5 @@ def test_preview_contact_sheet(tree, tmp_path):
     assert sheet.shape[1] > 4 * 80 + 60  # four columns, the colour bar and the legend
     assert sheet[BAND:, 84:164].std() > 10  # a colour-mapped depth, not a blank panel
     for x0 in (0, 84):
-        assert (sheet[:BAND, x0:x0 + 40] < 128).any(axis=2).sum() > 20, x0  # column titles drawn
+        assert (sheet[:BAND, x0 : x0 + 40] < 128).any(axis=2).sum() > 20, x0  # column titles drawn
     assert (sheet[:, -2:] == 255).all()  # the legend's names end inside the sheet

@@ -1,6 +1,7 @@
 """User errors end `python -m pretrain` and `python -m benchmark.train_net` with one line and exit code 1, and
 lose nothing: bad overrides (unknown key, wrong type, malformed, an option after them), read-only or full
 output folders, truncated prepared files (the message names the file). Internal errors keep their traceback."""
+
 import errno
 import json
 import os
@@ -23,10 +24,18 @@ BENCH_CONFIG = "benchmark/configs/scannet/semseg_vit_b.py"
 
 
 def run_bench(out, *extra):
-    return train_net.main(["--config-file", BENCH_CONFIG, "--tiny",
-                           "dataloader.train.dataset.names=synthetic_sem_seg_train",
-                           "dataloader.test.dataset.names=synthetic_sem_seg_val", "train.max_iter=2",
-                           f"train.output_dir={out}", *extra])
+    return train_net.main(
+        [
+            "--config-file",
+            BENCH_CONFIG,
+            "--tiny",
+            "dataloader.train.dataset.names=synthetic_sem_seg_train",
+            "dataloader.test.dataset.names=synthetic_sem_seg_val",
+            "train.max_iter=2",
+            f"train.output_dir={out}",
+            *extra,
+        ]
+    )
 
 
 def one_error_line(capsys) -> str:
@@ -45,18 +54,21 @@ def cfg():
     return LazyConfig.load(PRETRAIN_CONFIG)
 
 
-@pytest.mark.parametrize("item, message", [
-    ("train.seeed=5", "'train.seeed': no such key"),
-    ("train.max_iter=abc", "train.max_iter='abc': expected an integer like the default 600"),
-    ("train.max_iter=2.5", "expected an integer"),
-    ("train.base_lr=fast", "expected a number"),
-    ("train.amp=1", "expected True or False"),
-    ("model.img_size=(96,", "expected a list like the default [240, 320]"),
-    ("train=5", "train is a section"),
-    ("train.max_iter", "is not key=value"),
-    ("+train.extra=1", "is not key=value"),
-    ("--resume", "'--resume' after the key=value overrides"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("train.seeed=5", "'train.seeed': no such key"),
+        ("train.max_iter=abc", "train.max_iter='abc': expected an integer like the default 600"),
+        ("train.max_iter=2.5", "expected an integer"),
+        ("train.base_lr=fast", "expected a number"),
+        ("train.amp=1", "expected True or False"),
+        ("model.img_size=(96,", "expected a list like the default [240, 320]"),
+        ("train=5", "train is a section"),
+        ("train.max_iter", "is not key=value"),
+        ("+train.extra=1", "is not key=value"),
+        ("--resume", "'--resume' after the key=value overrides"),
+    ],
+)
 def test_bad_override_is_an_error_naming_it(cfg, item, message):
     with pytest.raises(overrides.OverrideError, match=None) as e:
         overrides.apply(cfg, [item], PRETRAIN_CONFIG)
@@ -64,19 +76,32 @@ def test_bad_override_is_an_error_naming_it(cfg, item, message):
 
 
 def test_good_overrides_keep_their_types(cfg):
-    new = overrides.apply(cfg, ["train.base_lr=1", "train.amp=false", "train.tag=5", "model.img_size=(96,128)",
-                                "data.names=a,b", "train.init_checkpoint=null"], PRETRAIN_CONFIG)
+    new = overrides.apply(
+        cfg,
+        [
+            "train.base_lr=1",
+            "train.amp=false",
+            "train.tag=5",
+            "model.img_size=(96,128)",
+            "data.names=a,b",
+            "train.init_checkpoint=null",
+        ],
+        PRETRAIN_CONFIG,
+    )
     assert new.train.base_lr == 1.0 and isinstance(new.train.base_lr, float) and new.train.amp is False
     assert new.train.tag == "5" and list(new.model.img_size) == [96, 128] and new.data.names == "a,b"
     assert new.train.init_checkpoint is None
 
 
 # --- pretrain ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("settings, message", [
-    ({"train.seeed": 5}, "no such key in"),
-    ({"train.max_iter": "abc"}, "expected an integer"),
-    ({"model.img_size": "(96,"}, "expected a list"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"train.seeed": 5}, "no such key in"),
+        ({"train.max_iter": "abc"}, "expected an integer"),
+        ({"model.img_size": "(96,"}, "expected a list"),
+    ],
+)
 def test_pretrain_bad_override_is_one_line_and_writes_nothing(synthetic_root, tmp_path, capsys, settings, message):
     assert run_pretrain(tmp_path / "run", **settings) == 1
     assert message in one_error_line(capsys)
@@ -161,7 +186,7 @@ def truncated(paths):
     saved = {p: p.read_bytes() for p in paths}
     try:
         for p, data in saved.items():
-            p.write_bytes(data[:len(data) // 2])
+            p.write_bytes(data[: len(data) // 2])
         yield
     finally:
         for p, data in saved.items():
@@ -194,11 +219,14 @@ def test_truncated_index_is_one_line_naming_the_file(synthetic_root, tmp_path, c
 
 
 # --- benchmark -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("extra, message", [
-    (["train.seeed=5"], f"'train.seeed': no such key in {BENCH_CONFIG}"),
-    (["train.max_iter=abc"], "train.max_iter='abc': expected an integer"),
-    (["--resume"], "'--resume' after the key=value overrides"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["train.seeed=5"], f"'train.seeed': no such key in {BENCH_CONFIG}"),
+        (["train.max_iter=abc"], "train.max_iter='abc': expected an integer"),
+        (["--resume"], "'--resume' after the key=value overrides"),
+    ],
+)
 def test_benchmark_bad_override_is_one_line_and_writes_nothing(synthetic_root, tmp_path, capsys, extra, message):
     assert run_bench(tmp_path / "run", *extra) == 1
     assert message in one_error_line(capsys)
@@ -208,8 +236,15 @@ def test_benchmark_bad_override_is_one_line_and_writes_nothing(synthetic_root, t
 def test_the_real_command_line_prints_one_line_and_no_import_warnings(tmp_path):
     """`python -m benchmark.train_net` as a user runs it: exit code 1 and stderr exactly the error line (no
     third-party import warnings, no traceback)."""
-    cmd = [sys.executable, "-m", "benchmark.train_net", "--config-file", BENCH_CONFIG, "train.seeed=5",
-           f"train.output_dir={tmp_path / 'run'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmark.train_net",
+        "--config-file",
+        BENCH_CONFIG,
+        "train.seeed=5",
+        f"train.output_dir={tmp_path / 'run'}",
+    ]
     proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [f"error: override 'train.seeed': no such key in {BENCH_CONFIG}"], proc.stderr

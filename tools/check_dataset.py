@@ -2,6 +2,7 @@
 
 `python -m tools.check_dataset NAME [--limit N] [--root DATA_ROOT]` prints a summary table and every problem
 with its file, and exits 1 when there is any problem."""
+
 import argparse
 import sys
 

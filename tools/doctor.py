@@ -1,11 +1,26 @@
 """Print the versions of the stack and the visible devices; exit 1 naming anything missing."""
+
 import importlib
 import sys
 
 from core.quiet import silence_third_party_warnings
 
-REQUIRED = ["torch", "torchvision", "detectron2", "timm", "cv2", "numpy", "fvcore", "pycocotools",
-            "omegaconf", "h5py", "cityscapesscripts", "tensorboard", "matplotlib", "scipy"]
+REQUIRED = [
+    "torch",
+    "torchvision",
+    "detectron2",
+    "timm",
+    "cv2",
+    "numpy",
+    "fvcore",
+    "pycocotools",
+    "omegaconf",
+    "h5py",
+    "cityscapesscripts",
+    "tensorboard",
+    "matplotlib",
+    "scipy",
+]
 
 
 def compiled_ops() -> str:
@@ -13,9 +28,11 @@ def compiled_ops() -> str:
     try:
         from detectron2 import _C  # noqa: F401
     except ImportError:
-        return ("detectron2._C not built (pure-Python wheel): RoIAlign and NMS run on torchvision.ops, COCO "
-                "evaluation on pycocotools' COCOeval instead of the C++ COCOeval_opt; nothing we use needs _C "
-                "(rotated boxes and deformable convolutions would)")
+        return (
+            "detectron2._C not built (pure-Python wheel): RoIAlign and NMS run on torchvision.ops, COCO "
+            "evaluation on pycocotools' COCOeval instead of the C++ COCOeval_opt; nothing we use needs _C "
+            "(rotated boxes and deformable convolutions would)"
+        )
     return "detectron2._C built (C++/CUDA ops and the fast COCO evaluation available)"
 
 
@@ -49,8 +66,7 @@ def main() -> int:
     except Exception:  # noqa: BLE001 - torch already reported missing above
         pass
     if missing:
-        print(f"\ndoctor: missing {', '.join(missing)}. Run `make clean install` to rebuild .venv.",
-              file=sys.stderr)
+        print(f"\ndoctor: missing {', '.join(missing)}. Run `make clean install` to rebuild .venv.", file=sys.stderr)
         return 1
     print("\ndoctor: all good")
     return 0

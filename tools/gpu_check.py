@@ -12,6 +12,7 @@ synthetic tree. The JSON holds device, versions, and per stage status, seconds, 
 output/gpu_check_smoke.json, never the committed results file. The check is `benchmark.gpu_check`; runs go
 to a temporary folder (results store included) unless `--keep`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,10 +28,12 @@ SMOKE_OUT = "output/gpu_check_smoke.json"
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.gpu_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="every stage at toy size on the CPU")
-    parser.add_argument("--out", type=Path, default=None, help=f"JSON report (default {DEFAULT_OUT}; "
-                                                               f"{SMOKE_OUT} with --smoke)")
-    parser.add_argument("--data", type=Path, default=None, help="a data root already holding synthetic/ "
-                                                                "(default: a fresh small tree)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"JSON report (default {DEFAULT_OUT}; {SMOKE_OUT} with --smoke)"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None, help="a data root already holding synthetic/ (default: a fresh small tree)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the runs' folders")
     args = parser.parse_args(argv)
     return gpu_check.run(args.smoke, args.out or Path(SMOKE_OUT if args.smoke else DEFAULT_OUT), args.data, args.keep)

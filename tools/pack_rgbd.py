@@ -3,6 +3,7 @@
     python -m tools.pack_rgbd scannet_rgbd_train --out DATA_ROOT/packed/scannet_300x400 [--size 300 400]
 
 A rerun with the same arguments resumes an interrupted pack; other arguments into the same folder are refused."""
+
 import argparse
 import os
 import sys
@@ -15,8 +16,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("names", help="registered RGB-D datasets, comma-separated, e.g. scannet_rgbd_train")
     p.add_argument("--out", required=True, help="pack folder")
-    p.add_argument("--size", type=int, nargs=2, default=DEFAULT_SIZE, metavar=("H", "W"),
-                   help="stored frame size, a little above the training size (default %(default)s for 240x320)")
+    p.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=DEFAULT_SIZE,
+        metavar=("H", "W"),
+        help="stored frame size, a little above the training size (default %(default)s for 240x320)",
+    )
     p.add_argument("--shard-frames", type=int, default=DEFAULT_SHARD_FRAMES, help="frames per shard file")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) - 1))
     p.add_argument("--root", help="data root (default $MASK3D_DATA, else $DETECTRON2_DATASETS, else ./data)")
@@ -36,9 +43,11 @@ def main(argv=None) -> int:
         return 1
     for e in res["errors"]:
         print(f"pack_rgbd: bad input: {e}", file=sys.stderr)
-    print(f"pack_rgbd: {res['frames']} frames of {','.join(names)} in {res['shards']} shards at "
-          f"{args.size[0]}x{args.size[1]} in {args.out} ({res['packed']} packed, {res['kept']} kept, "
-          f"{len(res['errors'])} bad, {res['seconds']:.1f} s)")
+    print(
+        f"pack_rgbd: {res['frames']} frames of {','.join(names)} in {res['shards']} shards at "
+        f"{args.size[0]}x{args.size[1]} in {args.out} ({res['packed']} packed, {res['kept']} kept, "
+        f"{len(res['errors'])} bad, {res['seconds']:.1f} s)"
+    )
     return 1 if res["errors"] else 0
 
 

@@ -1,7 +1,8 @@
 """Prepare Cityscapes for detectron2's loaders plus our depth: `datasets.prepare.cityscapes` does the work.
 
-    python -m tools.prepare_cityscapes --raw CITYSCAPES_RAW --out DATA_ROOT/cityscapes
+python -m tools.prepare_cityscapes --raw CITYSCAPES_RAW --out DATA_ROOT/cityscapes
 """
+
 import argparse
 import os
 import sys
@@ -23,8 +24,10 @@ def main(argv=None) -> int:
         return 1
     for e in res["errors"]:
         print(f"prepare_cityscapes: bad input: {e}", file=sys.stderr)
-    print(f"prepare_cityscapes: train {res['counts']['train']} / val {res['counts']['val']} images with "
-          f"labelTrainIds and depth in {opts.out} ({res['seconds']:.1f} s, {len(res['errors'])} bad)")
+    print(
+        f"prepare_cityscapes: train {res['counts']['train']} / val {res['counts']['val']} images with "
+        f"labelTrainIds and depth in {opts.out} ({res['seconds']:.1f} s, {len(res['errors'])} bad)"
+    )
     return 1 if res["errors"] else 0
 
 

@@ -3,6 +3,7 @@
     python -m tools.prepare_nyuv2 --mat nyu_depth_v2_labeled.mat --splits splits.mat --mapping classMapping40.mat \\
         --out DATA_ROOT/nyuv2
 """
+
 import argparse
 import os
 import sys
@@ -18,8 +19,12 @@ def main(argv=None) -> int:
     p.add_argument("--mapping", required=True, help="classMapping40.mat (mapClass)")
     p.add_argument("--out", required=True, help="prepared folder, normally DATA_ROOT/nyuv2")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) - 1))
-    p.add_argument("--min-instance-fraction", type=float, default=0.0005,
-                   help="drop instances smaller than this fraction of the image")
+    p.add_argument(
+        "--min-instance-fraction",
+        type=float,
+        default=0.0005,
+        help="drop instances smaller than this fraction of the image",
+    )
     opts = NyuOptions(**vars(p.parse_args(argv)))
     try:
         res = prepare(opts)
@@ -28,9 +33,11 @@ def main(argv=None) -> int:
         return 1
     for e in res["errors"]:
         print(f"prepare_nyuv2: bad input: {e}", file=sys.stderr)
-    print(f"prepare_nyuv2: train {res['counts']['train']} / test {res['counts']['test']} images in {opts.out} "
-          f"({res['converted']} converted in {res['seconds']:.1f} s, {res['skipped']} already done, "
-          f"{len(res['errors'])} bad)")
+    print(
+        f"prepare_nyuv2: train {res['counts']['train']} / test {res['counts']['test']} images in {opts.out} "
+        f"({res['converted']} converted in {res['seconds']:.1f} s, {res['skipped']} already done, "
+        f"{len(res['errors'])} bad)"
+    )
     return 1 if res["errors"] else 0
 
 

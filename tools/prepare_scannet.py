@@ -1,7 +1,8 @@
 """Prepare ScanNet (or the synthetic tree in its layout) for Detectron2: `datasets.prepare.scannet` does the work.
 
-    python -m tools.prepare_scannet --raw SCANNET_RAW --out DATA_ROOT/scannet [--frame-skip 25] [--workers N]
+python -m tools.prepare_scannet --raw SCANNET_RAW --out DATA_ROOT/scannet [--frame-skip 25] [--workers N]
 """
+
 import argparse
 import os
 import sys
@@ -20,8 +21,12 @@ def parse_args(argv) -> ScanNetOptions:
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) - 1))
     p.add_argument("--classes", type=int, choices=(20, 40), default=20, help="semantic label set")
     p.add_argument("--resolution", type=int, nargs=2, metavar=("H", "W"), help="default: the depth's (640x480)")
-    p.add_argument("--min-instance-fraction", type=float, default=0.0005,
-                   help="drop instances smaller than this fraction of the image (0.0005 = 154 px at 640x480)")
+    p.add_argument(
+        "--min-instance-fraction",
+        type=float,
+        default=0.0005,
+        help="drop instances smaller than this fraction of the image (0.0005 = 154 px at 640x480)",
+    )
     p.add_argument("--label-map", help=f"path of {SCANNET_TSV_NAME} (default RAW/{SCANNET_TSV_NAME})")
     p.add_argument("--splits-dir", help="folder with scannetv2_{train,val}.txt (default RAW)")
     p.add_argument("--prefix", choices=("scannet", "synthetic"), help="dataset name prefix (default from --out)")
@@ -42,15 +47,24 @@ def main(argv=None) -> int:
     for e in res["errors"][:50]:
         print(f"prepare_scannet: bad input: {e}", file=sys.stderr)
     fps = res["converted"] / res["seconds"] if res["seconds"] > 0 else 0.0
-    print(f"prepare_scannet: {res['prefix']} train {res['counts']['train']} / val {res['counts']['val']} frames "
-          f"in {opts.out} ({res['converted']} converted at {fps:.1f} frames/s, {res['skipped']} already done, "
-          f"{len(res['errors'])} bad)")
-    print("prepare_scannet: camera poses " + ", ".join(
-        f"{split} {c['valid']} (invalid {c['invalid']}, no pose file {c['missing']})"
-        for split, c in res["poses"].items() if split != "raw"))
+    print(
+        f"prepare_scannet: {res['prefix']} train {res['counts']['train']} / val {res['counts']['val']} frames "
+        f"in {opts.out} ({res['converted']} converted at {fps:.1f} frames/s, {res['skipped']} already done, "
+        f"{len(res['errors'])} bad)"
+    )
+    print(
+        "prepare_scannet: camera poses "
+        + ", ".join(
+            f"{split} {c['valid']} (invalid {c['invalid']}, no pose file {c['missing']})"
+            for split, c in res["poses"].items()
+            if split != "raw"
+        )
+    )
     if res["errors"] and not opts.skip_bad:
-        print("prepare_scannet: fix the files above (or pass --skip-bad) and rerun; finished frames are kept",
-              file=sys.stderr)
+        print(
+            "prepare_scannet: fix the files above (or pass --skip-bad) and rerun; finished frames are kept",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -19,6 +19,7 @@ folder with its console output in OUT/logs/; a fine-tune starts as soon as its e
 skips finished runs and resumes interrupted ones; OUT remembers its settings so that other settings cannot
 mix into it (choose another --out). `--toy` checks the pipeline in about a minute; its numbers mean nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,27 +31,47 @@ from benchmark.campaign.runner import REPO, CampaignError
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m tools.repro_mini", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Campaign and settings: benchmark/campaign/repro_mini.py")
+    p = argparse.ArgumentParser(
+        prog="python -m tools.repro_mini",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Campaign and settings: benchmark/campaign/repro_mini.py",
+    )
     p.add_argument("--toy", action="store_true", help="the pipeline at a toy size (a minute; its numbers mean nothing)")
     p.add_argument("--out", default=None, help="run folders (default output/repro_mini, --toy: output/repro_mini_toy)")
     p.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds per (init, split) (default: 3, --toy: 1)")
-    p.add_argument("--jobs", type=int, default=None, help="runs side by side (default: min(CPUs, 4)), one thread "
-                                                          "each unless CPUs > jobs")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="runs side by side (default: min(CPUs, 4)), one thread each unless CPUs > jobs",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: CPUs // jobs)")
-    p.add_argument("--data-root", default=None, help="data root (default: $MASK3D_DATA, else $DETECTRON2_DATASETS, "
-                                                     "else ./data; --toy: OUT/data)")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="data root (default: $MASK3D_DATA, else $DETECTRON2_DATASETS, else ./data; --toy: OUT/data)",
+    )
     p.add_argument("--store", default=None, help="results store (default: $MASK3D_RESULTS, else results/runs.jsonl)")
     p.add_argument("--report-out", default=str(REPO / "results"), help="folder of REPORT.md (default results/)")
     p.add_argument("--objectives", default=",".join(campaign.OBJECTIVES), help="pre-training objectives (default: all)")
     p.add_argument("--fractions", default="100,20", help="%% of training scenes to fine-tune on (100 and/or 20)")
     p.add_argument("--pretrain-iters", type=int, default=None, help="pre-training iterations (default: the preset's)")
     p.add_argument("--finetune-iters", type=int, default=None, help="fine-tuning iterations (default: the preset's)")
-    p.add_argument("--set-pretrain", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra pre-training override for every objective (experiments), e.g. model.depth_norm=metric")
-    p.add_argument("--set-finetune", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra fine-tuning override for every run (experiments)")
+    p.add_argument(
+        "--set-pretrain",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra pre-training override for every objective (experiments), e.g. model.depth_norm=metric",
+    )
+    p.add_argument(
+        "--set-finetune",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra fine-tuning override for every run (experiments)",
+    )
     p.add_argument("--no-report", action="store_true", help="skip regenerating REPORT.md")
     p.add_argument("--dry-run", action="store_true", help="list the runs (finished ones are skipped) and exit")
     args = p.parse_args(argv)
@@ -74,12 +95,24 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        return run(toy=args.toy, out=args.out, seeds=args.seeds, jobs=args.jobs, threads=args.threads,
-                   data_root=args.data_root, store=args.store, report_out=args.report_out,
-                   objectives=tuple(args.objectives), fractions=tuple(args.fractions),
-                   pretrain_iters=args.pretrain_iters, finetune_iters=args.finetune_iters,
-                   set_pretrain=tuple(args.set_pretrain), set_finetune=tuple(args.set_finetune),
-                   report=not args.no_report, dry_run=args.dry_run)
+        return run(
+            toy=args.toy,
+            out=args.out,
+            seeds=args.seeds,
+            jobs=args.jobs,
+            threads=args.threads,
+            data_root=args.data_root,
+            store=args.store,
+            report_out=args.report_out,
+            objectives=tuple(args.objectives),
+            fractions=tuple(args.fractions),
+            pretrain_iters=args.pretrain_iters,
+            finetune_iters=args.finetune_iters,
+            set_pretrain=tuple(args.set_pretrain),
+            set_finetune=tuple(args.set_finetune),
+            report=not args.no_report,
+            dry_run=args.dry_run,
+        )
     except CampaignError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

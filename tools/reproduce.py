@@ -16,6 +16,7 @@ finished runs and resumes interrupted ones. `--tiny` runs the campaign with the 
 synthetic tree, a check of the whole path in minutes; its records go to a scratch store and never into the
 paper's tables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,30 +27,45 @@ from benchmark.campaign.runner import CampaignError
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m tools.reproduce", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Campaigns: benchmark/campaign/tables.py; cost: benchmark/campaign/cost.py")
+    p = argparse.ArgumentParser(
+        prog="python -m tools.reproduce",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Campaigns: benchmark/campaign/tables.py; cost: benchmark/campaign/cost.py",
+    )
     p.add_argument("table", nargs="?", help="the campaign to run (--list names them)")
     p.add_argument("--list", action="store_true", help="print the campaigns and the tables they fill, then exit")
-    p.add_argument("--inits", default=",".join(tables.DEFAULT_INITS),
-                   help="comma-separated init specs (random, KIND:PATH or a results/baselines.yaml name) "
-                        "[%(default)s]")
+    p.add_argument(
+        "--inits",
+        default=",".join(tables.DEFAULT_INITS),
+        help="comma-separated init specs (random, KIND:PATH or a results/baselines.yaml name) [%(default)s]",
+    )
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per (init, split) [{tables.DEFAULT_SEEDS}]")
     p.add_argument("--tiny", "--toy", action="store_true", help="CPU-sized recipe on the synthetic tree (minutes)")
     p.add_argument("--iters", type=int, default=None, help="training iterations of every run (default: the config's)")
     p.add_argument("--dry-run", action="store_true", help="list the runs, their problems and their cost, then exit")
-    p.add_argument("--out", default=None, help="run folders (default output/reproduce/TABLE, --tiny: "
-                                               "output/reproduce_tiny/TABLE)")
-    p.add_argument("--campaigns", default=None, help="folder of the campaign store TABLE.jsonl (default results/runs, "
-                                                     "--tiny: output/reproduce_tiny/runs)")
-    p.add_argument("--data-root", default=None, help="data root (default $MASK3D_DATA, else $DETECTRON2_DATASETS, "
-                                                     "else ./data)")
+    p.add_argument(
+        "--out", default=None, help="run folders (default output/reproduce/TABLE, --tiny: output/reproduce_tiny/TABLE)"
+    )
+    p.add_argument(
+        "--campaigns",
+        default=None,
+        help="folder of the campaign store TABLE.jsonl (default results/runs, --tiny: output/reproduce_tiny/runs)",
+    )
+    p.add_argument(
+        "--data-root", default=None, help="data root (default $MASK3D_DATA, else $DETECTRON2_DATASETS, else ./data)"
+    )
     p.add_argument("--gpus", default=None, help="GPU ids to use, one run each (default: every visible GPU)")
     p.add_argument("--jobs", type=int, default=None, help="runs side by side without GPUs (default min(CPUs, 4))")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (default CPUs // runs)")
     p.add_argument("--slurm", action="store_true", help="send each run to SLURM (tools.submit, submitit)")
-    p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="passed to the submitter, e.g. partition=gpu, timeout_min=2880")
+    p.add_argument(
+        "--slurm-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to the submitter, e.g. partition=gpu, timeout_min=2880",
+    )
     p.add_argument("--slurm-jobs", type=int, default=64, help="SLURM jobs in flight at once [%(default)s]")
     p.add_argument("--mfu", type=float, default=None, help="model FLOPs utilisation of the estimate [0.45]")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s of the estimate's GPU [989, H100]")
@@ -90,12 +106,27 @@ def main(argv=None) -> int:
         if args.table == "repro_mini":  # its own command line, which drives the same runner
             from tools import repro_mini
 
-            return repro_mini.main(reproduce.repro_mini_argv(args.inits, tiny=args.tiny, dry_run=args.dry_run,
-                                                             campaigns=args.campaigns, **shared) + args.passed)
-        return reproduce.run(args.table, args.inits, tiny=args.tiny, iters=args.iters, dry_run=args.dry_run,
-                             campaigns=args.campaigns, gpus=args.gpus, slurm=args.slurm,
-                             slurm_options=args.slurm_options, slurm_jobs=args.slurm_jobs, mfu=args.mfu,
-                             peak_tflops=args.peak_tflops, **shared)
+            return repro_mini.main(
+                reproduce.repro_mini_argv(
+                    args.inits, tiny=args.tiny, dry_run=args.dry_run, campaigns=args.campaigns, **shared
+                )
+                + args.passed
+            )
+        return reproduce.run(
+            args.table,
+            args.inits,
+            tiny=args.tiny,
+            iters=args.iters,
+            dry_run=args.dry_run,
+            campaigns=args.campaigns,
+            gpus=args.gpus,
+            slurm=args.slurm,
+            slurm_options=args.slurm_options,
+            slurm_jobs=args.slurm_jobs,
+            mfu=args.mfu,
+            peak_tflops=args.peak_tflops,
+            **shared,
+        )
     except CampaignError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

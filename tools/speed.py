@@ -18,6 +18,7 @@ Measurements (`--list` prints them):
 The suite, its targets and how rows are judged: benchmark/speed.py. Exit status 1 only when a measurement
 failed to run; a missed target is reported, not an error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,17 +30,27 @@ DEFAULT_OUT = "results/speed.json"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.speed", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--toy", "--tiny", dest="toy", action="store_true",
-                        help="toy sizes, a few seconds (tests); targets not checked")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.speed",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--toy", "--tiny", dest="toy", action="store_true", help="toy sizes, a few seconds (tests); targets not checked"
+    )
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"JSON list of measurements [{DEFAULT_OUT}]")
     parser.add_argument("--only", help="comma-separated measurement names or shell patterns, e.g. 'step_*_vit_s_cpu'")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--isolate", dest="isolate", action="store_true", default=None,
-                       help="one process per measurement (default unless --toy)")
-    group.add_argument("--shared", dest="isolate", action="store_false",
-                       help="all measurements in one process (default with --toy)")
+    group.add_argument(
+        "--isolate",
+        dest="isolate",
+        action="store_true",
+        default=None,
+        help="one process per measurement (default unless --toy)",
+    )
+    group.add_argument(
+        "--shared", dest="isolate", action="store_false", help="all measurements in one process (default with --toy)"
+    )
     parser.add_argument("--list", action="store_true", help="print the measurement names and exit")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per worker process [1800]")
     args = parser.parse_args(argv)

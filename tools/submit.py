@@ -9,6 +9,7 @@ are resubmitted with `--resume` (core.cluster).
 Everything after `pretrain` / `bench` is passed to `python -m pretrain` / `python -m benchmark.train_net` as
 is (without --num-gpus: SLURM starts one process per GPU). Needs `pip install submitit`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpus-per-node", type=int, default=defaults.gpus_per_node)
     parser.add_argument("--cpus-per-task", type=int, default=defaults.cpus_per_task, help="data-loader workers + 2")
     parser.add_argument("--mem-gb", type=int, default=None)
-    parser.add_argument("--time-min", type=int, default=defaults.timeout_min, help="per submission; resubmitted "
-                                                                                   "with --resume after it")
+    parser.add_argument(
+        "--time-min", type=int, default=defaults.timeout_min, help="per submission; resubmitted with --resume after it"
+    )
     parser.add_argument("--partition", default=None)
     parser.add_argument("--account", default=None)
     parser.add_argument("--qos", default=None)
@@ -40,18 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None, submitit=None) -> int:
     args = build_parser().parse_args(argv)
-    resources = Resources(nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task,
-                          mem_gb=args.mem_gb, timeout_min=args.time_min, partition=args.partition,
-                          account=args.account, qos=args.qos, constraint=args.constraint,
-                          max_requeues=args.max_requeues)
+    resources = Resources(
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        cpus_per_task=args.cpus_per_task,
+        mem_gb=args.mem_gb,
+        timeout_min=args.time_min,
+        partition=args.partition,
+        account=args.account,
+        qos=args.qos,
+        constraint=args.constraint,
+        max_requeues=args.max_requeues,
+    )
     try:
-        job = submit(RunJob(args.kind, list(args.args)), resources, args.logs, args.name or f"mask3d-{args.kind}",
-                     submitit=submitit)
+        job = submit(
+            RunJob(args.kind, list(args.args)),
+            resources,
+            args.logs,
+            args.name or f"mask3d-{args.kind}",
+            submitit=submitit,
+        )
     except ClusterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"submit: {args.kind} job {job.job_id} on {args.nodes} node(s) x {args.gpus_per_node} GPU(s); logs in "
-          f"{args.logs}/{job.job_id}; resubmitted with --resume if preempted or out of time")
+    print(
+        f"submit: {args.kind} job {job.job_id} on {args.nodes} node(s) x {args.gpus_per_node} GPU(s); logs in "
+        f"{args.logs}/{job.job_id}; resubmitted with --resume if preempted or out of time"
+    )
     return 0
 
 

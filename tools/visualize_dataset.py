@@ -3,6 +3,7 @@ colour bar in metres and a legend of the classes shown, under column titles.
 
 `python -m tools.visualize_dataset NAME --out DIR -n 8 [--root DATA_ROOT]` writes DIR/NNN_<image_id>.png for
 n samples spread evenly over the dataset."""
+
 import argparse
 import sys
 

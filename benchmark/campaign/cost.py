@@ -8,6 +8,7 @@ or `results/gpu_check.json` (`tools.gpu_check`, rows in the same format, as a li
 measured CUDA training step of our ViT-B (`step_mask3d_vit_b_cuda`, model FLOP/s of a real step on a real
 GPU), that rate replaces `mfu x peak`, and the estimate says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,12 @@ DEFAULT_MFU = 0.45  # the step's target in `make speed` (benchmark/speed.py GPU_
 # Backbone forward GMAC per image at the configs' training size (indoor 480x640, Cityscapes crops 512x1024).
 # ViT-B: fvcore on Detectron2's ViTDet ViT-B (window attention as configured), measured once by the lead.
 # R50: torchvision ResNet-50's 4.09 GMAC at 224x224 scaled by pixels (convolutions are linear in pixels).
-BACKBONE_GMAC = {("vit_b", "indoor"): 134.5, ("vit_b", "cityscapes"): 244.4,
-                 ("r50", "indoor"): 4.09 * 480 * 640 / 224 ** 2, ("r50", "cityscapes"): 4.09 * 512 * 1024 / 224 ** 2}
+BACKBONE_GMAC = {
+    ("vit_b", "indoor"): 134.5,
+    ("vit_b", "cityscapes"): 244.4,
+    ("r50", "indoor"): 4.09 * 480 * 640 / 224**2,
+    ("r50", "cityscapes"): 4.09 * 512 * 1024 / 224**2,
+}
 MEASURED_ROW = "step_mask3d_vit_b_cuda"
 MEASUREMENTS = (REPO / "results" / "speed.json", REPO / "results" / "gpu_check.json")
 
@@ -54,17 +59,26 @@ def run_flops(run: Run, iters: int | None = None) -> float:
     return 2 * 3 * gmac * 1e9 * facts["batch"] * (iters or facts["max_iter"])
 
 
-def estimate(runs: list[Run], iters: int | None = None, mfu: float = DEFAULT_MFU,
-             peak_tflops: float = H100_BF16_TFLOPS, measurements: tuple[Path, ...] = MEASUREMENTS) -> Estimate:
+def estimate(
+    runs: list[Run],
+    iters: int | None = None,
+    mfu: float = DEFAULT_MFU,
+    peak_tflops: float = H100_BF16_TFLOPS,
+    measurements: tuple[Path, ...] = MEASUREMENTS,
+) -> Estimate:
     found = next(((p, r) for p in measurements if (r := measured_rate(p))), None)
     measured = found[1] if found else None
     rate = measured or mfu * peak_tflops * 1e12
     seconds = sum(run_flops(r, iters) for r in runs if (REPO / r.job.config).is_file()) / rate
     if measured:
-        source = (f"measured: {measured / 1e12:.0f} TFLOP/s of a ViT-B training step on this project's GPU "
-                  f"({Path(found[0]).name}, {MEASURED_ROW}) applied to each run's backbone FLOPs")
+        source = (
+            f"measured: {measured / 1e12:.0f} TFLOP/s of a ViT-B training step on this project's GPU "
+            f"({Path(found[0]).name}, {MEASURED_ROW}) applied to each run's backbone FLOPs"
+        )
     else:
-        source = (f"an estimate from FLOPs, not a measurement: backbone forward GMAC x 2 x 3 (fwd+bwd) x batch x "
-                  f"iterations at {mfu:g} MFU of {peak_tflops:g} TFLOP/s (H100 bf16); heads, evaluation and data "
-                  f"loading left out, so a lower bound")
+        source = (
+            f"an estimate from FLOPs, not a measurement: backbone forward GMAC x 2 x 3 (fwd+bwd) x batch x "
+            f"iterations at {mfu:g} MFU of {peak_tflops:g} TFLOP/s (H100 bf16); heads, evaluation and data "
+            f"loading left out, so a lower bound"
+        )
     return Estimate(seconds / 3600, source)

@@ -5,6 +5,7 @@ last (a run's finished marker, `core.runs.FINISHED_MARKER`, written after its me
 its console output, so a campaign can be listed, skipped or resumed from its folders
 alone. A job names the jobs it needs; the runner starts it once they are done and skips it if one failed.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,6 +55,7 @@ class Job:
 @dataclass(frozen=True, kw_only=True)
 class CommandJob(Job):
     """A tool that is safe to run again and keeps no run folder, e.g. data generation or a report."""
+
     module: str
     args: tuple[str, ...] = ()
 
@@ -65,6 +67,7 @@ class CommandJob(Job):
 class PretrainJob(Job):
     """`python -m pretrain` in `out_dir`; finished once the export and the run's finished marker exist. The run
     appends its own record to the store its environment names (`MASK3D_RESULTS`)."""
+
     config: str
     out_dir: Path
     overrides: tuple[str, ...] = ()
@@ -75,8 +78,15 @@ class PretrainJob(Job):
         return self.out_dir / "backbone.pth"
 
     def command(self) -> list[str]:
-        return ["-m", "pretrain", "--config", self.config, "--resume", *self.overrides,
-                f"train.output_dir={self.out_dir}"]
+        return [
+            "-m",
+            "pretrain",
+            "--config",
+            self.config,
+            "--resume",
+            *self.overrides,
+            f"train.output_dir={self.out_dir}",
+        ]
 
     def outputs(self) -> tuple[Path, ...]:
         return self.out_dir / FINISHED_MARKER, self.export
@@ -86,8 +96,10 @@ class PretrainJob(Job):
 
     def collect(self) -> str:
         m = self.metrics()
-        return (f"loss {m.get('loss_start', float('nan')):.4f} -> {m.get('loss', float('nan')):.4f}, "
-                f"{m.get('iterations')} iterations")
+        return (
+            f"loss {m.get('loss_start', float('nan')):.4f} -> {m.get('loss', float('nan')):.4f}, "
+            f"{m.get('iterations')} iterations"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +107,7 @@ class FinetuneJob(Job):
     """`python -m benchmark.train_net` (fine-tune, then evaluate) in `out_dir`; finished once its finished
     marker exists. The run writes its record to a store of its own in the run folder; `collect` appends it to
     `store` with `labels` set (e.g. the campaign's name for the init), so a record is stored once, labelled."""
+
     config: str
     out_dir: Path
     init: str = "random"  # an init spec (benchmark/inits.py); `pretrain`'s export when that is set
@@ -115,9 +128,22 @@ class FinetuneJob(Job):
     def command(self) -> list[str]:
         init = f"mask3d:{self.pretrain.export}" if self.pretrain else self.init
         train_set = [f"dataloader.train.dataset.names={self.train_set}"] if self.train_set else []
-        return ["-m", "benchmark.train_net", "--config-file", self.config, *(["--tiny"] if self.tiny else []),
-                "--resume", "--init", init, "--tag", self.tag, *train_set, f"train.seed={self.seed}",
-                *self.overrides, f"train.output_dir={self.out_dir}"]
+        return [
+            "-m",
+            "benchmark.train_net",
+            "--config-file",
+            self.config,
+            *(["--tiny"] if self.tiny else []),
+            "--resume",
+            "--init",
+            init,
+            "--tag",
+            self.tag,
+            *train_set,
+            f"train.seed={self.seed}",
+            *self.overrides,
+            f"train.output_dir={self.out_dir}",
+        ]
 
     def environment(self) -> Mapping[str, str]:
         return {**self.env, "MASK3D_RESULTS": str(self.out_dir / "record.jsonl")}
@@ -129,13 +155,17 @@ class FinetuneJob(Job):
         """The run's record as the campaign stores it."""
         record = dict(json.loads((self.out_dir / "metrics.json").read_text())["record"], **self.labels)
         if self.pretrain:
-            record["pretrain"] = {"output_dir": str(self.pretrain.out_dir),
-                                  "iterations": self.pretrain.metrics().get("iterations")}
+            record["pretrain"] = {
+                "output_dir": str(self.pretrain.out_dir),
+                "iterations": self.pretrain.metrics().get("iterations"),
+            }
         return record
 
     def collect(self) -> str:
         record = self.record()
-        if not any(r.get("output_dir") == record["output_dir"] and r.get("tag") == record.get("tag")
-                   for r in read_records(self.store)):
+        if not any(
+            r.get("output_dir") == record["output_dir"] and r.get("tag") == record.get("tag")
+            for r in read_records(self.store)
+        ):
             append_record(record, self.store)
         return ", ".join(f"{k} {record['metrics'][k]:.2f}" for k in HEADLINE_METRICS if k in record["metrics"])

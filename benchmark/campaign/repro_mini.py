@@ -21,6 +21,7 @@ Costs measured with one thread per run and two runs side by side (what the drive
   96x128, batch 8, 400 iterations (4 epochs of the full split, 20 of the 20 % split) for every init and
   split, then evaluation on all 200 validation frames: about 90 s per run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,10 +49,17 @@ FULL = dict(
     seeds=3,
     pretrain_iters=2000,
     pretrain={
-        "model.decoder_dim": 128, "model.decoder_depth": 2, "model.decoder_heads": 4,
-        "model.rgb_mask_ratio": 0.75, "model.depth_mask_ratio": 0.75,
-        "train.batch_size": 16, "train.base_lr": 1.6e-2,  # lr 1e-3 at batch 16 (base_lr * 16 / 256)
-        "train.warmup_iters": 100, "train.checkpoint_period": 200, "train.vis_period": 0, "train.log_period": 100,
+        "model.decoder_dim": 128,
+        "model.decoder_depth": 2,
+        "model.decoder_heads": 4,
+        "model.rgb_mask_ratio": 0.75,
+        "model.depth_mask_ratio": 0.75,
+        "train.batch_size": 16,
+        "train.base_lr": 1.6e-2,  # lr 1e-3 at batch 16 (base_lr * 16 / 256)
+        "train.warmup_iters": 100,
+        "train.checkpoint_period": 200,
+        "train.vis_period": 0,
+        "train.log_period": 100,
         "train.seed": 0,
     },
     finetune_iters=400,
@@ -68,9 +76,16 @@ TOY = dict(
     seeds=1,
     pretrain_iters=3,
     pretrain={
-        "model.decoder_dim": 32, "model.decoder_depth": 1, "model.decoder_heads": 2,
-        "train.batch_size": 2, "train.base_lr": 0.128, "train.warmup_iters": 1, "train.checkpoint_period": 3,
-        "train.vis_period": 0, "train.log_period": 1, "train.seed": 0,
+        "model.decoder_dim": 32,
+        "model.decoder_depth": 1,
+        "model.decoder_heads": 2,
+        "train.batch_size": 2,
+        "train.base_lr": 0.128,
+        "train.warmup_iters": 1,
+        "train.checkpoint_period": 3,
+        "train.vis_period": 0,
+        "train.log_period": 1,
+        "train.seed": 0,
     },
     finetune_iters=3,
     finetune={"dataloader.train.total_batch_size": 2, "train.log_period": 1},
@@ -82,10 +97,18 @@ def pretrain_overrides(preset: dict, objective: str, iters: int) -> list[str]:
     h, w = preset["image"]
     vit = preset["vit"]
     settings = {
-        "model.objective": objective, "model.img_size": f"({h},{w})", "model.embed_dim": vit["embed_dim"],
-        "model.depth": vit["depth"], "model.num_heads": vit["num_heads"], "model.patch_size": 16,
-        "data.names": PRETRAIN_SET, "data.workers": 0, "data.pin_memory": False,
-        "train.max_iter": iters, "train.tag": TAG, **preset["pretrain"],
+        "model.objective": objective,
+        "model.img_size": f"({h},{w})",
+        "model.embed_dim": vit["embed_dim"],
+        "model.depth": vit["depth"],
+        "model.num_heads": vit["num_heads"],
+        "model.patch_size": 16,
+        "data.names": PRETRAIN_SET,
+        "data.workers": 0,
+        "data.pin_memory": False,
+        "train.max_iter": iters,
+        "train.tag": TAG,
+        **preset["pretrain"],
     }
     return [f"{k}={v}" for k, v in settings.items()]
 
@@ -102,7 +125,8 @@ def finetune_overrides(preset: dict, iters: int) -> list[str]:
         "dataloader.test.mapper.augmentations.0.short_edge_length": h,
         "dataloader.test.mapper.augmentations.0.max_size": w,
         "model.backbone.net.img_size": w,
-        "model.backbone.net.embed_dim": vit["embed_dim"], "model.backbone.net.depth": vit["depth"],
+        "model.backbone.net.embed_dim": vit["embed_dim"],
+        "model.backbone.net.depth": vit["depth"],
         "model.backbone.net.num_heads": vit["num_heads"],
         "train.max_iter": iters,
         # minutes-long runs: an interrupted one restarts from scratch; keep only model_final.pth
@@ -115,6 +139,7 @@ def finetune_overrides(preset: dict, iters: int) -> list[str]:
 @dataclass(frozen=True)
 class Options:
     """What the command line chose; `settings()` is what the runs' results depend on."""
+
     preset: dict
     data_root: Path
     seeds: int
@@ -128,16 +153,26 @@ class Options:
     @property
     def iters(self) -> tuple[int, int]:
         """(pre-training, fine-tuning) iterations."""
-        return (self.pretrain_iters or self.preset["pretrain_iters"],
-                self.finetune_iters or self.preset["finetune_iters"])
+        return (
+            self.pretrain_iters or self.preset["pretrain_iters"],
+            self.finetune_iters or self.preset["finetune_iters"],
+        )
 
     def settings(self) -> dict:
         p = self.preset
-        return {"preset": p["name"], "data": p["data"], "image": list(p["image"]), "vit": p["vit"],
-                "pretrain_iters": self.iters[0], "pretrain": p["pretrain"],
-                "finetune_iters": self.iters[1], "finetune": p["finetune"],
-                "set_pretrain": list(self.set_pretrain), "set_finetune": list(self.set_finetune),
-                "data_root": str(Path(self.data_root).resolve())}
+        return {
+            "preset": p["name"],
+            "data": p["data"],
+            "image": list(p["image"]),
+            "vit": p["vit"],
+            "pretrain_iters": self.iters[0],
+            "pretrain": p["pretrain"],
+            "finetune_iters": self.iters[1],
+            "finetune": p["finetune"],
+            "set_pretrain": list(self.set_pretrain),
+            "set_finetune": list(self.set_finetune),
+            "data_root": str(Path(self.data_root).resolve()),
+        }
 
 
 def jobs(options: Options, out: Path, store: Path) -> list[Job]:
@@ -148,28 +183,68 @@ def jobs(options: Options, out: Path, store: Path) -> list[Job]:
     env = {"MASK3D_DATA": str(data_root), "MASK3D_RESULTS": str(store)}
     d = preset["data"]
     raw = data_root / "synthetic_raw"
-    make = CommandJob(name="data: generate scenes", stage="data", module="tools.make_synthetic", env=env, args=(
-        "--out", str(raw), "--scenes", str(d["scenes"]), "--frames-per-scene", str(d["frames_per_scene"]),
-        "--seed", str(d["seed"]), "--height", str(d["height"]), "--width", str(d["width"]), "--skip-existing"))
-    prepare = CommandJob(name="data: prepare", stage="data", module="tools.prepare_scannet", env=env,
-                         needs=(make.name,), args=("--raw", str(raw), "--out", str(data_root / "synthetic"),
-                                                   "--frame-skip", "1"))
+    make = CommandJob(
+        name="data: generate scenes",
+        stage="data",
+        module="tools.make_synthetic",
+        env=env,
+        args=(
+            "--out",
+            str(raw),
+            "--scenes",
+            str(d["scenes"]),
+            "--frames-per-scene",
+            str(d["frames_per_scene"]),
+            "--seed",
+            str(d["seed"]),
+            "--height",
+            str(d["height"]),
+            "--width",
+            str(d["width"]),
+            "--skip-existing",
+        ),
+    )
+    prepare = CommandJob(
+        name="data: prepare",
+        stage="data",
+        module="tools.prepare_scannet",
+        env=env,
+        needs=(make.name,),
+        args=("--raw", str(raw), "--out", str(data_root / "synthetic"), "--frame-skip", "1"),
+    )
     pretrain_iters, finetune_iters = options.iters
-    pretrains = {objective: PretrainJob(
-        name=f"pretrain {objective}", config=PRETRAIN_CONFIG, out_dir=out / "pretrain" / objective, env=env,
-        needs=(prepare.name,),
-        overrides=(*pretrain_overrides(preset, objective, pretrain_iters), *options.set_pretrain))
-        for objective in options.objectives}
+    pretrains = {
+        objective: PretrainJob(
+            name=f"pretrain {objective}",
+            config=PRETRAIN_CONFIG,
+            out_dir=out / "pretrain" / objective,
+            env=env,
+            needs=(prepare.name,),
+            overrides=(*pretrain_overrides(preset, objective, pretrain_iters), *options.set_pretrain),
+        )
+        for objective in options.objectives
+    }
     finetunes = []
     for fraction in options.fractions:
         for seed in range(options.seeds):
             for init in ("random", *options.objectives):
-                finetunes.append(FinetuneJob(
-                    name=f"finetune {init} {fraction}% seed{seed}", config=FINETUNE_CONFIG, tiny=True,
-                    out_dir=out / "finetune" / init / f"{fraction}pct" / f"seed{seed}", pretrain=pretrains.get(init),
-                    train_set=TRAIN_SETS[fraction], seed=seed, tag=TAG, env=env, needs=(prepare.name,), store=store,
-                    labels={"init": init} | ({"objective": init} if init != "random" else {}),
-                    overrides=(*finetune_overrides(preset, finetune_iters), *options.set_finetune)))
+                finetunes.append(
+                    FinetuneJob(
+                        name=f"finetune {init} {fraction}% seed{seed}",
+                        config=FINETUNE_CONFIG,
+                        tiny=True,
+                        out_dir=out / "finetune" / init / f"{fraction}pct" / f"seed{seed}",
+                        pretrain=pretrains.get(init),
+                        train_set=TRAIN_SETS[fraction],
+                        seed=seed,
+                        tag=TAG,
+                        env=env,
+                        needs=(prepare.name,),
+                        store=store,
+                        labels={"init": init} | ({"objective": init} if init != "random" else {}),
+                        overrides=(*finetune_overrides(preset, finetune_iters), *options.set_finetune),
+                    )
+                )
     # multimae costs about twice as much per iteration: start it first so that two slots end together
     order = sorted(pretrains.values(), key=lambda job: job.name != "pretrain multimae")
     return [make, prepare, *order, *finetunes]

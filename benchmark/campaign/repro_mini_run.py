@@ -3,6 +3,7 @@ then the report, `OUT/summary.json` and a last line with mean (± std) mIoU per 
 
 OUT remembers its settings (`check_settings`), so a rerun with other settings fails instead of mixing runs.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,12 +18,25 @@ from results.runs import summarize as stat_of
 STAGES = ("data", "pretrain", "finetune", "report")
 
 
-def run(*, toy: bool = False, out: str | None = None, seeds: int | None = None, jobs: int | None = None,
-        threads: int | None = None, data_root: str | None = None, store: str | None = None,
-        report_out: str = str(REPO / "results"), objectives: tuple[str, ...] = campaign.OBJECTIVES,
-        fractions: tuple[int, ...] = tuple(campaign.TRAIN_SETS), pretrain_iters: int | None = None,
-        finetune_iters: int | None = None, set_pretrain: tuple[str, ...] = (), set_finetune: tuple[str, ...] = (),
-        report: bool = True, dry_run: bool = False) -> int:
+def run(
+    *,
+    toy: bool = False,
+    out: str | None = None,
+    seeds: int | None = None,
+    jobs: int | None = None,
+    threads: int | None = None,
+    data_root: str | None = None,
+    store: str | None = None,
+    report_out: str = str(REPO / "results"),
+    objectives: tuple[str, ...] = campaign.OBJECTIVES,
+    fractions: tuple[int, ...] = tuple(campaign.TRAIN_SETS),
+    pretrain_iters: int | None = None,
+    finetune_iters: int | None = None,
+    set_pretrain: tuple[str, ...] = (),
+    set_finetune: tuple[str, ...] = (),
+    report: bool = True,
+    dry_run: bool = False,
+) -> int:
     """Runs (or with `dry_run` lists) the campaign; returns the exit status. Raises CampaignError for OUT made
     with other settings; Ctrl-C stops the runs and propagates."""
     t0 = time.perf_counter()
@@ -36,16 +50,27 @@ def run(*, toy: bool = False, out: str | None = None, seeds: int | None = None, 
     from results.store import store_path
 
     store = store_path(store).resolve()
-    options = campaign.Options(preset, data_root, seeds or preset["seeds"], tuple(objectives), tuple(fractions),
-                               pretrain_iters, finetune_iters, tuple(set_pretrain), tuple(set_finetune))
+    options = campaign.Options(
+        preset,
+        data_root,
+        seeds or preset["seeds"],
+        tuple(objectives),
+        tuple(fractions),
+        pretrain_iters,
+        finetune_iters,
+        tuple(set_pretrain),
+        tuple(set_finetune),
+    )
     slots, threads = local_slots(jobs, threads)
     planned = campaign.jobs(options, out, store)
     finetunes = [job for job in planned if isinstance(job, FinetuneJob)]
     n_pre = len(options.objectives)
     runner = Runner("repro-mini", out / "logs", slots, threads, stages=STAGES)
-    runner.say(f"{preset['name']} preset: {n_pre} pre-trainings x {options.iters[0]} iterations, {len(finetunes)} "
-               f"fine-tunes x {options.iters[1]} iterations ({options.seeds} seeds), {slots} at a time x {threads} "
-               f"thread(s); runs in {relative(out)}, records in {relative(store)}, data under {relative(data_root)}")
+    runner.say(
+        f"{preset['name']} preset: {n_pre} pre-trainings x {options.iters[0]} iterations, {len(finetunes)} "
+        f"fine-tunes x {options.iters[1]} iterations ({options.seeds} seeds), {slots} at a time x {threads} "
+        f"thread(s); runs in {relative(out)}, records in {relative(store)}, data under {relative(data_root)}"
+    )
     if dry_run:
         print("\n".join("  " + line for line in runner.plan_lines(planned)))
         return 0
@@ -55,8 +80,13 @@ def run(*, toy: bool = False, out: str | None = None, seeds: int | None = None, 
 
     report_md = Path(report_out) / "REPORT.md"
     if report:
-        job = CommandJob(name="report", stage="report", module="results.report", env={"MASK3D_RESULTS": str(store)},
-                         args=("--store", str(store), "--out", str(report_out)))
+        job = CommandJob(
+            name="report",
+            stage="report",
+            module="results.report",
+            env={"MASK3D_RESULTS": str(store)},
+            args=("--store", str(store), "--out", str(report_out)),
+        )
         if runner.run([job])["report"].ok:
             print("\n".join("    " + line for line in report_section(report_md)))
         else:
@@ -64,11 +94,16 @@ def run(*, toy: bool = False, out: str | None = None, seeds: int | None = None, 
 
     cells = summarize(finetunes)
     wall = time.perf_counter() - t0
-    write_json(out / "summary.json", {"wall_s": wall, "cells": cells, "failed": failed, "settings": options.settings(),
-                                      "seeds": options.seeds})
+    write_json(
+        out / "summary.json",
+        {"wall_s": wall, "cells": cells, "failed": failed, "settings": options.settings(), "seeds": options.seeds},
+    )
     report_text = relative(report_md) if report else "not regenerated"
-    print(f"repro-mini: {failures(failed)}{n_pre} pre-trainings, {len(finetunes)} fine-tunes in {wall / 60:.1f} min; "
-          f"mIoU {headline(cells, options)}; report {report_text}", flush=True)
+    print(
+        f"repro-mini: {failures(failed)}{n_pre} pre-trainings, {len(finetunes)} fine-tunes in {wall / 60:.1f} min; "
+        f"mIoU {headline(cells, options)}; report {report_text}",
+        flush=True,
+    )
     return 1 if failed else 0
 
 
@@ -82,8 +117,9 @@ def summarize(finetunes: list[FinetuneJob]) -> dict:
         value = record["metrics"].get("sem_seg/mIoU")
         if value is not None:
             fraction = round(record["data_fraction"])
-            cell = cells.setdefault(f"{record['init']} {fraction}%",
-                                    {"init": record["init"], "data_fraction": fraction, "mIoU": []})
+            cell = cells.setdefault(
+                f"{record['init']} {fraction}%", {"init": record["init"], "data_fraction": fraction, "mIoU": []}
+            )
             cell["mIoU"].append(value)
     for cell in cells.values():
         stat = stat_of(cell["mIoU"])
@@ -93,13 +129,16 @@ def summarize(finetunes: list[FinetuneJob]) -> dict:
 
 def headline(cells: dict, options: campaign.Options) -> str:
     """`100%: random 9.12±0.40, mask3d ...; 20%: ...`: mean (± std) mIoU per split and init."""
+
     def cell(init, fraction):
         c = cells.get(f"{init} {fraction}%")
         return "n/a" if not c else f"{c['mean']:.2f}" + (f"±{c['std']:.2f}" if c["std"] is not None else "")
 
     inits = ("random", *options.objectives)
-    return "; ".join(f"{fraction}%: " + ", ".join(f"{init} {cell(init, fraction)}" for init in inits)
-                     for fraction in options.fractions)
+    return "; ".join(
+        f"{fraction}%: " + ", ".join(f"{init} {cell(init, fraction)}" for init in inits)
+        for fraction in options.fractions
+    )
 
 
 def report_section(report: Path) -> list[str]:

@@ -4,6 +4,7 @@ and summarised, and the options it hands over to `repro_mini`'s own command line
 A run with a problem (an init that does not resolve, a dataset that is not prepared) stops the whole command
 before anything starts, so a campaign never half-runs for a reason known in advance.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,29 +23,48 @@ TINY_OUT = REPO / "output" / "reproduce_tiny"
 def listing() -> list[str]:
     """The campaigns and the tables they fill, `repro_mini` last."""
     return [f"{c.name:24s} {c.spec.title}" for c in tables.CAMPAIGNS.values()] + [
-        f"{'repro_mini':24s} Mini reproduction (make repro-mini)"]
+        f"{'repro_mini':24s} Mini reproduction (make repro-mini)"
+    ]
 
 
-def repro_mini_argv(inits: list[str], *, tiny: bool = False, dry_run: bool = False, campaigns: str | None = None,
-                    seeds: int | None = None, jobs: int | None = None, threads: int | None = None,
-                    out: str | None = None, data_root: str | None = None) -> list[str]:
+def repro_mini_argv(
+    inits: list[str],
+    *,
+    tiny: bool = False,
+    dry_run: bool = False,
+    campaigns: str | None = None,
+    seeds: int | None = None,
+    jobs: int | None = None,
+    threads: int | None = None,
+    out: str | None = None,
+    data_root: str | None = None,
+) -> list[str]:
     """`python -m tools.repro_mini`'s arguments for these options of `reproduce repro_mini`: records go to its
     campaign store (a scratch one with `tiny`, whose report goes to output/ too), its inits are `random` and the
     pre-training objectives it trains itself."""
     from benchmark.campaign.repro_mini import OBJECTIVES
 
-    store = (Path(campaigns) / "repro_mini.jsonl" if campaigns
-             else TINY_OUT / "runs" / "repro_mini.jsonl" if tiny else campaign_path("repro_mini"))
+    store = (
+        Path(campaigns) / "repro_mini.jsonl"
+        if campaigns
+        else TINY_OUT / "runs" / "repro_mini.jsonl"
+        if tiny
+        else campaign_path("repro_mini")
+    )
     argv = (["--toy", "--report-out", str(TINY_OUT / "report")] if tiny else []) + ["--store", str(store)]
     argv += ["--dry-run"] if dry_run else []
     if inits != list(tables.DEFAULT_INITS):
         objectives = [i for i in inits if i != "random"]
         if not objectives or set(objectives) - set(OBJECTIVES):
-            raise CampaignError(f"repro_mini's inits are random and its objectives {', '.join(OBJECTIVES)}; got "
-                                f"{', '.join(inits)}")
+            raise CampaignError(
+                f"repro_mini's inits are random and its objectives {', '.join(OBJECTIVES)}; got {', '.join(inits)}"
+            )
         argv.append("--objectives=" + ",".join(objectives))
-    return argv + [f"--{k}={v}" for k, v in (("seeds", seeds), ("jobs", jobs), ("threads", threads), ("out", out),
-                                             ("data-root", data_root)) if v is not None]
+    return argv + [
+        f"--{k}={v}"
+        for k, v in (("seeds", seeds), ("jobs", jobs), ("threads", threads), ("out", out), ("data-root", data_root))
+        if v is not None
+    ]
 
 
 def visible_gpus(requested: str | None) -> list[str]:
@@ -76,11 +96,26 @@ def cells(runs: list[tables.Run], metric: str) -> list[str]:
     return lines
 
 
-def run(table: str, inits: list[str], *, seeds: int | None = None, tiny: bool = False, iters: int | None = None,
-        dry_run: bool = False, out: str | None = None, campaigns: str | None = None, data_root: str | None = None,
-        gpus: str | None = None, jobs: int | None = None, threads: int | None = None, slurm: bool = False,
-        slurm_options: Mapping[str, object] | None = None, slurm_jobs: int = 64, mfu: float | None = None,
-        peak_tflops: float | None = None) -> int:
+def run(
+    table: str,
+    inits: list[str],
+    *,
+    seeds: int | None = None,
+    tiny: bool = False,
+    iters: int | None = None,
+    dry_run: bool = False,
+    out: str | None = None,
+    campaigns: str | None = None,
+    data_root: str | None = None,
+    gpus: str | None = None,
+    jobs: int | None = None,
+    threads: int | None = None,
+    slurm: bool = False,
+    slurm_options: Mapping[str, object] | None = None,
+    slurm_jobs: int = 64,
+    mfu: float | None = None,
+    peak_tflops: float | None = None,
+) -> int:
     """Plans `table`'s campaign, prints every run, its problems and the cost, then runs it (unless `dry_run`):
     one run per GPU here (per CPU slot with `tiny`), or each to SLURM with `slurm_options`. Returns the exit
     status; raises CampaignError for a campaign that cannot run as asked."""
@@ -90,8 +125,13 @@ def run(table: str, inits: list[str], *, seeds: int | None = None, tiny: bool = 
         raise CampaignError(f"no campaign for table {table!r}; campaigns: {names}")
     t0 = time.perf_counter()
     out = Path(out or (TINY_OUT if tiny else REPO / "output" / "reproduce") / table).resolve()
-    store = (Path(campaigns) / f"{table}.jsonl" if campaigns
-             else TINY_OUT / "runs" / f"{table}.jsonl" if tiny else campaign_path(table)).resolve()
+    store = (
+        Path(campaigns) / f"{table}.jsonl"
+        if campaigns
+        else TINY_OUT / "runs" / f"{table}.jsonl"
+        if tiny
+        else campaign_path(table)
+    ).resolve()
     import datasets.builtin as builtin
 
     data_root = str(Path(data_root or builtin.data_root()).resolve())
@@ -101,10 +141,12 @@ def run(table: str, inits: list[str], *, seeds: int | None = None, tiny: bool = 
     runs = tables.plan(campaign, inits, seeds, out, store, tiny, iters, env={"MASK3D_DATA": data_root})
     todo = [r for r in runs if not r.job.finished()]
     mode = "tiny (CPU-sized recipe, synthetic tree)" if tiny else "full recipes"
-    print(f"reproduce {table}: '{campaign.spec.title}', {mode}: {len(inits)} init(s) x "
-          f"{len(campaign.splits(tiny))} split(s) x {seeds} seed(s) = {len(runs)} runs, "
-          f"{len(runs) - len(todo)} finished, {len(todo)} to run; runs in {relative(out)}, records in "
-          f"{relative(store)}, data under {relative(data_root)}")
+    print(
+        f"reproduce {table}: '{campaign.spec.title}', {mode}: {len(inits)} init(s) x "
+        f"{len(campaign.splits(tiny))} split(s) x {seeds} seed(s) = {len(runs)} runs, "
+        f"{len(runs) - len(todo)} finished, {len(todo)} to run; runs in {relative(out)}, records in "
+        f"{relative(store)}, data under {relative(data_root)}"
+    )
     for line in _run_lines(runs, dry_run):
         print(line)
     print(_cost_line(runs, todo, tiny, iters, mfu, peak_tflops))
@@ -123,19 +165,26 @@ def run(table: str, inits: list[str], *, seeds: int | None = None, tiny: bool = 
     else:
         gpu_ids = [] if tiny else visible_gpus(gpus)
         if not tiny and not gpu_ids:
-            raise CampaignError("the full recipes need a GPU and none is visible here: use --slurm, or --tiny for "
-                                "the CPU-sized check")
+            raise CampaignError(
+                "the full recipes need a GPU and none is visible here: use --slurm, or --tiny for the CPU-sized check"
+            )
         slots, threads = local_slots(jobs, threads, len(gpu_ids))
     runner = Runner(table, out / "logs", slots, threads, gpu_ids or None, stages=("finetune",), launcher=launcher)
     check_settings(out, {"tiny": tiny, "iters": iters, "data_root": data_root})
     outcomes = runner.run([r.job for r in runs])
     failed = [r.job.name for r in runs if not outcomes[r.job.name].ok]
     print("\n".join(cells(runs, campaign.spec.metrics[0])))
-    shown = ("`make tables`" if store.parent == campaign_path(table).parent
-             else f"`python -m results.report --campaigns {relative(store.parent)} --out output/report`")
-    print(f"reproduce {table}: {failures(failed)}{len(runs) - len(failed)}/{len(runs)} runs finished in "
-          f"{(time.perf_counter() - t0) / 60:.1f} min; {shown} shows '{campaign.spec.title}'"
-          + (" (tiny runs show under 'Synthetic data', never in the paper's tables)" if tiny else ""), flush=True)
+    shown = (
+        "`make tables`"
+        if store.parent == campaign_path(table).parent
+        else f"`python -m results.report --campaigns {relative(store.parent)} --out output/report`"
+    )
+    print(
+        f"reproduce {table}: {failures(failed)}{len(runs) - len(failed)}/{len(runs)} runs finished in "
+        f"{(time.perf_counter() - t0) / 60:.1f} min; {shown} shows '{campaign.spec.title}'"
+        + (" (tiny runs show under 'Synthetic data', never in the paper's tables)" if tiny else ""),
+        flush=True,
+    )
     return 1 if failed else 0
 
 
@@ -154,13 +203,21 @@ def _run_lines(runs: list[tables.Run], dry_run: bool) -> list[str]:
     return lines + [f"  [{number}] {problem}" for problem, number in notes.items()]
 
 
-def _cost_line(runs: list[tables.Run], todo: list[tables.Run], tiny: bool, iters: int | None, mfu: float | None,
-               peak_tflops: float | None) -> str:
+def _cost_line(
+    runs: list[tables.Run],
+    todo: list[tables.Run],
+    tiny: bool,
+    iters: int | None,
+    mfu: float | None,
+    peak_tflops: float | None,
+) -> str:
     if tiny:
         return "cost: CPU-sized runs (seconds to minutes each); no GPU-hours to estimate"
     from benchmark.campaign.cost import DEFAULT_MFU, H100_BF16_TFLOPS, estimate
 
     rate = dict(mfu=mfu or DEFAULT_MFU, peak_tflops=peak_tflops or H100_BF16_TFLOPS)
     left, total = estimate(todo, iters, **rate), estimate(runs, iters, **rate)
-    return (f"cost: {left.gpu_hours:.1f} GPU-hours for the {len(todo)} runs left ({total.gpu_hours:.1f} for all "
-            f"{len(runs)}); {left.source}")
+    return (
+        f"cost: {left.gpu_hours:.1f} GPU-hours for the {len(todo)} runs left ({total.gpu_hours:.1f} for all "
+        f"{len(runs)}); {left.source}"
+    )

@@ -8,6 +8,7 @@ campaign again resumes it. With `gpus`, each running job sees only the GPU of it
 (e.g. `benchmark.campaign.slurm.SlurmLauncher`) a job runs wherever the launcher sends it; the runner still
 orders, judges and reports every job the same way.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,10 @@ def check_settings(folder: Path, settings: dict) -> None:
     old = json.loads(path.read_text())
     if old != settings:
         diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        raise CampaignError(f"{folder} holds runs made with other settings (differing: {', '.join(diff)}); "
-                            f"choose another output folder, or delete {folder} to start over")
+        raise CampaignError(
+            f"{folder} holds runs made with other settings (differing: {', '.join(diff)}); "
+            f"choose another output folder, or delete {folder} to start over"
+        )
 
 
 def local_slots(jobs: int | None, threads: int | None, gpus: int = 0) -> tuple[int, int]:
@@ -96,9 +99,17 @@ def relative(path: Path) -> str:
 
 
 class Runner:
-    def __init__(self, label: str, logs: Path, slots: int = 1, threads: int | None = None,
-                 gpus: list[str] | None = None, stages: tuple[str, ...] = (), heartbeat_s: float = 60.0,
-                 launcher: Launcher | None = None):
+    def __init__(
+        self,
+        label: str,
+        logs: Path,
+        slots: int = 1,
+        threads: int | None = None,
+        gpus: list[str] | None = None,
+        stages: tuple[str, ...] = (),
+        heartbeat_s: float = 60.0,
+        launcher: Launcher | None = None,
+    ):
         """`threads`: OMP_NUM_THREADS of every job; `stages`: the campaign's stages in order, to number
         the progress lines; `launcher`: runs the jobs instead of local processes, `slots` at a time."""
         self.label, self.logs, self.threads, self.stages, self.heartbeat_s = label, logs, threads, stages, heartbeat_s
@@ -129,8 +140,10 @@ class Runner:
 
     def plan_lines(self, jobs: list[Job]) -> list[str]:
         """What `run` would do, one line per job (a dry run)."""
-        return [f"{job.name}: {'finished, skipped' if job.finished() else 'python ' + ' '.join(job.command())}"
-                for job in jobs]
+        return [
+            f"{job.name}: {'finished, skipped' if job.finished() else 'python ' + ' '.join(job.command())}"
+            for job in jobs
+        ]
 
     def run(self, jobs: list[Job]) -> dict[str, Outcome]:
         """Runs the jobs that are not finished; returns every job's outcome by name. Ctrl-C stops the
@@ -138,8 +151,9 @@ class Runner:
         names = {job.name for job in jobs}
         missing = sorted({n for job in jobs for n in job.requires} - names)
         if missing or len(names) < len(jobs):
-            raise CampaignError(f"jobs need jobs that are not in the campaign: {missing}" if missing
-                                else "job names must be unique")
+            raise CampaignError(
+                f"jobs need jobs that are not in the campaign: {missing}" if missing else "job names must be unique"
+            )
         outcomes = self._skip_finished(jobs)
         todo = [job for job in jobs if job.name not in outcomes]
         with ThreadPoolExecutor(self.slots, thread_name_prefix=self.label) as pool:
@@ -198,8 +212,10 @@ class Runner:
             group = [job for job in jobs if job.stage == stage]
             done = sum(job.name in outcomes for job in group)
             number = f" {self.stages.index(stage) + 1}/{len(self.stages)}" if stage in self.stages else ""
-            self.say(f"stage{number} {stage}: {len(group)} runs, {done} already finished (skipped), "
-                     f"{len(group) - done} to run")
+            self.say(
+                f"stage{number} {stage}: {len(group)} runs, {done} already finished (skipped), "
+                f"{len(group) - done} to run"
+            )
         for outcome in outcomes.values():
             if not outcome.ok:
                 self._report(outcome)
@@ -261,13 +277,17 @@ class Runner:
             self.say(f"{count}{name}: done in {seconds:.0f} s" + (f": {outcome.result}" if outcome.result else ""))
             return
         log = self.log_of(outcome.job)
-        self.say(f"{count}{name}: FAILED after {seconds:.0f} s ({outcome.result}); last lines of {relative(log)}:\n"
-                 + "\n".join("    " + line for line in _tail(log, TAIL_LINES)))
+        self.say(
+            f"{count}{name}: FAILED after {seconds:.0f} s ({outcome.result}); last lines of {relative(log)}:\n"
+            + "\n".join("    " + line for line in _tail(log, TAIL_LINES))
+        )
 
     def _heartbeat(self) -> None:
         now = time.perf_counter()
-        self.say("running: " + "; ".join(f"{name} ({(now - t0) / 60:.0f} min)"
-                                         for name, (t0, _) in list(self._running.items())))
+        self.say(
+            "running: "
+            + "; ".join(f"{name} ({(now - t0) / 60:.0f} min)" for name, (t0, _) in list(self._running.items()))
+        )
 
     def _stop(self) -> None:
         if self.launcher:

@@ -8,6 +8,7 @@ submitit keeps its logs, `env` the variables the job sets, `gpus` per job, plus 
 (partition, time limit, ...). It returns a submitit-like job: `job_id`, `done()`, `result()` (raises if the
 job failed) and `cancel()`. It is imported on first use, so nothing here needs submitit.
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,8 +27,13 @@ def default_submit() -> Callable:
 
 
 class SlurmLauncher:
-    def __init__(self, submit: Callable | None = None, options: Mapping[str, object] | None = None,
-                 gpus: int = 1, poll_s: float = 30.0):
+    def __init__(
+        self,
+        submit: Callable | None = None,
+        options: Mapping[str, object] | None = None,
+        gpus: int = 1,
+        poll_s: float = 30.0,
+    ):
         self.submit, self.options, self.gpus, self.poll_s = submit, dict(options or {}), gpus, poll_s
         self._lock = threading.Lock()
         self._live: dict[str, object] = {}
@@ -35,8 +41,9 @@ class SlurmLauncher:
     def __call__(self, job: Job, log: Path) -> tuple[int, str]:
         submit = self.submit or default_submit()
         folder = log.with_suffix("")  # submitit's own files, beside the job's log
-        handle = submit(job.command(), name=job.name, folder=folder, env=dict(job.environment()), gpus=self.gpus,
-                        **self.options)
+        handle = submit(
+            job.command(), name=job.name, folder=folder, env=dict(job.environment()), gpus=self.gpus, **self.options
+        )
         with self._lock:
             self._live[job.name] = handle
         try:

@@ -10,6 +10,7 @@ and the number of seeds. Every (init, split, seed) is one fine-tune (`benchmark.
 layout, whatever the campaign's dataset: a check of the whole path, never a paper number (the report keeps
 tiny and synthetic runs out of the paper's tables).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,9 +25,11 @@ TAG = "reproduce"
 DEFAULT_INITS = ("mask3d", "imagenet_mae_vitb", "random")
 DEFAULT_SEEDS = 3
 # task -> (train, test) of the synthetic tree, what --tiny trains and evaluates on
-TINY_SETS = {"semseg": ("synthetic_sem_seg_train", "synthetic_sem_seg_val"),
-             "insseg": ("synthetic_instance_train", "synthetic_instance_val"),
-             "depth": ("synthetic_depth_train", "synthetic_depth_val")}
+TINY_SETS = {
+    "semseg": ("synthetic_sem_seg_train", "synthetic_sem_seg_val"),
+    "insseg": ("synthetic_instance_train", "synthetic_instance_val"),
+    "depth": ("synthetic_depth_train", "synthetic_depth_val"),
+}
 
 
 @dataclass(frozen=True)
@@ -51,26 +54,31 @@ class Campaign:
         if not tiny:
             return {pct: (name, None) for pct, name in self.train_sets.items()} or {100: (None, None)}
         train, test = TINY_SETS[self.task]
-        return ({pct: (train + ("" if pct == 100 else f"_{pct}pct"), test) for pct in self.train_sets}
-                or {100: (train, test)})
+        return {pct: (train + ("" if pct == 100 else f"_{pct}pct"), test) for pct in self.train_sets} or {
+            100: (train, test)
+        }
 
 
 _FRACTIONS = {pct: "scannet_sem_seg_train" + ("" if pct == 100 else f"_{pct}pct") for pct in (20, 40, 60, 80, 100)}
-CAMPAIGNS = {c.name: c for c in (
-    Campaign("scannet_semseg", "scannet", "semseg"),
-    Campaign("scannet_data_efficient", "scannet", "semseg", _FRACTIONS),
-    Campaign("nyuv2_semseg", "nyuv2", "semseg"),
-    Campaign("cityscapes_semseg", "cityscapes", "semseg"),
-    Campaign("scannet_insseg", "scannet", "insseg"),
-    Campaign("nyuv2_insseg", "nyuv2", "insseg"),
-    Campaign("scannet_depth", "scannet", "depth"),
-    Campaign("nyuv2_depth", "nyuv2", "depth"),
-)}
+CAMPAIGNS = {
+    c.name: c
+    for c in (
+        Campaign("scannet_semseg", "scannet", "semseg"),
+        Campaign("scannet_data_efficient", "scannet", "semseg", _FRACTIONS),
+        Campaign("nyuv2_semseg", "nyuv2", "semseg"),
+        Campaign("cityscapes_semseg", "cityscapes", "semseg"),
+        Campaign("scannet_insseg", "scannet", "insseg"),
+        Campaign("nyuv2_insseg", "nyuv2", "insseg"),
+        Campaign("scannet_depth", "scannet", "depth"),
+        Campaign("nyuv2_depth", "nyuv2", "depth"),
+    )
+}
 
 
 @dataclass(frozen=True)
 class Run:
     """One planned fine-tune and what stops it from starting (empty when nothing does)."""
+
     job: FinetuneJob
     init: str
     backbone: str
@@ -82,8 +90,16 @@ def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def plan(campaign: Campaign, inits: list[str], seeds: int, out: Path, store: Path, tiny: bool = False,
-         iters: int | None = None, env: dict | None = None) -> list[Run]:
+def plan(
+    campaign: Campaign,
+    inits: list[str],
+    seeds: int,
+    out: Path,
+    store: Path,
+    tiny: bool = False,
+    iters: int | None = None,
+    env: dict | None = None,
+) -> list[Run]:
     """Every run of the campaign, each with the problems found before anything starts: an init that does not
     resolve (or whose file is missing), a config missing for its backbone, a dataset not prepared under the
     data root (registered by the caller: `datasets.builtin.register_all`)."""
@@ -119,10 +135,19 @@ def plan(campaign: Campaign, inits: list[str], seeds: int, out: Path, store: Pat
             test_override = (f"dataloader.test.dataset.names={test}",) if test else ()
             for seed in range(seeds):
                 job = FinetuneJob(
-                    name=f"{campaign.name} {init} {pct}% seed{seed}", config=config, init=init,
-                    out_dir=out / folder / f"{pct}pct" / f"seed{seed}", train_set=train, seed=seed, tiny=tiny,
-                    tag=TAG, overrides=(*test_override, *overrides), labels={"campaign": campaign.name},
-                    store=store, env=env or {})
+                    name=f"{campaign.name} {init} {pct}% seed{seed}",
+                    config=config,
+                    init=init,
+                    out_dir=out / folder / f"{pct}pct" / f"seed{seed}",
+                    train_set=train,
+                    seed=seed,
+                    tiny=tiny,
+                    tag=TAG,
+                    overrides=(*test_override, *overrides),
+                    labels={"campaign": campaign.name},
+                    store=store,
+                    env=env or {},
+                )
                 runs.append(Run(job, init, backbone, pct, tuple(problems + missing)))
     return runs
 
@@ -134,8 +159,12 @@ def config_facts(config: str) -> dict:
 
     cfg = LazyConfig.load(str(REPO / config))
     names = [cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names]
-    return {"train": names[0], "test": names[1], "batch": int(cfg.dataloader.train.total_batch_size),
-            "max_iter": int(cfg.train.max_iter)}
+    return {
+        "train": names[0],
+        "test": names[1],
+        "batch": int(cfg.dataloader.train.total_batch_size),
+        "max_iter": int(cfg.train.max_iter),
+    }
 
 
 def _config_sets_missing(config: str, train: str | None, test: str | None) -> list[str]:

@@ -10,6 +10,7 @@ one), `gtFine/<split>/<city>/` (links to the raw files plus the `*_gtFine_labelT
 cityscapesscripts' trainIds encoding gives: drawn from the polygons json, or mapped from `labelIds` by its label
 table where the json is absent), `depth/<split>/<city>/*_depth.png` (uint16 mm; 0 = invalid or
 beyond 65.535 m), `rgbd_{train,val}.json` (image, depth, intrinsics) and `meta.json`."""
+
 import glob
 import io
 import os
@@ -18,8 +19,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.fileio import (DataError, decode_image, png_header, read_bytes, read_json, read_label_png, write_bytes,
-                             write_depth_mm, write_image, write_json)
+from datasets.fileio import (
+    DataError,
+    decode_image,
+    png_header,
+    read_bytes,
+    read_json,
+    read_label_png,
+    write_bytes,
+    write_depth_mm,
+    write_image,
+    write_json,
+)
 from datasets.prepare.jobs import run_parallel
 from datasets.prepare.tree import check_rerun, claim, made_by, remove_temps, unusable
 
@@ -65,11 +76,14 @@ def read_camera(path):
         baseline, k = float(cam["extrinsic"]["baseline"]), cam["intrinsic"]
         fx, fy, u0, v0 = (float(k[n]) for n in ("fx", "fy", "u0", "v0"))
     except (KeyError, TypeError, ValueError):
-        raise DataError(f"{path}: expected extrinsic.baseline and intrinsic.fx/fy/u0/v0 (a Cityscapes camera "
-                        f"json)") from None
+        raise DataError(
+            f"{path}: expected extrinsic.baseline and intrinsic.fx/fy/u0/v0 (a Cityscapes camera json)"
+        ) from None
     if not (np.isfinite([baseline, fx, fy]).all() and baseline > 0 and fx > 0 and fy > 0):
-        raise DataError(f"{path}: baseline {baseline} m, fx {fx} px and fy {fy} px must be positive; the camera "
-                        f"file is damaged: re-extract camera_trainvaltest.zip")
+        raise DataError(
+            f"{path}: baseline {baseline} m, fx {fx} px and fy {fy} px must be positive; the camera "
+            f"file is damaged: re-extract camera_trainvaltest.zip"
+        )
     return baseline, [[fx, 0.0, u0], [0.0, fy, v0], [0.0, 0.0, 1.0]]
 
 
@@ -105,8 +119,9 @@ def write_train_ids(gt_raw, base, dst, raw):
     elif os.path.isfile(label_ids):
         write_image(dst, _train_id_table()[read_label_png(label_ids, (np.uint8,))])
     else:
-        raise DataError(f"{polygons}: missing, and so is {os.path.basename(label_ids)}; unpack "
-                        f"gtFine_trainvaltest.zip into {raw}")
+        raise DataError(
+            f"{polygons}: missing, and so is {os.path.basename(label_ids)}; unpack gtFine_trainvaltest.zip into {raw}"
+        )
 
 
 def disparity_to_depth(disp_png: np.ndarray, baseline: float, fx: float) -> np.ndarray:
@@ -149,17 +164,25 @@ def prepare_image(raw, out, split, city, base) -> dict:
     if not os.path.isfile(depth_path):
         disp = decode_image(disp_path)
         if disp.dtype != np.uint16 or disp.ndim != 2:
-            raise DataError(f"{disp_path}: disparity must be a single-channel 16-bit PNG, got {disp.dtype} "
-                            f"with shape {disp.shape}; re-extract disparity_trainvaltest.zip")
+            raise DataError(
+                f"{disp_path}: disparity must be a single-channel 16-bit PNG, got {disp.dtype} "
+                f"with shape {disp.shape}; re-extract disparity_trainvaltest.zip"
+            )
         write_depth_mm(depth_path, disparity_to_depth(disp, baseline, k[0][0]))
     h, w = _png_size(depth_path)
     if (h, w) != (size["height"], size["width"]):
-        raise DataError(f"{image}: {size['width']}x{size['height']} but its disparity {disp_path} is {w}x{h}; "
-                        f"re-extract both packages")
-    return {"file_name": os.path.relpath(os.path.join(out, "leftImg8bit", split, city, base + "_leftImg8bit.png"),
-                                         out),
-            "depth_file_name": os.path.relpath(depth_path, out), "image_id": base, "height": h, "width": w,
-            "intrinsics": k}
+        raise DataError(
+            f"{image}: {size['width']}x{size['height']} but its disparity {disp_path} is {w}x{h}; "
+            f"re-extract both packages"
+        )
+    return {
+        "file_name": os.path.relpath(os.path.join(out, "leftImg8bit", split, city, base + "_leftImg8bit.png"), out),
+        "depth_file_name": os.path.relpath(depth_path, out),
+        "image_id": base,
+        "height": h,
+        "width": w,
+        "intrinsics": k,
+    }
 
 
 def _png_size(path):
@@ -191,9 +214,16 @@ def prepare(opts: CityscapesOptions) -> dict:
         counts[split] = len(recs)
         depths[split] = [os.path.join(out, r["depth_file_name"]) for r in recs]
     problem = None if errors else unusable(out, depths)
-    write_json(os.path.join(out, "meta.json"), {"options": options, "made_by": made,
-                                                "complete": not errors and problem is None, "raw": raw,
-                                                "num_images": counts})
+    write_json(
+        os.path.join(out, "meta.json"),
+        {
+            "options": options,
+            "made_by": made,
+            "complete": not errors and problem is None,
+            "raw": raw,
+            "num_images": counts,
+        },
+    )
     if problem:
         raise DataError(problem)
     return {"errors": errors, "counts": counts, "seconds": time.perf_counter() - t0}

@@ -3,6 +3,7 @@
 Errors in the input (`DataError`) are collected instead of aborting, so one run lists every bad file; the
 finished outputs stay valid because each job writes atomically and the caller reruns only what is missing.
 The job is a picklable callable (its tables travel once per worker, not once per item)."""
+
 import multiprocessing as mp
 
 import cv2

@@ -11,6 +11,7 @@ unlabeled), `label13/NNNN.png` (0..12), `record/NNNN.json`, `index_{train,test}.
 NNNN is the 1-based index into the .mat file, the numbering `splits.mat` uses. Instances are the
 (class, instance) pairs of the toolbox's get_instance_masks, for the 37 NYU40 classes other than wall, floor
 and ceiling."""
+
 import os
 import time
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ def read_mapping(path):
     if m.size < 1 or m.min() < 0 or m.max() > 40:
         raise DataError(f"{path}: mapClass must map raw classes to NYU40 ids 0..40")
     lut = np.zeros(65536, np.uint8)
-    lut[1:m.size + 1] = m.astype(np.uint8)
+    lut[1 : m.size + 1] = m.astype(np.uint8)
     return lut, int(m.size)
 
 
@@ -98,8 +99,10 @@ def open_mat(path):
         raise DataError(f"{path}: datasets {missing} are missing; is this nyu_depth_v2_labeled.mat?")
     n, c, w, h = f["images"].shape if f["images"].ndim == 4 else (0, 0, 0, 0)
     if c != 3:
-        raise DataError(f"{path}: 'images' has shape {f['images'].shape}, expected (N, 3, W, H) as h5py reads "
-                        f"MATLAB's H x W x 3 x N")
+        raise DataError(
+            f"{path}: 'images' has shape {f['images'].shape}, expected (N, 3, W, H) as h5py reads "
+            f"MATLAB's H x W x 3 x N"
+        )
     for k in ("depths", "labels", "instances"):
         if f[k].shape != (n, w, h):
             raise DataError(f"{path}: '{k}' has shape {f[k].shape}, expected {(n, w, h)} like 'images'")
@@ -108,8 +111,10 @@ def open_mat(path):
 
 def out_paths(out, index):
     stem = f"{index:04d}"
-    return {k: os.path.join(out, k, stem + (".json" if k == "record" else ".png"))
-            for k in ("image", "depth", "label40", "label13", "record")}
+    return {
+        k: os.path.join(out, k, stem + (".json" if k == "record" else ".png"))
+        for k in ("image", "depth", "label40", "label13", "record")
+    }
 
 
 @dataclass
@@ -138,8 +143,10 @@ class ImageJob:
         raw = f["labels"][i].T.astype(np.uint16)
         inst = f["instances"][i].T
         if raw.max(initial=0) > self.num_raw:
-            raise DataError(f"{self.mat_path}: image {index} has label id {int(raw.max())}, beyond the "
-                            f"{self.num_raw} classes of {self.mapping_path}")
+            raise DataError(
+                f"{self.mat_path}: image {index} has label id {int(raw.max())}, beyond the "
+                f"{self.num_raw} classes of {self.mapping_path}"
+            )
         nyu40 = self.raw_to_40[raw]
         write_image(paths["image"], rgb, rgb=True)
         write_depth_mm(paths["depth"], depth)
@@ -147,8 +154,14 @@ class ImageJob:
         write_image(paths["label13"], L.nyu40_to_13_lut()[nyu40])
         h, w = raw.shape
         k = np.asarray(NYU_K) * np.array([[w / 640], [h / 480], [1.0]])
-        record = {"image_id": f"nyuv2_{index:04d}", "index": index, "height": h, "width": w,
-                  "intrinsics": k.tolist(), "annotations": self._instances(raw, inst.astype(np.int64))}
+        record = {
+            "image_id": f"nyuv2_{index:04d}",
+            "index": index,
+            "height": h,
+            "width": w,
+            "intrinsics": k.tolist(),
+            "annotations": self._instances(raw, inst.astype(np.int64)),
+        }
         write_json(paths["record"], record)
         return record
 
@@ -192,10 +205,21 @@ def prepare(opts: NyuOptions) -> dict:
         counts[split] = len(done)
         depths[split] = [p["depth"] for p in done]
     problem = None if errors else unusable(opts.out, depths)
-    meta = {"options": options, "made_by": made, "complete": not errors and problem is None, "splits": splits,
-            "size": list(hw), "num_images": counts}
+    meta = {
+        "options": options,
+        "made_by": made,
+        "complete": not errors and problem is None,
+        "splits": splits,
+        "size": list(hw),
+        "num_images": counts,
+    }
     write_json(os.path.join(opts.out, "meta.json"), meta)
     if problem:
         raise DataError(problem)
-    return {"converted": len(todo) - len(errors), "skipped": len(wanted) - len(todo), "errors": errors,
-            "counts": counts, "seconds": seconds}
+    return {
+        "converted": len(todo) - len(errors),
+        "skipped": len(wanted) - len(todo),
+        "errors": errors,
+        "counts": counts,
+        "seconds": seconds,
+    }

@@ -16,6 +16,7 @@ only leaves its frame without a pose) and `meta.json` (prefix, classes, options,
 Colour, labels and depth are resized to one resolution (default the depth's, 640x480 on ScanNet; nearest for
 labels and depth) and the colour intrinsics scaled with them.
 """
+
 import csv
 import io
 import os
@@ -27,9 +28,20 @@ import numpy as np
 from PIL import Image
 
 from datasets import labels as L
-from datasets.fileio import (DataError, check_depth_png, decode_image, mask_annotation, read_bytes,
-                             read_depth_png, read_json, read_label_png, write_bytes, write_image,
-                             write_index, write_json)
+from datasets.fileio import (
+    DataError,
+    check_depth_png,
+    decode_image,
+    mask_annotation,
+    read_bytes,
+    read_depth_png,
+    read_json,
+    read_label_png,
+    write_bytes,
+    write_image,
+    write_index,
+    write_json,
+)
 from datasets.poses import collect_poses, write_poses
 from datasets.prepare.jobs import run_parallel
 from datasets.prepare.tree import check_rerun, claim, made_by, remove_temps, unusable
@@ -68,8 +80,10 @@ def detect_layout(raw: str) -> str:
         return "exported"
     if _scene_dirs(_frames25k_root(raw)):
         return "frames25k"
-    raise DataError(f"{raw}: neither a ScanNet export (scans/sceneXXXX_XX/...) nor scannet_frames_25k "
-                    f"(sceneXXXX_XX/{{color,depth,label,instance}}); check --raw")
+    raise DataError(
+        f"{raw}: neither a ScanNet export (scans/sceneXXXX_XX/...) nor scannet_frames_25k "
+        f"(sceneXXXX_XX/{{color,depth,label,instance}}); check --raw"
+    )
 
 
 def _frames25k_root(raw):
@@ -96,19 +110,24 @@ def read_scannet_to_nyu40(tsv_path: str):
         with open(tsv_path, newline="") as f:
             reader = csv.DictReader(f, delimiter="\t")
             if not {"id", "nyu40id"} <= set(reader.fieldnames or ()):
-                raise DataError(f"{tsv_path}: header lacks the 'id' and 'nyu40id' columns; use the official "
-                                f"{L.SCANNET_TSV_NAME} from the ScanNet release")
+                raise DataError(
+                    f"{tsv_path}: header lacks the 'id' and 'nyu40id' columns; use the official "
+                    f"{L.SCANNET_TSV_NAME} from the ScanNet release"
+                )
             for line, row in enumerate(reader, start=2):
                 try:
                     sid, nyu = int(row["id"]), int(row["nyu40id"] or 0)
                 except ValueError:
-                    raise DataError(f"{tsv_path}:{line}: non-integer id/nyu40id {row['id']!r}/{row['nyu40id']!r}")
+                    raise DataError(
+                        f"{tsv_path}:{line}: non-integer id/nyu40id {row['id']!r}/{row['nyu40id']!r}"
+                    ) from None
                 if not (0 < sid < 65536 and 0 <= nyu <= 40):
                     raise DataError(f"{tsv_path}:{line}: id {sid} or nyu40id {nyu} out of range")
                 lut[sid], known[sid] = nyu, True
     except FileNotFoundError:
-        raise DataError(f"{tsv_path}: missing; put {L.SCANNET_TSV_NAME} from the ScanNet release there "
-                        f"(or pass --label-map)") from None
+        raise DataError(
+            f"{tsv_path}: missing; put {L.SCANNET_TSV_NAME} from the ScanNet release there (or pass --label-map)"
+        ) from None
     return lut, known
 
 
@@ -118,8 +137,10 @@ def read_split(splits_dir: str, split: str):
         with open(path) as f:
             return [s.strip() for s in f if s.strip()]
     except FileNotFoundError:
-        raise DataError(f"{path}: missing split list; copy scannetv2_{split}.txt from ScanNet's "
-                        f"Tasks/Benchmark folder there (or pass --splits-dir)") from None
+        raise DataError(
+            f"{path}: missing split list; copy scannetv2_{split}.txt from ScanNet's "
+            f"Tasks/Benchmark folder there (or pass --splits-dir)"
+        ) from None
 
 
 def _sort_stems(stems):
@@ -149,30 +170,45 @@ def list_tasks(raw, layout, splits_dir, frame_skip):
         absent += len(listed) - len(scenes[split])
         for scene in scenes[split]:
             sdir = os.path.join(root, scene)
-            kpath = os.path.join(sdir, "intrinsic", "intrinsic_color.txt") if layout == "exported" else \
-                os.path.join(sdir, "intrinsics_color.txt")
+            kpath = (
+                os.path.join(sdir, "intrinsic", "intrinsic_color.txt")
+                if layout == "exported"
+                else os.path.join(sdir, "intrinsics_color.txt")
+            )
             k = read_intrinsics(kpath)
             cdir = os.path.join(sdir, "color")
-            stems = _sort_stems([f[:-4] for f in os.listdir(cdir) if f.endswith(".jpg")]) if os.path.isdir(cdir) \
-                else []
+            stems = _sort_stems([f[:-4] for f in os.listdir(cdir) if f.endswith(".jpg")]) if os.path.isdir(cdir) else []
             if not stems:
-                raise DataError(f"{cdir}: no colour frames; export the .sens file with SensReader "
-                                f"(--export_color_images --export_depth_images ...)")
+                raise DataError(
+                    f"{cdir}: no colour frames; export the .sens file with SensReader "
+                    f"(--export_color_images --export_depth_images ...)"
+                )
             for stem in stems[::frame_skip]:
-                tasks.append({"split": split, "scene": scene, "stem": stem, "K": k.tolist(),
-                              "color": os.path.join(cdir, stem + ".jpg"),
-                              "depth": os.path.join(sdir, "depth", stem + ".png"),
-                              "label": os.path.join(sdir, label_dir, stem + ".png"),
-                              "instance": os.path.join(sdir, inst_dir, stem + ".png"),
-                              "pose": os.path.join(sdir, "pose", stem + ".txt")})
+                tasks.append(
+                    {
+                        "split": split,
+                        "scene": scene,
+                        "stem": stem,
+                        "K": k.tolist(),
+                        "color": os.path.join(cdir, stem + ".jpg"),
+                        "depth": os.path.join(sdir, "depth", stem + ".png"),
+                        "label": os.path.join(sdir, label_dir, stem + ".png"),
+                        "instance": os.path.join(sdir, inst_dir, stem + ".png"),
+                        "pose": os.path.join(sdir, "pose", stem + ".txt"),
+                    }
+                )
     return tasks, scenes, absent
 
 
 # ---------------------------------------------------------------- per-frame work (worker processes)
 def out_paths(out, scene, stem):
     base = os.path.join(out, "scenes", scene)
-    return {"color": os.path.join(base, "color", stem + ".jpg"), "depth": os.path.join(base, "depth", stem + ".png"),
-            "label": os.path.join(base, "label", stem + ".png"), "record": os.path.join(base, "record", stem + ".json")}
+    return {
+        "color": os.path.join(base, "color", stem + ".jpg"),
+        "depth": os.path.join(base, "depth", stem + ".png"),
+        "label": os.path.join(base, "label", stem + ".png"),
+        "record": os.path.join(base, "record", stem + ".json"),
+    }
 
 
 def frame_done(out, scene, stem) -> bool:
@@ -182,9 +218,11 @@ def frame_done(out, scene, stem) -> bool:
 
 
 def _missing(path, what):
-    hint = {"depth": "export depth with SensReader --export_depth_images",
-            "label": "unzip the scene's _2d-label-filt.zip (frames25k: label/) into the scene folder",
-            "instance": "unzip the scene's _2d-instance-filt.zip (frames25k: instance/) into the scene folder"}[what]
+    hint = {
+        "depth": "export depth with SensReader --export_depth_images",
+        "label": "unzip the scene's _2d-label-filt.zip (frames25k: label/) into the scene folder",
+        "instance": "unzip the scene's _2d-instance-filt.zip (frames25k: instance/) into the scene folder",
+    }[what]
     if not os.path.isfile(path):
         raise DataError(f"{path}: {what} file is missing; {hint}")
 
@@ -199,8 +237,7 @@ def _reduce_factor(src_hw, dst_hw):
 def _resize(img, hw, nearest):
     if img.shape[:2] == tuple(hw):
         return img
-    interp = cv2.INTER_NEAREST if nearest else \
-        cv2.INTER_AREA if img.shape[0] >= 2 * hw[0] else cv2.INTER_LINEAR
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if img.shape[0] >= 2 * hw[0] else cv2.INTER_LINEAR
     return cv2.resize(img, (hw[1], hw[0]), interpolation=interp)
 
 
@@ -222,8 +259,14 @@ class FrameJob:
     def build(cls, opts: ScanNetOptions, layout: str) -> "FrameJob":
         thing_index = np.full(41, -1, np.int64)
         thing_index[list(L.SCANNET_THING_NYU40_IDS)] = np.arange(len(L.SCANNET_THING_NYU40_IDS))
-        job = cls(opts.out, layout, opts.resolution, opts.min_instance_fraction,
-                  L.nyu40_to_train_lut(L.semantic_nyu40_ids(opts.classes)), thing_index)
+        job = cls(
+            opts.out,
+            layout,
+            opts.resolution,
+            opts.min_instance_fraction,
+            L.nyu40_to_train_lut(L.semantic_nyu40_ids(opts.classes)),
+            thing_index,
+        )
         if layout == "exported":
             job.tsv = opts.label_map or os.path.join(opts.raw, L.SCANNET_TSV_NAME)
             job.scannet_to_nyu40, job.known = read_scannet_to_nyu40(job.tsv)
@@ -244,15 +287,23 @@ class FrameJob:
         try:
             cw, ch = Image.open(io.BytesIO(color_bytes.tobytes())).size
         except Exception:  # noqa: BLE001 - any header failure means an unreadable image
-            raise DataError(f"{task['color']}: truncated or corrupt image (unreadable JPEG header); re-export it")
+            raise DataError(
+                f"{task['color']}: truncated or corrupt image (unreadable JPEG header); re-export it"
+            ) from None
         aspect = (cw / ch) / (depth_hw[1] / depth_hw[0]) - 1
         if abs(aspect) > MAX_ASPECT_DIFFERENCE:
-            raise DataError(f"{task['color']} ({cw}x{ch}) and {task['depth']} ({depth_hw[1]}x{depth_hw[0]}): colour "
-                            f"and depth differ in aspect ratio by {abs(aspect):.1%} (more than "
-                            f"{MAX_ASPECT_DIFFERENCE:.0%}), so they are not one frame; re-export the scene")
+            raise DataError(
+                f"{task['color']} ({cw}x{ch}) and {task['depth']} ({depth_hw[1]}x{depth_hw[0]}): colour "
+                f"and depth differ in aspect ratio by {abs(aspect):.1%} (more than "
+                f"{MAX_ASPECT_DIFFERENCE:.0%}), so they are not one frame; re-export the scene"
+            )
         reduce = _reduce_factor((ch, cw), hw)
-        flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+        flags = {
+            1: cv2.IMREAD_COLOR,
+            2: cv2.IMREAD_REDUCED_COLOR_2,
+            4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8,
+        }[reduce]
         color = decode_image(task["color"], flags, color_bytes)  # BGR, written back as BGR
 
         label_dtype, inst_dtype = LABEL_DTYPES[self.layout]
@@ -260,22 +311,27 @@ class FrameJob:
         inst = read_label_png(task["instance"], (inst_dtype,))
         for name, arr in (("label", label), ("instance", inst)):  # ScanNet's are at colour resolution
             if arr.shape not in ((ch, cw), depth_hw):
-                raise DataError(f"{task[name]}: size {arr.shape[1]}x{arr.shape[0]} matches neither the colour "
-                                f"image {task['color']} ({cw}x{ch}) nor the depth map "
-                                f"({depth_hw[1]}x{depth_hw[0]})")
+                raise DataError(
+                    f"{task[name]}: size {arr.shape[1]}x{arr.shape[0]} matches neither the colour "
+                    f"image {task['color']} ({cw}x{ch}) nor the depth map "
+                    f"({depth_hw[1]}x{depth_hw[0]})"
+                )
         label, inst = _resize(label, hw, True), _resize(inst, hw, True)
 
         if self.layout == "exported":
             unknown = ~self.known[label]
             if unknown.any():
                 ids = sorted(set(np.unique(label[unknown]).tolist()))
-                raise DataError(f"{task['label']}: ScanNet label ids {ids[:10]} are absent from {self.tsv}; "
-                                f"use the tsv of the same ScanNet release")
+                raise DataError(
+                    f"{task['label']}: ScanNet label ids {ids[:10]} are absent from {self.tsv}; "
+                    f"use the tsv of the same ScanNet release"
+                )
             nyu40 = self.scannet_to_nyu40[label]
         else:
             if int(label.max(initial=0)) > 40:
-                raise DataError(f"{task['label']}: frames25k labels must be NYU40 ids (0..40), "
-                                f"found {int(label.max())}")
+                raise DataError(
+                    f"{task['label']}: frames25k labels must be NYU40 ids (0..40), found {int(label.max())}"
+                )
             nyu40 = label
         semantic = self.train_lut[nyu40]
 
@@ -292,9 +348,15 @@ class FrameJob:
         k = np.asarray(task["K"], np.float64)
         k[0] *= hw[1] / cw
         k[1] *= hw[0] / ch
-        record = {"image_id": f"{task['scene']}_{task['stem']}", "scene": task["scene"], "frame": task["stem"],
-                  "height": hw[0], "width": hw[1], "intrinsics": k.tolist(),
-                  "annotations": self._instances(inst, nyu40)}
+        record = {
+            "image_id": f"{task['scene']}_{task['stem']}",
+            "scene": task["scene"],
+            "frame": task["stem"],
+            "height": hw[0],
+            "width": hw[1],
+            "intrinsics": k.tolist(),
+            "annotations": self._instances(inst, nyu40),
+        }
         write_json(paths["record"], record)
         return record
 
@@ -325,9 +387,15 @@ class FrameJob:
 # ---------------------------------------------------------------- driver
 def _recorded_options(opts: ScanNetOptions, layout, prefix, frame_skip) -> dict:
     """The options that shape the output; a rerun with others must not mix into the same tree."""
-    return {"format": FORMAT_VERSION, "prefix": prefix, "layout": layout, "classes": opts.classes,
-            "frame_skip": frame_skip, "resolution": list(opts.resolution) if opts.resolution else None,
-            "min_instance_fraction": opts.min_instance_fraction}
+    return {
+        "format": FORMAT_VERSION,
+        "prefix": prefix,
+        "layout": layout,
+        "classes": opts.classes,
+        "frame_skip": frame_skip,
+        "resolution": list(opts.resolution) if opts.resolution else None,
+        "min_instance_fraction": opts.min_instance_fraction,
+    }
 
 
 def prepare(opts: ScanNetOptions) -> dict:
@@ -365,8 +433,9 @@ def prepare(opts: ScanNetOptions) -> dict:
         write_index(out, split, records)
         counts[split] = len(done)
         depths[split] = [out_paths(out, t["scene"], t["stem"])["depth"] for t in done]
-        found, pose_counts, pose_errors = collect_poses((r["image_id"], t["pose"])
-                                                        for r, t in zip(records, done, strict=True))
+        found, pose_counts, pose_errors = collect_poses(
+            (r["image_id"], t["pose"]) for r, t in zip(records, done, strict=True)
+        )
         poses[split] = {"file": write_poses(out, split, found), **pose_counts}
         errors += pose_errors
     problem = unusable(out, depths) if not errors or opts.skip_bad else None
@@ -374,5 +443,13 @@ def prepare(opts: ScanNetOptions) -> dict:
     write_json(os.path.join(out, "meta.json"), meta)
     if problem:
         raise DataError(problem)
-    return {"frames": len(tasks), "converted": len(todo) - frame_errors, "skipped": len(tasks) - len(todo),
-            "errors": errors, "seconds": seconds, "counts": counts, "prefix": prefix, "poses": poses}
+    return {
+        "frames": len(tasks),
+        "converted": len(todo) - frame_errors,
+        "skipped": len(tasks) - len(todo),
+        "errors": errors,
+        "seconds": seconds,
+        "counts": counts,
+        "prefix": prefix,
+        "poses": poses,
+    }

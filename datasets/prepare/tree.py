@@ -4,6 +4,7 @@ tree (its labels would be stale); a finished tree stays usable (complete) while 
 missing. A tree is complete only when every split has frames and some valid depth: an empty split or a depth
 export of zeros is a failed preparation, not a dataset. The temp files of an interrupted run's writes are removed
 when the next run starts."""
+
 import hashlib
 import os
 
@@ -28,8 +29,10 @@ def check_rerun(out: str, options: dict, made: dict) -> None:
         return
     meta = read_json(meta_path)
     if meta.get("options") != options:
-        raise DataError(f"{meta_path}: this folder was prepared with options {meta.get('options')}, now {options}; "
-                        f"use a new --out or delete the folder")
+        raise DataError(
+            f"{meta_path}: this folder was prepared with options {meta.get('options')}, now {options}; "
+            f"use a new --out or delete the folder"
+        )
     before = meta.get("made_by", {}).get("inputs")
     if before is None:
         return
@@ -37,9 +40,11 @@ def check_rerun(out: str, options: dict, made: dict) -> None:
         was = before.get(role)
         if was is None or was["sha256"] != now["sha256"]:
             source = f"{was['path']} (sha256 {was['sha256'][:12]})" if was else "none"
-            raise DataError(f"{meta_path}: this folder was prepared with the {role} {source}, now "
-                            f"{now['path']} (sha256 {now['sha256'][:12]}); its labels would be stale: use a new "
-                            f"--out or delete the folder")
+            raise DataError(
+                f"{meta_path}: this folder was prepared with the {role} {source}, now "
+                f"{now['path']} (sha256 {now['sha256'][:12]}); its labels would be stale: use a new "
+                f"--out or delete the folder"
+            )
 
 
 def claim(out: str, meta: dict) -> None:
@@ -56,8 +61,10 @@ def unusable(out: str, depth_by_split: dict) -> str | None:
         if not paths:
             return f"{out}: the {split} split has no usable frames; check the raw tree and its split lists"
         if not any(read_depth_png(p).any() for p in paths):
-            return (f"{out}: no frame of the {split} split has a valid depth pixel (all {len(paths)} depth maps "
-                    f"are zero, e.g. {paths[0]}); check the depth export")
+            return (
+                f"{out}: no frame of the {split} split has a valid depth pixel (all {len(paths)} depth maps "
+                f"are zero, e.g. {paths[0]}); check the depth export"
+            )
     return None
 
 

@@ -11,12 +11,58 @@ exported-ScanNet layout (`tools.make_synthetic` is its command line).
 Modules: `scene` (the primitive table, camera helpers), `render` (ray casting, shading, sensor noise),
 `furniture` (object builders), `layout` (room types, placement, camera poses), `export` (the raw tree).
 """
+
 from datasets.synthetic.layout import ROOM_TYPES, SCENE_CYCLE, make_scene, sample_poses
 from datasets.synthetic.render import MAX_RANGE, Frame, render
-from datasets.synthetic.scene import (BOX, CATEGORIES, CYLINDER, EMISSIVE, FABRIC, GLASS, PICTURE, PLAIN, ROOM,
-                                      STRIPES, TILES, UNANNOTATED, WOOD, Part, Scene, add_object, empty_room,
-                                      intrinsics, label_id, look_at)
+from datasets.synthetic.scene import (
+    BOX,
+    CATEGORIES,
+    CYLINDER,
+    EMISSIVE,
+    FABRIC,
+    GLASS,
+    PICTURE,
+    PLAIN,
+    ROOM,
+    STRIPES,
+    TILES,
+    UNANNOTATED,
+    WOOD,
+    Part,
+    Scene,
+    add_object,
+    empty_room,
+    intrinsics,
+    label_id,
+    look_at,
+)
 
-__all__ = ["BOX", "CATEGORIES", "CYLINDER", "EMISSIVE", "FABRIC", "GLASS", "MAX_RANGE", "PICTURE", "PLAIN", "ROOM",
-           "ROOM_TYPES", "SCENE_CYCLE", "STRIPES", "TILES", "UNANNOTATED", "WOOD", "Frame", "Part", "Scene",
-           "add_object", "empty_room", "intrinsics", "label_id", "look_at", "make_scene", "render", "sample_poses"]
+__all__ = [
+    "BOX",
+    "CATEGORIES",
+    "CYLINDER",
+    "EMISSIVE",
+    "FABRIC",
+    "GLASS",
+    "MAX_RANGE",
+    "PICTURE",
+    "PLAIN",
+    "ROOM",
+    "ROOM_TYPES",
+    "SCENE_CYCLE",
+    "STRIPES",
+    "TILES",
+    "UNANNOTATED",
+    "WOOD",
+    "Frame",
+    "Part",
+    "Scene",
+    "add_object",
+    "empty_room",
+    "intrinsics",
+    "label_id",
+    "look_at",
+    "make_scene",
+    "render",
+    "sample_poses",
+]

@@ -7,6 +7,7 @@ pose/N.txt (4x4 camera-to-world), intrinsic/{intrinsic,extrinsic}_{color,depth}.
 `synthetic.json` (the generation parameters; written last, so its presence means the tree is complete).
 The tree is built in `OUT.partial` and renamed into place, so a crash never leaves a complete-looking OUT.
 """
+
 import json
 import multiprocessing
 import os
@@ -64,8 +65,12 @@ def _render_chunk(task):
     if start == 0:
         k4 = np.eye(4)
         k4[:3, :3] = K
-        for name, matrix in (("intrinsic_color", k4), ("intrinsic_depth", k4), ("extrinsic_color", np.eye(4)),
-                             ("extrinsic_depth", np.eye(4))):
+        for name, matrix in (
+            ("intrinsic_color", k4),
+            ("intrinsic_depth", k4),
+            ("extrinsic_color", np.eye(4)),
+            ("extrinsic_depth", np.eye(4)),
+        ):
             io.write_text(scan / "intrinsic" / f"{name}.txt", _matrix_text(matrix))
         io.write_text(scan / f"{scene.name}.txt", _meta_text(scene, K, height, width, n_frames))
     for i in range(start, stop):
@@ -89,11 +94,23 @@ def _imwrite(path, image, params=()):
 def _meta_text(scene, K, height, width, n_frames):
     """The scene's `sceneXXXX_00.txt` with the keys of ScanNet's meta files that apply here."""
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    lines = [f"colorHeight = {height}", f"colorWidth = {width}", f"depthHeight = {height}",
-             f"depthWidth = {width}", f"fx_color = {fx:f}", f"fx_depth = {fx:f}", f"fy_color = {fy:f}",
-             f"fy_depth = {fy:f}", f"mx_color = {cx:f}", f"mx_depth = {cx:f}", f"my_color = {cy:f}",
-             f"my_depth = {cy:f}", f"numColorFrames = {n_frames}", f"numDepthFrames = {n_frames}",
-             f"sceneType = {ROOM_TYPES[scene.scene_type]['scannet']}"]
+    lines = [
+        f"colorHeight = {height}",
+        f"colorWidth = {width}",
+        f"depthHeight = {height}",
+        f"depthWidth = {width}",
+        f"fx_color = {fx:f}",
+        f"fx_depth = {fx:f}",
+        f"fy_color = {fy:f}",
+        f"fy_depth = {fy:f}",
+        f"mx_color = {cx:f}",
+        f"mx_depth = {cx:f}",
+        f"my_color = {cy:f}",
+        f"my_depth = {cy:f}",
+        f"numColorFrames = {n_frames}",
+        f"numDepthFrames = {n_frames}",
+        f"sceneType = {ROOM_TYPES[scene.scene_type]['scannet']}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -102,8 +119,14 @@ def _labels_tsv(counts):
     of instances in this set; columns we have no ground truth for are left empty."""
     rows = ["\t".join(SCANNET_TSV_COLUMNS)]
     for name, (raw_id, nyu40) in sorted(CATEGORIES.items(), key=lambda kv: kv[1][0]):
-        fields = {"id": raw_id, "raw_category": name, "category": name, "count": counts.get(raw_id, 0),
-                  "nyu40id": nyu40, "nyu40class": NYU40_CLASSES[nyu40 - 1]}
+        fields = {
+            "id": raw_id,
+            "raw_category": name,
+            "category": name,
+            "count": counts.get(raw_id, 0),
+            "nyu40id": nyu40,
+            "nyu40class": NYU40_CLASSES[nyu40 - 1],
+        }
         rows.append("\t".join(str(fields.get(col, "")) for col in SCANNET_TSV_COLUMNS))
     return "\n".join(rows) + "\n"
 
@@ -113,7 +136,7 @@ def _instance_counts(seed, n_scenes):
     for index in range(n_scenes):
         scene = make_scene(seed, index)
         seen = {}
-        for label, inst in zip(scene.label, scene.instance):
+        for label, inst in zip(scene.label, scene.instance, strict=False):
             if inst:
                 seen[inst] = label
         for label in seen.values():
@@ -122,8 +145,15 @@ def _instance_counts(seed, n_scenes):
 
 
 def _params(scenes, frames, seed, height, width):
-    return {"scenes": scenes, "frames_per_scene": frames, "seed": seed, "height": height, "width": width,
-            "generator": "datasets.synthetic", "format": "scannet-export"}
+    return {
+        "scenes": scenes,
+        "frames_per_scene": frames,
+        "seed": seed,
+        "height": height,
+        "width": width,
+        "generator": "datasets.synthetic",
+        "format": "scannet-export",
+    }
 
 
 def is_complete(out, scenes, frames, seed, height, width):
@@ -141,8 +171,9 @@ def generate(out, scenes=24, frames=40, seed=0, height=240, width=320, workers=1
     `frames`, `scenes`, `seconds` and `frames_per_s`."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"--out {out} exists and is not empty; pass --overwrite to replace it "
-                              f"or choose another folder")
+        raise FileExistsError(
+            f"--out {out} exists and is not empty; pass --overwrite to replace it or choose another folder"
+        )
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)  # left by an interrupted run of ours
@@ -152,8 +183,11 @@ def generate(out, scenes=24, frames=40, seed=0, height=240, width=320, workers=1
     io.write_text(partial / "scannetv2_train.txt", "".join(n + "\n" for n in train))
     io.write_text(partial / "scannetv2_val.txt", "".join(n + "\n" for n in val))
     io.write_text(partial / SCANNET_TSV_NAME, _labels_tsv(_instance_counts(seed, scenes)))
-    tasks = [(str(partial), seed, index, lo, min(lo + CHUNK, frames), frames, height, width)
-             for index in range(scenes) for lo in range(0, frames, CHUNK)]
+    tasks = [
+        (str(partial), seed, index, lo, min(lo + CHUNK, frames), frames, height, width)
+        for index in range(scenes)
+        for lo in range(0, frames, CHUNK)
+    ]
     bar = tqdm(total=scenes * frames, unit="frame", desc="synthetic", disable=not progress)
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -164,8 +198,15 @@ def generate(out, scenes=24, frames=40, seed=0, height=240, width=320, workers=1
             bar.update(_render_chunk(task))
     bar.close()
     seconds = time.perf_counter() - start
-    stats = {"scenes": scenes, "frames": scenes * frames, "train_scenes": len(train), "val_scenes": len(val),
-             "seconds": round(seconds, 3), "frames_per_s": round(scenes * frames / seconds, 2), "workers": workers}
+    stats = {
+        "scenes": scenes,
+        "frames": scenes * frames,
+        "train_scenes": len(train),
+        "val_scenes": len(val),
+        "seconds": round(seconds, 3),
+        "frames_per_s": round(scenes * frames / seconds, 2),
+        "workers": workers,
+    }
     io.write_text(partial / STAMP, json.dumps(_params(scenes, frames, seed, height, width), indent=1) + "\n")
     _swap_into_place(partial, out)
     return stats
@@ -201,8 +242,9 @@ def write_preview(root, path, rows=4):
         columns["RGB"].append(cv2.imread(str(scan / "color" / f"{frame}.jpg"), cv2.IMREAD_COLOR)[..., ::-1])
         columns["depth"].append(depth_colors(depth / 1000.0, 0.0, MAX_RANGE, depth > 0))
         columns["semantic labels"].append(_palette(label))
-        columns["instances"].append(_palette(cv2.imread(str(scan / "instance-filt" / f"{frame}.png"),
-                                                        cv2.IMREAD_UNCHANGED)))
+        columns["instances"].append(
+            _palette(cv2.imread(str(scan / "instance-filt" / f"{frame}.png"), cv2.IMREAD_UNCHANGED))
+        )
         shown.update(np.unique(label).tolist())
     tiles = [titled(vstack(images, gap=2), title) for title, images in columns.items()]
     tiles.insert(2, colour_bar(0.0, MAX_RANGE, tiles[0].shape[0] - BAND))

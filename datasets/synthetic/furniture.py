@@ -1,10 +1,10 @@
 """Furniture builders: each returns (parts, labels, colours, textures) in the object frame: x along the
 object's width, +y towards its back (the wall, for wall objects), z up from the floor. Each class has its own
 shape and size, so geometry predicts semantics."""
+
 import numpy as np
 
 from datasets.synthetic.scene import BOX, CYLINDER, FABRIC, GLASS, PICTURE, PLAIN, STRIPES, WOOD, Part
-
 
 
 def box_part(center, size, group=0, yaw=0.0):

@@ -1,5 +1,6 @@
 """Ray casting of a scene: every pixel's ray against every primitive, vectorised in numpy, then procedural shading
 and a structured-light depth sensor model."""
+
 from dataclasses import dataclass
 
 import numpy as np

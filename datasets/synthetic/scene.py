@@ -1,5 +1,6 @@
 """The scene model: a room and its furniture as one flat table of primitives (boxes and vertical cylinders)
 with ScanNet labels and instance ids, plus the camera helpers (intrinsics, poses)."""
+
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -2,6 +2,7 @@
 override a few attributes (ViTDet style). Each default names its source: the Mask3D paper, MAE (He et al.
 2022), MultiMAE (Bachmann et al. 2022), or "our choice" where the paper does not say (or we could not check
 it against the paper)."""
+
 from detectron2.config import LazyCall as L
 
 from pretrain.model import MaskedRGBD

@@ -1,6 +1,7 @@
 """`make pretrain`: ViT-Ti (`vit_t`) at 240x320 on the synthetic RGB-D scenes, a few minutes on 2 CPU cores. The
 depth loss clearly falls and the reconstruction PNG shows predicted depth following the true depth. Only
 what differs from base.py is here; all of it is our choice, sized for a laptop CPU."""
+
 from .base import data, model, train
 
 model.preset = "vit_t"

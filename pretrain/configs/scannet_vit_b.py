@@ -3,6 +3,7 @@
 `torchrun --nproc_per_node 8 -m pretrain --config pretrain/configs/scannet_vit_b.py --resume` (or
 `python -m pretrain --num-gpus 8 ...`, Detectron2's launcher).
 Baselines on the same data and budget: `model.objective=mae`, `model.objective=multimae`."""
+
 from .base import data, model, train
 
 data.names = ["scannet_rgbd_train"]

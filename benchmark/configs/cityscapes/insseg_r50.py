@@ -3,6 +3,7 @@
 
 2:1 frames: large-scale jitter around 1024x2048 with 512x1024 crops, evaluated at 1024x2048;
 100 epochs of 2975 images."""
+
 from ..common.data import lsj_augs, test_augs
 from ..common.insseg_r50 import dataloader, lr_multiplier, model, optimizer, train
 

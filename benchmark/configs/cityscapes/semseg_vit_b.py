@@ -2,6 +2,7 @@
 
 2:1 frames: trained on 512x1024 crops of 0.5-2x rescaled 1024x2048 images, evaluated at 1024x2048;
 ~127 epochs of 2975 images at batch 16 is 23600 iterations."""
+
 from ..common.data import semseg_train_augs, test_augs
 from ..common.semseg_vit_b import dataloader, lr_multiplier, model, optimizer, train
 

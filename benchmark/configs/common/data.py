@@ -4,7 +4,6 @@ Geometry helpers take the frame size `(height, width)` so one recipe serves 4:3 
 NYUv2 at 480x640) and 2:1 Cityscapes (1024x2048). Dataset names are set by the dataset configs
 (`docs/interfaces.md`); `datasets.builtin` registers them.
 """
-from omegaconf import OmegaConf
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
@@ -15,6 +14,7 @@ from detectron2.data import (
     get_detection_dataset_dicts,
 )
 from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
+from omegaconf import OmegaConf
 
 from benchmark.evaluation import read_label_png
 
@@ -25,10 +25,14 @@ def semseg_train_augs(size, crop=None, scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 
     height, width = size
     crop = crop or size
     return [
-        L(T.ResizeShortestEdge)(short_edge_length=[int(height * s) for s in scales],
-                                max_size=int(width * max(scales)), sample_style="choice"),
-        L(T.RandomCrop_CategoryAreaConstraint)(crop_type="absolute", crop_size=list(crop),
-                                               single_category_max_area=1.0, ignored_category=255),
+        L(T.ResizeShortestEdge)(
+            short_edge_length=[int(height * s) for s in scales],
+            max_size=int(width * max(scales)),
+            sample_style="choice",
+        ),
+        L(T.RandomCrop_CategoryAreaConstraint)(
+            crop_type="absolute", crop_size=list(crop), single_category_max_area=1.0, ignored_category=255
+        ),
         L(T.RandomFlip)(horizontal=True),
     ]
 
@@ -70,8 +74,14 @@ semseg.evaluator = L(SemSegEvaluator)(dataset_name="${..test.dataset.names}", se
 instances = OmegaConf.create()
 instances.train = L(build_detection_train_loader)(
     dataset=L(get_detection_dataset_dicts)(names="scannet_instance_train"),
-    mapper=L(DatasetMapper)(is_train=True, augmentations=lsj_augs(INDOOR), image_format="RGB",
-                            use_instance_mask=True, instance_mask_format="bitmask", recompute_boxes=True),
+    mapper=L(DatasetMapper)(
+        is_train=True,
+        augmentations=lsj_augs(INDOOR),
+        image_format="RGB",
+        use_instance_mask=True,
+        instance_mask_format="bitmask",
+        recompute_boxes=True,
+    ),
     total_batch_size=16,
     num_workers=4,
 )

@@ -4,11 +4,11 @@ Augmentation follows the NYUv2 depth literature (e.g. BTS, Lee et al. 2019: rand
 480x640 frames and horizontal flips), with no rescaling, which would change the apparent metric depth,
 and no padding, which would invent depth. Evaluation is at the full frame.
 """
-from omegaconf import OmegaConf
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 from detectron2.data import build_detection_test_loader, build_detection_train_loader, get_detection_dataset_dicts
+from omegaconf import OmegaConf
 
 from benchmark.depth import DepthDatasetMapper
 from benchmark.depth_eval import DepthEvaluator
@@ -25,8 +25,9 @@ def depth_train_augs(size, crop_fraction=(13 / 15, 17 / 20)):
 depth = OmegaConf.create()
 depth.train = L(build_detection_train_loader)(
     dataset=L(get_detection_dataset_dicts)(names="scannet_depth_train"),
-    mapper=L(DepthDatasetMapper)(is_train=True, augmentations=depth_train_augs(INDOOR), image_format="RGB",
-                                 max_depth=10.0),
+    mapper=L(DepthDatasetMapper)(
+        is_train=True, augmentations=depth_train_augs(INDOOR), image_format="RGB", max_depth=10.0
+    ),
     total_batch_size=16,
     num_workers=4,
 )

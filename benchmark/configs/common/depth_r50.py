@@ -3,6 +3,7 @@
 SGD lr 0.01, momentum 0.9, weight decay 1e-4, batch 16, linear decay after 250 warm-up iterations, as the
 R50 segmentation recipe; loss, range and iterations as the ViT-B depth recipe.
 """
+
 from .depth_data import depth as dataloader
 from .models.depth_r50 import model
 from .optim import r50_sgd as optimizer

@@ -4,6 +4,7 @@ The paper gives no depth recipe; ours is the semantic-segmentation one (AdamW lr
 layer decay 0.65, drop path 0.1, linear decay, batch 16) with 250 warm-up iterations, Eigen et al.'s
 scale-invariant log loss (lambda 0.5) and a 10 m range. About 32 epochs of ScanNet-25k's ~20k frames.
 """
+
 from .depth_data import depth as dataloader
 from .models.depth_vit import model
 from .optim import vit_adamw as optimizer

@@ -3,6 +3,7 @@
 Pri3D's ScanNet Mask R-CNN config: SGD base lr 0.0025, batch 16, 32 RoIs per image; large-scale jitter
 and 100 epochs (~125k iterations at batch 16) as the ViT-B recipe, the detection schedule.
 """
+
 from .data import instances as dataloader
 from .models.mask_rcnn_r50 import model
 from .optim import r50_sgd as optimizer

@@ -4,6 +4,7 @@ ViTDet's recipe (Li et al., ECCV 2022): large-scale jitter, AdamW lr 1e-4, weigh
 decay 0.7, drop path 0.1, batch 64, 100 epochs (~31k iterations for ScanNet-25k's ~20k training frames),
 250 warm-up iterations, LR x0.1 at 88.9% and 96.3%.
 """
+
 from .data import instances as dataloader
 from .models.mask_rcnn_vit import model
 from .optim import vit_adamw as optimizer

@@ -7,8 +7,8 @@ ViT recipes (the paper fine-tunes ViT-B like ViTDet and MAE do):
 ResNet-50 recipe (Pri3D's backbone): SGD momentum 0.9, weight decay 1e-4; Pri3D's ScanNet Mask R-CNN
 config uses base lr 0.0025 at batch 16.
 """
-import torch
 
+import torch
 from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
 from detectron2.solver.build import get_default_optimizer_params

@@ -1,4 +1,5 @@
 """Learning-rate multipliers, functions of `train.max_iter` so overrides move milestones and warm-up."""
+
 from detectron2.config import LazyCall as L
 
 from benchmark.solver import poly_schedule, step_schedule

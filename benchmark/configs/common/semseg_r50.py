@@ -4,6 +4,7 @@ SGD lr 0.01, momentum 0.9, weight decay 1e-4, batch 16, the segmentation schedul
 iterations, linear decay); iterations as the ViT-B recipe. Pri3D itself fine-tuned a ResNet-50 UNet; we
 use Detectron2's FPN semantic head so both backbones share one meta-architecture.
 """
+
 from .data import semseg as dataloader
 from .models.semseg_r50 import model
 from .optim import r50_sgd as optimizer

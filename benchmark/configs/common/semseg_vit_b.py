@@ -4,6 +4,7 @@ MAE/BEiT's UperNet fine-tuning recipe on Detectron2's ViTDet backbone: AdamW lr 
 0.05, layer decay 0.65, drop path 0.1, 1500 warm-up iterations then linear decay, batch 16, about 127
 epochs (MAE's 160k ADE20K iterations; ScanNet-25k's ~20k training frames give the same count).
 """
+
 from .data import semseg as dataloader
 from .models.semseg_vit import model
 from .optim import vit_adamw as optimizer

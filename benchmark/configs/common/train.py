@@ -4,6 +4,7 @@
 name, ...). An empty `output_dir` lets `benchmark.train_net` derive
 `output/bench/<dataset>/<config>/<init>/seed<seed>` so runs never share a folder.
 """
+
 from detectron2 import model_zoo
 
 train = model_zoo.get_config("common/train.py").train

@@ -1,5 +1,6 @@
 """NYUv2 monocular depth estimation (`nyuv2_depth_{train,test}`, Eigen crop, 0.001-10 m), r50; 2500
 iterations as the ViT-B depth recipe."""
+
 from ..common.depth_r50 import dataloader, lr_multiplier, model, optimizer, train
 
 dataloader.train.dataset.names = "nyuv2_depth_train"

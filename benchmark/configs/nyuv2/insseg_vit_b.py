@@ -1,4 +1,5 @@
 """NYUv2 instance segmentation and detection (`nyuv2_instance_{train,test}`, 795 training images), vit_b."""
+
 from ..common.insseg_vit_b import dataloader, lr_multiplier, model, optimizer, train
 
 dataloader.train.dataset.names = "nyuv2_instance_train"

@@ -1,4 +1,5 @@
 """ScanNet 2D semantic segmentation (20 classes, `scannet_sem_seg_{train,val}`), r50."""
+
 from ..common.semseg_r50 import dataloader, lr_multiplier, model, optimizer, train
 
 dataloader.train.dataset.names = "scannet_sem_seg_train"

@@ -1,5 +1,6 @@
 """As `semseg_vit_b.py`, with our UperNet-style head (`benchmark.modeling.UperNetHead`) in place of
 Detectron2's `SemSegFPNHead` (MAE/BEiT evaluate ViTs for segmentation with UperNet)."""
+
 from ..common.models.semseg_vit import upernet_head
 from .semseg_vit_b import dataloader, lr_multiplier, model, optimizer, train
 

@@ -1,5 +1,6 @@
 """ViT monocular depth estimation: `benchmark.depth.DepthEstimator` on the semantic-segmentation backbone
 (ViTDet's ViT as `GridViT` + `PaddedSimpleFeaturePyramid`) with the light `DepthFPNHead`."""
+
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
 

@@ -1,4 +1,5 @@
 """Mask R-CNN with a ResNet-50 FPN backbone (Detectron2's `common/models/mask_rcnn_fpn.py`), as Pri3D."""
+
 from detectron2 import model_zoo
 
 from .resnet import fpn, pixel_mean, pixel_std

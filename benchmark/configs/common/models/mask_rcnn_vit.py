@@ -5,6 +5,7 @@ multiple of 32 (`benchmark.modeling.PaddedSimpleFeaturePyramid`), and the datase
 (sizes the relative position tables) and a `window_size` that tiles their token grid exactly. The ViT is
 `benchmark.backbones.GridViT`, which keeps a pre-trained export's own (non-square) position grid.
 """
+
 from detectron2 import model_zoo
 
 from benchmark.backbones import GridViT

@@ -4,6 +4,7 @@ Pri3D, MoCo and torchvision checkpoints put the stride in the 3x3 convolution (`
 and expect RGB input normalised with ImageNet statistics. All BatchNorms are trainable SyncBN, the usual
 choice when fine-tuning self-supervised ResNets (a plain BN on one process).
 """
+
 from detectron2 import model_zoo
 
 _mask_rcnn = model_zoo.get_config("common/models/mask_rcnn_fpn.py").model

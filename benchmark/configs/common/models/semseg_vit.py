@@ -7,6 +7,7 @@ pre-trained export's own (non-square) position grid. `model` uses
 Detectron2's `SemSegFPNHead` (Panoptic FPN's semantic branch); `upernet_head` is our UperNet-style
 head (`benchmark.modeling.UperNetHead`), selected with `model.sem_seg_head = upernet_head`.
 """
+
 from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
@@ -27,12 +28,26 @@ _pyramid = {f"p{i}": L(ShapeSpec)(channels="${....backbone.out_channels}", strid
 
 model = L(SemanticSegmentor)(
     backbone=_vitdet.backbone,
-    sem_seg_head=L(SemSegFPNHead)(input_shape=_pyramid, num_classes=20, conv_dims=128, common_stride=4,
-                                  norm="GN", ignore_value=255, loss_weight=1.0),
+    sem_seg_head=L(SemSegFPNHead)(
+        input_shape=_pyramid,
+        num_classes=20,
+        conv_dims=128,
+        common_stride=4,
+        norm="GN",
+        ignore_value=255,
+        loss_weight=1.0,
+    ),
     pixel_mean=_vitdet.pixel_mean,
     pixel_std=_vitdet.pixel_std,
 )
 
-upernet_head = L(UperNetHead)(input_shape=_pyramid, num_classes=20, channels=512,
-                              common_stride=4, pool_scales=(1, 2, 3, 6), norm="LN", dropout=0.1,
-                              ignore_value=255)
+upernet_head = L(UperNetHead)(
+    input_shape=_pyramid,
+    num_classes=20,
+    channels=512,
+    common_stride=4,
+    pool_scales=(1, 2, 3, 6),
+    norm="LN",
+    dropout=0.1,
+    ignore_value=255,
+)
