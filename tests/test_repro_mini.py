@@ -28,14 +28,14 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root,
     console = capsys.readouterr().out
     for stage in ("stage 1/4 data", "stage 2/4 pretrain", "stage 3/4 finetune", "stage 4/4 report"):
         assert stage in console
-    assert re.search(r"^repro-mini: 3 pre-trainings, 16 fine-tunes in [\d.]+ min; mIoU 100%: random ", console, re.M)
+    assert re.search(r"^repro-mini: 4 pre-trainings, 20 fine-tunes in [\d.]+ min; mIoU 100%: random ", console, re.M)
 
     records = read_records()  # $MASK3D_RESULTS, a temporary store (tests/conftest.py)
     pretrain = [r for r in records if r["kind"] == "pretrain"]
     finetune = [r for r in records if r["kind"] == "finetune"]
     assert sorted(r["objective"] for r in pretrain) == sorted(OBJECTIVES)
-    assert len({r["config_hash"] for r in pretrain}) == 3 and len({r["iterations"] for r in pretrain}) == 1
-    assert len(finetune) == 16
+    assert len({r["config_hash"] for r in pretrain}) == 4 and len({r["iterations"] for r in pretrain}) == 1
+    assert len(finetune) == 20
     assert all(r["tag"] == "repro-mini" for r in records)
     cells = {}
     for r in finetune:
@@ -50,7 +50,7 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root,
     report = (report_dir / "REPORT.md").read_text()
     section = report.split("## Mini reproduction", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| synthetic val")]
-    assert len(rows) == 8
+    assert len(rows) == 10
     for init in INITS:
         for fraction in ("100", "20"):
             row = next(r for r in rows if re.match(rf"\| synthetic val \| {fraction} \| {init} \|", r))
@@ -64,8 +64,8 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root,
     # Re-running trains nothing and stores nothing twice.
     assert repro_mini.main(argv) == 0
     console = capsys.readouterr().out
-    assert "3 runs, 3 already finished (skipped), 0 to run" in console
-    assert "16 runs, 16 already finished (skipped), 0 to run" in console
+    assert "4 runs, 4 already finished (skipped), 0 to run" in console
+    assert "20 runs, 20 already finished (skipped), 0 to run" in console
     assert not re.search(r"(pretrain|finetune) \S+.*: started", console)
     assert len(read_records()) == len(records)
 

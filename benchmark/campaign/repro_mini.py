@@ -33,7 +33,7 @@ TAG = "repro-mini"
 
 PRETRAIN_CONFIG = "pretrain/configs/default_cpu.py"
 FINETUNE_CONFIG = "benchmark/configs/scannet/semseg_vit_b.py"
-OBJECTIVES = ("mask3d", "mae", "multimae")
+OBJECTIVES = ("mask3d", "mae", "multimae", "pri3d")
 INITS = ("random",) + OBJECTIVES
 # % of training scenes -> registered training set (datasets/builtin.py)
 TRAIN_SETS = {100: "synthetic_sem_seg_train", 20: "synthetic_sem_seg_train_20pct"}
@@ -93,7 +93,8 @@ TOY = dict(
 
 
 def pretrain_overrides(preset: dict, objective: str, iters: int) -> list[str]:
-    """`key=value` overrides of PRETRAIN_CONFIG for one objective; only `model.objective` differs."""
+    """`key=value` overrides of PRETRAIN_CONFIG for one objective; only `model.objective` differs, and `pri3d`'s
+    batch, which counts view pairs, is halved so that every objective sees the same frames per step."""
     h, w = preset["image"]
     vit = preset["vit"]
     settings = {
@@ -110,6 +111,8 @@ def pretrain_overrides(preset: dict, objective: str, iters: int) -> list[str]:
         "train.tag": TAG,
         **preset["pretrain"],
     }
+    if objective == "pri3d":
+        settings["train.batch_size"] = max(1, settings["train.batch_size"] // 2)
     return [f"{k}={v}" for k, v in settings.items()]
 
 
