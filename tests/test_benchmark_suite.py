@@ -4,6 +4,7 @@ import csv
 import os
 
 from benchmark import suite
+from results.paper import COLUMNS
 from results.store import read_records
 
 
@@ -46,22 +47,7 @@ def test_absent_dataset_names_its_preparation_command(synthetic_root, capsys):
 
 def test_report_puts_paper_rows_beside_our_metrics(tmp_path):
     paper = tmp_path / "paper.csv"
-    fields = [
-        "paper",
-        "method",
-        "backbone",
-        "pretrain_data",
-        "dataset",
-        "split",
-        "task",
-        "metric",
-        "data_fraction",
-        "value",
-        "relative_to",
-        "source",
-        "verified",
-        "note",
-    ]
+    fields = list(COLUMNS)
     rows = [
         dict(
             method="Pri3D",

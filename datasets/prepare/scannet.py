@@ -29,6 +29,7 @@ from PIL import Image
 
 from datasets import labels as L
 from datasets.fileio import (
+    REDUCED_COLOR_FLAGS,
     DataError,
     check_depth_png,
     decode_image,
@@ -298,13 +299,7 @@ class FrameJob:
                 f"{MAX_ASPECT_DIFFERENCE:.0%}), so they are not one frame; re-export the scene"
             )
         reduce = _reduce_factor((ch, cw), hw)
-        flags = {
-            1: cv2.IMREAD_COLOR,
-            2: cv2.IMREAD_REDUCED_COLOR_2,
-            4: cv2.IMREAD_REDUCED_COLOR_4,
-            8: cv2.IMREAD_REDUCED_COLOR_8,
-        }[reduce]
-        color = decode_image(task["color"], flags, color_bytes)  # BGR, written back as BGR
+        color = decode_image(task["color"], REDUCED_COLOR_FLAGS[reduce], color_bytes)  # BGR, written back as BGR
 
         label_dtype, inst_dtype = LABEL_DTYPES[self.layout]
         label = read_label_png(task["label"], (label_dtype,))
