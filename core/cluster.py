@@ -140,13 +140,10 @@ def submit_command(
         raise ClusterError(
             f"cannot send {' '.join(command)} to SLURM: only python -m {' / '.join(sorted(MODULE_KINDS))} runs there"
         )
-    known = {f.name: f for f in fields(Resources)}
-    unknown = sorted(set(options) - set(known) - {"nodes", "gpus_per_node"})
-    if unknown or "nodes" in options or "gpus_per_node" in options:
-        raise ClusterError(
-            f"unknown SLURM option(s) {', '.join(unknown) or 'nodes/gpus_per_node'}: campaign runs "
-            f"take {', '.join(k for k in known if k not in ('nodes', 'gpus_per_node'))}"
-        )
-    typed = {k: int(v) if "int" in str(known[k].type) else v for k, v in options.items()}
+    allowed = {f.name: f for f in fields(Resources) if f.name not in ("nodes", "gpus_per_node")}  # one node, `gpus`
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ClusterError(f"unknown SLURM option(s) {', '.join(unknown)}: campaign runs take {', '.join(allowed)}")
+    typed = {k: int(v) if "int" in str(allowed[k].type) else v for k, v in options.items()}
     job = RunJob(MODULE_KINDS[command[1]], list(command[2:]), env=dict(env))
     return submit(job, Resources(nodes=1, gpus_per_node=gpus, **typed), str(folder), name, submitit)

@@ -169,5 +169,7 @@ def test_campaign_runs_go_to_slurm_with_their_environment(fake_submitit):
     assert job == cluster.RunJob("bench", ["--config-file", "c.py", "--resume"], env={"MASK3D_DATA": "data"})
     with pytest.raises(cluster.ClusterError, match="unknown SLURM option"):
         cluster.submit_command(["-m", "pretrain"], name="p", folder="f", env={}, partion="gpu")
+    with pytest.raises(cluster.ClusterError, match="unknown SLURM option.*nodes"):
+        cluster.submit_command(["-m", "pretrain"], name="p", folder="f", env={}, nodes="2")  # one node per run
     with pytest.raises(cluster.ClusterError, match="only python -m"):
         cluster.submit_command(["-m", "tools.speed"], name="s", folder="f", env={})
