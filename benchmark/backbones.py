@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pydoc import locate
 
 import torch
+from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from detectron2.modeling.backbone.vit import ViT
 from timm.layers import resample_abs_pos_embed
 
@@ -101,6 +102,46 @@ def set_vit_architecture(
                 f"pre-training grid; build benchmark.backbones.GridViT"
             )
         net.pretrain_grid = [int(g) for g in pretrain_grid]
+
+
+class MaxPoolP5(LastLevelMaxPool):
+    """p5 by max-pooling p4: Detectron2's `LastLevelMaxPool` reads p5 (to make p6)."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_feature = "p4"
+
+
+PYRAMID_STRIDES = (4, 8, 16, 32)  # p2..p5, what every head's input_shape expects
+SFP_SCALES = (4.0, 2.0, 1.0, 0.5)  # the scale factors Detectron2's SimpleFeaturePyramid can build
+
+
+def fit_pyramid(cfg) -> None:
+    """Keep the ViT pyramid at strides 4..32 whatever the patch size (ViTDet's scales assume patch 16).
+
+    A patch-8 ViT gets scales (2, 1, 0.5) and, when the config has no top block, p5 by max-pooling p4
+    (`MaxPoolP5`). Pyramids that already need a top block (Mask R-CNN's p6) cannot add one:
+    a clear error instead of a missing level at the first step.
+    """
+    if not is_vit(cfg):
+        return
+    from detectron2.config import LazyCall as L
+
+    patch = cfg.model.backbone.net.patch_size
+    scales = [patch / s for s in PYRAMID_STRIDES]
+    built = [s for s in scales if s in SFP_SCALES]
+    if len(built) == len(scales):
+        cfg.model.backbone.scale_factors = tuple(built)
+        return
+    if len(built) != len(scales) - 1 or scales[-1] in built:
+        raise ValueError(f"a ViT with patch {patch} cannot give pyramid strides {PYRAMID_STRIDES}; use patch 8 or 16")
+    if cfg.model.backbone.get("top_block") is not None:
+        raise ValueError(
+            f"patch {patch}: this config's pyramid already uses its top block for an extra level (p6), so it cannot "
+            f"also max-pool p5; use patch 16 here"
+        )
+    cfg.model.backbone.scale_factors = tuple(built)
+    cfg.model.backbone.top_block = L(MaxPoolP5)()
 
 
 def backbone_name(cfg) -> str:

@@ -41,7 +41,7 @@ from detectron2.utils.logger import setup_logger
 
 import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
 from benchmark import inits
-from benchmark.backbones import backbone_name, is_vit, set_vit_architecture
+from benchmark.backbones import backbone_name, fit_pyramid, is_vit, set_vit_architecture
 from benchmark.evaluation import format_metric, record_metrics, task_of
 from benchmark.loading import build_loader
 from benchmark.tiny import make_tiny
@@ -156,21 +156,46 @@ def _json_safe(results: dict) -> dict:
     }
 
 
+CURVE_METRICS = {"semseg": "sem_seg/mIoU", "depth": "depth/AbsRel", "insseg": "segm/AP", "det": "bbox/AP"}
+
+
+def eval_curve(out: Path, task: str, iterations: int, final: dict) -> list[list[float]]:
+    """[[iteration, value], ...] of the task's headline metric at each periodic evaluation (`train.eval_period`),
+    read back from train_log.json, where Detectron2's EvalHook left them, so a resumed run keeps its earlier
+    points; the final evaluation closes the curve."""
+    key, points = CURVE_METRICS[task], {}
+    log = out / "train_log.json"
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by an interruption
+                continue
+            if key in row:
+                points[int(row["iteration"]) + 1] = float(row[key])
+    if key in final:
+        points[int(iterations)] = float(final[key])
+    return [[i, points[i]] for i in sorted(points)]
+
+
 def build_record(cfg, args, spec: inits.InitSpec, results: dict, iterations: int, out: Path, chash: str) -> dict:
     train_name = _names(cfg.dataloader.train.dataset.names)[0]
     test_name = _names(cfg.dataloader.test.dataset.names)[0]
+    task, metrics = task_of(results), record_metrics(results)
+    curve = eval_curve(out, task, iterations, metrics) if cfg.train.eval_period > 0 and not args.eval_only else None
     return runs.record(
         "finetune",
         mode="eval" if args.eval_only else "train",
         dataset=test_name.split("_")[0],
         split=test_name.rsplit("_", 1)[-1],
-        task=task_of(results),
+        task=task,
         backbone=backbone_name(cfg),
         init=spec.label,
         seed=int(cfg.train.seed),
         data_fraction=float(MetadataCatalog.get(train_name).get("data_fraction", 100)),
         iterations=int(iterations),
-        metrics=record_metrics(results),
+        metrics=metrics,
+        **({"curve": curve} if curve else {}),
         tiny=bool(args.tiny),
         config_file=str(args.config_file),
         config_hash=chash,
@@ -223,6 +248,7 @@ def resolve(args):
     arch = inits.vit_architecture(converted)
     if arch:
         set_vit_architecture(cfg, **arch)
+    fit_pyramid(cfg)
     return cfg, spec, converted
 
 

@@ -22,6 +22,8 @@ _SCANNET_NAMES = (
     "{p}_sem_seg_train_40pct",
     "{p}_sem_seg_train_60pct",
     "{p}_sem_seg_train_80pct",
+    "{p}_sem_seg_train_fit",
+    "{p}_sem_seg_train_holdout",
     "{p}_instance_train",
     "{p}_instance_val",
 )

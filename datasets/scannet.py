@@ -11,6 +11,7 @@ from datasets.catalog import read_index, read_meta, register
 from datasets.poses import load_poses, poses_path
 
 FRACTIONS = (20, 40, 60, 80)
+HOLDOUT_PERCENT = 20  # training scenes held out to choose a fine-tuning recipe without looking at val
 
 
 def train_subset(scenes, percent: int):
@@ -19,6 +20,17 @@ def train_subset(scenes, percent: int):
     order = sorted(scenes)
     random.Random(0).shuffle(order)
     return sorted(order[: max(1, round(len(order) * percent / 100))])
+
+
+def holdout_split(scenes) -> tuple[list, list]:
+    """(fit, holdout): the training scenes split for recipe selection; the holdout is the *last*
+    HOLDOUT_PERCENT of `train_subset`'s seeded order, so it shares no scene with the 20 % split."""
+    order = sorted(scenes)
+    random.Random(0).shuffle(order)
+    k = max(1, round(len(order) * HOLDOUT_PERCENT / 100))
+    if k >= len(order):
+        return sorted(order), []
+    return sorted(order[:-k]), sorted(order[-k:])
 
 
 def load_frames(folder: str, split: str, kind: str, scenes=None):
@@ -99,4 +111,15 @@ def register_scannet(folder: str):
                 poses_file=poses_path(folder, "train"),
             )
         )
+    fit, holdout = holdout_split(meta["splits"]["train"])
+    for part, scenes in (("fit", fit), ("holdout", holdout)):
+        if scenes:
+            names.append(
+                register(
+                    f"{prefix}_sem_seg_train_{part}",
+                    lambda sc=scenes: load_frames(folder, "train", "sem_seg", sc),
+                    **dict(sem_meta, data_fraction=round(100 * len(scenes) / len(meta["splits"]["train"])), scenes=scenes),
+                    poses_file=poses_path(folder, "train"),
+                )
+            )
     return names
