@@ -357,6 +357,7 @@ def probe(
             data_fraction=100,
             iterations=steps,
             metrics=record_metrics(results),
+            wall_s=round(extract_s / len(todo) + fit_s, 1),  # the features are shared by this run's tasks
             config_file=None,
             config_hash=runs.config_hash(recipe_config(dataset, task, encoder), {}),
             device="cpu",

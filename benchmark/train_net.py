@@ -178,7 +178,9 @@ def eval_curve(out: Path, task: str, iterations: int, final: dict) -> list[list[
     return [[i, points[i]] for i in sorted(points)]
 
 
-def build_record(cfg, args, spec: inits.InitSpec, results: dict, iterations: int, out: Path, chash: str) -> dict:
+def build_record(
+    cfg, args, spec: inits.InitSpec, results: dict, iterations: int, out: Path, chash: str, wall_s: float
+) -> dict:
     train_name = _names(cfg.dataloader.train.dataset.names)[0]
     test_name = _names(cfg.dataloader.test.dataset.names)[0]
     task, metrics = task_of(results), record_metrics(results)
@@ -196,6 +198,7 @@ def build_record(cfg, args, spec: inits.InitSpec, results: dict, iterations: int
         iterations=int(iterations),
         metrics=metrics,
         **({"curve": curve} if curve else {}),
+        wall_s=round(wall_s, 1),  # this process only: a resumed run counts its last part
         tiny=bool(args.tiny),
         config_file=str(args.config_file),
         config_hash=chash,
@@ -209,9 +212,9 @@ def metrics_file(args) -> str:
     return "metrics_eval.json" if args.eval_only else "metrics.json"
 
 
-def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: str) -> dict:
+def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: str, wall_s: float) -> dict:
     """A training run ends finished, with its record in the store; an evaluation only writes metrics_eval.json."""
-    record = build_record(cfg, args, spec, results, iterations, out, chash)
+    record = build_record(cfg, args, spec, results, iterations, out, chash, wall_s)
     saved = {"results": _json_safe(results), "record": record}
     if args.eval_only:
         write_json(out / metrics_file(args), saved)
@@ -302,8 +305,9 @@ def _run(cfg, args, spec, converted, out: Path, resuming: bool):
     if not comm.is_main_process():
         return None
     print_csv_format(results)
-    record = finish(cfg, args, spec, results, iterations, out, chash)
-    print(f"benchmark: {_summary(record)} in {time.perf_counter() - start:.0f} s -> {out / metrics_file(args)}")
+    wall_s = time.perf_counter() - start
+    record = finish(cfg, args, spec, results, iterations, out, chash, wall_s)
+    print(f"benchmark: {_summary(record)} in {wall_s:.0f} s -> {out / metrics_file(args)}")
     return record
 
 

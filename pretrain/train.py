@@ -420,6 +420,7 @@ def _finish(
         if losses
         else {},
         loss_history=history,
+        wall_s=round(metrics["time_s"], 1),
         config_file=config_file,
         config_hash=runs.config_hash(cfg, HASH_IGNORES),
         device=device,

@@ -1,17 +1,19 @@
-"""`make repro-mini`: the paper's claim in miniature on a CPU, end to end, in under 45 minutes on 2 cores.
+"""`make repro-mini`: the paper's claim in miniature on a CPU, end to end, in about 80 minutes on 2 cores;
+`make repro-mini-ablation` (`--ablation`): mask3d's RGB and depth mask ratios, probed, in about 30.
 
-    python -m tools.repro_mini [--toy] [--out output/repro_mini] [--seeds 3] [--jobs 2] [--dry-run] ...
+    python -m tools.repro_mini [--ablation] [--toy] [--out output/repro_mini] [--seeds 3] [--dry-run] ...
 
 1. data: generates (or reuses) the synthetic RGB-D scenes, exactly as `make data-synthetic` does;
-2. pretrain: pre-trains the same small ViT with the same budget (iterations, batch, data, seed) for each
-   objective, `mask3d`, `mae` and `multimae` (`python -m pretrain`), and exports each encoder;
-3. finetune: fine-tunes each export and a `random` initialisation on synthetic semantic segmentation with
-   the full training split and the 20 % split, for every seed, and evaluates mIoU on the validation
-   split (`python -m benchmark.train_net`);
-4. report: every run goes to the results store with tag `repro-mini` (fine-tunes with `init` and
-   `objective` set to the pre-training objective), then `python -m results.report` regenerates
-   results/REPORT.md, whose "Mini reproduction" section has mean +- std mIoU per (objective, split), the
-   gaps to random and to mae, and a bar plot.
+2. pretrain: pre-trains the same small ViT with the same budget (iterations, batch, data) for each objective,
+   `mask3d`, `mae` and `multimae` (`pri3d` with --objectives), on 2 seeds (`python -m pretrain`);
+3. probe: linear semantic and depth probes of every export and of the random encoder (`benchmark.probe`);
+4. finetune: semantic segmentation (`benchmark.train_net --tiny`): a learning-rate x layer-decay grid per init
+   on held-out training scenes, then each init with its best recipe on 3 seeds, evaluated on val (seed 0
+   also along the run), and `random` once at twice the length;
+5. report: every record goes to the campaign's store (default results/runs/repro_mini.jsonl, or
+   repro_mini_ablation.jsonl; a scratch one with --toy), then `python -m results.report` regenerates
+   results/REPORT.md, whose "Mini reproduction" section has the cost per stage, the grid, the fine-tuning and
+   probe results with paired differences and their 95 % intervals, and mIoU-vs-iterations curves.
 
 The campaign (its runs, settings and their reasons) is benchmark/campaign/repro_mini.py, run by the campaign
 runner (benchmark/campaign/runner.py): up to `--jobs` runs side by side, each in its own process and run
@@ -27,7 +29,7 @@ import sys
 
 from benchmark.campaign import repro_mini as campaign
 from benchmark.campaign.repro_mini_run import run
-from benchmark.campaign.runner import REPO, CampaignError
+from benchmark.campaign.runner import CampaignError
 
 
 def parse_args(argv=None):
@@ -37,6 +39,7 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Campaign and settings: benchmark/campaign/repro_mini.py",
     )
+    p.add_argument("--ablation", action="store_true", help="the mask-ratio ablation (pre-training + probes only)")
     p.add_argument("--toy", action="store_true", help="the pipeline at a toy size (a minute; its numbers mean nothing)")
     p.add_argument("--out", default=None, help="run folders (default output/repro_mini, --toy: output/repro_mini_toy)")
     p.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds per (init, split) (default: 3, --toy: 1)")
@@ -52,10 +55,18 @@ def parse_args(argv=None):
         default=None,
         help="data root (default: $MASK3D_DATA, else $DETECTRON2_DATASETS, else ./data; --toy: OUT/data)",
     )
-    p.add_argument("--store", default=None, help="results store (default: $MASK3D_RESULTS, else results/runs.jsonl)")
-    p.add_argument("--report-out", default=str(REPO / "results"), help="folder of REPORT.md (default results/)")
-    p.add_argument("--objectives", default=",".join(campaign.OBJECTIVES), help="pre-training objectives (default: all)")
-    p.add_argument("--fractions", default="100,20", help="%% of training scenes to fine-tune on (100 and/or 20)")
+    p.add_argument(
+        "--store",
+        default=None,
+        help="records (default results/runs/repro_mini.jsonl or repro_mini_ablation.jsonl; --toy: OUT/records.jsonl)",
+    )
+    p.add_argument("--report-out", default=None, help="folder of REPORT.md (default results/, --toy: OUT/report)")
+    p.add_argument(
+        "--objectives",
+        default=",".join(campaign.DEFAULT_OBJECTIVES),
+        help=f"pre-training objectives, some of {','.join(campaign.OBJECTIVES)} (default: %(default)s)",
+    )
+    p.add_argument("--fractions", default="100", help="%% of training scenes to fine-tune on: 100 and/or 20 [100]")
     p.add_argument("--pretrain-iters", type=int, default=None, help="pre-training iterations (default: the preset's)")
     p.add_argument("--finetune-iters", type=int, default=None, help="fine-tuning iterations (default: the preset's)")
     p.add_argument(
@@ -112,6 +123,7 @@ def main(argv=None) -> int:
             set_finetune=tuple(args.set_finetune),
             report=not args.no_report,
             dry_run=args.dry_run,
+            ablation=args.ablation,
         )
     except CampaignError as e:
         print(f"error: {e}", file=sys.stderr)

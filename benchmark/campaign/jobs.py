@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.runs import FINISHED_MARKER
-from results.store import append_record, read_records
+from results.store import REPO_ROOT, append_record, read_records
 
 # The metrics a finished fine-tune's progress line shows, where its record has them.
 HEADLINE_METRICS = ("sem_seg/mIoU", "bbox/AP", "segm/AP", "depth/delta1", "depth/AbsRel")
@@ -63,13 +63,50 @@ class CommandJob(Job):
         return ["-m", self.module, *self.args]
 
 
+def portable(path) -> str:
+    """A path as committed records keep it: relative to the repository when inside it (no machine's layout)."""
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 @dataclass(frozen=True, kw_only=True)
-class PretrainJob(Job):
-    """`python -m pretrain` in `out_dir`; finished once the export and the run's finished marker exist. The run
-    appends its own record to the store its environment names (`MASK3D_RESULTS`)."""
+class RunJob(Job):
+    """A run with a folder `out_dir` whose tool appends its records to `out_dir/record.jsonl`; `collect` copies
+    them to the campaign's `store` with `labels` added and paths made repository-relative, each record once."""
+
+    out_dir: Path
+    labels: Mapping[str, object] = field(default_factory=dict)
+    store: Path | None = None  # None: the default store ($MASK3D_RESULTS, else output/runs.jsonl)
+
+    def environment(self) -> Mapping[str, str]:
+        return {**self.env, "MASK3D_RESULTS": str(self.out_dir / "record.jsonl")}
+
+    def own_records(self) -> list[dict]:
+        """The run's records, last one per output folder (a crash before the finished marker repeats one)."""
+        path = self.out_dir / "record.jsonl"
+        latest = {r["output_dir"]: r for r in read_records(path)} if path.is_file() else {}
+        return list(latest.values())
+
+    def records(self) -> list[dict]:
+        """The run's records as the campaign stores them."""
+        return [dict(r, output_dir=portable(r["output_dir"]), **self.labels) for r in self.own_records()]
+
+    def store_records(self) -> list[dict]:
+        stored = {(r.get("output_dir"), r.get("tag"), r.get("task")) for r in read_records(self.store)}
+        records = self.records()
+        for record in records:
+            if (record["output_dir"], record.get("tag"), record.get("task")) not in stored:
+                append_record(record, self.store)
+        return records
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainJob(RunJob):
+    """`python -m pretrain` in `out_dir`; finished once the export and the run's finished marker exist."""
 
     config: str
-    out_dir: Path
     overrides: tuple[str, ...] = ()
     stage: str = "pretrain"
 
@@ -95,6 +132,7 @@ class PretrainJob(Job):
         return json.loads((self.out_dir / "metrics.json").read_text())
 
     def collect(self) -> str:
+        self.store_records()
         m = self.metrics()
         return (
             f"loss {m.get('loss_start', float('nan')):.4f} -> {m.get('loss', float('nan')):.4f}, "
@@ -103,23 +141,17 @@ class PretrainJob(Job):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FinetuneJob(Job):
-    """`python -m benchmark.train_net` (fine-tune, then evaluate) in `out_dir`; finished once its finished
-    marker exists. The run writes its record to a store of its own in the run folder; `collect` appends it to
-    `store` with `labels` set (e.g. the campaign's name for the init), so a record is stored once, labelled."""
+class ProbeJob(RunJob):
+    """`python -m benchmark.probe` of one init (a pre-training's export, or `init` itself) on `tasks`; finished
+    once the run folder's store holds a record of every task."""
 
-    config: str
-    out_dir: Path
-    init: str = "random"  # an init spec (benchmark/inits.py); `pretrain`'s export when that is set
+    init: str = "random"
     pretrain: PretrainJob | None = None
-    train_set: str | None = None  # a registered dataset name; None keeps the config's
+    dataset: str = "synthetic"
+    tasks: tuple[str, ...] = ("semseg", "depth")
     seed: int = 0
-    tiny: bool = False
     tag: str = ""
-    overrides: tuple[str, ...] = ()
-    labels: Mapping[str, object] = field(default_factory=dict)
-    store: Path | None = None  # None: the default store ($MASK3D_RESULTS, else results/runs.jsonl)
-    stage: str = "finetune"
+    stage: str = "probe"
 
     @property
     def requires(self) -> tuple[str, ...]:
@@ -127,7 +159,78 @@ class FinetuneJob(Job):
 
     def command(self) -> list[str]:
         init = f"mask3d:{self.pretrain.export}" if self.pretrain else self.init
+        return [
+            "-m",
+            "benchmark.probe",
+            "--init",
+            init,
+            "--dataset",
+            self.dataset,
+            "--task",
+            ",".join(self.tasks),
+            "--seed",
+            str(self.seed),
+            "--output-dir",
+            str(self.out_dir),
+            "--tag",
+            self.tag,
+        ]
+
+    def finished(self) -> bool:
+        return {r.get("task") for r in self.own_records()} >= set(self.tasks)
+
+    def collect(self) -> str:
+        records = {r["task"]: r["metrics"] for r in self.store_records()}
+        shown = {"semseg": ("sem_seg/mIoU",), "depth": ("depth/AbsRel", "depth/delta1")}
+        return ", ".join(
+            f"{k} {m[k]:.3g}" for task, m in sorted(records.items()) for k in shown.get(task, ()) if k in m
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneJob(RunJob):
+    """`python -m benchmark.train_net` (fine-tune, then evaluate) in `out_dir`; finished once its finished
+    marker exists. With `grid`, the learning rate and layer decay are those of the grid run with the best
+    headline metric (chosen when the job starts, after the grid's runs are done) and are added to the labels."""
+
+    config: str
+    init: str = "random"  # an init spec (benchmark/inits.py); `pretrain`'s export when that is set
+    pretrain: PretrainJob | None = None
+    train_set: str | None = None  # a registered dataset name; None keeps the config's
+    seed: int = 0
+    tiny: bool = False
+    tag: str = ""
+    overrides: tuple[str, ...] = ()
+    grid: tuple[FinetuneJob, ...] = ()
+    stage: str = "finetune"
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return self.needs + ((self.pretrain.name,) if self.pretrain else ()) + tuple(g.name for g in self.grid)
+
+    def recipe(self) -> dict:
+        """`lr` and `layer_decay` of the grid's best run ({} without a grid or before it is done); ties go to
+        the first."""
+        if not self.grid:
+            return {}
+        scored = [(job.score(), -i, job) for i, job in enumerate(self.grid) if job.finished()]
+        if len(scored) < len(self.grid):
+            return {}  # a listing before the grid ran; the runner starts this job only once its grid is done
+        best = max(scored, key=lambda t: t[:2])[2]
+        return {"lr": best.labels["lr"], "layer_decay": best.labels["layer_decay"]}
+
+    def score(self) -> float:
+        metrics = self.own_records()[-1]["metrics"]
+        return next(metrics[k] for k in HEADLINE_METRICS if k in metrics)
+
+    def command(self) -> list[str]:
+        init = f"mask3d:{self.pretrain.export}" if self.pretrain else self.init
         train_set = [f"dataloader.train.dataset.names={self.train_set}"] if self.train_set else []
+        recipe = self.recipe()
+        if recipe:
+            chosen = [f"optimizer.lr={recipe['lr']}", f"optimizer.params.lr_factor_func.rate={recipe['layer_decay']}"]
+        else:
+            chosen = ["<the lr and layer decay of its grid's best run>"] if self.grid else []
         return [
             "-m",
             "benchmark.train_net",
@@ -142,30 +245,29 @@ class FinetuneJob(Job):
             *train_set,
             f"train.seed={self.seed}",
             *self.overrides,
+            *chosen,
             f"train.output_dir={self.out_dir}",
         ]
-
-    def environment(self) -> Mapping[str, str]:
-        return {**self.env, "MASK3D_RESULTS": str(self.out_dir / "record.jsonl")}
 
     def outputs(self) -> tuple[Path, ...]:
         return (self.out_dir / FINISHED_MARKER,)
 
     def record(self) -> dict:
         """The run's record as the campaign stores it."""
-        record = dict(json.loads((self.out_dir / "metrics.json").read_text())["record"], **self.labels)
-        if self.pretrain:
-            record["pretrain"] = {
-                "output_dir": str(self.pretrain.out_dir),
-                "iterations": self.pretrain.metrics().get("iterations"),
-            }
-        return record
+        return self.records()[-1]
+
+    def records(self) -> list[dict]:
+        records = super().records()
+        recipe = self.recipe() if self.grid else {}
+        for record in records:
+            record.update(recipe)
+            if self.pretrain:
+                record["pretrain"] = {
+                    "output_dir": portable(self.pretrain.out_dir),
+                    "iterations": self.pretrain.metrics().get("iterations"),
+                }
+        return records
 
     def collect(self) -> str:
-        record = self.record()
-        if not any(
-            r.get("output_dir") == record["output_dir"] and r.get("tag") == record.get("tag")
-            for r in read_records(self.store)
-        ):
-            append_record(record, self.store)
+        record = self.store_records()[-1]
         return ", ".join(f"{k} {record['metrics'][k]:.2f}" for k in HEADLINE_METRICS if k in record["metrics"])

@@ -1,5 +1,6 @@
-"""Running `make repro-mini` (`python -m tools.repro_mini`): the campaign of `repro_mini` through the runner,
-then the report, `OUT/summary.json` and a last line with mean (± std) mIoU per split and init.
+"""Running `make repro-mini` / `make repro-mini-ablation` (`python -m tools.repro_mini [--ablation]`): the
+campaign of `repro_mini` through the runner, then the report, `OUT/summary.json` and a last line with the
+headline numbers (fine-tuning mIoU per init, or probe mIoU per mask-ratio setting).
 
 OUT remembers its settings (`check_settings`), so a rerun with other settings fails instead of mixing runs.
 """
@@ -10,12 +11,12 @@ import time
 from pathlib import Path
 
 from benchmark.campaign import repro_mini as campaign
-from benchmark.campaign.jobs import CommandJob, FinetuneJob
+from benchmark.campaign.jobs import CommandJob, FinetuneJob, ProbeJob
 from benchmark.campaign.runner import REPO, Runner, check_settings, failures, local_slots, relative
 from core.io import write_json
 from results.runs import summarize as stat_of
 
-STAGES = ("data", "pretrain", "finetune", "report")
+STAGES = ("data", "pretrain", "probe", "finetune", "report")
 
 
 def run(
@@ -27,29 +28,33 @@ def run(
     threads: int | None = None,
     data_root: str | None = None,
     store: str | None = None,
-    report_out: str = str(REPO / "results"),
-    objectives: tuple[str, ...] = campaign.OBJECTIVES,
-    fractions: tuple[int, ...] = tuple(campaign.TRAIN_SETS),
+    report_out: str | None = None,
+    objectives: tuple[str, ...] = campaign.DEFAULT_OBJECTIVES,
+    fractions: tuple[int, ...] = (100,),
     pretrain_iters: int | None = None,
     finetune_iters: int | None = None,
     set_pretrain: tuple[str, ...] = (),
     set_finetune: tuple[str, ...] = (),
     report: bool = True,
     dry_run: bool = False,
+    ablation: bool = False,
 ) -> int:
     """Runs (or with `dry_run` lists) the campaign; returns the exit status. Raises CampaignError for OUT made
     with other settings; Ctrl-C stops the runs and propagates."""
     t0 = time.perf_counter()
     preset = campaign.TOY if toy else campaign.FULL
-    out = (REPO / (out or ("output/repro_mini_toy" if toy else "output/repro_mini"))).resolve()
+    name = "repro_mini_ablation" if ablation else "repro_mini"
+    out = (REPO / (out or f"output/{name}{'_toy' if toy else ''}")).resolve()
     if data_root is None and not toy:
         from datasets.builtin import data_root as default_root
 
         data_root = default_root()
     data_root = (REPO / (data_root or out / "data")).resolve()
-    from results.store import store_path
+    from results.store import campaign_path
 
-    store = store_path(store).resolve()
+    # a toy run's records and report stay beside its runs; a full run's are the committed ones
+    store = Path(store or (out / "records.jsonl" if toy else campaign_path(name))).resolve()
+    report_out = Path(report_out or (out / "report" if toy else REPO / "results"))
     options = campaign.Options(
         preset,
         data_root,
@@ -60,16 +65,19 @@ def run(
         finetune_iters,
         tuple(set_pretrain),
         tuple(set_finetune),
+        ablation,
     )
     slots, threads = local_slots(jobs, threads)
     planned = campaign.jobs(options, out, store)
     finetunes = [job for job in planned if isinstance(job, FinetuneJob)]
-    n_pre = len(options.objectives)
-    runner = Runner("repro-mini", out / "logs", slots, threads, stages=STAGES)
+    probes = [job for job in planned if isinstance(job, ProbeJob)]
+    n_pre = sum(job.stage == "pretrain" for job in planned)
+    runner = Runner(options.tag, out / "logs", slots, threads, stages=STAGES)
     runner.say(
-        f"{preset['name']} preset: {n_pre} pre-trainings x {options.iters[0]} iterations, {len(finetunes)} "
-        f"fine-tunes x {options.iters[1]} iterations ({options.seeds} seeds), {slots} at a time x {threads} "
-        f"thread(s); runs in {relative(out)}, records in {relative(store)}, data under {relative(data_root)}"
+        f"{preset['name']} preset: {n_pre} pre-trainings x {options.iters[0]} iterations, {len(probes)} probes, "
+        f"{len(finetunes)} fine-tunes of {options.iters[1]} iterations (a recipe grid, {options.seeds} seeds per "
+        f"init, one run at twice the length), {slots} at a time x {threads} thread(s); runs in {relative(out)}, "
+        f"records in {relative(store)}, data under {relative(data_root)}"
     )
     if dry_run:
         print("\n".join("  " + line for line in runner.plan_lines(planned)))
@@ -88,11 +96,12 @@ def run(
             args=("--store", str(store), "--out", str(report_out)),
         )
         if runner.run([job])["report"].ok:
-            print("\n".join("    " + line for line in report_section(report_md)))
+            section = "Mini ablation: mask ratios" if ablation else "Mini reproduction"
+            print("\n".join("    " + line for line in report_section(report_md, section)))
         else:
             failed.append(job.name)
 
-    cells = summarize(finetunes)
+    cells = summarize(finetunes, probes)
     wall = time.perf_counter() - t0
     write_json(
         out / "summary.json",
@@ -100,55 +109,59 @@ def run(
     )
     report_text = relative(report_md) if report else "not regenerated"
     print(
-        f"repro-mini: {failures(failed)}{n_pre} pre-trainings, {len(finetunes)} fine-tunes in {wall / 60:.1f} min; "
-        f"mIoU {headline(cells, options)}; report {report_text}",
+        f"{options.tag}: {failures(failed)}{n_pre} pre-trainings, {len(probes)} probes, {len(finetunes)} fine-tunes "
+        f"in {wall / 60:.1f} min; {headline(cells)}; report {report_text}",
         flush=True,
     )
     return 1 if failed else 0
 
 
-def summarize(finetunes: list[FinetuneJob]) -> dict:
-    """mIoU per (init, % of scenes) of the finished fine-tunes: values, mean and sample std."""
+def summarize(finetunes: list[FinetuneJob], probes: list[ProbeJob]) -> dict:
+    """Values, mean and sample std per cell of the finished runs: val mIoU of the main fine-tunes per
+    (init, % of scenes), and semantic-probe mIoU per probed encoder setting."""
     cells: dict[str, dict] = {}
-    for job in finetunes:
-        if not job.finished():
-            continue
-        record = job.record()
-        value = record["metrics"].get("sem_seg/mIoU")
+
+    def add(key: str, value) -> None:
         if value is not None:
-            fraction = round(record["data_fraction"])
-            cell = cells.setdefault(
-                f"{record['init']} {fraction}%", {"init": record["init"], "data_fraction": fraction, "mIoU": []}
-            )
-            cell["mIoU"].append(value)
+            cells.setdefault(key, {"mIoU": []})["mIoU"].append(value)
+
+    for job in finetunes:
+        if job.finished() and job.labels.get("stage") == "main":
+            record = job.record()
+            add(f"fine-tune {record['init']} {round(record['data_fraction'])}%", record["metrics"].get("sem_seg/mIoU"))
+    for job in probes:
+        if job.finished():
+            for record in job.records():
+                if record["task"] == "semseg":
+                    what = record.get("objective") or "random"
+                    if record.get("rgb_mask_ratio") is not None:
+                        what += f" rgb{record['rgb_mask_ratio']:g} depth{record['depth_mask_ratio']:g}"
+                    add(f"probe {what}", record["metrics"].get("sem_seg/mIoU"))
     for cell in cells.values():
         stat = stat_of(cell["mIoU"])
         cell["mean"], cell["std"] = stat.mean, stat.std
     return cells
 
 
-def headline(cells: dict, options: campaign.Options) -> str:
-    """`100%: random 9.12±0.40, mask3d ...; 20%: ...`: mean (± std) mIoU per split and init."""
+def headline(cells: dict) -> str:
+    """`fine-tune random 100% 9.12±0.40, ...; probe mask3d ... 10.1±0.3`: mean (± std) mIoU per cell."""
+    if not cells:
+        return "no finished run"
 
-    def cell(init, fraction):
-        c = cells.get(f"{init} {fraction}%")
-        return "n/a" if not c else f"{c['mean']:.2f}" + (f"±{c['std']:.2f}" if c["std"] is not None else "")
+    def fmt(c):
+        return f"{c['mean']:.2f}" + (f"±{c['std']:.2f}" if c["std"] is not None else "")
 
-    inits = ("random", *options.objectives)
-    return "; ".join(
-        f"{fraction}%: " + ", ".join(f"{init} {cell(init, fraction)}" for init in inits)
-        for fraction in options.fractions
-    )
+    return "mIoU " + ", ".join(f"{key} {fmt(c)}" for key, c in cells.items())
 
 
-def report_section(report: Path) -> list[str]:
-    """The table rows of REPORT.md's "Mini reproduction" section, for the console."""
+def report_section(report: Path, title: str) -> list[str]:
+    """The table rows of REPORT.md's section `title`, for the console."""
     if not report.is_file():
         return []
     rows, inside = [], False
     for line in report.read_text().splitlines():
         if line.startswith("## "):
-            inside = line.strip() == "## Mini reproduction"
+            inside = line.strip() == f"## {title}"
         elif inside and line.startswith("|"):
             rows.append(line)
     return rows
