@@ -111,14 +111,15 @@ def register_scannet(folder: str):
                 poses_file=poses_path(folder, "train"),
             )
         )
-    fit, holdout = holdout_split(meta["splits"]["train"])
-    for part, scenes in (("fit", fit), ("holdout", holdout)):
+    train = meta["splits"]["train"]
+    for part, scenes in zip(("fit", "holdout"), holdout_split(train), strict=True):
         if scenes:
+            fraction = round(100 * len(scenes) / len(train))
             names.append(
                 register(
                     f"{prefix}_sem_seg_train_{part}",
                     lambda sc=scenes: load_frames(folder, "train", "sem_seg", sc),
-                    **dict(sem_meta, data_fraction=round(100 * len(scenes) / len(meta["splits"]["train"])), scenes=scenes),
+                    **dict(sem_meta, data_fraction=fraction, scenes=scenes),
                     poses_file=poses_path(folder, "train"),
                 )
             )
