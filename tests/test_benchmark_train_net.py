@@ -144,3 +144,28 @@ def test_folder_and_summary_name_the_model_trained_and_show_percent(export):
     assert variant("--init", f"mask3d:{export}") == "semseg_vit_e64d3_tiny"
     assert train_net.format_metric("bbox/AP", 0.3) == "bbox/AP 0.30 %"
     assert train_net.format_metric("sem_seg/mIoU", 15.8) == "sem_seg/mIoU 15.80 %"
+
+
+def test_periodic_evaluations_become_the_records_curve(synthetic_root, tmp_path):
+    out = tmp_path / "curve"
+    assert _run(out, "--init", "random", "train.eval_period=2", iters=4) == 0
+    (record,) = read_records()
+    assert [i for i, _ in record["curve"]] == [2, 4]
+    assert record["curve"][-1][1] == record["metrics"]["sem_seg/mIoU"]  # the final evaluation closes it
+    assert record["wall_s"] > 0
+    assert _run(tmp_path / "flat", "--init", "random", iters=2) == 0
+    assert "curve" not in read_records()[-1]  # no periodic evaluation, no curve
+
+
+def test_a_resumed_runs_curve_keeps_its_earlier_points_and_skips_a_cut_line(tmp_path):
+    log = tmp_path / "train_log.json"
+    rows = [
+        {"iteration": 99, "sem_seg/mIoU": 10.0},
+        {"iteration": 119, "total_loss": 1.0},
+        {"iteration": 199, "sem_seg/mIoU": 12.0},
+        {"iteration": 199, "sem_seg/mIoU": 13.0},  # evaluated again after a resume: the later value holds
+    ]
+    log.write_text("\n".join(json.dumps(r) for r in rows) + '\n{"iteration": 2')
+    curve = train_net.eval_curve(tmp_path, "semseg", 300, {"sem_seg/mIoU": 15.0})
+    assert curve == [[100, 10.0], [200, 13.0], [300, 15.0]]
+    assert train_net.eval_curve(tmp_path / "none", "depth", 5, {"depth/AbsRel": 0.2}) == [[5, 0.2]]

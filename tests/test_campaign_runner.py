@@ -2,6 +2,7 @@
 codes and files only, skipping of finished jobs, and what each running job's environment holds."""
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,3 +136,60 @@ def test_runs_are_finished_by_their_marker_not_by_metrics_json(tmp_path):
     assert pre.finished() and fine.finished()
     pre.export.unlink()
     assert not pre.finished()
+
+
+BASE = {"kind": "finetune", "dataset": "synthetic", "task": "semseg", "backbone": "vit", "init": "random"}
+BASE |= {"seed": 0, "date": "2026-12-02T00:00:00+00:00", "tag": "t"}
+
+
+def _finished_run(folder, **record):
+    """A run folder as a finished tool leaves it: its own record store and the finished marker."""
+    from results.store import append_record
+
+    folder.mkdir(parents=True)
+    append_record({**BASE, "output_dir": str(folder), **record}, folder / "record.jsonl")
+    (folder / "finished.json").write_text("{}")
+
+
+def test_a_main_run_takes_the_lr_and_layer_decay_of_its_grids_best_run(tmp_path):
+    from benchmark.campaign.jobs import FinetuneJob
+
+    grid = tuple(
+        FinetuneJob(name=f"g{i}", config="c.py", out_dir=tmp_path / f"g{i}", labels={"lr": lr, "layer_decay": ld})
+        for i, (lr, ld) in enumerate([(1e-3, 0.65), (1e-3, 1.0), (3e-3, 0.65)])
+    )
+    main = FinetuneJob(name="m", config="c.py", out_dir=tmp_path / "m", grid=grid, labels={"stage": "main"})
+    assert main.requires == ("g0", "g1", "g2")
+    assert main.recipe() == {} and "<the lr and layer decay of its grid's best run>" in main.command()
+    for job, miou in zip(grid, (20.0, 24.0, 24.0), strict=True):  # a tie goes to the first
+        _finished_run(job.out_dir, metrics={"sem_seg/mIoU": miou})
+    assert main.recipe() == {"lr": 1e-3, "layer_decay": 1.0}
+    command = main.command()
+    assert "optimizer.lr=0.001" in command and "optimizer.params.lr_factor_func.rate=1.0" in command
+    _finished_run(main.out_dir, metrics={"sem_seg/mIoU": 30.0})
+    assert main.record() | {"lr": 1e-3, "layer_decay": 1.0, "stage": "main"} == main.record()
+
+
+def test_collected_records_are_labelled_stored_once_and_keep_no_machine_path(tmp_path):
+    from benchmark.campaign.jobs import ProbeJob
+    from results.store import REPO_ROOT, append_record, read_records
+
+    store = tmp_path / "campaign.jsonl"
+    folder = REPO_ROOT / "output" / "test_campaign_runner_probe"  # inside the repository: stored relative
+    probe = ProbeJob(name="p", out_dir=folder, store=store, labels={"stage": "probe"})
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        folder.mkdir(parents=True)
+        semseg = {**BASE, "kind": "probe", "metrics": {"sem_seg/mIoU": 9.0}}
+        append_record(dict(semseg, output_dir=str(folder / "semseg")), folder / "record.jsonl")
+        assert not probe.finished()  # the depth probe is still missing
+        depth = {**BASE, "kind": "probe", "task": "depth", "metrics": {"depth/AbsRel": 0.3, "depth/delta1": 0.5}}
+        append_record(dict(depth, output_dir=str(folder / "depth")), folder / "record.jsonl")
+        assert probe.finished()
+        assert probe.collect() == "depth/AbsRel 0.3, depth/delta1 0.5, sem_seg/mIoU 9"
+        probe.collect()  # collecting again stores nothing twice
+        stored = read_records(store)
+        assert [r["task"] for r in stored] == ["semseg", "depth"] and all(r["stage"] == "probe" for r in stored)
+        assert stored[0]["output_dir"] == "output/test_campaign_runner_probe/semseg"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

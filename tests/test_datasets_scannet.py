@@ -212,6 +212,17 @@ def test_train_subsets_are_deterministic_nested_and_never_empty():
     assert len(train_subset(scenes[:2], 20)) == 1
 
 
+def test_holdout_scenes_for_recipe_selection_are_disjoint_from_fit_and_from_the_20pct_split():
+    from datasets.scannet import holdout_split, train_subset
+
+    scenes = [f"scene{i:04d}_00" for i in range(19)]
+    fit, holdout = holdout_split(scenes)
+    assert len(holdout) == 4 and len(fit) == 15 and sorted(fit + holdout) == scenes
+    assert not set(holdout) & set(train_subset(scenes, 20))  # selection never sees the 20 % split's scenes
+    assert holdout_split(list(reversed(scenes))) == (fit, holdout)
+    assert holdout_split(scenes[:1]) == (scenes[:1], [])  # one scene: nothing to hold out, nothing registered
+
+
 def test_registered_dicts_follow_the_contract(tree):
     from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.structures import BoxMode
@@ -239,3 +250,6 @@ def test_registered_dicts_follow_the_contract(tree):
     assert imeta.evaluator_type == "coco" and len(imeta.thing_classes) == 18
     assert imeta.thing_classes[a["category_id"]] == "chair" and imeta.thing_dataset_id_to_contiguous_id[5] == 2
     assert len(DatasetCatalog.get("scannet_sem_seg_train_20pct")) == 3  # one of the two training scenes
+    fit, holdout = DatasetCatalog.get("scannet_sem_seg_train_fit"), DatasetCatalog.get("scannet_sem_seg_train_holdout")
+    assert len(fit) == len(holdout) == 3 and {d["scene_id"] for d in fit}.isdisjoint(d["scene_id"] for d in holdout)
+    assert MetadataCatalog.get("scannet_sem_seg_train_holdout").data_fraction == 50
