@@ -282,8 +282,11 @@ def _iterations(records: list[dict], stage: str) -> str:
     return ", ".join(str(i) for i in sorted({r.get("iterations") for r in _random_seed0(records, stage)}, key=str))
 
 
-def probe_table(records: list[dict], title: str = "Linear probes (frozen encoders, val)") -> Table:
-    table = Table(title, ["Objective", "Pre-training seeds", "Semantic mIoU", "Depth AbsRel", "Depth δ<1.25 %"])
+def probe_table(records: list[dict]) -> Table:
+    table = Table(
+        "Linear probes (frozen encoders, val)",
+        ["Objective", "Pre-training seeds", "Semantic mIoU", "Depth AbsRel", "Depth δ<1.25 %"],
+    )
     for objective, group in _by_name(_stage(records, "probe")).items():
         table.rows.append([objective, *_probe_cells(group)])
     table.footnotes = ["Mean ± sample std over pre-training seeds; random is one fixed draw."]
