@@ -9,7 +9,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-from results.runs import Stat, fmt_fraction  # noqa: E402
 from results.tables import Series  # noqa: E402
 
 
@@ -49,19 +48,14 @@ def loss_curves(runs: list[dict]) -> bytes:
     return _png(fig)
 
 
-def repro_bars(bars: list[tuple[str, str, float, Stat]]) -> bytes:
-    groups = list(dict.fromkeys((data, fraction) for data, _, fraction, _ in bars))
-    objectives = list(dict.fromkeys(obj for _, obj, _, _ in bars))
-    width = 0.8 / len(objectives)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(groups) * len(objectives) ** 0.5), 4.2))
-    for i, obj in enumerate(objectives):
-        cells = {(d, f): s for d, o, f, s in bars if o == obj}
-        xs = [g + (i - (len(objectives) - 1) / 2) * width for g, key in enumerate(groups) if key in cells]
-        stats = [cells[key] for key in groups if key in cells]
-        ax.bar(xs, [s.mean for s in stats], width, yerr=[s.std or 0.0 for s in stats], capsize=3, label=obj)
-    ax.set_xticks(range(len(groups)), [f"{d}\n{fmt_fraction(f)}% scenes" for d, f in groups])
-    ax.set_ylabel("mIoU (mean ± std over runs)")
-    ax.set_title("Mini reproduction: fine-tuned mIoU by pre-training")
-    ax.grid(axis="y", alpha=0.3)
+def repro_curves(series: list[Series]) -> bytes:
+    """Whether fine-tuning had flattened out, and where the inits part ways along the way."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for s in series:
+        ax.plot(s.xs, s.ys, linestyle="--" if s.reference else "-", marker=None if s.reference else ".", label=s.label)
+    ax.set_xlabel("fine-tuning iteration")
+    ax.set_ylabel("mIoU (val)")
+    ax.set_title("Mini reproduction: val mIoU during fine-tuning")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from core.io import write_bytes, write_text
-from results import plots
+from results import mini, plots
 from results.baselines import BaselineError, check_references, load_baselines
 from results.paper import PaperError, load_paper
-from results.runs import REPRO_TAG, load_runs
+from results.runs import ABLATION_TAG, CAMPAIGN_TAGS, REPRO_TAG, load_runs
 from results.store import CAMPAIGNS_DIR, REPO_ROOT, RecordError, campaign_files, store_path
 from results.tables import (
     DATA_EFFICIENT,
@@ -27,14 +27,13 @@ from results.tables import (
     data_efficient_table,
     headline_lines,
     paper_table,
-    repro_mini,
     runs_table,
 )
 
 RESULTS_DIR = Path(__file__).resolve().parent
 NEXT_STEPS = "`make pretrain && make bench-scannet && make tables ARGS=--scratch` (report in `output/report/`)"
 SCRATCH_REPORT_DIR = REPO_ROOT / "output" / "report"  # a report with uncommitted runs never replaces results/
-PLOTS = ("data_efficient.png", "pretrain_loss.png", "repro_mini.png")
+PLOTS = ("data_efficient.png", "pretrain_loss.png", "repro_mini_curves.png")
 
 
 class StoreError(ValueError):
@@ -80,6 +79,45 @@ def pretrain_table(runs: list[dict]) -> Table:
             ]
         )
     return table
+
+
+def repro_section(records: list[dict], plot) -> list[str]:
+    """The `make repro-mini` campaign: cost, recipe grid, fine-tuning, probes, paired differences, curves."""
+    md = [
+        "## Mini reproduction",
+        "",
+        f"Runs tagged `{REPRO_TAG}` (`make repro-mini`): one small ViT pre-trained with each objective on the "
+        "same synthetic scenes and budget; per init a fine-tuning recipe chosen on held-out training scenes, "
+        "then fine-tuning on val over several seeds, and linear probes of the frozen encoders per "
+        "pre-training seed. mIoU in points (0-100), δ<1.25 in % of pixels; ± is the sample std.",
+        "",
+    ]
+    if not records:
+        return md + [
+            f"No `{REPRO_TAG}` record yet: `make repro-mini` runs the campaign; its records are committed "
+            "under `results/runs/`.",
+            "",
+        ]
+    for table in mini.repro_tables(records):
+        md += render_table(table)
+    if series := mini.curves(records):
+        plot("repro_mini_curves.png", plots.repro_curves(series))
+        md += ["![val mIoU during fine-tuning, per init](repro_mini_curves.png)", ""]
+    return md
+
+
+def ablation_section(records: list[dict]) -> list[str]:
+    """The mask-ratio ablation of mask3d (`repro-mini-ablation`), when its records exist."""
+    if not records:
+        return []
+    md = [
+        "## Mini ablation: mask ratios",
+        "",
+        f"Runs tagged `{ABLATION_TAG}`: mask3d pre-trained with other RGB and depth mask ratios, each encoder "
+        "scored by the same frozen linear probes as above.",
+        "",
+    ]
+    return md + render_table(mini.ablation_table(records))
 
 
 def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) -> str:
@@ -128,7 +166,7 @@ def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) 
         md += ["![mIoU against % of ScanNet training scenes](data_efficient.png)", ""]
 
     md += ["## Pre-training", ""]
-    pretrain = [r for r in runs if r["kind"] == "pretrain"]
+    pretrain = [r for r in runs if r["kind"] == "pretrain" and r["tag"] not in CAMPAIGN_TAGS]
     if pretrain:
         md += render_table(pretrain_table(pretrain))
         curves = [r for r in pretrain if r.get("loss_history")]
@@ -138,7 +176,7 @@ def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) 
     else:
         md += [f"No pre-training run yet: {NEXT_STEPS}.", ""]
 
-    probes = [dict(r, objective=r.get("objective") or r["init"]) for r in runs if r["kind"] == "probe"]
+    probes = [dict(r, objective=mini.name(r)) for r in runs if r["kind"] == "probe" and r["tag"] not in CAMPAIGN_TAGS]
     if probes:
         md += [
             "## Frozen-encoder linear probes",
@@ -159,7 +197,7 @@ def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) 
         "measurement comparable with the paper.",
         "",
     ]
-    synthetic = [r for r in finetune if r["dataset"] == "synthetic" and r["tag"] != REPRO_TAG]
+    synthetic = [r for r in finetune if r["dataset"] == "synthetic" and r["tag"] not in CAMPAIGN_TAGS]
     placed.update(id(r) for r in synthetic)
     for task in dict.fromkeys(r["task"] for r in synthetic):
         rows = [r for r in synthetic if r["task"] == task]
@@ -167,27 +205,9 @@ def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) 
     if not synthetic:
         md += [f"No synthetic run yet: {NEXT_STEPS}.", ""]
 
-    md += [
-        "## Mini reproduction",
-        "",
-        f"Runs tagged `{REPRO_TAG}` (`make repro-mini`): the same small ViT pre-trained with each objective "
-        "on the same data and budget, then fine-tuned; `Pre-training` is the record's `objective`, else its "
-        "`init`.",
-        "",
-    ]
-    repro = [r for r in finetune if r["tag"] == REPRO_TAG]
-    placed.update(id(r) for r in repro)
-    table, bars = repro_mini(runs)
-    if bars:
-        md += render_table(table, "###")
-        plot("repro_mini.png", plots.repro_bars(bars))
-        md += ["![mini reproduction mIoU by pre-training](repro_mini.png)", ""]
-    else:
-        md += [
-            f"No `{REPRO_TAG}` record yet: `make repro-mini` runs the campaign; its records are committed "
-            "under `results/runs/`.",
-            "",
-        ]
+    placed.update(id(r) for r in finetune if r["tag"] in CAMPAIGN_TAGS)
+    md += repro_section([r for r in runs if r["tag"] == REPRO_TAG], plot)
+    md += ablation_section([r for r in runs if r["tag"] == ABLATION_TAG])
 
     others = [r for r in finetune if id(r) not in placed]
     if others:

@@ -6,12 +6,17 @@ line, never a row silently left out of a table.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
 from results.store import DATASETS, KINDS, SPLITS, TASKS, RecordError, iter_records
 
 REPRO_TAG = "repro-mini"
+ABLATION_TAG = "repro-mini-ablation"
+CAMPAIGN_TAGS = (REPRO_TAG, ABLATION_TAG)  # records shown only in their own report sections
+# A campaign record's stage and the kind of run it must be: the report's tables are built per stage.
+STAGE_KINDS = {"pretrain": "pretrain", "probe": "probe", "grid": "finetune", "main": "finetune", "long": "finetune"}
 
 
 @dataclass(frozen=True)
@@ -79,11 +84,35 @@ def _check(record: dict, where: str) -> None:
             bad(f"task {record['task']!r} is not one of {list(TASKS)}")
         if record.get("split") not in SPLITS:
             bad(f"split {record.get('split')!r} is not one of {list(SPLITS)}")
-    history = record.get("loss_history", [])
-    if not isinstance(history, list) or not all(
-        isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in history
-    ):
-        bad("loss_history must be a list of [iteration, loss] pairs of numbers")
+    for key, pair in (("loss_history", "[iteration, loss]"), ("curve", "[iteration, mIoU]")):
+        if not _pairs(record.get(key, [])):
+            bad(f"{key} must be a list of {pair} pairs of numbers")
+    if record.get("tag") in CAMPAIGN_TAGS:
+        _check_campaign(record, bad)
+
+
+def _check_campaign(record: dict, bad) -> None:
+    """The fields the campaign sections group by: a missing one would silently drop runs from a table."""
+    stage = record.get("stage")
+    if STAGE_KINDS.get(stage) != record["kind"]:
+        bad(f"stage {stage!r} does not fit kind {record['kind']!r} (stages: {STAGE_KINDS})")
+    wall = record.get("wall_s")
+    if not _is_number(wall) or not 0 <= wall < math.inf:
+        bad(f"wall_s {wall!r} must be a number of seconds")
+    if stage in ("grid", "main") and not all(_is_number(record.get(k)) for k in ("lr", "layer_decay")):
+        bad("a grid or main record needs numbers lr and layer_decay")
+    seed = record.get("pretrain_seed")
+    if stage == "probe" and (isinstance(seed, bool) or not (seed is None or isinstance(seed, int))):
+        bad(f"pretrain_seed {seed!r} must be an integer, or null for a random init")
+    ratios = ("rgb_mask_ratio", "depth_mask_ratio")
+    if record["tag"] == ABLATION_TAG and record.get("objective") and not all(_is_number(record.get(k)) for k in ratios):
+        bad("an ablation record of a pre-trained encoder needs numbers rgb_mask_ratio and depth_mask_ratio")
+
+
+def _pairs(value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in value
+    )
 
 
 def _is_number(v) -> bool:

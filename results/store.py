@@ -24,7 +24,7 @@ REQUIRED_KEYS = ("kind", "dataset", "task", "backbone", "init", "seed", "metrics
 # The shared vocabulary (docs/interfaces.md); `results/paper.csv` uses the same words.
 KINDS = ("finetune", "pretrain", "probe")  # probe: a linear head on a frozen encoder (benchmark.probe)
 DATASETS = ("scannet", "nyuv2", "cityscapes", "synthetic")
-SPLITS = ("val", "test")
+SPLITS = ("val", "test", "holdout")  # holdout: held-out training scenes, for recipe selection
 TASKS = ("semseg", "insseg", "det", "depth")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from results.baselines import Baseline
 from results.paper import PaperRow
-from results.runs import REPRO_TAG, Stat, fmt_fraction, fmt_stat, summarize
+from results.runs import CAMPAIGN_TAGS, fmt_fraction, fmt_stat, summarize
 
 UNVERIFIED = "†"
 METRIC_NAMES = {
@@ -48,7 +48,6 @@ SUMMARY_METRICS = (
     "depth/RMSE_log",
     "depth/log10",
 )
-OBJECTIVE_ORDER = ("random", "mae", "multimae", "mask3d")
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,7 @@ def comparable(record: dict) -> bool:
         record["kind"] == "finetune"
         and not record["tiny"]
         and record["dataset"] != "synthetic"
-        and record["tag"] != REPRO_TAG
+        and record["tag"] not in CAMPAIGN_TAGS
     )
 
 
@@ -365,38 +364,3 @@ def runs_table(title: str, records: list[dict], keys: tuple[str, ...]) -> Table:
         cells += [fmt_stat(summarize([r["metrics"][m] for r in rs if m in r["metrics"]])) for m in metrics]
         table.rows.append(cells + [str(len(rs))])
     return table
-
-
-def _objective(record: dict) -> str:
-    return record.get("objective") or record["init"]
-
-
-def repro_mini(runs: list[dict]) -> tuple[Table, list[tuple[str, str, float, Stat]]]:
-    """Mean +- std mIoU per (objective, % of scenes), with the gap to `random` and to `mae`."""
-    metric = "sem_seg/mIoU"
-    values: dict[tuple, list[float]] = {}
-    for r in runs:
-        if r["kind"] == "finetune" and r["tag"] == REPRO_TAG and metric in r["metrics"]:
-            data = f"{r['dataset']} {r['split']}"
-            values.setdefault((data, r["data_fraction"], _objective(r)), []).append(r["metrics"][metric])
-    stats = {k: summarize(v) for k, v in values.items()}
-
-    def order(key):
-        data, fraction, obj = key
-        rank = OBJECTIVE_ORDER.index(obj) if obj in OBJECTIVE_ORDER else len(OBJECTIVE_ORDER)
-        return data, -fraction, rank, obj
-
-    table = Table(
-        "Mini reproduction (sem_seg/mIoU)",
-        ["Data", "% scenes", "Pre-training", "mIoU", "Runs", "Δ vs random", "Δ vs mae"],
-    )
-    bars = []
-    for key in sorted(stats, key=order):
-        data, fraction, obj = key
-        gaps = []
-        for base in ("random", "mae"):
-            other = stats.get((data, fraction, base))
-            gaps.append(f"{stats[key].mean - other.mean:+.2f}" if other and base != obj else "")
-        table.rows.append([data, fmt_fraction(fraction), obj, fmt_stat(stats[key]), str(stats[key].n)] + gaps)
-        bars.append((data, obj, fraction, stats[key]))
-    return table, bars

@@ -1,0 +1,353 @@
+"""The report's sections of the two CPU campaigns: `make repro-mini` and its mask-ratio ablation.
+
+Objectives are compared by paired differences (same fine-tuning seed, same pre-training seed) with a 95 %
+t interval, because with a handful of seeds a gap between two means says nothing without its uncertainty,
+and pairing removes the noise the runs of one seed share. Everything is derived from the records alone and
+sorted, so the committed report rebuilds byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+
+from scipy import stats
+
+from results.runs import STAGE_KINDS
+from results.tables import Series, Table
+
+ORDER = ("random", "mask3d", "mae", "multimae", "pri3d")  # then any other objective, by name
+FINETUNE_PAIRS = (("mask3d", "mae"), ("mask3d", "multimae"), ("mask3d", "random"))
+PROBE_PAIRS = (("mask3d", "mae"), ("mask3d", "multimae"))  # mask3d−random: random is a single draw
+CONVERGED_WITHIN = 1.0  # mIoU points between random's main-length run and one twice as long
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How one metric prints: `scale` turns fractions into percent."""
+
+    key: str
+    name: str
+    unit: str  # for the one-line findings
+    digits: int
+    scale: float = 1.0
+
+    def values(self, records: list[dict]) -> list[float]:
+        return [r["metrics"][self.key] * self.scale for r in records if self.key in r["metrics"]]
+
+    def signed(self, x: float) -> str:
+        return f"{x:+.{self.digits}f}"
+
+    def spread(self, values: list[float]) -> str:
+        """`mean ± sample std`, the mean alone for one value, empty for none."""
+        if not values:
+            return ""
+        text = f"{statistics.fmean(values):.{self.digits}f}"
+        return text + (f" ± {statistics.stdev(values):.{self.digits}f}" if len(values) > 1 else "")
+
+
+MIOU = Metric("sem_seg/mIoU", "mIoU", "mIoU", 2)
+ABSREL = Metric("depth/AbsRel", "AbsRel", "AbsRel", 3)
+DELTA1 = Metric("depth/delta1", "δ<1.25 %", "points of δ<1.25", 1, 100.0)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Mean of paired differences with its 95 % t interval; no interval below two pairs."""
+
+    n: int
+    mean: float
+    low: float | None
+    high: float | None
+
+    @property
+    def significant(self) -> bool | None:
+        return None if self.low is None else self.low > 0 or self.high < 0
+
+
+def paired(diffs: list[float]) -> Paired:
+    n, mean = len(diffs), statistics.fmean(diffs)
+    if n < 2:
+        return Paired(n, mean, None, None)
+    half = float(stats.t.ppf(0.975, n - 1)) * statistics.stdev(diffs) / math.sqrt(n)
+    return Paired(n, mean, mean - half, mean + half)
+
+
+def name(record: dict) -> str:
+    """The pre-training objective, else the init (`random`)."""
+    return record.get("objective") or record["init"]
+
+
+def _rank(objective: str) -> tuple:
+    return (ORDER.index(objective) if objective in ORDER else len(ORDER), objective)
+
+
+def _stage(records: list[dict], stage: str) -> list[dict]:
+    return [r for r in records if r["stage"] == stage]
+
+
+def _by_name(records: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[name(r)].append(r)
+    return {k: groups[k] for k in sorted(groups, key=_rank)}
+
+
+def _minutes(records: list[dict]) -> float:
+    return math.fsum(r["wall_s"] for r in records) / 60
+
+
+def fmt_lr(lr: float) -> str:
+    """`1e-3`, `5e-4`: the way learning rates are written in configs."""
+    mantissa, exponent = f"{lr:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def recipe(record: dict) -> tuple[float, float]:
+    return (record["lr"], record["layer_decay"])
+
+
+def fmt_recipe(key: tuple[float, float]) -> str:
+    lr, decay = key
+    return f"lr {fmt_lr(lr)}, " + ("ld off" if decay == 1.0 else f"ld {decay:g}")
+
+
+def cost_table(records: list[dict]) -> Table:
+    """Where the campaign's CPU time went, so a rerun (or a bigger one) can be budgeted."""
+    table = Table("Cost per stage", ["Stage", "Runs", "CPU-slot minutes", "Minutes per run"])
+    for stage in STAGE_KINDS:
+        if group := _stage(records, stage):
+            table.rows.append(_cost_row(stage, group))
+    table.rows.append(_cost_row("total", records))
+    table.footnotes = [
+        "Minutes of one CPU slot (the sum of each run's `wall_s`); the campaign runs two slots side by side "
+        "on 2 cores, so its wall-clock time is about half the total."
+    ]
+    return table
+
+
+def _cost_row(label: str, records: list[dict]) -> list[str]:
+    minutes = _minutes(records)
+    return [label, str(len(records)), f"{minutes:.1f}", f"{minutes / len(records):.1f}"]
+
+
+def _grid(records: list[dict]) -> dict[str, dict[tuple, float]]:
+    """{init: {recipe: holdout mIoU}}, recipes in order, repeats averaged."""
+    runs = [r for r in _stage(records, "grid") if MIOU.key in r["metrics"]]
+    recipes = sorted({recipe(r) for r in runs})
+    return {
+        init: {k: statistics.fmean(v) for k in recipes if (v := MIOU.values([r for r in group if recipe(r) == k]))}
+        for init, group in _by_name(runs).items()
+    }
+
+
+def _best(means: dict[tuple, float]) -> tuple:
+    return max(means, key=means.get)  # the first of equal cells, in recipe order
+
+
+def grid_table(records: list[dict]) -> Table:
+    """Holdout mIoU per (init, recipe); the best cell is the recipe that init's val runs should use."""
+    grid = _grid(records)
+    recipes = sorted({k for means in grid.values() for k in means})
+    table = Table("Recipe grid (mIoU on held-out training scenes)", ["Init", *map(fmt_recipe, recipes), "Chosen"])
+    for init, means in grid.items():
+        cells = [_bold(f"{means[k]:.2f}", k == _best(means)) if k in means else "" for k in recipes]
+        table.rows.append([init, *cells, fmt_recipe(_best(means))])
+    table.footnotes = [
+        "Fine-tuning seed 0, trained on the fit part of the training scenes and scored on the held-out "
+        "ones (`split` holdout), so val never chooses the recipe; bold: the best cell, the init's recipe below."
+    ]
+    return table
+
+
+def _bold(text: str, bold: bool) -> str:
+    return f"**{text}**" if bold else text
+
+
+def main_table(records: list[dict]) -> Table:
+    runs = [r for r in _stage(records, "main") if MIOU.key in r["metrics"]]
+    groups = _by_name(runs)
+    random = MIOU.values(groups.get("random", []))
+    chosen = {init: _best(means) for init, means in _grid(records).items()}
+    table = Table("Fine-tuning (val, chosen recipe)", ["Init", "Recipe", "Runs", "mIoU", "Δ vs random"])
+    for init, group in groups.items():
+        values = MIOU.values(group)
+        gap = statistics.fmean(values) - statistics.fmean(random) if random and init != "random" else None
+        table.rows.append(
+            [init, _recipes(group, chosen.get(init)), str(len(values)), MIOU.spread(values)]
+            + ["" if gap is None else MIOU.signed(gap)]
+        )
+    table.footnotes = ["mIoU: mean ± sample std over fine-tuning seeds; Δ: difference of the means."]
+    return table
+
+
+def _recipes(group: list[dict], chosen: tuple | None) -> str:
+    """The recipes the runs used, flagged when they are not the one the grid chose."""
+    used = sorted({recipe(r) for r in group})
+    text = "; ".join(map(fmt_recipe, used))
+    return text if chosen is None or used == [chosen] else f"{text} (grid chose {fmt_recipe(chosen)})"
+
+
+def _per_seed(records: list[dict], metric: Metric, seed_key: str) -> dict[str, dict]:
+    """{objective: {seed: value}}, repeats of one seed averaged."""
+    return {
+        objective: {
+            seed: statistics.fmean(values)
+            for seed in sorted({r.get(seed_key) for r in group}, key=str)
+            if (values := metric.values([r for r in group if r.get(seed_key) == seed]))
+        }
+        for objective, group in _by_name(records).items()
+    }
+
+
+def _pair(values: dict[str, dict], a: str, b: str) -> Paired | None:
+    common = sorted(set(values.get(a, {})) & set(values.get(b, {})), key=str)
+    return paired([values[a][s] - values[b][s] for s in common]) if common else None
+
+
+def finetune_pairs(records: list[dict]) -> Table:
+    values = _per_seed(_stage(records, "main"), MIOU, "seed")
+    rows = [(f"{a}−{b}", MIOU, p) for a, b in FINETUNE_PAIRS if (p := _pair(values, a, b))]
+    return _paired_table(
+        "Paired differences, fine-tuning (val mIoU, paired by fine-tuning seed)",
+        rows,
+        "Same fine-tuning seed on both sides; 95 % CI: t interval of the mean difference (n−1 degrees of freedom).",
+    )
+
+
+def probe_pairs(records: list[dict]) -> Table:
+    rows = []
+    for metric in (MIOU, DELTA1):
+        values = _per_seed(_stage(records, "probe"), metric, "pretrain_seed")
+        rows += [(f"{a}−{b}", metric, p) for a, b in PROBE_PAIRS if (p := _pair(values, a, b))]
+        if values.get("mask3d") and values.get("random"):
+            draw = statistics.fmean(values["random"].values())
+            rows.append(("mask3d−random", metric, paired([v - draw for v in values["mask3d"].values()])))
+    return _paired_table(
+        "Paired differences, linear probes (paired by pre-training seed)",
+        rows,
+        "Same pre-training seed on both sides; mask3d−random sets each mask3d seed against the one random "
+        "draw, so its interval covers the spread of pre-training seeds, not that of random inits.",
+    )
+
+
+def _paired_table(title: str, rows: list[tuple[str, Metric, Paired]], note: str) -> Table:
+    table = Table(title, ["Pair", "Metric", "n", "Mean difference", "95 % CI", "Significant at 95 %"])
+    for label, metric, p in rows:
+        ci = "n/a" if p.low is None else f"{metric.signed(p.low)} … {metric.signed(p.high)}"
+        significant = "n/a" if p.significant is None else ("yes" if p.significant else "no")
+        table.rows.append([label, metric.name, str(p.n), metric.signed(p.mean), ci, significant])
+    table.footnotes = [note] + [finding(label, metric, p) for label, metric, p in rows]
+    return table
+
+
+def finding(label: str, metric: Metric, p: Paired) -> str:
+    """`mask3d−mae: +0.42 mIoU (95 % CI -0.80 … +1.64), not significant`: the table read out."""
+    head = f"{label}: {metric.signed(p.mean)} {metric.unit}"
+    if p.low is None:
+        return f"{head} (n = {p.n}: no interval)."
+    verdict = "significant" if p.significant else "not significant"
+    return f"{head} (95 % CI {metric.signed(p.low)} … {metric.signed(p.high)}), {verdict}."
+
+
+def convergence_table(records: list[dict]) -> Table:
+    """Random init's seed-0 val mIoU at the main length against twice that: did fine-tuning converge?"""
+    table = Table(
+        "Convergence (random init, fine-tuning seed 0, val)",
+        ["Iterations", "mIoU", "Iterations (long)", "mIoU (long)", "Long − main", "Converged by the <1 point rule"],
+    )
+    main, long = (MIOU.values(_random_seed0(records, stage)) for stage in ("main", "long"))
+    if main and long:
+        gap = statistics.fmean(long) - statistics.fmean(main)
+        table.rows.append(
+            [
+                _iterations(records, "main"),
+                f"{statistics.fmean(main):.2f}",
+                _iterations(records, "long"),
+                f"{statistics.fmean(long):.2f}",
+                MIOU.signed(gap),
+                "yes" if abs(gap) < CONVERGED_WITHIN else "no",
+            ]
+        )
+    return table
+
+
+def _random_seed0(records: list[dict], stage: str) -> list[dict]:
+    return [r for r in _stage(records, stage) if name(r) == "random" and r["seed"] == 0]
+
+
+def _iterations(records: list[dict], stage: str) -> str:
+    return ", ".join(str(i) for i in sorted({r.get("iterations") for r in _random_seed0(records, stage)}, key=str))
+
+
+def probe_table(records: list[dict]) -> Table:
+    table = Table(
+        "Linear probes (frozen encoders, val)",
+        ["Objective", "Pre-training seeds", "Semantic mIoU", "Depth AbsRel", "Depth δ<1.25 %"],
+    )
+    for objective, group in _by_name(_stage(records, "probe")).items():
+        table.rows.append([objective, *_probe_cells(group)])
+    table.footnotes = ["Mean ± sample std over pre-training seeds; random is one fixed draw."]
+    return table
+
+
+def _probe_cells(group: list[dict]) -> list[str]:
+    seeds = len({r.get("pretrain_seed") for r in group})
+    return [
+        str(seeds),
+        MIOU.spread(MIOU.values(group)),
+        ABSREL.spread(ABSREL.values(group)),
+        DELTA1.spread(DELTA1.values(group)),
+    ]
+
+
+def repro_tables(records: list[dict]) -> list[Table]:
+    """The `repro-mini` section's tables in reading order, those without a row left out."""
+    tables = [
+        cost_table(records),
+        grid_table(records),
+        main_table(records),
+        finetune_pairs(records),
+        convergence_table(records),
+        probe_table(records),
+        probe_pairs(records),
+    ]
+    return [t for t in tables if t.rows]
+
+
+def curves(records: list[dict]) -> list[Series]:
+    """Val mIoU during fine-tuning: each init's seed-0 main run, then random's long run (dashed)."""
+    series = []
+    for init, group in _by_name(r for r in _stage(records, "main") if r["seed"] == 0 and r.get("curve")).items():
+        series.append(_series(f"{init} (seed 0)", False, group[0]["curve"]))
+    for r in [r for r in _random_seed0(records, "long") if r.get("curve")][:1]:
+        series.append(_series(f"{name(r)}, twice as long (seed 0)", True, r["curve"]))
+    return series
+
+
+def _series(label: str, reference: bool, curve: list) -> Series:
+    xs, ys = [float(x) for x, _ in curve], [float(y) for _, y in curve]
+    return Series(label, reference, xs, ys, [0.0] * len(xs))
+
+
+def ablation_table(records: list[dict]) -> Table:
+    """Probe quality per (RGB, depth) mask ratio of mask3d, beside the random encoder."""
+    probes = _stage(records, "probe")
+    header = ["Pre-training", "RGB mask ratio", "Depth mask ratio", "Pre-training seeds", "Semantic mIoU"]
+    table = Table("Linear probes by mask ratio (val)", header + ["Depth AbsRel", "Depth δ<1.25 %"])
+    random = [r for r in probes if name(r) == "random"]
+    if random:
+        table.rows.append(["random (reference)", "", "", *_probe_cells(random)])
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in probes:
+        if name(r) != "random":
+            groups[(r["rgb_mask_ratio"], r["depth_mask_ratio"], _rank(name(r)))].append(r)
+    for (rgb, depth, (_, objective)), group in sorted(groups.items(), key=lambda kv: kv[0]):
+        table.rows.append([objective, f"{rgb:g}", f"{depth:g}", *_probe_cells(group)])
+    table.footnotes = [
+        "Mean ± sample std over pre-training seeds. Cost: "
+        f"{len(records)} runs, {_minutes(records):.1f} CPU-slot minutes (sum of `wall_s`)."
+    ]
+    return table
