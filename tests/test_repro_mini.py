@@ -23,11 +23,10 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root,
     console = capsys.readouterr().out
     for stage in ("1/5 data", "2/5 pretrain", "3/5 probe", "4/5 finetune", "5/5 report"):
         assert f"stage {stage}" in console
-    assert re.search(r"^repro-mini: 3 pre-trainings, 4 probes, 15 fine-tunes in [\d.]+ min; mIoU ", console, re.M)
+    assert re.search(r"^repro-mini: 3 pre-trainings, 4 probes, 17 fine-tunes in [\d.]+ min; mIoU ", console, re.M)
 
     records = read_records(out / "records.jsonl")  # a toy run keeps its records beside its runs
     assert all(r["tag"] == "repro-mini" and r["wall_s"] >= 0 for r in records)
-    assert all(not r["output_dir"].startswith("/") or not r["output_dir"].startswith(str(tmp_path)) or True for r in records)
     by_stage = {}
     for r in records:
         by_stage.setdefault(r["stage"], []).append(r)
@@ -58,7 +57,7 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root,
     assert repro_mini.main(argv) == 0
     console = capsys.readouterr().out
     assert "3 runs, 3 already finished (skipped), 0 to run" in console
-    assert "15 runs, 15 already finished (skipped), 0 to run" in console
+    assert "17 runs, 17 already finished (skipped), 0 to run" in console
     assert not re.search(r"(pretrain|finetune|grid|probe) \S+.*: started", console)
     assert len(read_records(out / "records.jsonl")) == len(records)
 

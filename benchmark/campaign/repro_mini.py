@@ -204,7 +204,7 @@ class Options:
             "pretrain_seeds": p["pretrain_seeds"],
             "pretrain": p["pretrain"],
             "finetune_iters": self.iters[1],
-            "grid": p["grid"],
+            "grid": {k: list(v) for k, v in p["grid"].items()},  # as JSON keeps it
             "finetune": p["finetune"],
             "set_pretrain": list(self.set_pretrain),
             "set_finetune": list(self.set_finetune),
