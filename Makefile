@@ -20,7 +20,7 @@ DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
 
 .DEFAULT_GOAL := help
 .PHONY: help install doctor test pretrain data-synthetic bench-scannet bench-nyu bench-cityscapes \
-        tables speed repro-mini reproduce probe gpu-check lint format clean
+        tables speed repro-mini repro-mini-ablation reproduce probe gpu-check lint format clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,8 +73,11 @@ tables: install ## regenerate results/REPORT.md from paper numbers and committed
 speed: install ## throughput benchmarks as same-run ratios, written to results/speed.json
 	$(PY) -m tools.speed $(ARGS)
 
-repro-mini: install ## the paper's claim in miniature on CPU (resumable; records in results/runs/repro_mini.jsonl)
+repro-mini: install ## the paper's claim in miniature on CPU, ~80 min on 2 cores (resumable; records in results/runs/repro_mini.jsonl)
 	$(PY) -m tools.reproduce repro_mini $(ARGS)
+
+repro-mini-ablation: install ## mask3d's RGB/depth mask ratios in miniature, probed, ~30 min (records in results/runs/repro_mini_ablation.jsonl)
+	$(PY) -m tools.repro_mini --ablation $(ARGS)
 
 reproduce: install ## fill one paper table: TABLE=scannet_semseg [INITS=mask3d:PATH,imagenet_mae_vitb,random] [SEEDS=3] [ARGS=--dry-run|--tiny|--slurm]
 	$(PY) -m tools.reproduce $(TABLE) $(if $(INITS),--inits $(INITS)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
