@@ -71,7 +71,7 @@ def test_absent_datasets_are_unregistered_but_name_their_preparation_command(tmp
     (tmp_path / "cityscapes" / "meta.json").write_text('{"complete": false}')  # interrupted preparation
     assert register_all(str(tmp_path)) == []
     known = [n for names, _ in KNOWN.values() for n in names]
-    assert len(known) == 32 and not set(known) & set(DatasetCatalog.list())
+    assert len(known) == 36 and not set(known) & set(DatasetCatalog.list())
     for name, command in [
         ("scannet_sem_seg_train", "tools.prepare_scannet"),
         ("nyuv2_sem_seg13_test", "tools.prepare_nyuv2 --mat"),
