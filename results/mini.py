@@ -95,6 +95,13 @@ def _by_name(records: list[dict]) -> dict[str, list[dict]]:
     return {k: groups[k] for k in sorted(groups, key=_rank)}
 
 
+def _main(records: list[dict]) -> list[dict]:
+    """The main fine-tunes at the campaign's length, the longest of those stored (a campaign lengthened to
+    converge keeps its shorter runs, which `length_table` shows)."""
+    runs = _stage(records, "main")
+    return [r for r in runs if r["iterations"] == max(r["iterations"] for r in runs)] if runs else []
+
+
 def _minutes(records: list[dict]) -> float:
     return math.fsum(r["wall_s"] for r in records) / 60
 
@@ -118,8 +125,11 @@ def cost_table(records: list[dict]) -> Table:
     """Where the campaign's CPU time went, so a rerun (or a bigger one) can be budgeted."""
     table = Table("Cost per stage", ["Stage", "Runs", "CPU-slot minutes", "Minutes per run"])
     for stage in STAGE_KINDS:
-        if group := _stage(records, stage):
-            table.rows.append(_cost_row(stage, group))
+        group = _stage(records, stage)
+        lengths = sorted({r["iterations"] for r in group})
+        for length in lengths:
+            label = stage if len(lengths) == 1 else f"{stage}, {length} iterations"
+            table.rows.append(_cost_row(label, [r for r in group if r["iterations"] == length]))
     table.rows.append(_cost_row("total", records))
     table.footnotes = [
         "Minutes of one CPU slot (the sum of each run's `wall_s`); the campaign runs two slots side by side "
@@ -167,11 +177,12 @@ def _bold(text: str, bold: bool) -> str:
 
 
 def main_table(records: list[dict]) -> Table:
-    runs = [r for r in _stage(records, "main") if MIOU.key in r["metrics"]]
+    runs = [r for r in _main(records) if MIOU.key in r["metrics"]]
     groups = _by_name(runs)
     random = MIOU.values(groups.get("random", []))
     chosen = {init: _best(means) for init, means in _grid(records).items()}
-    table = Table("Fine-tuning (val, chosen recipe)", ["Init", "Recipe", "Runs", "mIoU", "Δ vs random"])
+    length = f", {runs[0]['iterations']} iterations" if runs else ""
+    table = Table(f"Fine-tuning (val, chosen recipe{length})", ["Init", "Recipe", "Runs", "mIoU", "Δ vs random"])
     for init, group in groups.items():
         values = MIOU.values(group)
         gap = statistics.fmean(values) - statistics.fmean(random) if random and init != "random" else None
@@ -207,8 +218,22 @@ def _pair(values: dict[str, dict], a: str, b: str) -> Paired | None:
     return paired([values[a][s] - values[b][s] for s in common]) if common else None
 
 
+def length_table(records: list[dict]) -> Table:
+    """Each init's val mIoU at every main length stored: does the ranking hold as fine-tuning converges?"""
+    runs = [r for r in _stage(records, "main") if MIOU.key in r["metrics"]]
+    lengths = sorted({r["iterations"] for r in runs})
+    table = Table("Fine-tuning length (val mIoU, chosen recipe)", ["Init", *(f"{n} iterations" for n in lengths)])
+    if len(lengths) > 1:
+        for init, group in _by_name(runs).items():
+            table.rows.append(
+                [init, *(MIOU.spread(MIOU.values([r for r in group if r["iterations"] == n])) for n in lengths)]
+            )
+        table.footnotes = ["Mean ± sample std over fine-tuning seeds; the longest length is the campaign's."]
+    return table
+
+
 def finetune_pairs(records: list[dict]) -> Table:
-    values = _per_seed(_stage(records, "main"), MIOU, "seed")
+    values = _per_seed(_main(records), MIOU, "seed")
     rows = [(f"{a}−{b}", MIOU, p) for a, b in FINETUNE_PAIRS if (p := _pair(values, a, b))]
     return _paired_table(
         "Paired differences, fine-tuning (val mIoU, paired by fine-tuning seed)",
@@ -253,33 +278,26 @@ def finding(label: str, metric: Metric, p: Paired) -> str:
 
 
 def convergence_table(records: list[dict]) -> Table:
-    """Random init's seed-0 val mIoU at the main length against twice that: did fine-tuning converge?"""
+    """Random init's seed-0 val mIoU at every length run (main and long), each against half its length:
+    fine-tuning has converged at a length once doubling it moves mIoU by less than `CONVERGED_WITHIN`."""
+    runs = [r for r in _stage(records, "main") + _stage(records, "long") if name(r) == "random" and r["seed"] == 0]
+    at = {
+        n: statistics.fmean(v)
+        for n in sorted({r["iterations"] for r in runs})
+        if (v := MIOU.values([r for r in runs if r["iterations"] == n]))
+    }
     table = Table(
         "Convergence (random init, fine-tuning seed 0, val)",
-        ["Iterations", "mIoU", "Iterations (long)", "mIoU (long)", "Long − main", "Converged by the <1 point rule"],
+        ["Iterations", "mIoU", "Change from half as many", "Half as many converged (<1 point)"],
     )
-    main, long = (MIOU.values(_random_seed0(records, stage)) for stage in ("main", "long"))
-    if main and long:
-        gap = statistics.fmean(long) - statistics.fmean(main)
-        table.rows.append(
-            [
-                _iterations(records, "main"),
-                f"{statistics.fmean(main):.2f}",
-                _iterations(records, "long"),
-                f"{statistics.fmean(long):.2f}",
-                MIOU.signed(gap),
-                "yes" if abs(gap) < CONVERGED_WITHIN else "no",
-            ]
-        )
+    for n, miou in at.items():
+        half = at.get(n // 2) if n % 2 == 0 else None
+        gap = None if half is None else miou - half
+        verdict = "" if gap is None else ("yes" if abs(gap) < CONVERGED_WITHIN else "no")
+        table.rows.append([str(n), f"{miou:.2f}", "" if gap is None else MIOU.signed(gap), verdict])
+    if any(len(MIOU.values([r for r in runs if r["iterations"] == n])) > 1 for n in at):
+        table.footnotes = ["Several runs of one length (a main run and an earlier campaign's long run) are averaged."]
     return table
-
-
-def _random_seed0(records: list[dict], stage: str) -> list[dict]:
-    return [r for r in _stage(records, stage) if name(r) == "random" and r["seed"] == 0]
-
-
-def _iterations(records: list[dict], stage: str) -> str:
-    return ", ".join(str(i) for i in sorted({r.get("iterations") for r in _random_seed0(records, stage)}, key=str))
 
 
 def probe_table(records: list[dict]) -> Table:
@@ -309,6 +327,7 @@ def repro_tables(records: list[dict]) -> list[Table]:
         cost_table(records),
         grid_table(records),
         main_table(records),
+        length_table(records),
         finetune_pairs(records),
         convergence_table(records),
         probe_table(records),
@@ -320,9 +339,12 @@ def repro_tables(records: list[dict]) -> list[Table]:
 def curves(records: list[dict]) -> list[Series]:
     """Val mIoU during fine-tuning: each init's seed-0 main run, then random's long run (dashed)."""
     series = []
-    for init, group in _by_name(r for r in _stage(records, "main") if r["seed"] == 0 and r.get("curve")).items():
+    main = _main(records)
+    for init, group in _by_name(r for r in main if r["seed"] == 0 and r.get("curve")).items():
         series.append(_series(f"{init} (seed 0)", False, group[0]["curve"]))
-    for r in [r for r in _random_seed0(records, "long") if r.get("curve")][:1]:
+    longest = 2 * main[0]["iterations"] if main else None
+    longs = [r for r in _stage(records, "long") if r["iterations"] == longest and r["seed"] == 0 and r.get("curve")]
+    for r in longs[:1]:
         series.append(_series(f"{name(r)}, twice as long (seed 0)", True, r["curve"]))
     return series
 

@@ -4,6 +4,7 @@ report's "Mini reproduction" section; a second run reuses everything; other sett
 folder; the ablation is its own campaign."""
 
 import re
+import shutil
 
 from benchmark.campaign.repro_mini import DEFAULT_OBJECTIVES
 from results.store import read_records
@@ -96,3 +97,28 @@ def test_a_failed_pretraining_skips_its_runs_and_fails_the_command(synthetic_roo
     assert "finetune random 100% seed0: done" in console  # independent runs still go on
     assert re.search(r"^repro-mini: \d+ run\(s\) FAILED \(pretrain mae seed0, ", console, re.M)
     assert {r["init"] for r in read_records(tmp_path / "out" / "records.jsonl")} == {"random"}
+
+
+def test_a_committed_campaign_resumes_from_its_store_and_reruns_only_what_a_longer_length_changes(
+    synthetic_root, tmp_path, capsys
+):
+    out, store = tmp_path / "out", tmp_path / "store.jsonl"
+    argv = _argv(out, synthetic_root, "--no-report", "--store", str(store))
+    assert repro_mini.main(argv) == 0
+    stored = read_records(store)
+    capsys.readouterr()
+
+    shutil.rmtree(out)  # a clean clone: the committed store, no run folders
+    assert repro_mini.main(argv) == 0
+    console = capsys.readouterr().out
+    for stage in ("pretrain: 3 runs, 3", "probe: 4 runs, 4", "finetune: 13 runs, 13"):
+        assert f"{stage} already finished (skipped)" in console
+    assert read_records(store) == stored
+
+    shutil.rmtree(out)  # fine-tuning twice as long: the grid (its own length) and the probes stand
+    assert repro_mini.main(argv + ["--finetune-iters", "8"]) == 0
+    console = capsys.readouterr().out
+    assert "pretrain: 3 runs, 0 already finished (skipped), 3 to run" in console  # the new fine-tunes read exports
+    assert "probe: 4 runs, 4 already finished" in console and "finetune: 13 runs, 8 already finished" in console
+    new = read_records(store)[len(stored) :]
+    assert sorted((r["stage"], r["iterations"]) for r in new) == [("long", 16)] + [("main", 8)] * 4

@@ -3,14 +3,16 @@
 A job is one `python -m MODULE ARGS` command. Whether it is finished is read from the files its tool writes
 last (a run's finished marker, `core.runs.FINISHED_MARKER`, written after its metrics and record), never from
 its console output, so a campaign can be listed, skipped or resumed from its folders
-alone. A job names the jobs it needs; the runner starts it once they are done and skips it if one failed.
+alone. A run whose folder is gone but whose record is in the campaign's store (a clean clone of a committed
+campaign) is finished as well, so extending a committed campaign reruns nothing it already measured. A job names
+the jobs it needs; the runner starts it once they are done and skips it if one failed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.runs import FINISHED_MARKER
@@ -89,9 +91,20 @@ class RunJob(Job):
         latest = {r["output_dir"]: r for r in read_records(path)} if path.is_file() else {}
         return list(latest.values())
 
+    def stored(self) -> list[dict]:
+        """The run's records already in the campaign's store (they name its folder or one inside it)."""
+        if self.store is None or not Path(self.store).is_file():
+            return []
+        folder = portable(self.out_dir)
+        return [r for r in read_records(self.store) if f"{r.get('output_dir')}/".startswith(f"{folder}/")]
+
     def records(self) -> list[dict]:
-        """The run's records as the campaign stores them."""
-        return [dict(r, output_dir=portable(r["output_dir"]), **self.labels) for r in self.own_records()]
+        """The run's records as the campaign stores them: from its folder, else those already stored."""
+        own = self.own_records()
+        return [self.labelled(r) for r in own] if own else self.stored()
+
+    def labelled(self, record: dict) -> dict:
+        return dict(record, output_dir=portable(record["output_dir"]), **self.labels)
 
     def store_records(self) -> list[dict]:
         stored = {(r.get("output_dir"), r.get("tag"), r.get("task")) for r in read_records(self.store)}
@@ -109,6 +122,7 @@ class PretrainJob(RunJob):
     config: str
     overrides: tuple[str, ...] = ()
     stage: str = "pretrain"
+    export_needed: bool = True  # False: a stored record finishes it (no unfinished job reads its export)
 
     @property
     def export(self) -> Path:
@@ -128,12 +142,16 @@ class PretrainJob(RunJob):
     def outputs(self) -> tuple[Path, ...]:
         return self.out_dir / FINISHED_MARKER, self.export
 
+    def finished(self) -> bool:
+        return super().finished() or (not self.export_needed and bool(self.stored()))
+
     def metrics(self) -> dict:
         return json.loads((self.out_dir / "metrics.json").read_text())
 
     def collect(self) -> str:
-        self.store_records()
-        m = self.metrics()
+        records = self.store_records()
+        path = self.out_dir / "metrics.json"
+        m = self.metrics() if path.is_file() else dict(records[-1]["metrics"], iterations=records[-1]["iterations"])
         return (
             f"loss {m.get('loss_start', float('nan')):.4f} -> {m.get('loss', float('nan')):.4f}, "
             f"{m.get('iterations')} iterations"
@@ -177,7 +195,7 @@ class ProbeJob(RunJob):
         ]
 
     def finished(self) -> bool:
-        return {r.get("task") for r in self.own_records()} >= set(self.tasks)
+        return {r.get("task") for r in self.records()} >= set(self.tasks)
 
     def collect(self) -> str:
         records = {r["task"]: r["metrics"] for r in self.store_records()}
@@ -220,7 +238,7 @@ class FinetuneJob(RunJob):
         return {"lr": best.labels["lr"], "layer_decay": best.labels["layer_decay"]}
 
     def score(self) -> float:
-        metrics = self.own_records()[-1]["metrics"]
+        metrics = self.records()[-1]["metrics"]
         return next(metrics[k] for k in HEADLINE_METRICS if k in metrics)
 
     def command(self) -> list[str]:
@@ -252,22 +270,30 @@ class FinetuneJob(RunJob):
     def outputs(self) -> tuple[Path, ...]:
         return (self.out_dir / FINISHED_MARKER,)
 
+    def finished(self) -> bool:
+        return super().finished() or bool(self.stored())
+
     def record(self) -> dict:
         """The run's record as the campaign stores it."""
         return self.records()[-1]
 
-    def records(self) -> list[dict]:
-        records = super().records()
-        recipe = self.recipe() if self.grid else {}
-        for record in records:
-            record.update(recipe)
-            if self.pretrain:
-                record["pretrain"] = {
-                    "output_dir": portable(self.pretrain.out_dir),
-                    "iterations": self.pretrain.metrics().get("iterations"),
-                }
-        return records
+    def labelled(self, record: dict) -> dict:
+        record = super().labelled(record) | self.recipe()
+        if self.pretrain:
+            record["pretrain"] = {
+                "output_dir": portable(self.pretrain.out_dir),
+                "iterations": self.pretrain.metrics().get("iterations"),
+            }
+        return record
 
     def collect(self) -> str:
         record = self.store_records()[-1]
         return ", ".join(f"{k} {record['metrics'][k]:.2f}" for k in HEADLINE_METRICS if k in record["metrics"])
+
+
+def needed_exports(jobs: list[Job]) -> list[Job]:
+    """`jobs` with `export_needed` of each pre-training set to whether an unfinished job reads its export, so
+    a stored pre-training whose probes and fine-tunes are all finished is not run again for nothing."""
+    readers = [job for job in jobs if isinstance(job, ProbeJob | FinetuneJob) and job.pretrain is not None]
+    needed = {job.pretrain.name for job in readers if not job.finished()}
+    return [replace(job, export_needed=job.name in needed) if isinstance(job, PretrainJob) else job for job in jobs]

@@ -17,12 +17,14 @@ Sizes (our choices, from pilots on the 2-core machine with two runs side by side
   spans several tokens (patch 16 gave 6x8). Pre-training step (batch 16): 0.30 s (mask3d), 0.29 s (mae).
   Fine-tuning step (batch 8): 0.37 s; a probe of both tasks: 45 s.
 - Pre-training: 1000 iterations (21 epochs of the 760 frames), 2 seeds per objective, masks 0.75/0.75.
-- Fine-tuning: 600 iterations (6 epochs). Pilot, random init, lr 1e-3, layer decay 0.65: val mIoU 18.4 at
-  400 iterations, 21.1 after 600 of an 800-iteration run: not converged at any length this budget allows,
-  so the `long` run measures the gap instead of assuming it away.
-- Grid: lr 1e-3 and 3e-3 x layer decay 0.65 and off, seed 0 of the pre-training, one fine-tuning seed.
+- Fine-tuning: 1200 iterations (13 epochs of the 760 training frames). The first campaign fine-tuned for 600:
+  random's seed-0 val mIoU went 24.4 -> 26.2 at 1200 (+1.8, not converged by the issue's <1 point rule), so the
+  main length doubled; the `long` run (2400) checks it again. Those 600-iteration runs stay in the store
+  (their folders lack the length, so they are never taken for the new ones); the report shows both lengths.
+- Grid: lr 1e-3 and 3e-3 x layer decay 0.65 and off at 600 iterations (half the main length, to keep the
+  campaign's largest stage affordable), seed 0 of the pre-training, one fine-tuning seed.
 - 3 fine-tuning seeds per init (with pre-training seed 0): 12 main runs, 16 grid runs, 1 long run; about
-  80 minutes on 2 cores.
+  3 hours on 2 cores from nothing, about 80 minutes when the committed store already holds the grid and probes.
 The ablation varies mask3d's RGB and depth mask ratios one at a time around 0.75/0.75 (0.5, 0.9), 2 seeds each,
 with probes only: about 30 minutes.
 """
@@ -32,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.campaign.jobs import CommandJob, FinetuneJob, Job, PretrainJob, ProbeJob
+from benchmark.campaign.jobs import CommandJob, FinetuneJob, Job, PretrainJob, ProbeJob, needed_exports
 
 TAG = "repro-mini"
 ABLATION_TAG = "repro-mini-ablation"
@@ -71,7 +73,8 @@ FULL = dict(
         "train.log_period": 100,
     },
     seeds=3,
-    finetune_iters=600,
+    finetune_iters=1200,
+    grid_iters=600,  # the recipe grid runs at half the main length: 16 runs are the campaign's largest stage
     eval_points=4,  # periodic evaluations of a curve run (the last is the final one)
     grid=dict(lr=(1e-3, 3e-3), layer_decay=(0.65, 1.0)),
     finetune={"dataloader.train.total_batch_size": 8, "train.log_period": 20},
@@ -101,6 +104,7 @@ TOY = dict(
     },
     seeds=1,
     finetune_iters=4,
+    grid_iters=2,
     eval_points=2,
     grid=dict(lr=(1e-3,), layer_decay=(0.65, 1.0)),
     finetune={"dataloader.train.total_batch_size": 2, "train.log_period": 1},
@@ -204,6 +208,7 @@ class Options:
             "pretrain_seeds": p["pretrain_seeds"],
             "pretrain": p["pretrain"],
             "finetune_iters": self.iters[1],
+            "grid_iters": p["grid_iters"],
             "grid": {k: list(v) for k, v in p["grid"].items()},  # as JSON keeps it
             "finetune": p["finetune"],
             "set_pretrain": list(self.set_pretrain),
@@ -245,7 +250,7 @@ def jobs(options: Options, out: Path, store: Path) -> list[Job]:
     env = {"MASK3D_DATA": str(Path(options.data_root).resolve())}
     data = data_jobs(options, env)
     build = ablation_jobs if options.ablation else main_jobs
-    return data + build(options, out, store, env, needs=(data[-1].name,))
+    return data + needed_exports(build(options, out, store, env, needs=(data[-1].name,)))
 
 
 def pretrain_and_probe(
@@ -342,6 +347,7 @@ def main_jobs(options: Options, out: Path, store: Path, env: dict, needs: tuple)
                         out / "grid" / init / f"lr{lr:g}_ld{decay:g}",
                         init,
                         stage="grid",
+                        length=preset["grid_iters"],
                         train_set=FIT_SET,
                         test_set=HOLDOUT_SET,
                         lr=(lr, decay),
@@ -350,7 +356,7 @@ def main_jobs(options: Options, out: Path, store: Path, env: dict, needs: tuple)
     main = [
         finetune(
             f"finetune {init} {fraction}% seed{seed}",
-            out / "finetune" / init / f"{fraction}pct" / f"seed{seed}",
+            out / "finetune" / f"{iters}it" / init / f"{fraction}pct" / f"seed{seed}",
             init,
             stage="main",
             seed=seed,
@@ -364,7 +370,7 @@ def main_jobs(options: Options, out: Path, store: Path, env: dict, needs: tuple)
     ]
     long = finetune(
         "finetune random 100% seed0 x2 length",
-        out / "long" / "random" / "seed0",
+        out / "long" / f"{2 * iters}it" / "random" / "seed0",
         "random",
         stage="long",
         train_set=TRAIN_SETS[100],

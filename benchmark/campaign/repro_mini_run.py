@@ -75,9 +75,9 @@ def run(
     runner = Runner(options.tag, out / "logs", slots, threads, stages=STAGES)
     runner.say(
         f"{preset['name']} preset: {n_pre} pre-trainings x {options.iters[0]} iterations, {len(probes)} probes, "
-        f"{len(finetunes)} fine-tunes of {options.iters[1]} iterations (a recipe grid, {options.seeds} seeds per "
-        f"init, one run at twice the length), {slots} at a time x {threads} thread(s); runs in {relative(out)}, "
-        f"records in {relative(store)}, data under {relative(data_root)}"
+        f"{len(finetunes)} fine-tunes of {options.iters[1]} iterations (a recipe grid of {preset['grid_iters']}, "
+        f"{options.seeds} seeds per init, one run at twice the length), {slots} at a time x {threads} thread(s); "
+        f"runs in {relative(out)}, records in {relative(store)}, data under {relative(data_root)}"
     )
     if dry_run:
         print("\n".join("  " + line for line in runner.plan_lines(planned)))
