@@ -123,7 +123,7 @@ def fmt_recipe(key: tuple[float, float]) -> str:
 
 def cost_table(records: list[dict]) -> Table:
     """Where the campaign's CPU time went, so a rerun (or a bigger one) can be budgeted."""
-    table = Table("Cost per stage", ["Stage", "Runs", "CPU-slot minutes", "Minutes per run"])
+    table = Table("Cost per stage", ["Stage", "Records", "CPU-slot minutes", "Minutes per record"])
     for stage in STAGE_KINDS:
         group = _stage(records, stage)
         lengths = sorted({r["iterations"] for r in group})
@@ -132,8 +132,9 @@ def cost_table(records: list[dict]) -> Table:
             table.rows.append(_cost_row(label, [r for r in group if r["iterations"] == length]))
     table.rows.append(_cost_row("total", records))
     table.footnotes = [
-        "Minutes of one CPU slot (the sum of each run's `wall_s`); the campaign runs two slots side by side "
-        "on 2 cores, so its wall-clock time is about half the total."
+        "Minutes of one CPU slot (the sum of each record's `wall_s`); the campaign runs two slots side by side "
+        "on 2 cores, so its wall-clock time is about half the total. A probe writes one record per task "
+        "(semantic, depth), each with its own time; every other run writes one."
     ]
     return table
 
@@ -370,6 +371,7 @@ def ablation_table(records: list[dict]) -> Table:
         table.rows.append([objective, f"{rgb:g}", f"{depth:g}", *_probe_cells(group)])
     table.footnotes = [
         "Mean ± sample std over pre-training seeds. Cost: "
-        f"{len(records)} runs, {_minutes(records):.1f} CPU-slot minutes (sum of `wall_s`)."
+        f"{len(records)} records (a probe writes one per task), {_minutes(records):.1f} CPU-slot minutes "
+        "(sum of `wall_s`)."
     ]
     return table

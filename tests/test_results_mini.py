@@ -121,9 +121,9 @@ def test_repro_mini_section_cells(tmp_path):
 
     cost = _table(section, "Cost per stage")
     assert [r["Stage"] for r in cost] == ["pretrain", "probe", "grid", "main", "long", "total"]
-    assert (_row(cost, Stage="pretrain")["Runs"], _row(cost, Stage="pretrain")["CPU-slot minutes"]) == ("4", "8.0")
+    assert (_row(cost, Stage="pretrain")["Records"], _row(cost, Stage="pretrain")["CPU-slot minutes"]) == ("4", "8.0")
     total = _row(cost, Stage="total")
-    assert (total["Runs"], total["CPU-slot minutes"], total["Minutes per run"]) == (
+    assert (total["Records"], total["CPU-slot minutes"], total["Minutes per record"]) == (
         "37",
         "41.0",
         "1.1",
@@ -282,7 +282,7 @@ def test_ablation_rows_sorted_by_ratios_beside_random(tmp_path):
         "50.0 ± 0.0",
     )
     # 22 probes at 60 s and 10 pre-trainings at 30 s
-    assert "Cost: 32 runs, 27.0 CPU-slot minutes (sum of `wall_s`)." in md
+    assert "Cost: 32 records (a probe writes one per task), 27.0 CPU-slot minutes (sum of `wall_s`)." in md
     assert "No `repro-mini` record yet" in md  # the main campaign has none
 
 
