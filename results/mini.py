@@ -95,11 +95,19 @@ def _by_name(records: list[dict]) -> dict[str, list[dict]]:
     return {k: groups[k] for k in sorted(groups, key=_rank)}
 
 
+def _by_length(records: list[dict]) -> dict[int, list[dict]]:
+    """{iterations: records}, shortest first."""
+    groups: dict[int, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[r["iterations"]].append(r)
+    return dict(sorted(groups.items()))
+
+
 def _main(records: list[dict]) -> list[dict]:
     """The main fine-tunes at the campaign's length, the longest of those stored (a campaign lengthened to
     converge keeps its shorter runs, which `length_table` shows)."""
-    runs = _stage(records, "main")
-    return [r for r in runs if r["iterations"] == max(r["iterations"] for r in runs)] if runs else []
+    lengths = _by_length(_stage(records, "main"))
+    return lengths[max(lengths)] if lengths else []
 
 
 def _minutes(records: list[dict]) -> float:
@@ -125,11 +133,10 @@ def cost_table(records: list[dict]) -> Table:
     """Where the campaign's CPU time went, so a rerun (or a bigger one) can be budgeted."""
     table = Table("Cost per stage", ["Stage", "Records", "CPU-slot minutes", "Minutes per record"])
     for stage in STAGE_KINDS:
-        group = _stage(records, stage)
-        lengths = sorted({r["iterations"] for r in group})
-        for length in lengths:
+        lengths = _by_length(_stage(records, stage))
+        for length, group in lengths.items():
             label = stage if len(lengths) == 1 else f"{stage}, {length} iterations"
-            table.rows.append(_cost_row(label, [r for r in group if r["iterations"] == length]))
+            table.rows.append(_cost_row(label, group))
     table.rows.append(_cost_row("total", records))
     table.footnotes = [
         "Minutes of one CPU slot (the sum of each record's `wall_s`); the campaign runs two slots side by side "
@@ -222,13 +229,12 @@ def _pair(values: dict[str, dict], a: str, b: str) -> Paired | None:
 def length_table(records: list[dict]) -> Table:
     """Each init's val mIoU at every main length stored: does the ranking hold as fine-tuning converges?"""
     runs = [r for r in _stage(records, "main") if MIOU.key in r["metrics"]]
-    lengths = sorted({r["iterations"] for r in runs})
+    lengths = list(_by_length(runs))
     table = Table("Fine-tuning length (val mIoU, chosen recipe)", ["Init", *(f"{n} iterations" for n in lengths)])
     if len(lengths) > 1:
         for init, group in _by_name(runs).items():
-            table.rows.append(
-                [init, *(MIOU.spread(MIOU.values([r for r in group if r["iterations"] == n])) for n in lengths)]
-            )
+            by_length = _by_length(group)
+            table.rows.append([init, *(MIOU.spread(MIOU.values(by_length.get(n, []))) for n in lengths)])
         table.footnotes = ["Mean ± sample std over fine-tuning seeds; the longest length is the campaign's."]
     return table
 
@@ -282,11 +288,8 @@ def convergence_table(records: list[dict]) -> Table:
     """Random init's seed-0 val mIoU at every length run (main and long), each against half its length:
     fine-tuning has converged at a length once doubling it moves mIoU by less than `CONVERGED_WITHIN`."""
     runs = [r for r in _stage(records, "main") + _stage(records, "long") if name(r) == "random" and r["seed"] == 0]
-    at = {
-        n: statistics.fmean(v)
-        for n in sorted({r["iterations"] for r in runs})
-        if (v := MIOU.values([r for r in runs if r["iterations"] == n]))
-    }
+    values = {n: v for n, group in _by_length(runs).items() if (v := MIOU.values(group))}
+    at = {n: statistics.fmean(v) for n, v in values.items()}
     table = Table(
         "Convergence (random init, fine-tuning seed 0, val)",
         ["Iterations", "mIoU", "Change from half as many", "Half as many converged (<1 point)"],
@@ -296,7 +299,7 @@ def convergence_table(records: list[dict]) -> Table:
         gap = None if half is None else miou - half
         verdict = "" if gap is None else ("yes" if abs(gap) < CONVERGED_WITHIN else "no")
         table.rows.append([str(n), f"{miou:.2f}", "" if gap is None else MIOU.signed(gap), verdict])
-    if any(len(MIOU.values([r for r in runs if r["iterations"] == n])) > 1 for n in at):
+    if any(len(v) > 1 for v in values.values()):
         table.footnotes = ["Several runs of one length (a main run and an earlier campaign's long run) are averaged."]
     return table
 
