@@ -25,7 +25,7 @@ Sizes (our choices, from pilots on the 2-core machine with two runs side by side
 - Grid: lr 1e-3 and 3e-3 x layer decay 0.65 and off at 600 iterations (half the main length, to keep the
   campaign's largest stage affordable), seed 0 of the pre-training, one fine-tuning seed.
 - 3 fine-tuning seeds per init (with pre-training seed 0): 12 main runs, 16 grid runs, 1 long run; about
-  2 hours on 2 cores from nothing (240 CPU-slot minutes); extending the committed store to 1200 took 72.
+  2 hours on 2 cores from nothing (240 CPU-slot minutes); extending the committed store to 1200 took 72 min.
 The ablation varies mask3d's RGB and depth mask ratios one at a time around 0.75/0.75 (0.5, 0.9), 2 seeds each,
 with probes only: about 30 minutes.
 """
