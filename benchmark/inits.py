@@ -5,13 +5,16 @@ a `KIND:PATH`). Kinds:
 
 - `mask3d:PATH`  our export (`python -m pretrain.export`, docs/interfaces.md): Detectron2 ViT names under
                  `backbone.net.` plus `meta`, from which the fine-tuning ViT's shape is rebuilt;
-- `mae:PATH`, `timm:PATH`, `supervised:PATH`  ImageNet ViTs in timm naming (MAE's `.pth` with a `model`
-                 key, timm state dicts, `.safetensors`); a torchvision/timm ResNet for R50 configs;
+- `mae:PATH`, `timm:PATH`, `supervised:PATH`  ViTs in timm naming (MAE's `.pth` with a `model` key, DeiT
+                 with or without its distillation token, DINO, timm state dicts, `.safetensors` including
+                 ours from `pretrain.export --format timm`); torchvision, timm or MoCo ResNets for R50 configs;
 - `multimae:PATH`  MultiMAE's RGB input adapter and encoder;
 - `pri3d:PATH`   Pri3D's ResNet-50 (`backbone.encoder.*`, torchvision layout) to Detectron2's R50 names;
 - `d2:PATH`      a Detectron2 checkpoint of a whole model (e.g. one of our fine-tuned runs).
 
-Files are read with `core.io.load_weights` (safetensors, or `torch.load(weights_only=True)`). Keys a format
+Whatever the kind, the backbone is built in the checkpoint's own shape (`benchmark.architecture` reads it
+from the converted tensors). Files are read with `core.io.load_weights` (safetensors, or
+`torch.load(weights_only=True)`). Keys a format
 is known to carry for other purposes (classifier heads, decoders, other modalities) are dropped by name;
 anything else that has no place in the model is an error, and so is a missing backbone key, except
 ViTDet's zero-initialised `rel_pos_*` tables and BatchNorm counters, unless `allow_missing` is set.
@@ -19,6 +22,7 @@ ViTDet's zero-initialised `rel_pos_*` tables and BatchNorm counters, unless `all
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -29,11 +33,12 @@ from pathlib import Path
 import torch
 from detectron2.modeling.backbone.resnet import ResNet
 from detectron2.modeling.backbone.vit import ViT
+from safetensors import safe_open
 from timm.layers import resample_abs_pos_embed
 
+from benchmark import architecture as arch
 from core.io import CheckpointError, load_weights
-from results.baselines import DEFAULT_PATH as BASELINES
-from results.baselines import BaselineError, load_baselines
+from results.baselines import BaselineError, load_baselines, registry_path
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,11 @@ TIMM_VIT_DROP = re.compile(
     r"^(cls_token|mask_token|dist_token|norm\.|fc_norm\.|head\.|head_dist\.|pre_logits\.|"
     r"decoder_|decoder\.)"
 )
+# MoCo v1/v2 (`encoder_q.`) and v3 (`base_encoder.`) keep the query encoder; the rest is the momentum twin,
+# the queue and the predictor.
+MOCO_ENCODERS = ("encoder_q.", "base_encoder.")
+# What our `pretrain.export --format timm` writes into a .safetensors header: the export's meta as JSON.
+SAFETENSORS_META = "mask3d_meta"
 MULTIMAE_DROP = re.compile(r"^(global_tokens|output_adapters\.|input_adapters\.(?!rgb\.)|mask_token)")
 OPTIONAL = re.compile(r"(^|\.)(rel_pos_h|rel_pos_w|num_batches_tracked)$")
 
@@ -84,9 +94,10 @@ def converter(kind: str):
 
 
 # --- specs ---------------------------------------------------------------------------------------------
-def parse(spec: str, baselines: Path = BASELINES) -> InitSpec:
-    """`random`, `KIND:PATH`, or a baseline name resolved through `results/baselines.yaml`."""
-    spec = spec.strip()
+def parse(spec: str, baselines: Path | None = None) -> InitSpec:
+    """`random`, `KIND:PATH`, or a baseline name resolved through `results/baselines.yaml` (or
+    `$MASK3D_BASELINES`)."""
+    spec, baselines = spec.strip(), Path(baselines or registry_path())
     if spec == "random":
         return InitSpec("random", label="random")
     if ":" in spec:
@@ -163,14 +174,24 @@ def _drop(sd: dict[str, torch.Tensor], pattern: re.Pattern):
     return kept, sorted(set(sd) - set(kept))
 
 
-def _with_cls_slot(pos_embed: torch.Tensor, spec: InitSpec) -> torch.Tensor:
-    """Detectron2's ViT stores position embeddings as a cls slot plus a square grid."""
+def _with_cls_slot(pos_embed: torch.Tensor, spec: InitSpec, grid=None, prefix_tokens: int = 1) -> torch.Tensor:
+    """Detectron2's ViT stores position embeddings as a cls slot plus the token grid (`grid`, else a square);
+    extra prefix slots (DeiT's distillation token) are dropped."""
     n = pos_embed.shape[1]
-    if math.isqrt(n - 1) ** 2 == n - 1:
-        return pos_embed
-    if math.isqrt(n) ** 2 == n:
+    cells = math.prod(grid) if grid else None
+    if n - prefix_tokens == cells or (cells is None and math.isqrt(n - prefix_tokens) ** 2 == n - prefix_tokens):
+        return torch.cat([pos_embed[:, :1], pos_embed[:, prefix_tokens:]], dim=1)
+    if n == cells or (cells is None and math.isqrt(n) ** 2 == n):
         return torch.cat([pos_embed.new_zeros(1, 1, pos_embed.shape[2]), pos_embed], dim=1)
     raise InitError(f"{spec.path}: pos_embed has {n} tokens, neither a square grid nor a cls token plus one")
+
+
+def _file_meta(spec: InitSpec) -> dict:
+    """The meta our timm-format export keeps in its .safetensors header (empty for any other file)."""
+    if spec.path.suffix != ".safetensors":
+        return {}
+    with safe_open(str(spec.path), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get(SAFETENSORS_META, "{}"))
 
 
 # --- converters ----------------------------------------------------------------------------------------
@@ -196,10 +217,12 @@ def _mask3d(raw, spec: InitSpec) -> Converted:
 
 
 def _timm_vit(sd: dict[str, torch.Tensor], spec: InitSpec) -> Converted:
+    meta = _file_meta(spec)
     state, dropped = _drop(sd, TIMM_VIT_DROP)
     if "pos_embed" in state:
-        state["pos_embed"] = _with_cls_slot(state["pos_embed"], spec)
-    return Converted(spec, "vit", state, dropped=dropped)
+        prefix = 1 + ("dist_token" in sd)
+        state["pos_embed"] = _with_cls_slot(state["pos_embed"], spec, meta.get("pretrain_grid"), prefix)
+    return Converted(spec, "vit", state, meta=meta, dropped=dropped)
 
 
 def _torchvision_resnet(sd: dict[str, torch.Tensor], spec: InitSpec) -> Converted:
@@ -222,9 +245,21 @@ def _looks_like_resnet(sd) -> bool:
     return "conv1.weight" in sd and any(k.startswith("layer1.") for k in sd)
 
 
+def _query_encoder(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A MoCo checkpoint's query encoder (prefix stripped) and the names of everything else."""
+    prefix = next((p for p in MOCO_ENCODERS if any(k.startswith(p) for k in sd)), None)
+    if prefix is None:
+        return sd, []
+    return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}, sorted(
+        k for k in sd if not k.startswith(prefix)
+    )
+
+
 def _imagenet(raw, spec: InitSpec) -> Converted:
-    sd = tensors(raw, spec)
-    return _torchvision_resnet(sd, spec) if _looks_like_resnet(sd) else _timm_vit(sd, spec)
+    sd, others = _query_encoder(tensors(raw, spec))
+    converted = _torchvision_resnet(sd, spec) if _looks_like_resnet(sd) else _timm_vit(sd, spec)
+    converted.dropped += others
+    return converted
 
 
 for _kind in ("mae", "timm", "supervised"):
@@ -235,16 +270,18 @@ for _kind in ("mae", "timm", "supervised"):
 def _multimae(raw, spec: InitSpec) -> Converted:
     sd, dropped = _drop(tensors(raw, spec), MULTIMAE_DROP)
     state = {}
+    meta = {}
     for key, value in sd.items():
         if key == "input_adapters.rgb.pos_emb":  # (1, C, h, w) -> (1, h*w, C)
-            state["pos_embed"] = _with_cls_slot(value.flatten(2).transpose(1, 2), spec)
+            meta["pretrain_grid"] = list(value.shape[2:])
+            state["pos_embed"] = _with_cls_slot(value.flatten(2).transpose(1, 2), spec, meta["pretrain_grid"])
         elif key.startswith("input_adapters.rgb.proj."):
             state["patch_embed.proj." + key.rsplit(".", 1)[1]] = value
         elif key.startswith("encoder."):
             state["blocks." + key[len("encoder.") :]] = value
         else:
             state[key] = value  # unknown: reported as unexpected
-    return Converted(spec, "vit", state, dropped=dropped)
+    return Converted(spec, "vit", state, meta=meta, dropped=dropped)
 
 
 @converter("pri3d")
@@ -272,23 +309,11 @@ def convert(spec: InitSpec) -> Converted | None:
     return CONVERTERS[spec.kind](read_file(spec), spec)
 
 
-def vit_architecture(converted: Converted | None) -> dict | None:
-    """The ViT shape a Mask3D export was trained with, for `benchmark.backbones.set_vit_architecture`;
-    exports made before `meta["pretrain_grid"]` existed carry a square grid."""
-    if converted is None or converted.spec.kind != "mask3d":
+def architecture(converted: Converted | None) -> arch.ViTShape | arch.ResNetShape | None:
+    """The backbone shape the checkpoint holds (`benchmark.architecture`); None for `random`."""
+    if converted is None:
         return None
-    arch = {k: converted.meta[k] for k in MASK3D_META}
-    pos = converted.state.get("pos_embed")
-    if pos is not None:
-        side = math.isqrt(pos.shape[1] - 1)
-        grid = tuple(converted.meta.get("pretrain_grid", (side, side)))
-        if 1 + math.prod(grid) != pos.shape[1]:
-            raise InitError(
-                f"{converted.spec.path}: pos_embed has {pos.shape[1]} tokens, not a cls slot plus the "
-                f"{grid[0]}x{grid[1]} pretrain_grid of its meta; export it again"
-            )
-        arch["pretrain_grid"] = grid
-    return arch
+    return arch.read(converted.state, converted.meta, str(converted.spec.path))
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, vit: torch.nn.Module, num_tokens: int) -> torch.Tensor:

@@ -46,6 +46,7 @@ from torch import nn
 
 import datasets.builtin
 from benchmark import inits
+from benchmark.architecture import ViTShape
 from benchmark.backbones import STANDARD_VITS, GridViT
 from benchmark.depth import read_depth_metres
 from benchmark.depth_eval import DepthEvaluator
@@ -91,15 +92,6 @@ class _Wrapper(nn.Module):
         self.net = net
 
 
-def _timm_shape(state: dict) -> dict:
-    """A timm/MAE ViT's shape read off its weights; heads follow the standard 64 channels per head."""
-    w = state["patch_embed.proj.weight"]
-    depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
-    return dict(
-        embed_dim=w.shape[0], depth=depth, num_heads=max(1, w.shape[0] // 64), mlp_ratio=4.0, patch_size=w.shape[2]
-    )
-
-
 def _export_shape(path: Path) -> tuple[dict, tuple[int, int]]:
     meta = load_torch(path, "Mask3D export").get("meta", {})
     missing = [k for k in (*inits.MASK3D_META, "img_size") if k not in meta]
@@ -111,26 +103,22 @@ def _export_shape(path: Path) -> tuple[dict, tuple[int, int]]:
 def build_encoder(spec: inits.InitSpec, like: Path | None = None) -> Encoder:
     """The frozen ViT of an init, at the resolution its features are exact for (a Mask3D export's `img_size`)."""
     converted = inits.convert(spec)
-    arch, size, objective = inits.vit_architecture(converted), PROBE_SIZE, None
+    shape, size, objective = inits.architecture(converted), PROBE_SIZE, None
     if converted is None:
         arch, size = _export_shape(like) if like else (dict(PROBE_VIT), PROBE_SIZE)
-    elif arch is not None:
-        size, objective = tuple(converted.meta["img_size"]), converted.meta.get("objective")
-    elif converted.target == "vit":
-        arch = _timm_shape(converted.state)
+        arch.update(qkv_bias=True, pretrain_grid=(size[0] // arch["patch_size"], size[1] // arch["patch_size"]))
+    elif isinstance(shape, ViTShape):
+        arch = shape.vit_kwargs()  # the checkpoint's own shape (`benchmark.architecture`)
+        if "img_size" in converted.meta:  # our exports: the resolution their features are exact for
+            size, objective = tuple(converted.meta["img_size"]), converted.meta.get("objective")
     else:
         raise ProbeError(f"{spec.path} holds a {converted.target} backbone; the probes take ViT inits")
-    grid = arch.pop("pretrain_grid", None) or (
-        None if converted is not None else (size[0] // arch["patch_size"], size[1] // arch["patch_size"])
-    )
     torch.manual_seed(0)  # `random` is one fixed draw of Detectron2's initialisation
     net = GridViT(
         img_size=max(size),
-        qkv_bias=True,
         norm_layer=partial(nn.LayerNorm, eps=1e-6),
         window_size=0,
         use_rel_pos=False,
-        pretrain_grid=grid,
         **arch,
     )
     wrapper = _Wrapper(net)

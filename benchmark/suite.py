@@ -26,13 +26,14 @@ from pathlib import Path
 from detectron2.data import DatasetCatalog
 
 from benchmark import inits
+from benchmark.architecture import ArchitectureError, ResNetShape
 from benchmark.backbones import backbone_name
 from benchmark.evaluation import format_metric
 from benchmark.train_net import (
     build_parser,
     init_id,
+    load_config,
     require_registered,
-    resolve,
     variant_name,
 )
 from core import runs
@@ -103,17 +104,22 @@ def resolve_names(dataset: str) -> tuple[str, dict]:
     raise AssertionError("unreachable: some name above is unregistered")
 
 
-def pick_backbone(spec: inits.InitSpec, requested: str | None) -> str:
+def pick_backbone(spec: inits.InitSpec, requested: str | None, shape=None) -> str:
+    """The config family: the one asked for, else the one the checkpoint's backbone fits (`shape`, from
+    `inits.architecture`), else the baseline's declared backbone."""
     if requested:
         return requested
-    if spec.kind == "pri3d" or spec.baseline_backbone == "r50":
+    if shape is not None:
+        return "r50" if isinstance(shape, ResNetShape) else "vit_b"
+    if spec.kind == "pri3d" or (spec.baseline_backbone or "").startswith("r"):
         return "r50"
     return "vit_b"
 
 
-def run_one(dataset: str, task: str, family: str, names, init: str, spec, iters: int, output: Path) -> dict:
-    """One `benchmark.train_net` process; its folder is named after the backbone actually trained (a tiny
-    recipe trains a CPU-sized ViT, an export brings its own shape), not after the config family."""
+def run_one(dataset: str, task: str, family: str, names, init: str, converted, iters: int, output: Path) -> dict:
+    """One `benchmark.train_net` process; its folder is named after the backbone actually trained (the
+    checkpoint's own shape, or the tiny recipe's CPU-sized ViT for `random`), not after the config family.
+    `converted` is the init already read once here, so the suite's process reads the file only once."""
     config = f"benchmark/configs/{dataset}/{task}_{family}.py"
     argv = [
         "--config-file",
@@ -127,7 +133,7 @@ def run_one(dataset: str, task: str, family: str, names, init: str, spec, iters:
         f"train.max_iter={iters}",
         f"train.checkpointer.period={max(iters // 2, 1)}",
     ]
-    cfg = resolve(build_parser().parse_args(argv))[0]
+    cfg, spec, _ = load_config(build_parser().parse_args(argv), converted)
     backbone = backbone_name(cfg)
     out = output / names[1].split("_")[0] / variant_name(cfg, config, tiny=True) / init_id(spec) / "seed0"
     cmd = [sys.executable, "-m", "benchmark.train_net", *argv, f"train.output_dir={out}"]
@@ -219,15 +225,19 @@ def main(argv=None) -> int:
     try:
         init = args.init or f"mask3d:{newest_export().relative_to(REPO)}"
         spec = inits.parse(init)
-        inits.require_file(spec)  # fail before any training on a wrong path
+        converted = inits.convert(spec)  # fails before any training on a wrong path or a bad file
+        shape = inits.architecture(converted)
         used, names = resolve_names(args.dataset)
-        family = pick_backbone(spec, args.backbone)
-        print(f"bench: {args.dataset} ({used} data), init {init}, {family} configs in their tiny recipe", flush=True)
+        family = pick_backbone(spec, args.backbone, shape)
+        built = shape.describe() if shape else "the tiny recipe's CPU-sized backbone"
+        print(f"bench: {args.dataset} ({used} data), init {init}: {built}; {family} configs, tiny recipe", flush=True)
         records = [
-            run_one(args.dataset, task, family, names[task], init, spec, args.iters or ITERS[task], Path(args.output))
+            run_one(
+                args.dataset, task, family, names[task], init, converted, args.iters or ITERS[task], Path(args.output)
+            )
             for task in args.tasks
         ]
-    except (SuiteError, RunError, inits.InitError) as e:
+    except (SuiteError, RunError, inits.InitError, ArchitectureError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(report(args.dataset, used, records))

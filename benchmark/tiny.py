@@ -6,9 +6,9 @@ ViT-Ti (the pre-training preset `vit_t`).
 One function shrinks any config (`train_net --tiny`), so no config needs a hand-kept tiny twin:
 - frames resized to a 96-pixel short edge, keeping the dataset's aspect ratio (96x128 indoor, 96x192
   Cityscapes); flip as the only augmentation; batch 2, no loader workers;
-- ViT: 96 wide, 4 blocks, 3 heads, patch 16, no drop path (a pre-trained export replaces this shape
-  with its own, see `benchmark.inits`); no window attention, since one window would cover the 6x8-token
-  frame anyway; ResNet-50 keeps its real shape so every R50 checkpoint still loads;
+- ViT: `CPU_VIT` (96 wide, 4 blocks, 3 heads, patch 16) for `random` only: an init's backbone keeps the shape
+  its checkpoint holds (`benchmark.architecture`), the recipe never shrinks it; no drop path; no window
+  attention, since one window would cover the 6x8-token frame anyway; ResNets keep their real shape;
 - 32-channel pyramid and heads, small RPN/RoI sampling; 200 iterations, 10 warm-up, a 10x larger base LR;
 - CUDA and mixed precision when a GPU is present, CPU otherwise.
 """
@@ -34,8 +34,9 @@ def _frame_long_edge(cfg) -> int:
     return round(SHORT_EDGE * resize.max_size / short)
 
 
-def make_tiny(cfg) -> None:
-    """Shrink a loaded benchmark config in place (before command-line overrides, which still win)."""
+def make_tiny(cfg, keep_backbone: bool = False) -> None:
+    """Shrink a loaded benchmark config in place (before command-line overrides, which still win); with
+    `keep_backbone` (an init gave the backbone its shape) the ViT's width, depth and patch stay as they are."""
     long_edge = _frame_long_edge(cfg)
     loaders = cfg.dataloader
     loaders.train.mapper.augmentations = [
@@ -49,7 +50,8 @@ def make_tiny(cfg) -> None:
 
     model = cfg.model
     if is_vit(cfg):
-        set_vit_architecture(cfg, **CPU_VIT)
+        if not keep_backbone:
+            set_vit_architecture(cfg, **CPU_VIT)
         model.backbone.net.img_size = long_edge
         model.backbone.net.window_size = 0
         model.backbone.net.drop_path_rate = 0.0

@@ -14,6 +14,7 @@ has `mode: eval`), never marks a run finished and adds nothing to the store.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -40,8 +41,9 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 import datasets.builtin  # noqa: F401  (registers every prepared dataset under the data root)
-from benchmark import inits
-from benchmark.backbones import backbone_name, fit_pyramid, is_vit, set_vit_architecture
+from benchmark import architecture, inits
+from benchmark.architecture import ArchitectureError
+from benchmark.backbones import backbone_name, fit_pyramid, is_vit
 from benchmark.evaluation import format_metric, record_metrics, task_of
 from benchmark.loading import build_loader
 from benchmark.tiny import make_tiny
@@ -54,7 +56,7 @@ from datasets.fileio import DataError
 
 logger = logging.getLogger("benchmark")
 # Where a run goes, its init and its seed are not part of the recipe: repeats share the config hash.
-USER_ERRORS = (RunError, CheckpointError, inits.InitError, DataError)
+USER_ERRORS = (RunError, CheckpointError, inits.InitError, ArchitectureError, DataError)
 HASH_IGNORES = {"train.output_dir": "", "train.init": "", "train.seed": 0, "dataloader.evaluator.output_dir": None}
 
 
@@ -78,19 +80,34 @@ def build_parser():
 
 
 # --- configuration -------------------------------------------------------------------------------------
-def load_config(args):
-    """The config as it will run: file, tiny variant, command-line overrides, `--init`."""
+def load_config(args, converted=None):
+    """The config as it will run: file, the init's backbone shape, tiny variant, command-line overrides, `--init`.
+
+    One pass: the init is parsed and its architecture read first (`converted`, when the caller has already
+    read the file), so the config is built in that shape and the tiny recipe shrinks only frames and lengths.
+    Returns (config, init spec, converted weights).
+    """
     if not args.config_file or not Path(args.config_file).is_file():
         raise RunError(f"config file {args.config_file!r} not found; see benchmark/configs/<dataset>/")
     cfg = LazyConfig.load(args.config_file)
+    opts = args.opts or []
+    init = args.init or overrides.apply(copy.deepcopy(cfg), opts, args.config_file).train.init
+    spec = inits.parse(init)
+    converted = inits.convert(spec) if converted is None else converted
+    shape = inits.architecture(converted)
+    where = f"init {spec.label} ({spec.path})"
+    if shape is not None:
+        architecture.apply(cfg, shape, where)
     if args.tiny:
-        make_tiny(cfg)
-    cfg = overrides.apply(cfg, args.opts or [], args.config_file)
-    if args.init:
-        cfg.train.init = args.init
+        make_tiny(cfg, keep_backbone=shape is not None)
+    cfg = overrides.apply(cfg, opts, args.config_file)
+    cfg.train.init = init
+    if shape is not None:
+        architecture.check(cfg, shape, where)
     if cfg.train.get("init_checkpoint"):
         raise RunError("train.init_checkpoint is not used here: pass --init d2:PATH (checked, converted loading)")
-    return cfg
+    fit_pyramid(cfg)
+    return cfg, spec, converted
 
 
 def _names(names) -> list[str]:
@@ -192,6 +209,7 @@ def build_record(
         split=test_name.rsplit("_", 1)[-1],
         task=task,
         backbone=backbone_name(cfg),
+        architecture=architecture.of_config(cfg).describe(),
         init=spec.label,
         seed=int(cfg.train.seed),
         data_fraction=float(MetadataCatalog.get(train_name).get("data_fraction", 100)),
@@ -242,21 +260,8 @@ def setup(cfg, args, out: Path) -> None:
         torch.backends.cudnn.benchmark = cfg.train.get("cudnn_benchmark", False)
 
 
-def resolve(args):
-    """(config, init spec, converted init weights): the config as it will run, with the ViT shape an export
-    brings (so names and messages say which model is trained)."""
-    cfg = load_config(args)
-    spec = inits.parse(cfg.train.init)
-    converted = inits.convert(spec)
-    arch = inits.vit_architecture(converted)
-    if arch:
-        set_vit_architecture(cfg, **arch)
-    fit_pyramid(cfg)
-    return cfg, spec, converted
-
-
 def worker(args):
-    cfg, spec, converted = resolve(args)
+    cfg, spec, converted = load_config(args)
     sync_with_dataset(cfg)
     if cfg.train.device.startswith("cuda") and not torch.cuda.is_available():
         raise RunError("no CUDA device here: pass train.device=cpu to run anyway (slow), or --tiny")

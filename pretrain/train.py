@@ -182,10 +182,15 @@ def resolve_device(name: str) -> torch.device:
 USER_ERRORS = (FileNotFoundError, KeyError, ValueError, runs.RunError, CheckpointError, DataError, TrainingStopped)
 
 
+def run_name(config_file: str | None, objective: str) -> str:
+    """`<config name>-<objective>`: the folder under output/pretrain/ a run goes to without train.output_dir."""
+    return f"{Path(config_file or 'run').stem}-{objective}"
+
+
 def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
     """Runs (or resumes) the pre-training described by `cfg`; returns the final metrics (empty on ranks > 0).
     A bad input or a stopped training is logged to log.txt and raised."""
-    out = runs.output_dir(cfg.train.output_dir, "pretrain", f"{Path(config_file or 'run').stem}-{cfg.model.objective}")
+    out = runs.output_dir(cfg.train.output_dir, "pretrain", run_name(config_file, cfg.model.objective))
     rank = comm.get_rank()
     state = runs.claim(out, resume, clean=rank == 0)
     with runs.logging_scope(*LOGGERS):

@@ -8,6 +8,7 @@ fails on it. `results.report` uses `references` to put each baseline beside its 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -16,6 +17,14 @@ from pathlib import Path
 import yaml
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "baselines.yaml"
+REGISTRY_ENV = "MASK3D_BASELINES"
+
+
+def registry_path() -> Path:
+    """`$MASK3D_BASELINES` (a registry of one's own, kept outside the repository), else results/baselines.yaml."""
+    return Path(os.environ.get(REGISTRY_ENV) or DEFAULT_PATH)
+
+
 NAME = re.compile(r"^[a-z0-9_]+$")
 SPEC = re.compile(r"^[a-z0-9_]+(:\S+)?$")
 REQUIRED = ("name", "init", "backbone")
@@ -39,7 +48,7 @@ class Baseline:
 
 def load_baselines(path: str | Path | None = None) -> dict[str, Baseline]:
     """Name -> Baseline, in file order."""
-    path = Path(path or DEFAULT_PATH)
+    path = Path(path or registry_path())
     text = path.read_text(encoding="utf-8")
     try:
         entries = yaml.safe_load(text) or []
@@ -107,7 +116,7 @@ def init_spec(name: str, path: str | Path | None = None) -> str:
     baselines = load_baselines(path)
     if name not in baselines:
         raise KeyError(
-            f"no baseline {name!r} in {path or DEFAULT_PATH}; known: {', '.join(baselines)}. "
+            f"no baseline {name!r} in {path or registry_path()}; known: {', '.join(baselines)}. "
             "Add an entry there (see README 'Adding a baseline')."
         )
     return baselines[name].init
@@ -135,7 +144,9 @@ def require_checkpoint(name: str, path: str | Path | None = None) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Print a baseline's init spec, or list the registry.")
     parser.add_argument("name", nargs="?", help="baseline name; omitted: list every baseline")
-    parser.add_argument("--registry", default=None, help=f"registry file (default {DEFAULT_PATH})")
+    parser.add_argument(
+        "--registry", default=None, help=f"registry file (default ${REGISTRY_ENV}, else {DEFAULT_PATH})"
+    )
     args = parser.parse_args(argv)
     try:
         if args.name:

@@ -52,7 +52,7 @@ def test_tiny_config_trains_one_step_and_evaluates(config, one_frame_val, tmp_pa
             f"dataloader.test.dataset.names=synthetic_{kind}_val1",
         ]
     )
-    cfg = train_net.load_config(args)
+    cfg = train_net.load_config(args)[0]
     train_net.sync_with_dataset(cfg)
     cfg.dataloader.evaluator.output_dir = str(tmp_path)
     model = instantiate(cfg.model)

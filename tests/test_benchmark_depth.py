@@ -113,7 +113,7 @@ def test_mapper_never_blends_valid_with_invalid_depth(tmp_path):
 
 def test_an_all_invalid_training_batch_is_an_error_naming_its_files(synthetic_root):
     args = train_net.build_parser().parse_args(["--config-file", CONFIG, "--tiny", *SYNTHETIC])
-    cfg = train_net.load_config(args)
+    cfg = train_net.load_config(args)[0]
     from detectron2.config import instantiate
 
     model = instantiate(cfg.model).train()

@@ -9,10 +9,10 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
 from safetensors.torch import save_file
 
-from benchmark import inits
-from benchmark.backbones import set_vit_architecture
+from benchmark import architecture, inits
 from benchmark.checkpoint import AtomicCheckpointer
 from benchmark.tiny import CPU_VIT, make_tiny
+from results import baselines
 
 VIT_CONFIG = "benchmark/configs/scannet/semseg_vit_b.py"
 R50_CONFIG = "benchmark/configs/scannet/semseg_r50.py"
@@ -165,7 +165,7 @@ def test_pretrain_export_round_trip(tmp_path):
 
     converted = inits.convert(inits.parse(f"mask3d:{tmp_path / 'backbone.pth'}"))
     cfg = _cfg(VIT_CONFIG)
-    set_vit_architecture(cfg, **inits.vit_architecture(converted))
+    architecture.apply(cfg, inits.architecture(converted))
     model = instantiate(cfg.model)
     summary = inits.load(model, converted)
     assert summary["missing"] == [] and summary["resized"] == []
@@ -202,7 +202,7 @@ def _vit_from_export(spec):
     """The benchmark's ViT built from an export the way `train_net` builds it, windows and rel. positions off."""
     converted = inits.convert(inits.parse(spec))
     cfg = _cfg(VIT_CONFIG)
-    set_vit_architecture(cfg, **inits.vit_architecture(converted))
+    architecture.apply(cfg, inits.architecture(converted))
     cfg.model.backbone.net.update(use_rel_pos=False, window_block_indexes=[])
     model = instantiate(cfg.model).eval()
     summary = inits.load(model, converted)
@@ -246,7 +246,7 @@ def test_exports_with_a_square_grid_from_before_pretrain_grid_still_load(tmp_pat
     exported = torch.load(path, weights_only=True)
     del exported["meta"]["pretrain_grid"]
     torch.save(exported, path)
-    assert inits.vit_architecture(inits.convert(inits.parse(spec)))["pretrain_grid"] == (14, 14)
+    assert inits.architecture(inits.convert(inits.parse(spec))).pretrain_grid == (14, 14)
     assert _vit_from_export(spec).pretrain_grid == (14, 14)
 
 
@@ -341,6 +341,6 @@ def test_specs_and_named_baselines(tmp_path):
 def test_every_entry_of_the_real_baseline_registry_parses():
     import yaml
 
-    for entry in yaml.safe_load(inits.BASELINES.read_text()):
+    for entry in yaml.safe_load(baselines.DEFAULT_PATH.read_text()):
         spec = inits.parse(entry["name"])
         assert spec.label == entry["name"] and spec.kind == entry["init"].split(":")[0]

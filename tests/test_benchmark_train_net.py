@@ -137,7 +137,7 @@ def test_folder_and_summary_name_the_model_trained_and_show_percent(export):
 
     def variant(*extra):
         args = train_net.build_parser().parse_args(["--config-file", CONFIG, "--tiny", *extra])
-        cfg, spec, _ = train_net.resolve(args)
+        cfg, spec, _ = train_net.load_config(args)
         return train_net.default_output_dir(cfg, CONFIG, spec, tiny=True).parts[-3]
 
     assert variant() == "semseg_vit_e96d4_tiny"
