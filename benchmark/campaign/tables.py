@@ -104,6 +104,7 @@ def plan(
     resolve (or whose file is missing), a config missing for its backbone, a dataset not prepared under the
     data root (registered by the caller: `datasets.builtin.register_all`)."""
     from benchmark import inits as init_specs
+    from benchmark.architecture import ArchitectureError
     from benchmark.suite import pick_backbone
     from benchmark.train_net import init_id, require_registered
     from core.runs import RunError
@@ -114,10 +115,10 @@ def plan(
         problems, backbone, folder = [], "vit_b", slug(init)
         try:
             spec = init_specs.parse(init)
-            init_specs.require_file(spec)
-            backbone = pick_backbone(spec, None)
+            shape = init_specs.architecture(init_specs.convert(spec))  # the config family the checkpoint fits
+            backbone = pick_backbone(spec, None, shape)
             folder = init_id(spec)
-        except init_specs.InitError as e:
+        except (init_specs.InitError, ArchitectureError) as e:
             problems.append(f"init {init!r}: {e}")
         config = campaign.config(backbone)
         if not (REPO / config).is_file():
