@@ -1,9 +1,9 @@
 """Layer-wise LR decay as the ViT configs build it: the exact factor of every parameter group."""
 
 import pytest
-from detectron2.config import instantiate
+from detectron2.config import LazyConfig, instantiate
 
-from benchmark import train_net
+from benchmark.tiny import make_tiny
 
 
 @pytest.mark.parametrize(
@@ -13,7 +13,8 @@ from benchmark import train_net
 def test_layer_decay_gives_the_last_block_rate_the_embeddings_rate_to_depth_plus_one_and_heads_one(config, rate):
     """BEiT/MAE/ViTDet: block i of a depth-L ViT gets rate^(L - i), the patch and position embeddings
     rate^(L + 1), everything outside the ViT 1."""
-    cfg = train_net.load_config(train_net.build_parser().parse_args(["--config-file", config, "--tiny"]))
+    cfg = LazyConfig.load(config)
+    make_tiny(cfg)
     depth = cfg.model.backbone.net.depth
     assert depth >= 2 and cfg.optimizer.params.lr_factor_func.rate == rate
     model = instantiate(cfg.model)
