@@ -258,24 +258,6 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         needs_depth=model.objective not in ("mae", "pri3d"),
     )
     checkpointer = AtomicCheckpointer(model, str(out), trainer=trainer)
-    start_iter = 0
-    if resuming:
-        start_iter = _resume(checkpointer, trainer, cfg, device)
-    trainer.reset_data_loader(
-        lambda: make_loader(
-            dataset,
-            t.batch_size,
-            workers=cfg.data.workers,
-            seed=t.seed,
-            rank=rank,
-            world_size=world,
-            start=start_iter * t.batch_size * t.accum_steps,
-            pin_memory=cfg.data.pin_memory,
-        )
-    )
-    if rank == 0:
-        cfg.train.output_dir = str(out)  # the folder actually used, also when derived from the config name
-        runs.save_config(cfg, out)
 
     def save(done: int):
         checkpointer.save(
@@ -303,7 +285,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         if done % t.vis_period == 0 and done != tr.max_iter:
             save_picture(f"reconstruction_{done:06d}.png")
 
-    saver = PeriodicSave(save, t.checkpoint_period, start_iter)
+    saver = PeriodicSave(save, t.checkpoint_period, 0)
     writers = (
         [CommonMetricPrinter(max_iter), JSONWriter(str(out / "train_log.json")), TensorboardXWriter(str(out))]
         if rank == 0
@@ -318,6 +300,24 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
             hooks.PeriodicWriter(writers, period=t.log_period) if rank == 0 else None,
         ]
     )
+    start_iter = 0
+    if resuming:  # after the hooks exist, so their state (the LR scheduler's) is restored with the trainer's
+        start_iter = saver.last = _resume(checkpointer, trainer, cfg, device)
+    trainer.reset_data_loader(
+        lambda: make_loader(
+            dataset,
+            t.batch_size,
+            workers=cfg.data.workers,
+            seed=t.seed,
+            rank=rank,
+            world_size=world,
+            start=start_iter * t.batch_size * t.accum_steps,
+            pin_memory=cfg.data.pin_memory,
+        )
+    )
+    if rank == 0:
+        cfg.train.output_dir = str(out)  # the folder actually used, also when derived from the config name
+        runs.save_config(cfg, out)
     logger.info(
         f"pre-training {model.arch()['backbone']} {model.objective} on {','.join(names)}: "
         f"{len(dataset)} images, effective batch {effective_batch} ({t.batch_size} x {t.accum_steps} accum x "

@@ -1,5 +1,6 @@
 """Monocular depth estimation: splits, mapper, loss, evaluator metrics by hand, and a tiny run end to end."""
 
+import json
 import math
 
 import cv2
@@ -11,7 +12,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from benchmark import train_net
 from benchmark.depth import DepthDatasetMapper, DepthError, silog_loss
-from benchmark.depth_eval import DepthEvaluator
+from benchmark.depth_eval import DepthEvaluator, crop_mask
 from datasets.builtin import get_dicts
 from datasets.depth import register_depth
 from results.store import read_records
@@ -86,6 +87,62 @@ def test_eigen_crop_scales_to_the_frame_and_an_all_invalid_set_is_an_error(tmp_p
         evaluator.evaluate()
 
 
+def test_predictions_outside_the_range_score_as_the_range_limits(tmp_path):
+    """The prediction is clipped to [min_depth, max_depth] before scoring: 0 m and 20 m score exactly like
+    1e-3 m and 10 m (unclipped, 0 m would make every log metric infinite)."""
+    gt = _png(tmp_path / "a.png", [[1.0, 2.0], [4.0, 8.0]])
+    inputs = [{"file_name": "a.jpg", "depth_file_name": gt}]
+
+    def score(pred):
+        evaluator = _evaluator("clip_depth", min_depth=1e-3, max_depth=10.0)
+        evaluator.process(inputs, [{"depth": torch.tensor(pred)}])
+        return evaluator.evaluate()["depth"]
+
+    clipped = score([[1e-3, 10.0], [4.0, 10.0]])
+    assert score([[0.0, 20.0], [4.0, 20.0]]) == clipped
+    # by hand: (gt, pred) = (1, 0.001), (2, 10), (4, 4), (8, 10)
+    assert clipped["AbsRel"] == pytest.approx((0.999 + 4 + 0 + 0.25) / 4)
+    assert clipped["RMSE"] == pytest.approx(math.sqrt((0.999**2 + 64 + 0 + 4) / 4))
+    assert (clipped["delta1"], clipped["delta3"]) == (0.25, 0.5)  # 10/8 = 1.25 is not below 1.25
+
+
+def test_eigen_crop_on_a_non_square_frame_counts_exactly_its_pixels(tmp_path):
+    """NYUv2's Eigen crop (rows 45:471, columns 41:601 of 480x640) at 1/20 scale, 24x32: rows
+    round(2.25)=2 to round(23.55)=24, columns round(2.05)=2 to round(30.05)=30."""
+    expected = np.zeros((24, 32), bool)
+    expected[2:24, 2:30] = True
+    assert np.array_equal(crop_mask((24, 32), (45, 471, 41, 601), (480, 640)), expected)
+    assert crop_mask((24, 32), None, None).all()
+    stretched = np.zeros((24, 64), bool)  # rows at 1/20, columns at 1/10: each axis keeps its own scale
+    stretched[2:24, 4:60] = True
+    assert np.array_equal(crop_mask((24, 64), (45, 471, 41, 601), (480, 640)), stretched)
+
+    evaluator = _evaluator(
+        "eigen_depth", min_depth=1e-3, max_depth=10.0, eval_crop=(45, 471, 41, 601), eval_crop_frame=(480, 640)
+    )
+    pred = torch.full((24, 32), 2.0)
+    pred[~torch.from_numpy(expected)] = 9.0  # outside the crop: wrong, and never counted
+    pred[2, 29] = 4.0  # the top-right pixel inside the crop: the only error counted
+    gt = _png(tmp_path / "a.png", np.full((24, 32), 2.0))
+    evaluator.process([{"file_name": "a.jpg", "depth_file_name": gt}], [{"depth": pred}])
+    m = evaluator.evaluate()["depth"]
+    assert m["AbsRel"] == pytest.approx(1 / (22 * 28)) and m["delta1"] == pytest.approx(1 - 1 / (22 * 28))
+
+
+def test_metrics_are_averaged_over_images_not_pixels(tmp_path):
+    """Two images with 1 and 3 valid pixels: each image weighs the same, whatever its pixel count."""
+    a = _png(tmp_path / "a.png", [[2.0, 0.0], [0.0, 0.0]])  # one valid pixel, predicted 1 m: AbsRel 1/2
+    b = _png(tmp_path / "b.png", [[2.0, 2.0], [2.0, 0.0]])  # three valid pixels, all exact: AbsRel 0
+    evaluator = _evaluator("mean_depth", min_depth=1e-3, max_depth=10.0)
+    evaluator.process(
+        [{"file_name": "a.jpg", "depth_file_name": a}, {"file_name": "b.jpg", "depth_file_name": b}],
+        [{"depth": torch.ones(2, 2)}, {"depth": torch.full((2, 2), 2.0)}],
+    )
+    m = evaluator.evaluate()["depth"]
+    assert m["AbsRel"] == pytest.approx((0.5 + 0) / 2) and m["delta1"] == pytest.approx((0 + 1) / 2)
+    assert m["RMSE"] == pytest.approx((1 + 0) / 2)  # per pixel: 0.125, 0.75 and 0.5
+
+
 def test_silog_is_scale_invariant_at_lambda_one_and_ignores_invalid_pixels():
     depth = torch.tensor([[[1.0, 2.0], [4.0, 0.0]]])
     log_pred = torch.log(depth.clamp(min=1e-3)) + 0.3
@@ -137,7 +194,11 @@ def test_tiny_depth_run_trains_evaluates_and_records(synthetic_root, tmp_path):
     assert set(m) == {
         f"depth/{k}" for k in ("delta1", "delta2", "delta3", "AbsRel", "SqRel", "RMSE", "RMSE_log", "log10")
     }
-    assert 0 <= m["depth/delta1"] <= m["depth/delta2"] <= m["depth/delta3"] <= 1 and m["depth/RMSE"] > 0
+    assert m["depth/delta1"] <= m["depth/delta2"] <= m["depth/delta3"]
+    # the stored numbers are the final weights': evaluating them again gives exactly the same
+    args = ["--config-file", CONFIG, "--tiny", "--eval-only", "--resume", *SYNTHETIC, f"train.output_dir={out}"]
+    assert train_net.main(args) == 0
+    assert json.loads((out / "metrics_eval.json").read_text())["record"]["metrics"] == m
 
 
 @pytest.fixture

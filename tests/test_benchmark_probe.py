@@ -1,24 +1,43 @@
 """Linear probes on frozen encoders: both protocols end to end, chance level without information, exact
 features of an export, bad inputs."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from benchmark import inits, probe
 from benchmark.depth import read_depth_metres
-from benchmark.depth_eval import depth_metrics
 from core.runs import FINISHED_MARKER
+from datasets.fileio import read_label_png
 from pretrain.export import export_state
 from pretrain.model import MaskedRGBD
 from results.report import build
 from results.store import read_records, store_path
 
 
-def test_both_probes_end_to_end(synthetic_root, tmp_path):
-    records = probe.probe("random", "synthetic", output_root=str(tmp_path / "a"), tag="t")
+def test_both_probes_end_to_end(synthetic_root, tmp_path, monkeypatch):
+    nets = []
+
+    class RecordingViT(probe.GridViT):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            nets.append(self)
+
+    monkeypatch.setattr(probe, "GridViT", RecordingViT)
+    encoder = probe.build_encoder(inits.parse("random"))
+    (net,) = nets
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    records = probe.probe("random", "synthetic", output_root=str(tmp_path / "a"), tag="t", encoder=encoder)
+    # the encoder stays frozen: no trainable parameter, eval mode, every weight as built
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    assert net.state_dict().keys() == weights.keys() and all(
+        torch.equal(v, weights[k]) for k, v in net.state_dict().items()
+    )
+    assert not encoder.features(torch.zeros(1, 3, 96, 128)).requires_grad
     semseg, depth = records
     assert (semseg["kind"], semseg["task"], semseg["protocol"], semseg["split"]) == ("probe", "semseg", "linear", "val")
     assert 0 < semseg["metrics"]["sem_seg/mIoU"] <= 100 and 0 < semseg["metrics"]["sem_seg/pACC"] <= 100
@@ -49,19 +68,77 @@ def _constant_encoder(channels=8):
     return probe.Encoder(features, (96, 128), "const", "const")
 
 
-def test_constant_features_give_chance_level(synthetic_root, tmp_path):
+def _pooled_encoder():
+    """Cheap features that do carry information: each 8x8 patch's mean colour."""
+    return probe.Encoder(lambda image: F.avg_pool2d(image.float(), 8), (96, 128), "pool", "pool")
+
+
+@pytest.fixture
+def probes_made(monkeypatch):
+    """Every `LinearProbe` the runs build, with the head bias it started from."""
+    made = []
+
+    class Recording(probe.LinearProbe):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.initial_bias = self.head.bias.detach().clone()
+            made.append(self)
+
+    monkeypatch.setattr(probe, "LinearProbe", Recording)
+    return made
+
+
+def _valid_depths(dicts):
+    return [
+        g[(g >= 1e-3) & (g <= 10)].astype(np.float64) for g in (read_depth_metres(d["depth_file_name"]) for d in dicts)
+    ]
+
+
+def test_constant_features_give_chance_level(synthetic_root, tmp_path, probes_made):
     """Features that carry no information leave the head its bias alone: one class everywhere, one depth
-    everywhere. Anything better would mean labels leak into the probe some other way."""
+    everywhere. The metrics are then those of that constant prediction, computed here by hand from the label
+    and depth files (anything better would mean labels leak into the probe some other way)."""
     semseg, depth = probe.probe("random", "synthetic", output_root=str(tmp_path), encoder=_constant_encoder())
-    ious = {k: v for k, v in semseg["metrics"].items() if k.startswith("sem_seg/IoU-")}
-    assert sum(v > 0 for v in ious.values()) <= 1  # a single predicted class
-    val = probe.split_dicts("synthetic")[1]
-    gts = [read_depth_metres(d["depth_file_name"]) for d in val]
-    best = 0.0
-    for c in np.geomspace(0.3, 10, 400):  # the best any constant prediction can do
-        per_image = [depth_metrics(np.full_like(g, c), g, (g >= 1e-3) & (g <= 10)) for g in gts]
-        best = max(best, float(np.mean([m["delta1"] for m in per_image if m])))
-    assert depth["metrics"]["depth/delta1"] <= best + 1e-6
+    seg_probe, depth_probe = probes_made
+    train, val = probe.split_dicts("synthetic")
+
+    # semantic: the class of the largest bias, everywhere; Detectron2's mIoU averages over the classes in the GT
+    predicted = int(seg_probe.head.bias.argmax())
+    labels = np.concatenate([read_label_png(d["sem_seg_file_name"]).ravel() for d in val])
+    labels = labels[labels != 255]
+    hit = float(np.mean(labels == predicted))
+    m = semseg["metrics"]
+    assert m["sem_seg/pACC"] == pytest.approx(100 * hit)
+    assert m["sem_seg/mIoU"] == pytest.approx(100 * hit / len(np.unique(labels)))
+
+    # depth: the head starts at the mean train log depth and predicts exp(bias) metres everywhere
+    assert float(depth_probe.initial_bias) == pytest.approx(float(np.log(np.concatenate(_valid_depths(train))).mean()))
+    assert not depth_probe.head.weight.any()  # zero features: the weights never move from zero
+    c = float(np.exp(np.float64(depth_probe.head.bias.item())))
+    gts = _valid_depths(val)
+    expected = {
+        "depth/AbsRel": np.mean([np.mean(np.abs(c - g) / g) for g in gts]),
+        "depth/RMSE": np.mean([np.sqrt(np.mean((c - g) ** 2)) for g in gts]),
+        "depth/delta1": np.mean([np.mean(np.maximum(c / g, g / c) < 1.25) for g in gts]),
+    }
+    assert {k: depth["metrics"][k] for k in expected} == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_probe_is_fitted_on_train_features_alone(synthetic_root, probes_made):
+    """Changing every val feature leaves the standardisation statistics and the fitted head as they were."""
+    encoder = _pooled_encoder()
+    train_dicts, val_dicts = probe.split_dicts("synthetic")
+    train, val = probe.load_frames(train_dicts, encoder), probe.load_frames(val_dicts, encoder)
+    shifted = dataclasses.replace(val, features=val.features * 3 + 50)
+    for task in probe.TASKS:
+        probe.RUNNERS[task](train, val, "synthetic", 0)
+        probe.RUNNERS[task](train, shifted, "synthetic", 0)
+    for fitted, with_shifted_val in (probes_made[0:2], probes_made[2:4]):
+        torch.testing.assert_close(fitted.mean, train.features.mean((0, 2, 3), keepdim=True), rtol=0, atol=0)
+        torch.testing.assert_close(fitted.std, train.features.std((0, 2, 3), keepdim=True), rtol=0, atol=0)
+        assert fitted.head.weight.any()  # informative features: the head did learn
+        for key, value in fitted.state_dict().items():
+            assert torch.equal(with_shifted_val.state_dict()[key], value), key
 
 
 def test_export_features_are_the_encoders(tmp_path):

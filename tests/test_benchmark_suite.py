@@ -1,7 +1,10 @@
 """`make bench-*`'s driver: default init, data fallback and messages, and the report beside paper rows."""
 
 import csv
+import json
 import os
+
+import torch
 
 from benchmark import suite
 from results.paper import COLUMNS
@@ -23,7 +26,13 @@ def test_bench_scannet_falls_back_to_synthetic_and_prints_paper_rows(synthetic_r
     assert [(r["task"], r["dataset"], r["backbone"], r["init"], r["iterations"]) for r in records] == [
         ("semseg", "synthetic", "vit_e96d4", "random", 2)
     ]
-    assert (tmp_path / "synthetic/semseg_vit_e96d4_tiny/random/seed0/metrics.json").is_file()  # the model trained
+    # the run trained its 2 iterations (the second step moved the weights) and its record is what was printed
+    run = tmp_path / "synthetic/semseg_vit_e96d4_tiny/random/seed0"
+    first, final = (torch.load(run / name, weights_only=False) for name in ("model_0000000.pth", "model_final.pth"))
+    assert (first["iteration"], final["iteration"]) == (0, 1)
+    assert any(not torch.equal(first["model"][k], v) for k, v in final["model"].items())
+    assert json.loads((run / "metrics.json").read_text())["record"] == records[0]
+    assert f"sem_seg/mIoU {records[0]['metrics']['sem_seg/mIoU']:.2f} %" in out.splitlines()[-1]
 
 
 def test_default_init_is_the_newest_export_or_a_message(tmp_path, monkeypatch, capsys):

@@ -249,3 +249,83 @@ def test_depth_input_is_standardised_with_visible_valid_pixels_only(norm):
     assert torch.allclose(visible.mean(1), torch.zeros(2), atol=1e-4)
     assert torch.allclose(visible.std(1, correction=0), torch.ones(2), atol=1e-3)
     assert not inputs[:, :1][~valid].any()  # invalid pixels read as 0, never as a depth
+
+
+def _from_config(**overrides):
+    """The model as `python -m pretrain` builds it: the CPU config, small, with `overrides`."""
+    from detectron2.config import instantiate
+
+    from pretrain.train import load_config
+    from tests.test_pretrain_train import CONFIG
+
+    small = {f"model.{k}": v for k, v in SMALL.items() if k != "preset"}
+    settings = {**small, "model.img_size": (64, 96), **{f"model.{k}": v for k, v in overrides.items()}}
+    torch.manual_seed(0)
+    return instantiate(load_config(CONFIG, [f"{k}={v}" for k, v in settings.items()]).model)
+
+
+class _Outputs:
+    """Records every Linear layer's output in call order; `shift` adds to one layer's output where `where`."""
+
+    def __init__(self, model):
+        self.calls, self.shift = [], None
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                m.register_forward_hook(self._hook)
+
+    def _hook(self, module, args, output):
+        self.calls.append((module, output.detach().clone()))
+        if self.shift is not None and module is self.shift[0]:
+            return output + self.shift[1]
+        return None
+
+
+@pytest.mark.parametrize("objective", ["mae", "multimae"])
+def test_rgb_loss_is_maes_over_the_hidden_patches_only(objective):
+    """Twin of the depth-loss test, through the model's forward: MAE's loss (per-patch normalised pixels,
+    per-pixel MSE) averaged over the hidden RGB patches; visible-patch predictions cost nothing."""
+    model = _from_config(objective=objective, rgb_mask_ratio=0.5).eval()
+    image, depth, valid = _batch()
+    outputs = _Outputs(model)
+
+    def forward():
+        with torch.no_grad():
+            return model(image, depth, valid, generator=torch.Generator().manual_seed(0))
+
+    out = forward()
+    hidden, pred = out["rgb_mask"], out["pred_rgb"]
+    assert hidden.any() and (~hidden).any()
+    x = (image.float() - torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)) / torch.tensor(
+        [58.395, 57.12, 57.375]
+    ).view(1, 3, 1, 1)
+    target = x.view(2, 3, 4, 16, 6, 16).permute(0, 2, 4, 3, 5, 1).reshape(2, 24, 16 * 16 * 3)  # row-major patches
+    target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
+    per_patch = ((pred - target) ** 2).mean(-1)
+    torch.testing.assert_close(out["loss_rgb"], per_patch[hidden].mean())
+
+    (head,) = [m for m, o in outputs.calls if o.shape == pred.shape and torch.equal(o.float(), pred)]
+    outputs.shift = (head, 100.0 * (~hidden)[..., None])  # every visible patch's prediction
+    torch.testing.assert_close(forward()["loss_rgb"], out["loss_rgb"])
+    outputs.shift = (head, 100.0 * (hidden & (torch.arange(24) == hidden[0].nonzero()[0]))[..., None])
+    assert forward()["loss_rgb"] > out["loss_rgb"] + 1  # one hidden patch
+
+
+def test_pri3d_loss_is_the_symmetric_info_nce_at_temperature_0_4():
+    """Hand-computed on three matches: cosine similarities of the projected tokens over T = 0.4, cross-entropy
+    with each match's partner as the target, both directions averaged."""
+    model = _from_config(objective="pri3d").eval()
+    n = 4 * 6
+    image = torch.randint(0, 256, (1, 2, 3, 64, 96), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    match = torch.full((1, n), -1)
+    match[0, [0, 9, 17]] = torch.tensor([3, 10, 20])
+    outputs = _Outputs(model)
+    with torch.no_grad():
+        out = model(image, match=match)
+    projected = outputs.calls[-1][1].float()  # the projection head: the last layer of the objective
+    assert projected.shape[:2] == (2, n)
+    z = nn.functional.normalize(projected, dim=-1)
+    logits = z[0, [0, 9, 17]] @ z[1, [3, 10, 20]].T / 0.4
+    rows = -(logits.diagonal() - logits.logsumexp(1)).mean()
+    cols = -(logits.diagonal() - logits.logsumexp(0)).mean()
+    assert out["matches"] == 3
+    torch.testing.assert_close(out["loss"], (rows + cols) / 2)

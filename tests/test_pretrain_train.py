@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from detectron2.engine import hooks
 
 from core.checkpoint import AtomicCheckpointer
 from pretrain import export as export_cli
@@ -126,9 +127,11 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(synthetic_root, tmp_pat
     stale = tmp_path / "resumed" / ".checkpoint.pth.x1y2.tmp"  # as a write killed mid-way leaves it
     stale.write_bytes(b"half")
     assert _run(tmp_path / "resumed") == 1  # a run is there: continuing it needs --resume
+    config = (tmp_path / "resumed" / "config.yaml").read_bytes()
     for other in ({"data.names": "synthetic_rgbd_val"}, {"model.depth": 3}):  # other data, another model
         assert _run(tmp_path / "resumed", resume=True, **other) == 1
         assert "was trained with different settings" in capsys.readouterr().err
+    assert (tmp_path / "resumed" / "config.yaml").read_bytes() == config  # a refused resume rewrites nothing
     assert _run(tmp_path / "resumed", resume=True, **{"data.workers": 1}) == 0  # workers don't change the stream
     assert not stale.exists()
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pth", weights_only=True)
@@ -141,17 +144,35 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(synthetic_root, tmp_pat
 
 
 def test_resume_continues_the_learning_rate_schedule(synthetic_root, tmp_path, monkeypatch):
-    """Losses alone miss a schedule restarted on resume: the learning rates must match too."""
+    """Losses alone miss a schedule restarted on resume: the learning rates must match too. The hooks exist
+    when the checkpoint is loaded, so the LR scheduler gets the state it saved."""
     run = {"train.max_iter": 8, "train.warmup_iters": 4, "train.log_period": 1}
     assert _run(tmp_path / "straight", **run) == 0
     _crash_after_saving(monkeypatch, 2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _run(tmp_path / "resumed", **run)
     monkeypatch.undo()
+    saved = torch.load(tmp_path / "resumed" / "checkpoint.pth", weights_only=False)["trainer"]["hooks"]
+    loaded = []
+    real_load = hooks.LRScheduler.load_state_dict
+    monkeypatch.setattr(
+        hooks.LRScheduler, "load_state_dict", lambda self, state: loaded.append(state) or real_load(self, state)
+    )
     assert _run(tmp_path / "resumed", resume=True, **run) == 0
+    assert loaded == [saved["LRScheduler"]] and saved["LRScheduler"]
+    assert "Cannot find the hook" not in (tmp_path / "resumed" / "log.txt").read_text()
     straight, resumed = _lrs(tmp_path / "straight"), _lrs(tmp_path / "resumed")
     assert len(set(straight.values())) == 8  # warm-up then cosine: every iteration has its own rate
     assert resumed == straight
+
+
+def test_learning_rate_scales_with_the_effective_batch_including_accumulation(synthetic_root, tmp_path):
+    """MAE's rule: lr = base_lr * batch_size * accum_steps * world_size / 256, then the cosine schedule."""
+    run = {"train.batch_size": 2, "train.accum_steps": 2, "train.max_iter": 2, "train.warmup_iters": 0}
+    assert _run(tmp_path / "run", **run, **{"train.log_period": 1}) == 0
+    t = train_mod.load_config(CONFIG).train
+    lr = t.base_lr * 2 * 2 * 1 / 256
+    assert _lrs(tmp_path / "run") == {0: pytest.approx(lr, rel=1e-9), 1: pytest.approx((lr + t.min_lr) / 2, rel=1e-9)}
 
 
 def test_resume_reads_only_pth_checkpoints_inside_the_run_folder(synthetic_root, tmp_path, monkeypatch, capsys):

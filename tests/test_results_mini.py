@@ -311,3 +311,32 @@ def test_a_campaign_record_missing_what_its_tables_need_stops_the_report(tmp_pat
     assert report.main(["--campaigns", str(folder), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "repro_mini.jsonl:2:" in err and message in err
+
+
+def test_fine_tuning_pairs_match_runs_by_seed_whatever_their_order_and_repeats():
+    """Diffs are taken seed by seed: records stored out of seed order, values not monotone in the seed, a
+    repeated seed averaged first, a seed without a partner left out. Pairing by position or by rank would
+    give other differences."""
+
+    def run(init, seed, miou):
+        objective = {} if init == "random" else {"objective": init, "pretrain_seed": 0}
+        return {"stage": "main", "init": init, "seed": seed, "iterations": 100, "metrics": {MIOU: miou}, **objective}
+
+    records = [
+        run("random", 2, 12.0),
+        run("mask3d", 3, 13.0),
+        run("random", 0, 10.0),
+        run("mask3d", 1, 50.0),  # no random run of seed 1
+        run("mask3d", 0, 13.0),
+        run("random", 3, 14.0),
+        run("mask3d", 2, 11.0),
+        run("mask3d", 3, 15.0),  # a repeat of seed 3: mask3d's seed 3 is 14
+    ]
+    (row,) = mini.finetune_pairs(records).rows
+    diffs = [13.0 - 10.0, 11.0 - 12.0, 14.0 - 14.0]  # seeds 0, 2, 3
+    p = mini.paired(diffs)
+    assert row == ["mask3d−random", "mIoU", "3", "+0.67", f"{p.low:+.2f} … {p.high:+.2f}", "no"]
+    assert (p.mean, p.low) == (
+        pytest.approx(2 / 3),
+        pytest.approx(2 / 3 - T_975_DOF2 * math.sqrt(13 / 3) / math.sqrt(3)),
+    )

@@ -27,24 +27,27 @@ def _record(**kw):
 
 
 def test_a_full_disk_mid_append_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    """The disk fills after one byte of the write: whatever file the append writes to, the store keeps every
+    byte it had (records of unequal length, so no prefix of the new contents can equal the old store)."""
     path = tmp_path / "runs.jsonl"
     append_record(_record(seed=1), path)
     before = path.read_bytes()
 
-    def half_then_enospc(file, mode="r", *args, **kwargs):
+    def one_byte_then_enospc(file, mode="r", *args, **kwargs):
         f = builtins.open(file, mode, *args, **kwargs)
         if "w" in mode or "a" in mode:
 
             def write(data):
-                builtins.type(f).write(f, data[: len(data) // 2])
+                builtins.type(f).write(f, data[:1])
+                f.flush()
                 raise OSError(errno.ENOSPC, "No space left on device")
 
             f.write = write
         return f
 
-    monkeypatch.setattr(store, "open", half_then_enospc, raising=False)
+    monkeypatch.setattr(store, "open", one_byte_then_enospc, raising=False)
     with pytest.raises(StoreWriteError, match="No space left on device") as err:
-        append_record(_record(seed=2), path)
+        append_record(_record(seed=2, tag="a longer second record"), path)
     assert str(path) in str(err.value) and "unchanged" in str(err.value)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl", "runs.jsonl.lock"]  # no temp left behind
