@@ -23,7 +23,8 @@ DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
         tables speed repro-mini repro-mini-ablation reproduce probe gpu-check lint format clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {name[++n] = $$1; text[n] = $$2; if (length($$1) > w) w = length($$1)} \
+	     END {for (i = 1; i <= n; i++) printf "  %-" w "s  %s\n", name[i], text[i]}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## create .venv with the pinned stack and detectron2 (idempotent)
 

@@ -2,7 +2,8 @@
 and summarised, and the options it hands over to `repro_mini`'s own command line.
 
 A run with a problem (an init that does not resolve, a dataset that is not prepared) stops the whole command
-before anything starts, so a campaign never half-runs for a reason known in advance.
+before anything starts, so a campaign never half-runs for a reason known in advance. A dry run is a plan: it
+says how many runs are blocked and why and succeeds, unless `check` makes blocked runs an error (for scripts).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def run(
     tiny: bool = False,
     iters: int | None = None,
     dry_run: bool = False,
+    check: bool = False,
     out: str | None = None,
     campaigns: str | None = None,
     data_root: str | None = None,
@@ -118,7 +120,8 @@ def run(
 ) -> int:
     """Plans `table`'s campaign, prints every run, its problems and the cost, then runs it (unless `dry_run`):
     one run per GPU here (per CPU slot with `tiny`), or each to SLURM with `slurm_options`. Returns the exit
-    status; raises CampaignError for a campaign that cannot run as asked."""
+    status (a dry run's is 0 even with blocked runs, unless `check`); raises CampaignError for a campaign that
+    cannot run as asked."""
     campaign = tables.CAMPAIGNS.get(table)
     if campaign is None:
         names = ", ".join([*tables.CAMPAIGNS, "repro_mini"])
@@ -151,10 +154,11 @@ def run(
         print(line)
     print(_cost_line(runs, todo, tiny, iters, mfu, peak_tflops))
     bad = [r for r in runs if r.problems]
+    if dry_run:
+        print(_blocked_line(table, runs, bad, check))
+        return 1 if bad and check else 0
     if bad:
         raise CampaignError(f"{len(bad)} of {len(runs)} runs cannot start (listed above); nothing was started")
-    if dry_run:
-        return 0
 
     launcher, gpu_ids = None, []
     if slurm:
@@ -201,6 +205,19 @@ def _run_lines(runs: list[tables.Run], dry_run: bool) -> list[str]:
         elif dry_run:
             lines.append(f"  {run.job.name}: python {' '.join(run.job.command())}")
     return lines + [f"  [{number}] {problem}" for problem, number in notes.items()]
+
+
+def _blocked_line(table: str, runs: list[tables.Run], bad: list[tables.Run], check: bool) -> str:
+    """The dry run's last line: how many runs are blocked and by what, counted per distinct problem."""
+    if not bad:
+        return f"reproduce {table}: plan ok, none of the {len(runs)} runs is blocked"
+    counts: dict[str, int] = {}
+    for run in bad:
+        for problem in run.problems:
+            counts[problem] = counts.get(problem, 0) + 1
+    why = "; ".join(f"{n} by [{i}] {problem.split(':')[0]}" for i, (problem, n) in enumerate(counts.items(), 1))
+    verdict = "an error with --check" if check else "fix them before running (--check makes this an error)"
+    return f"reproduce {table}: planned; {len(bad)} of {len(runs)} runs are blocked ({why}): {verdict}"
 
 
 def _cost_line(
