@@ -80,7 +80,7 @@ repro-mini: install ## the paper's claim in miniature on CPU, ~2 h on 2 cores fr
 repro-mini-ablation: install ## mask3d's RGB/depth mask ratios in miniature, probed, ~30 min (records in results/runs/repro_mini_ablation.jsonl)
 	$(PY) -m tools.repro_mini --ablation $(ARGS)
 
-reproduce: install ## fill one paper table: TABLE=scannet_semseg [INITS=mask3d:PATH,imagenet_mae_vitb,random] [SEEDS=3] [ARGS=--dry-run|--tiny|--slurm]
+reproduce: install ## fill one paper table: TABLE=scannet_semseg [INITS=mask3d:PATH,imagenet_mae_vitb,random] [SEEDS=3] [ARGS=--dry-run|--check|--tiny|--slurm]
 	$(PY) -m tools.reproduce $(TABLE) $(if $(INITS),--inits $(INITS)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 clean: ## remove .venv, caches and outputs (keeps data/ and results/)

@@ -207,17 +207,29 @@ def _run_lines(runs: list[tables.Run], dry_run: bool) -> list[str]:
     return lines + [f"  [{number}] {problem}" for problem, number in notes.items()]
 
 
+# What stops a run, by the opening words of its problem (benchmark.campaign.tables.plan words them).
+BLOCKERS = (("init ", "an init that does not resolve"), ("no config ", "no config"), ("Dataset ", "data not prepared"))
+
+
 def _blocked_line(table: str, runs: list[tables.Run], bad: list[tables.Run], check: bool) -> str:
-    """The dry run's last line: how many runs are blocked and by what, counted per distinct problem."""
+    """The dry run's last line: how many runs are blocked, and by what kind of problem (numbered above)."""
     if not bad:
-        return f"reproduce {table}: plan ok, none of the {len(runs)} runs is blocked"
-    counts: dict[str, int] = {}
+        return f"reproduce {table}: planned {len(runs)} runs, none blocked"
+    numbers: dict[str, int] = {}
+    kinds: dict[str, tuple[set, set]] = {}
     for run in bad:
         for problem in run.problems:
-            counts[problem] = counts.get(problem, 0) + 1
-    why = "; ".join(f"{n} by [{i}] {problem.split(':')[0]}" for i, (problem, n) in enumerate(counts.items(), 1))
-    verdict = "an error with --check" if check else "fix them before running (--check makes this an error)"
-    return f"reproduce {table}: planned; {len(bad)} of {len(runs)} runs are blocked ({why}): {verdict}"
+            number = numbers.setdefault(problem, len(numbers) + 1)
+            kind = next((text for start, text in BLOCKERS if problem.startswith(start)), "other problems")
+            blocked, notes = kinds.setdefault(kind, (set(), set()))
+            blocked.add(run.job.name)
+            notes.add(number)
+    why = ", ".join(
+        f"{len(blocked)} by {kind} ({', '.join(f'[{n}]' for n in sorted(notes))})"
+        for kind, (blocked, notes) in kinds.items()
+    )
+    then = "exit 1 (--check)" if check else "nothing runs until they are fixed (--check makes this exit 1)"
+    return f"reproduce {table}: planned {len(runs)} runs, {len(bad)} blocked: {why}; {then}"
 
 
 def _cost_line(
