@@ -1,6 +1,9 @@
 """`tools.check_dataset` and `tools.visualize_dataset` on a small prepared ScanNet-layout tree."""
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -57,6 +60,19 @@ def test_check_dataset_reports_every_problem_with_its_file(tmp_path, root, capsy
     )
     assert check_dataset.main(["scannet_rgbd_train", "--root", str(data)]) == 1
     assert f"PROBLEM {scene / 'depth' / '1.png'}: implausible median depth 3 mm" in capsys.readouterr().out
+
+
+def test_a_command_prints_no_third_party_warning(root):
+    """`core` silences what no user can act on once, before Detectron2 loads (fvcore's `torch.jit.script`)."""
+    argv = ["scannet_sem_seg_val", "--limit", "1", "--root", str(root / "data")]
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.check_dataset", *argv],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and "problems     0" in done.stdout
+    assert "torch.jit.script" not in done.stderr and "Warning" not in done.stderr, done.stderr
 
 
 def test_check_dataset_on_an_absent_dataset_names_the_command(tmp_path, capsys):
