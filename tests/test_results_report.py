@@ -103,7 +103,9 @@ def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsy
     out = tmp_path / "out"
     assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(out)]) == 0
     md = (out / "REPORT.md").read_text(encoding="utf-8")
-    assert capsys.readouterr().out == md
+    assert capsys.readouterr().out == f"tables: {out / 'REPORT.md'} ({len(md.splitlines())} lines): new; plots: " + (
+        "data_efficient.png new, pretrain_loss.png new\n"
+    )
 
     scannet = _table(md, "ScanNet semantic segmentation (val)")
     pri3d = _row(scannet, Reference="Pri3D (View + Geo)", Backbone="r50")
@@ -253,6 +255,21 @@ def test_campaign_records_are_read_by_default_and_the_scratch_store_only_when_as
         row = _row(_table(md, "other fine-tuning runs"), dataset="nyuv2")
         assert (row["sem_seg/mIoU"], row["Runs"]) == (cell, runs)
         assert "study.jsonl" in md and ("runs.jsonl" in md) == bool(extra)
+
+
+def test_the_console_says_where_the_report_is_and_what_changed(tmp_path, capsys):
+    _run(metrics={"sem_seg/mIoU": 60.0})
+    argv = ["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(tmp_path / "out")]
+    assert report.main(argv) == 0
+    capsys.readouterr()
+    assert report.main(argv) == 0
+    assert capsys.readouterr().out.endswith(" lines): unchanged\n")
+    _run(metrics={"sem_seg/mIoU": 62.0})
+    assert report.main(argv) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"tables: {tmp_path / 'out' / 'REPORT.md'} (") and "| " not in said  # no table printed
+    assert "changed 'introduction', 'ScanNet semantic segmentation (val)'" in said and len(said.splitlines()) == 1
+    assert said.endswith("; plots: data_efficient.png redrawn\n")
 
 
 def test_a_report_with_scratch_runs_never_replaces_the_committed_one(tmp_path, monkeypatch):
