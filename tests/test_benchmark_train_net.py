@@ -88,6 +88,9 @@ def test_run_lifecycle_records_once_and_never_overwrites_a_finished_run(syntheti
     assert (out / "config.yaml").is_file() and (out / "model_final.pth").is_file() and (out / "finished.json").is_file()
     log = (out / "log.txt").read_text()
     assert "rank 0 of 1; torch" in log and "Environment info" not in log and "_C" not in log
+    console = capsys.readouterr().out
+    assert "OrderedDict" in log and "OrderedDict" not in console and "np.float64(" not in console  # the raw dict
+    assert console.splitlines()[-1].startswith("benchmark: ") and "sem_seg/mIoU" in console.splitlines()[-1]
 
     before = (out / "metrics.json").read_bytes()
     assert _run(out, *init) == 0  # finished: reported, not retrained
