@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from core.units import number
 from results.baselines import Baseline
 from results.paper import PaperRow
 from results.runs import CAMPAIGN_TAGS, fmt_fraction, fmt_stat, summarize
@@ -225,8 +226,8 @@ def paper_table(
         for m in spec.metrics:
             ref = ref_rows.get(m)
             stat = summarize([r["metrics"][m] for r in records if m in r["metrics"]])
-            delta = f"{stat.mean - ref.value:+.2f}" if stat.n and ref is not None and ref.value is not None else ""
-            cells += [paper_cell(ref), fmt_stat(stat), delta]
+            delta = number(m, stat.mean - ref.value, sign=True) if stat.n and ref and ref.value is not None else ""
+            cells += [paper_cell(ref), fmt_stat(stat, m), delta]
         cells.append(str(len(records)) if group_key else "")
         cells.append("".join(dict.fromkeys(notes.cite(r) for r in ref_rows.values())))
         table.rows.append(cells)
@@ -278,7 +279,7 @@ def data_efficient_table(
 
     def ours(key):
         stats = {f: summarize(v) for f, v in groups[key].items()}
-        cells = [fmt_stat(stats[f]) + f" (n={stats[f].n})" if f in stats else "" for f in fractions]
+        cells = [fmt_stat(stats[f], metric) + f" (n={stats[f].n})" if f in stats else "" for f in fractions]
         table.rows.append([f"`{key[0]}` (ours)", key[1]] + cells + [""])
         if stats:
             xs = sorted(stats)
@@ -309,7 +310,9 @@ def data_efficient_table(
         for key in attached.get(entry_key, []):
             stats = ours(key)
             deltas = [
-                f"{stats[f].mean - by_fraction[f].value:+.2f}" if f in stats and f in by_fraction else ""
+                number(metric, stats[f].mean - by_fraction[f].value, sign=True)
+                if f in stats and f in by_fraction
+                else ""
                 for f in fractions
             ]
             if any(deltas):
@@ -343,9 +346,13 @@ def headline_lines(paper: list[PaperRow], runs: list[dict], baselines: dict[str,
                 f"on {claim.dataset} {claim.split}."
             )
         for k in ours:
-            gaps = [f"− `{o[0]}` ({o[1]}) = {stats[k].mean - stats[o].mean:+.2f}" for o in stats if o != k]
+            gaps = [
+                f"− `{o[0]}` ({o[1]}) = {number(claim.metric, stats[k].mean - stats[o].mean, sign=True)}"
+                for o in stats
+                if o != k
+            ]
             lines.append(
-                f"  - ours: `{k[0]}` ({k[1]}) {fmt_stat(stats[k])} (n={stats[k].n})"
+                f"  - ours: `{k[0]}` ({k[1]}) {fmt_stat(stats[k], claim.metric)} (n={stats[k].n})"
                 + (f"; {'; '.join(gaps)}" if gaps else "; no other run to compare with yet")
                 + "."
             )
@@ -361,6 +368,6 @@ def runs_table(title: str, records: list[dict], keys: tuple[str, ...]) -> Table:
     table = Table(title, [k.replace("_", " ") for k in keys] + metrics + ["Runs"])
     for key, rs in groups.items():
         cells = [fmt_fraction(v) if k == "data_fraction" else str(v) for k, v in zip(keys, key, strict=False)]
-        cells += [fmt_stat(summarize([r["metrics"][m] for r in rs if m in r["metrics"]])) for m in metrics]
+        cells += [fmt_stat(summarize([r["metrics"][m] for r in rs if m in r["metrics"]]), m) for m in metrics]
         table.rows.append(cells + [str(len(rs))])
     return table

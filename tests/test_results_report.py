@@ -345,12 +345,16 @@ def test_malformed_record_is_reported_with_file_and_line(tmp_path, capsys, bad_l
 
 
 def test_depth_runs_fill_the_depth_tables_and_synthetic_ones_the_smoke_section(tmp_path):
-    depth = {"depth/delta1": 0.8, "depth/AbsRel": 0.15, "depth/RMSE": 0.5, "depth/RMSE_log": 0.2}
+    """Depth metrics keep 3 decimals everywhere (core.units), as the run's own summary line prints them."""
+    depth = {"depth/delta1": 0.8, "depth/AbsRel": 0.274, "depth/RMSE": 0.5, "depth/RMSE_log": 0.2}
     _run(dataset="nyuv2", split="test", task="depth", init="mask3d", backbone="vit_b", metrics=depth)
     _run(dataset="synthetic", task="depth", init="random", backbone="vit_b", metrics=depth, tiny=True)
+    _run(dataset="synthetic", task="depth", init="random", backbone="vit_b", metrics=depth, tiny=True, seed=1)
     md = report.build([report.store_path()], tmp_path)
     row = _row(_table(md, "NYUv2 monocular depth estimation (test, Eigen crop)"), Ours="`mask3d`")
-    assert (row["δ<1.25 ours"], row["AbsRel ours"], row["RMSE m ours"], row["Runs"]) == ("0.80", "0.15", "0.50", "1")
+    cells = (row["δ<1.25 ours"], row["AbsRel ours"], row["RMSE m ours"], row["Runs"])
+    assert cells == ("0.800", "0.274", "0.500", "1")
     assert _row(_table(md, "ScanNet monocular depth estimation (val)"), Ours="`mask3d`")["Runs"] == "0"
     smoke = _table(md, "synthetic depth")
-    assert smoke[0]["depth/RMSE_log"] == "0.20" and smoke[0]["Runs"] == "1"
+    assert smoke[0]["depth/RMSE_log"] == "0.200 ± 0.000" and smoke[0]["depth/AbsRel"] == "0.274 ± 0.000"
+    assert smoke[0]["Runs"] == "2"

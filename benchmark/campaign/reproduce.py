@@ -92,7 +92,7 @@ def cells(runs: list[tables.Run], metric: str) -> list[str]:
     for (init, pct), group in groups.items():
         values = [r.job.record()["metrics"].get(metric) for r in group if r.job.finished()]
         values = [v for v in values if v is not None]
-        stat = f", {metric} {fmt_stat(summarize(values))}" if values else ""
+        stat = f", {metric} {fmt_stat(summarize(values), metric)}" if values else ""
         lines.append(f"  {init} {pct}%: {len(values)}/{len(group)} runs{stat}")
     return lines
 
