@@ -358,3 +358,15 @@ def test_depth_runs_fill_the_depth_tables_and_synthetic_ones_the_smoke_section(t
     smoke = _table(md, "synthetic depth")
     assert smoke[0]["depth/RMSE_log"] == "0.200 ± 0.000" and smoke[0]["depth/AbsRel"] == "0.274 ± 0.000"
     assert smoke[0]["Runs"] == "2"
+
+
+def test_a_reference_on_another_split_is_shown_with_its_split_and_never_compared(tmp_path):
+    """Mask3D's Cityscapes number is on test (as its source says); our runs are on val: separate rows, no Δ."""
+    _run(dataset="cityscapes", init="mask3d", backbone="vit_b", metrics={"sem_seg/mIoU": 50.0})
+    md = report.build([report.store_path()], tmp_path)
+    table = _table(md, "Cityscapes semantic segmentation (val; test where the Split column says so)")
+    paper = _row(table, Reference="Mask3D")
+    assert (paper["Split"], paper["mIoU paper"], paper["Ours"], paper["Δ mIoU"]) == ("test", "66.4†", "", "")
+    ours = _row(table, Ours="`mask3d`")
+    assert (ours["Split"], ours["mIoU ours"], ours["Δ mIoU"], ours["Runs"]) == ("val", "50.00", "", "1")
+    assert _row(table, Reference="Pri3D (View)", **{"Pre-training data": "KITTI"})["Split"] == "val"
