@@ -437,7 +437,8 @@ def _finish(
     )
     logger.info(
         f"done: {metrics['backbone']} {model.objective}, {len(losses)} iterations in {elapsed:.0f} s, loss "
-        f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}{depth}, export {out / 'backbone.pth'}"
+        f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])} (means of the first and last {window} iterations)"
+        f"{depth}, export {out / 'backbone.pth'}"
     )
     return metrics
 

@@ -146,9 +146,10 @@ def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsy
     assert (ours["20%"], ours["40%"], ours["100%"]) == ("50.00 (n=1)", "", "60.50 ± 0.71 (n=2)")
     delta = _row(efficient, Row="Δ `pri3d_r50` − Pri3D (View + Geo)")
     assert (delta["20%"], delta["60%"], delta["100%"]) == ("-1.50", "", "-1.20")
+    assert "the paper's curve only" not in md  # our runs are on the plot
 
     pretrain = _table(md, "Pre-training runs")
-    assert [(r["Objective"], r["Dataset"], r["Final loss"]) for r in pretrain] == [
+    assert [(r["Objective"], r["Dataset"], r["Final loss (mean, last 10 %)"]) for r in pretrain] == [
         ("mask3d", "nyuv2+scannet", "0.2500")
     ]
 
@@ -184,6 +185,7 @@ def test_no_records_still_shows_the_paper_tables_and_drops_stale_plots(tmp_path)
     assert _row(nyu, Reference="MoCoV2-supIN->SN")["mIoU paper"] == "47.6"
     assert "No pre-training run yet" in md and "No synthetic run yet" in md
     assert "no campaign records are committed" in md
+    assert "The plot holds the paper's curve only: no run of ours yet" in md
     assert sorted(os.listdir(out)) == ["REPORT.md", "data_efficient.png"]
 
 
