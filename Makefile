@@ -77,7 +77,7 @@ speed: install ## throughput benchmarks as same-run ratios, written to results/s
 repro-mini: install ## the paper's claim in miniature on CPU, ~2 h on 2 cores from an empty store (resumable; skips runs already in results/runs/repro_mini.jsonl)
 	$(PY) -m tools.reproduce repro_mini $(ARGS)
 
-repro-mini-ablation: install ## mask3d's RGB/depth mask ratios in miniature, probed, ~30 min (records in results/runs/repro_mini_ablation.jsonl)
+repro-mini-ablation: install ## mask3d's RGB/depth mask ratios in miniature, probed, ~34 min (records in results/runs/repro_mini_ablation.jsonl)
 	$(PY) -m tools.repro_mini --ablation $(ARGS)
 
 reproduce: install ## fill one paper table: TABLE=scannet_semseg [INITS=mask3d:PATH,imagenet_mae_vitb,random] [SEEDS=3] [ARGS=--dry-run|--check|--tiny|--slurm]

@@ -305,6 +305,12 @@ def recipe_config(dataset: str, task: str, encoder: Encoder):
     )
 
 
+def run_folder(output_root: str, dataset: str, task: str, spec: inits.InitSpec, seed: int) -> Path:
+    """`output/probe/<dataset>/<task>/<init>/seed<N>` (the README's Run folders), or under `output_root`."""
+    root = Path(output_root) if output_root else runs.OUTPUT_ROOT / "probe"
+    return root / dataset / task / init_id(spec) / f"seed{seed}"
+
+
 def probe(
     init: str,
     dataset: str,
@@ -322,8 +328,7 @@ def probe(
         raise ProbeError(f"unknown probe task(s) {unknown}; choose from {list(TASKS)}")
     spec = inits.parse(init)
     inits.require_file(spec)
-    root = Path(output_root) if output_root else runs.OUTPUT_ROOT / "probe"
-    folders = {t: root / dataset / t / init_id(spec) / f"seed{seed}" for t in tasks}
+    folders = {t: run_folder(output_root, dataset, t, spec, seed) for t in tasks}
     records, todo = {}, []
     for task, out in folders.items():
         if runs.claim(out, resume=False) == runs.FINISHED:
