@@ -23,7 +23,8 @@ DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
         tables speed repro-mini repro-mini-ablation reproduce probe gpu-check lint format clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {name[++n] = $$1; text[n] = $$2; if (length($$1) > w) w = length($$1)} \
+	     END {for (i = 1; i <= n; i++) printf "  %-" w "s  %s\n", name[i], text[i]}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## create .venv with the pinned stack and detectron2 (idempotent)
 
@@ -76,10 +77,10 @@ speed: install ## throughput benchmarks as same-run ratios, written to results/s
 repro-mini: install ## the paper's claim in miniature on CPU, ~2 h on 2 cores from an empty store (resumable; skips runs already in results/runs/repro_mini.jsonl)
 	$(PY) -m tools.reproduce repro_mini $(ARGS)
 
-repro-mini-ablation: install ## mask3d's RGB/depth mask ratios in miniature, probed, ~30 min (records in results/runs/repro_mini_ablation.jsonl)
+repro-mini-ablation: install ## mask3d's RGB/depth mask ratios in miniature, probed, ~34 min (records in results/runs/repro_mini_ablation.jsonl)
 	$(PY) -m tools.repro_mini --ablation $(ARGS)
 
-reproduce: install ## fill one paper table: TABLE=scannet_semseg [INITS=mask3d:PATH,imagenet_mae_vitb,random] [SEEDS=3] [ARGS=--dry-run|--tiny|--slurm]
+reproduce: install ## fill one paper table: TABLE=scannet_semseg [INITS=mask3d:PATH,imagenet_mae_vitb,random] [SEEDS=3] [ARGS=--dry-run|--check|--tiny|--slurm]
 	$(PY) -m tools.reproduce $(TABLE) $(if $(INITS),--inits $(INITS)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 clean: ## remove .venv, caches and outputs (keeps data/ and results/)

@@ -1,5 +1,3 @@
-"""Silences import-time third-party warnings before Detectron2 loads (see core.quiet)."""
+"""Imports `core` first, which silences third-party import warnings before Detectron2 loads (core.quiet)."""
 
-from core.quiet import silence_third_party_warnings
-
-silence_third_party_warnings()
+import core  # noqa: F401

@@ -13,11 +13,9 @@ import numpy as np
 from detectron2.utils.file_io import PathManager
 from PIL import Image
 
+from core import units
+
 COCO_HEADLINE = ("AP", "AP50", "AP75")
-# Detectron2 reports segmentation and COCO metrics in percent (an AP of 0.3 is 0.3 %, not 30 %).
-PERCENT_SECTIONS = ("sem_seg", "bbox", "segm")
-# Depth errors in metres; the other depth metrics (delta thresholds as fractions, relative errors) have no unit.
-METRE_METRICS = ("depth/RMSE", "depth/SqRel")
 
 
 def read_label_png(filename: str, dtype=int) -> np.ndarray:
@@ -56,10 +54,5 @@ def record_metrics(results: Mapping[str, Mapping[str, float]]) -> dict[str, floa
 
 
 def format_metric(name: str, value: float) -> str:
-    """`bbox/AP 0.30 %`, `depth/RMSE 0.512 m`, `depth/delta1 0.871`: a summary line never leaves the scale to
-    guesswork."""
-    if name.split("/", 1)[0] in PERCENT_SECTIONS:
-        return f"{name} {value:.2f} %"
-    if name in METRE_METRICS:
-        return f"{name} {value:.3f} m"
-    return f"{name} {value:.3f}"
+    """`bbox/AP 0.30 %`, `depth/RMSE 0.512 m`: the metric's unit and decimals (core.units)."""
+    return units.with_unit(name, value)

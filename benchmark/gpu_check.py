@@ -1,12 +1,14 @@
 """`make gpu-check`: the stages of pretrain/gpu_stages.py and benchmark/gpu_stages.py in order on a small
 synthetic tree, one line each, stopping at the first failure, and the JSON report (device, versions, and per
-stage status, seconds, peak memory and facts). tools/gpu_check.py is the command line.
+stage status, seconds, peak memory and facts). tools/gpu_check.py is the command line. What the stages print
+themselves (training logs, COCO's evaluation tables) goes to a log beside the JSON, not the console.
 
 Runs go to a temporary folder, results store included, so no record of them reaches a real store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -123,46 +125,58 @@ def run(smoke: bool, out: Path, data: Path | None, keep: bool) -> int:
     }
     total = time.perf_counter()
     failed = None
-    try:
-        from datasets.builtin import register_all
+    log_path = out.with_suffix(".log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            from datasets.builtin import register_all
 
-        root = data or work / "data"
-        start = time.perf_counter()
-        if data is None:
-            make_data(root, smoke)
-        os.environ["MASK3D_DATA"] = str(root)
-        register_all(root)
-        print(f"gpu-check: data {root} ready in {time.perf_counter() - start:.0f} s", flush=True)
-        state: dict = {}
-        for name, stage in stages(device, smoke, work, state):
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
+            root = data or work / "data"
             start = time.perf_counter()
-            entry = {"name": name, "status": "ok"}
-            try:
-                entry["facts"] = stage()
-            except Exception as e:  # noqa: BLE001 - any failure ends the check, named and kept in the JSON
-                entry.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-                failed = entry
-            entry.update(seconds=time.perf_counter() - start, peak_memory_mb=peak_memory_mb(device))
-            report["stages"].append(entry)
-            detail = entry["error"] if failed else summary(entry["facts"])
-            print(
-                f"gpu-check: {name:26s} {entry['status']:6s} {entry['seconds']:6.1f} s "
-                f"{entry['peak_memory_mb']:8.0f} MiB  {detail}",
-                flush=True,
-            )
-            if failed:
-                break
-    finally:
-        report.update(ok=failed is None and len(report["stages"]) > 0, seconds=time.perf_counter() - total)
-        write_json(out, report)
-        if keep:
-            print(f"gpu-check: runs kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+            if data is None:
+                with contextlib.redirect_stdout(log):
+                    make_data(root, smoke)
+            os.environ["MASK3D_DATA"] = str(root)
+            register_all(root)
+            print(f"gpu-check: data {root} ready in {time.perf_counter() - start:.0f} s", flush=True)
+            state: dict = {}
+            for name, stage in stages(device, smoke, work, state):
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                start = time.perf_counter()
+                entry = {"name": name, "status": "ok"}
+                print(f"===== gpu-check stage {name}", file=log, flush=True)
+                try:
+                    with contextlib.redirect_stdout(log):
+                        entry["facts"] = stage()
+                except Exception as e:  # noqa: BLE001 - any failure ends the check, named and kept in the JSON
+                    entry.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+                    failed = entry
+                entry.update(seconds=time.perf_counter() - start, peak_memory_mb=peak_memory_mb(device))
+                report["stages"].append(entry)
+                detail = entry["error"] if failed else summary(entry["facts"])
+                print(
+                    f"gpu-check: {name:26s} {entry['status']:6s} {entry['seconds']:6.1f} s "
+                    f"{entry['peak_memory_mb']:8.0f} MiB  {detail}",
+                    flush=True,
+                )
+                if failed:
+                    break
+        finally:
+            report.update(ok=failed is None and len(report["stages"]) > 0, seconds=time.perf_counter() - total)
+            write_json(out, report)
+            if keep:
+                print(f"gpu-check: runs kept in {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
     if failed:
-        print(f"gpu-check: FAILED at stage {failed['name']}: {failed['error']} (details in {out})", file=sys.stderr)
+        print(
+            f"gpu-check: FAILED at stage {failed['name']}: {failed['error']} (details in {out} and {log_path})",
+            file=sys.stderr,
+        )
         return 1
-    print(f"gpu-check: all {len(report['stages'])} stages passed in {report['seconds']:.0f} s -> {out}")
+    print(
+        f"gpu-check: all {len(report['stages'])} stages passed in {report['seconds']:.0f} s -> {out} "
+        f"(the stages' own output: {log_path})"
+    )
     return 0

@@ -18,7 +18,9 @@ upsamples to each frame's label resolution: Detectron2's `SemSegEvaluator` and o
 numbers are defined exactly as the fine-tuning benchmark's.
 
 Each task is one run folder `output/probe/<dataset>/<task>/<init>/seed<N>` ending with `metrics.json`, a
-`kind: probe` record (`protocol: linear`) in the results store and the finished marker (`core.runs`).
+`kind: probe` record (`protocol: linear`) in the results store and the finished marker (`core.runs`); the
+evaluators' own logging (Detectron2's whole result dict) goes to its `log.txt`, and the console gets a line
+per task and a summary.
 Deterministic on CPU: the seed fixes the head's batches; features do not depend on it.
 """
 
@@ -30,7 +32,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -57,7 +60,6 @@ from core.io import load_torch
 from datasets.fileio import decode_image
 from datasets.fileio import read_label_png as read_label_file
 
-logger = logging.getLogger("benchmark.probe")
 TASKS = ("semseg", "depth")
 # dataset -> (train split, evaluation split); the frames are the semantic split's, which carry depth too.
 SPLITS = {"scannet": ("train", "val"), "synthetic": ("train", "val"), "nyuv2": ("train", "test")}
@@ -291,6 +293,12 @@ def recipe_config(dataset: str, task: str, encoder: Encoder):
     )
 
 
+def run_folder(output_root: str, dataset: str, task: str, spec: inits.InitSpec, seed: int) -> Path:
+    """`output/probe/<dataset>/<task>/<init>/seed<N>` (the README's Run folders), or under `output_root`."""
+    root = Path(output_root) if output_root else runs.OUTPUT_ROOT / "probe"
+    return root / dataset / task / init_id(spec) / f"seed{seed}"
+
+
 def probe(
     init: str,
     dataset: str,
@@ -308,8 +316,7 @@ def probe(
         raise ProbeError(f"unknown probe task(s) {unknown}; choose from {list(TASKS)}")
     spec = inits.parse(init)
     inits.require_file(spec)
-    root = Path(output_root) if output_root else runs.OUTPUT_ROOT / "probe"
-    folders = {t: root / dataset / t / init_id(spec) / f"seed{seed}" for t in tasks}
+    folders = {t: run_folder(output_root, dataset, t, spec, seed) for t in tasks}
     records, todo = {}, []
     for task, out in folders.items():
         if runs.claim(out, resume=False) == runs.FINISHED:
@@ -325,12 +332,13 @@ def probe(
     start = time.perf_counter()
     train, val = load_frames(train_dicts, encoder), load_frames(val_dicts, encoder)
     extract_s = time.perf_counter() - start
-    logger.info(f"probe: features of {len(train_dicts)} train + {len(val_dicts)} val frames in {extract_s:.1f} s")
+    print(f"probe: features of {len(train_dicts)} train + {len(val_dicts)} val frames in {extract_s:.1f} s", flush=True)
     for task in todo:
         out = folders[task]
         out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        results, steps = RUNNERS[task](train, val, dataset, seed)
+        with evaluator_log(out):
+            results, steps = RUNNERS[task](train, val, dataset, seed)
         fit_s = time.perf_counter() - start
         record = runs.record(
             "probe",
@@ -353,7 +361,7 @@ def probe(
             tag=tag,
         )
         runs.finish(out, {"record": record, "extract_s": extract_s, "fit_s": fit_s}, record)
-        shown = ("sem_seg/mIoU", "sem_seg/pACC") if task == "semseg" else ("depth/AbsRel", "depth/delta1")
+        shown = SHOWN[task]
         objective = f" ({encoder.objective})" if encoder.objective else ""
         print(
             f"probe {task} on {dataset} {record['split']}, {encoder.backbone} init {encoder.init}{objective}: "
@@ -362,6 +370,40 @@ def probe(
         )
         records[task] = record
     return [records[t] for t in tasks]
+
+
+@contextmanager
+def evaluator_log(out: Path) -> Iterator[None]:
+    """Detectron2's evaluators log their whole result dict (per-class IoUs as numpy scalars): into the run's
+    log.txt, not onto the console."""
+    handler = logging.FileHandler(out / "log.txt", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("[%(asctime)s %(name)s]: %(message)s"))
+    log = logging.getLogger("detectron2")
+    saved = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.level, log.propagate = saved
+
+
+SHOWN = {"semseg": ("sem_seg/mIoU", "sem_seg/pACC"), "depth": ("depth/AbsRel", "depth/delta1")}
+
+
+def summary(records: list[dict], seconds: float) -> str:
+    """The command's last line: each task's headline numbers as plain text."""
+    first = records[0]
+    objective = f" ({first['objective']})" if first.get("objective") else ""
+    shown = [(m, r["metrics"][m]) for r in records for m in SHOWN[r["task"]] if m in r["metrics"]]
+    scores = ", ".join(format_metric(m, value) for m, value in shown)
+    return (
+        f"probe: {first['backbone']} init {first['init']}{objective} on {first['dataset']} {first['split']} in "
+        f"{seconds:.0f} s: {scores}"
+    )
 
 
 def main(argv=None) -> int:
@@ -384,9 +426,10 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", default="", help="root of the run folders (default output/probe)")
     parser.add_argument("--tag", default="", help="free text stored with the records")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    start = time.perf_counter()
     try:
-        probe(
+        records = probe(
             args.init,
             args.dataset,
             [t.strip() for t in args.task.split(",") if t.strip()],
@@ -398,6 +441,7 @@ def main(argv=None) -> int:
     except (ProbeError, inits.InitError, runs.RunError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    print(summary(records, time.perf_counter() - start))
     return 0
 
 

@@ -241,13 +241,21 @@ def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: st
     return record
 
 
+def _text_only(record: logging.LogRecord) -> bool:
+    """The console's filter: `SemSegEvaluator` logs its whole result dict (numpy scalars, per-class IoUs), which
+    only log.txt keeps; the console gets the formatted tables and the summary line."""
+    return isinstance(record.msg, str)
+
+
 def setup(cfg, args, out: Path) -> None:
     """Detectron2's `default_setup` without its environment dump (PyTorch's build settings and a
     `detectron2._C not built` line on every run; `make doctor` says once what the stack is and what replaces
     `_C`): loggers, one line of versions, config.yaml, seeds, cuDNN benchmark."""
     rank = comm.get_rank()
     for name in ("fvcore", "detectron2", "benchmark"):
-        setup_logger(str(out), distributed_rank=rank, name=name)
+        for handler in setup_logger(str(out), distributed_rank=rank, name=name).handlers:
+            if getattr(handler, "stream", None) is sys.stdout:
+                handler.addFilter(_text_only)
     logger.info(
         f"rank {rank} of {comm.get_world_size()}; torch {torch.__version__}, detectron2 "
         f"{detectron2.__version__}; {' '.join(sys.argv)}"

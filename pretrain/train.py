@@ -276,14 +276,16 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     views = [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, min(4, len(dataset)))]
     vis_batch = {k: torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid")}
 
-    def save_picture(name: str):
+    def save_picture(name: str, iteration: int):
         if rank == 0 and model.objective not in ("none", "pri3d"):
-            save_png(reconstruction_panel(model, vis_batch, torch.Generator().manual_seed(t.seed)), out / name)
+            title = f"{out.name}: {model.objective}, iteration {iteration} of {t.max_iter}"
+            panel = reconstruction_panel(model, vis_batch, torch.Generator().manual_seed(t.seed), title)
+            save_png(panel, out / name)
 
     def save_periodic_picture(tr):
         done = tr.iter + 1
         if done % t.vis_period == 0 and done != tr.max_iter:
-            save_picture(f"reconstruction_{done:06d}.png")
+            save_picture(f"reconstruction_{done:06d}.png", done)
 
     saver = PeriodicSave(save, t.checkpoint_period, 0)
     writers = (
@@ -391,7 +393,7 @@ def _finish(
 ) -> dict:
     """Final picture and export, then metrics.json (with the hidden patches' depth errors in metres), the record
     and the finished marker (core.runs.finish)."""
-    save_picture("reconstruction.png")
+    save_picture("reconstruction.png", len(loss_history))
     ckpt = out / CHECKPOINT_NAME
     save_torch(export_state(load_checkpoint(ckpt), str(ckpt)), out / "backbone.pth")
     losses = [v for _, v in loss_history]
@@ -442,7 +444,8 @@ def _finish(
     )
     logger.info(
         f"done: {metrics['backbone']} {model.objective}, {len(losses)} iterations in {elapsed:.0f} s, loss "
-        f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}{depth}, export {out / 'backbone.pth'}"
+        f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])} (means of the first and last {window} iterations)"
+        f"{depth}, export {out / 'backbone.pth'}"
     )
     return metrics
 

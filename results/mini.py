@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from core.units import digits
 from results.runs import STAGE_KINDS
 from results.tables import Series, Table
 
@@ -48,9 +49,9 @@ class Metric:
         return text + (f" ± {statistics.stdev(values):.{self.digits}f}" if len(values) > 1 else "")
 
 
-MIOU = Metric("sem_seg/mIoU", "mIoU", "mIoU", 2)
-ABSREL = Metric("depth/AbsRel", "AbsRel", "AbsRel", 3)
-DELTA1 = Metric("depth/delta1", "δ<1.25 %", "points of δ<1.25", 1, 100.0)
+MIOU = Metric("sem_seg/mIoU", "mIoU", "mIoU", digits("sem_seg/mIoU"))
+ABSREL = Metric("depth/AbsRel", "AbsRel", "AbsRel", digits("depth/AbsRel"))
+DELTA1 = Metric("depth/delta1", "δ<1.25 %", "points of δ<1.25", digits("depth/delta1") - 2, 100.0)  # in percent
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ def convergence_table(records: list[dict]) -> Table:
         half = at.get(n // 2) if n % 2 == 0 else None
         gap = None if half is None else miou - half
         verdict = "" if gap is None else ("yes" if abs(gap) < CONVERGED_WITHIN else "no")
-        table.rows.append([str(n), f"{miou:.2f}", "" if gap is None else MIOU.signed(gap), verdict])
+        table.rows.append([str(n), f"{miou:.{MIOU.digits}f}", "" if gap is None else MIOU.signed(gap), verdict])
     if any(len(v) > 1 for v in values.values()):
         table.footnotes = ["Several runs of one length (a main run and an earlier campaign's long run) are averaged."]
     return table

@@ -61,9 +61,8 @@ def render_table(table: Table, level: str = "###") -> list[str]:
 
 
 def pretrain_table(runs: list[dict]) -> Table:
-    table = Table(
-        "Pre-training runs", ["Objective", "Backbone", "Dataset", "Seed", "Iterations", "Final loss", "Tag", "Date"]
-    )
+    final = "Final loss (mean, last 10 %)"  # the window `make pretrain` prints; the plot's thick curve
+    table = Table("Pre-training runs", ["Objective", "Backbone", "Dataset", "Seed", "Iterations", final, "Tag", "Date"])
     for r in runs:
         loss = r["metrics"].get("loss", r["loss_history"][-1][1] if r.get("loss_history") else None)
         table.rows.append(
@@ -164,6 +163,8 @@ def build(sources: list[Path], out: Path, paper_path=None, baselines_path=None) 
     if series:
         plot("data_efficient.png", plots.data_efficient(series))
         md += ["![mIoU against % of ScanNet training scenes](data_efficient.png)", ""]
+        if all(s.reference for s in series):
+            md += [f"The plot holds the paper's curve only: {plots.NO_RUN_YET.replace('make ', '`make ')}`.", ""]
 
     md += ["## Pre-training", ""]
     pretrain = [r for r in runs if r["kind"] == "pretrain" and r["tag"] not in CAMPAIGN_TAGS]
@@ -265,14 +266,54 @@ def main(argv=None) -> int:
     parser.add_argument("--baselines", default=None, help="baseline registry (default results/baselines.yaml)")
     args = parser.parse_args(argv)
     args.out = args.out or str(SCRATCH_REPORT_DIR if args.scratch or args.store else RESULTS_DIR)
+    out = Path(args.out)
+    before = {name: (out / name).read_bytes() if (out / name).is_file() else None for name in ("REPORT.md", *PLOTS)}
     try:
-        text = build(sources_of(args), Path(args.out), args.paper, args.baselines)
+        text = build(sources_of(args), out, args.paper, args.baselines)
     except (StoreError, RecordError, PaperError, BaselineError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(text, end="")
-    print(f"tables: wrote {Path(args.out) / 'REPORT.md'}", file=sys.stderr)
+    print(changes(out, before, text))
     return 0
+
+
+def sections(text: str) -> dict[str, str]:
+    """The report's text by heading (`## ...` or `### ...`), to say which parts a rebuild changed."""
+    parts: dict[str, str] = {}
+    title = "introduction"
+    for line in text.splitlines():
+        if line.startswith(("## ", "### ")):
+            title = line.lstrip("#").strip()
+        parts[title] = parts.get(title, "") + line + "\n"
+    return parts
+
+
+def changes(out: Path, before: dict[str, bytes | None], text: str) -> str:
+    """One line: where the report is and what this rebuild changed in it and its plots (the report itself is
+    the file, not the console's business)."""
+    where = f"tables: {display(out / 'REPORT.md')} ({len(text.splitlines())} lines)"
+    old = before["REPORT.md"]
+    if old is None:
+        said = ["new"]
+    else:
+        was, now = sections(old.decode("utf-8", errors="replace")), sections(text)
+        said = [
+            f"{verb} {', '.join(repr(t) for t in titles)}"
+            for verb, titles in (
+                ("changed", [t for t in now if t in was and now[t] != was[t]]),
+                ("added", [t for t in now if t not in was]),
+                ("removed", [t for t in was if t not in now]),
+            )
+            if titles
+        ]
+    plots = [
+        f"{name} {'removed' if now is None else 'new' if was is None else 'redrawn'}"
+        for name in PLOTS
+        if (was := before[name]) != (now := (out / name).read_bytes() if (out / name).is_file() else None)
+    ]
+    if not said and not plots:
+        return f"{where}: unchanged"
+    return f"{where}: " + "; ".join(said + (["plots: " + ", ".join(plots)] if plots else []))
 
 
 if __name__ == "__main__":

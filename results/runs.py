@@ -10,6 +10,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from core import units
 from results.store import DATASETS, KINDS, SPLITS, TASKS, RecordError, iter_records
 
 REPRO_TAG = "repro-mini"
@@ -33,13 +34,14 @@ def summarize(values: list[float]) -> Stat:
     return Stat(len(values), statistics.fmean(values), std)
 
 
-def fmt_stat(stat: Stat) -> str:
-    """`61.70 ± 0.42` over several runs, `61.70` for one, empty for none."""
+def fmt_stat(stat: Stat, metric: str) -> str:
+    """`61.70 ± 0.42` over several runs, `61.70` for one, empty for none; the metric's decimals (core.units:
+    AbsRel `0.274 ± 0.002`)."""
     if stat.n == 0:
         return ""
     if stat.std is None:
-        return f"{stat.mean:.2f}"
-    return f"{stat.mean:.2f} ± {stat.std:.2f}"
+        return units.number(metric, stat.mean)
+    return f"{units.number(metric, stat.mean)} ± {units.number(metric, stat.std)}"
 
 
 def fmt_fraction(fraction: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from core.units import number
 from results.baselines import Baseline
 from results.paper import PaperRow
 from results.runs import CAMPAIGN_TAGS, fmt_fraction, fmt_stat, summarize
@@ -57,12 +58,21 @@ class Spec:
     split: str
     tasks: tuple[str, ...]
     metrics: tuple[str, ...]
+    # Reference numbers of these splits are shown too, in a Split column, never set against our runs (`split`).
+    other_splits: tuple[str, ...] = ()
 
 
 PAPER_TABLES = (
     Spec("ScanNet semantic segmentation (val)", "scannet", "val", ("semseg",), ("sem_seg/mIoU",)),
     Spec("NYUv2 semantic segmentation (test)", "nyuv2", "test", ("semseg",), ("sem_seg/mIoU",)),
-    Spec("Cityscapes semantic segmentation (val)", "cityscapes", "val", ("semseg",), ("sem_seg/mIoU",)),
+    Spec(
+        "Cityscapes semantic segmentation (val; test where the Split column says so)",
+        "cityscapes",
+        "val",
+        ("semseg",),
+        ("sem_seg/mIoU",),
+        other_splits=("test",),
+    ),
     Spec(
         "ScanNet instance segmentation and detection (val)",
         "scannet",
@@ -131,10 +141,10 @@ def paper_cell(row: PaperRow | None) -> str:
 
 
 def _entries(rows: list[PaperRow]) -> dict[tuple, list[PaperRow]]:
-    """Reference rows grouped into one table line per (paper, method, backbone, pre-training data)."""
+    """Reference rows grouped into one table line per (paper, method, backbone, pre-training data, split)."""
     entries: dict[tuple, list[PaperRow]] = {}
     for r in rows:
-        entries.setdefault((r.paper, r.method, r.backbone, r.pretrain_data), []).append(r)
+        entries.setdefault((r.paper, r.method, r.backbone, r.pretrain_data, r.split), []).append(r)
     return entries
 
 
@@ -158,13 +168,14 @@ def _matches(record: dict, spec: Spec) -> bool:
     )
 
 
-def _reference_for(init: str, backbone: str, entries, baselines: dict[str, Baseline]):
+def _reference_for(init: str, backbone: str, split: str, entries, baselines: dict[str, Baseline]):
+    """The reference line a baseline's runs sit beside: its method, same backbone, same split."""
     baseline = baselines.get(init)
     if baseline is None:
         return None
     for ref in baseline.references:
         for key in entries:
-            if key[1] == ref and key[2] == backbone:
+            if key[1] == ref and key[2] == backbone and key[4] == split:
                 return key
     return None
 
@@ -176,7 +187,7 @@ def paper_table(
         r
         for r in paper
         if r.dataset == spec.dataset
-        and r.split == spec.split
+        and r.split in (spec.split, *spec.other_splits)
         and r.task in spec.tasks
         and r.metric in spec.metrics
         and r.data_fraction == 100
@@ -194,11 +205,12 @@ def paper_table(
     attached: dict[tuple, list[tuple]] = defaultdict(list)
     alone = []
     for key in groups:
-        ref = _reference_for(key[0], key[1], entries, baselines)
+        ref = _reference_for(key[0], key[1], spec.split, entries, baselines)
         (attached[ref] if ref else alone).append(key)
 
     multi_task = len(spec.tasks) > 1
-    header = ["Reference", "Ours", "Backbone", "Pre-training data"] + (["Task"] if multi_task else [])
+    header = ["Reference", "Ours", "Backbone", "Pre-training data"]
+    header += (["Split"] if spec.other_splits else []) + (["Task"] if multi_task else [])
     for m in spec.metrics:
         name = METRIC_NAMES.get(m, m)
         header += [f"{name} paper", f"{name} ours", f"Δ {name}"]
@@ -219,14 +231,16 @@ def paper_table(
             entry_key[2] if entry_key else group_key[1],
             pretrain,
         ]
+        if spec.other_splits:
+            cells.append(entry_key[4] if entry_key else spec.split)
         if multi_task:
             ref_tasks = "/".join(sorted({r.task for r in ref_rows.values()}))
             cells.append(group_key[2] if group_key and group_key[2] else ref_tasks)
         for m in spec.metrics:
             ref = ref_rows.get(m)
             stat = summarize([r["metrics"][m] for r in records if m in r["metrics"]])
-            delta = f"{stat.mean - ref.value:+.2f}" if stat.n and ref is not None and ref.value is not None else ""
-            cells += [paper_cell(ref), fmt_stat(stat), delta]
+            delta = number(m, stat.mean - ref.value, sign=True) if stat.n and ref and ref.value is not None else ""
+            cells += [paper_cell(ref), fmt_stat(stat, m), delta]
         cells.append(str(len(records)) if group_key else "")
         cells.append("".join(dict.fromkeys(notes.cite(r) for r in ref_rows.values())))
         table.rows.append(cells)
@@ -237,6 +251,11 @@ def paper_table(
     for group_key in alone:
         line(None, group_key)
     table.footnotes = notes.lines()
+    if spec.other_splits:
+        table.footnotes.append(
+            f"Split: where the number was measured; our runs are on {spec.split}, and Δ only sets a run beside a "
+            f"reference of the same split."
+        )
     return table
 
 
@@ -273,12 +292,12 @@ def data_efficient_table(
     attached: dict[tuple, list[tuple]] = defaultdict(list)
     alone = []
     for key in groups:
-        ref = _reference_for(key[0], key[1], entries, baselines)
+        ref = _reference_for(key[0], key[1], spec.split, entries, baselines)
         (attached[ref] if ref else alone).append(key)
 
     def ours(key):
         stats = {f: summarize(v) for f, v in groups[key].items()}
-        cells = [fmt_stat(stats[f]) + f" (n={stats[f].n})" if f in stats else "" for f in fractions]
+        cells = [fmt_stat(stats[f], metric) + f" (n={stats[f].n})" if f in stats else "" for f in fractions]
         table.rows.append([f"`{key[0]}` (ours)", key[1]] + cells + [""])
         if stats:
             xs = sorted(stats)
@@ -309,7 +328,9 @@ def data_efficient_table(
         for key in attached.get(entry_key, []):
             stats = ours(key)
             deltas = [
-                f"{stats[f].mean - by_fraction[f].value:+.2f}" if f in stats and f in by_fraction else ""
+                number(metric, stats[f].mean - by_fraction[f].value, sign=True)
+                if f in stats and f in by_fraction
+                else ""
                 for f in fractions
             ]
             if any(deltas):
@@ -343,9 +364,13 @@ def headline_lines(paper: list[PaperRow], runs: list[dict], baselines: dict[str,
                 f"on {claim.dataset} {claim.split}."
             )
         for k in ours:
-            gaps = [f"− `{o[0]}` ({o[1]}) = {stats[k].mean - stats[o].mean:+.2f}" for o in stats if o != k]
+            gaps = [
+                f"− `{o[0]}` ({o[1]}) = {number(claim.metric, stats[k].mean - stats[o].mean, sign=True)}"
+                for o in stats
+                if o != k
+            ]
             lines.append(
-                f"  - ours: `{k[0]}` ({k[1]}) {fmt_stat(stats[k])} (n={stats[k].n})"
+                f"  - ours: `{k[0]}` ({k[1]}) {fmt_stat(stats[k], claim.metric)} (n={stats[k].n})"
                 + (f"; {'; '.join(gaps)}" if gaps else "; no other run to compare with yet")
                 + "."
             )
@@ -361,6 +386,6 @@ def runs_table(title: str, records: list[dict], keys: tuple[str, ...]) -> Table:
     table = Table(title, [k.replace("_", " ") for k in keys] + metrics + ["Runs"])
     for key, rs in groups.items():
         cells = [fmt_fraction(v) if k == "data_fraction" else str(v) for k, v in zip(keys, key, strict=False)]
-        cells += [fmt_stat(summarize([r["metrics"][m] for r in rs if m in r["metrics"]])) for m in metrics]
+        cells += [fmt_stat(summarize([r["metrics"][m] for r in rs if m in r["metrics"]]), m) for m in metrics]
         table.rows.append(cells + [str(len(rs))])
     return table

@@ -19,7 +19,7 @@ from results.report import build
 from results.store import read_records, store_path
 
 
-def test_both_probes_end_to_end(synthetic_root, tmp_path, monkeypatch):
+def test_both_probes_end_to_end(synthetic_root, tmp_path, monkeypatch, capsys):
     nets = []
 
     class RecordingViT(probe.GridViT):
@@ -56,8 +56,18 @@ def test_both_probes_end_to_end(synthetic_root, tmp_path, monkeypatch):
 
     again = probe.probe("random", "synthetic", output_root=str(tmp_path / "a"))  # finished: nothing re-run
     assert again == records and len(read_records()) == 2
-    repeat = probe.probe("random", "synthetic", tasks=("semseg",), output_root=str(tmp_path / "b"))
-    assert repeat[0]["metrics"] == semseg["metrics"]  # deterministic on CPU
+    capsys.readouterr()
+    argv = ["--init", "random", "--dataset", "synthetic", "--task", "semseg", "--output-dir", str(tmp_path / "b")]
+    assert probe.main(argv) == 0
+    assert read_records()[-1]["metrics"] == semseg["metrics"]  # deterministic on CPU
+    console = capsys.readouterr().out  # a line per step and a summary in plain numbers; the raw dict goes to log.txt
+    assert "OrderedDict" not in console and "np.float64(" not in console and len(console.splitlines()) == 3
+    miou = semseg["metrics"]["sem_seg/mIoU"]
+    assert console.splitlines()[-1].startswith("probe: vit_e192d6 init random on synthetic val in ")
+    assert console.splitlines()[-1].endswith(
+        f"sem_seg/mIoU {miou:.2f} %, sem_seg/pACC {semseg['metrics']['sem_seg/pACC']:.2f} %"
+    )
+    assert "OrderedDict" in (tmp_path / "b" / "synthetic" / "semseg" / "random" / "seed0" / "log.txt").read_text()
 
 
 def _constant_encoder(channels=8):

@@ -3,12 +3,16 @@ file: metrics.json, one store record, the finished marker; finished runs never r
 evaluations never marking a run finished, unfinished ones resumed only when asked and only from their own
 `.pth` checkpoints."""
 
+import hashlib
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
 
-from benchmark import train_net
+from benchmark import inits, probe, train_net
+from benchmark.backbones import set_vit_architecture
 from results.store import read_records
 
 CONFIG = "benchmark/configs/scannet/semseg_vit_b.py"
@@ -89,6 +93,9 @@ def test_run_lifecycle_records_once_and_never_overwrites_a_finished_run(syntheti
     assert (out / "config.yaml").is_file() and (out / "model_final.pth").is_file() and (out / "finished.json").is_file()
     log = (out / "log.txt").read_text()
     assert "rank 0 of 1; torch" in log and "Environment info" not in log and "_C" not in log
+    console = capsys.readouterr().out
+    assert "OrderedDict" in log and "OrderedDict" not in console and "np.float64(" not in console  # the raw dict
+    assert console.splitlines()[-1].startswith("benchmark: ") and "sem_seg/mIoU" in console.splitlines()[-1]
 
     before = (out / "metrics.json").read_bytes()
     assert _run(out, *init) == 0  # finished: reported, not retrained
@@ -202,3 +209,28 @@ def test_a_resumed_fine_tuning_continues_the_learning_rate_schedule(synthetic_ro
     straight = _lrs(tmp_path / "straight")
     assert [i for i, _ in straight] == [0, 1, 2, 3] and len({lr for _, lr in straight}) == 4
     assert _lrs(tmp_path / "resumed") == straight
+
+
+def test_the_readmes_run_folders_are_the_ones_runs_write(tmp_path):
+    """The README's example folders of `make bench-scannet` and `make probe` with `make pretrain`'s ViT-Ti
+    export, and what it says the init's hash is of, against the functions that name the folders."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    bench = re.search(r"bench/synthetic/semseg_vit_t_tiny/mask3d-([0-9a-f]{8})/seed0/", readme)
+    probed = re.search(r"probe/synthetic/semseg/mask3d-([0-9a-f]{8})/seed0/", readme)
+    assert bench and probed and 'SHA-1 of "<absolute path>:<size in bytes>:<mtime in ns>"' in readme
+    assert "vit_e96d4 (width 96, 4 blocks) for INIT=random in the tiny recipe" in readme
+
+    export = tmp_path / "backbone.pth"
+    export.write_bytes(b"weights")
+    spec = inits.parse(f"mask3d:{export}")
+    stat = export.stat()
+    digest = hashlib.sha1(f"{export.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:8]
+    assert train_net.init_id(spec) == f"mask3d-{digest}"
+
+    cfg = train_net.load_config(train_net.build_parser().parse_args(["--config-file", CONFIG, "--tiny", *SYNTHETIC]))[0]
+    assert train_net.variant_name(cfg, CONFIG, tiny=True) == "semseg_vit_e96d4_tiny"  # random's tiny ViT
+    set_vit_architecture(cfg, embed_dim=192, depth=12, num_heads=3)  # the shape make pretrain's export brings
+    written = train_net.default_output_dir(cfg, CONFIG, spec, tiny=True)
+    assert f"{written.as_posix()}/" == "output/" + bench.group(0).replace(bench.group(1), digest)
+    folder = probe.run_folder("", "synthetic", "semseg", spec, 0)
+    assert f"{folder.as_posix()}/" == "output/" + probed.group(0).replace(probed.group(1), digest)

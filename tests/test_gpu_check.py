@@ -20,8 +20,13 @@ STAGES = [
 def test_smoke_runs_every_stage_and_reports(synthetic_root, tmp_path, capsys):
     out = tmp_path / "gpu_check.json"
     assert gpu_check.main(["--smoke", "--data", str(synthetic_root), "--out", str(out)]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gpu-check: ")]
+    console = capsys.readouterr().out
+    lines = console.splitlines()
+    assert all(line.startswith("gpu-check: ") for line in lines), console  # a line per stage, nothing else
     assert [line.split()[1] for line in lines[1:-1]] == STAGES and all(" ok " in line for line in lines[1:-1])
+    log = out.with_suffix(".log").read_text()  # what the stages print themselves: logs, COCO's tables
+    assert "Average Precision" in log and "Evaluation results for bbox" in log
+    assert lines[-1].endswith(f"(the stages' own output: {out.with_suffix('.log')})")
     report = json.loads(out.read_text())
     assert report["ok"] and report["smoke"] and report["device"] and report["versions"]["torch"]
     assert [s["name"] for s in report["stages"]] == STAGES

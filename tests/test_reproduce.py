@@ -101,7 +101,8 @@ def test_every_campaign_plans_on_the_synthetic_tree(name, synthetic_root, tmp_pa
 
 def test_dry_run_reports_every_run_that_cannot_start(synthetic_root, tmp_path, capsys):
     """Full recipes on a root with only the synthetic tree: ScanNet is not prepared, one init is unknown, one
-    file is missing; every run says why, nothing starts, and the cost is still shown."""
+    file is missing; every run says why, nothing starts, and the cost is still shown. The dry run is a plan that
+    succeeds; `--check` (and a real run) make blocked runs an error."""
     out = tmp_path / "out"
     argv = [
         "scannet_semseg",
@@ -116,8 +117,8 @@ def test_dry_run_reports_every_run_that_cannot_start(synthetic_root, tmp_path, c
         "--data-root",
         str(synthetic_root),
     ]
-    for extra in (["--dry-run"], []):
-        assert reproduce.main(argv + extra) == 1
+    for extra, status in ((["--dry-run"], 0), (["--check"], 1), ([], 1)):
+        assert reproduce.main(argv + extra) == status
         captured = capsys.readouterr()
         runs = [line for line in captured.out.splitlines() if line.startswith("  scannet_semseg ")]
         assert len(runs) == 6 and all("CANNOT START" in line for line in runs)
@@ -125,7 +126,14 @@ def test_dry_run_reports_every_run_that_cannot_start(synthetic_root, tmp_path, c
         assert "init 'no_such_init'" in notes and "missing.pth" in notes and "does not exist" in notes
         assert "'scannet_sem_seg_train' is not prepared" in notes and "tools.prepare_scannet" in notes
         assert "cost: " in captured.out and "an estimate from FLOPs, not a measurement" in captured.out
-        assert "6 of 6 runs cannot start" in captured.err
+        if extra:  # a plan: its last line counts the blocked runs by kind of problem
+            assert captured.out.splitlines()[-1].startswith(
+                "reproduce scannet_semseg: planned 6 runs, 6 blocked: 6 by data not prepared ([1], [2]), "
+                "4 by an init that does not resolve ([3], [4]); "
+            )
+            assert ("exit 1 (--check)" in captured.out) == (extra == ["--check"]) and not captured.err
+        else:
+            assert "6 of 6 runs cannot start" in captured.err
         assert not out.exists() and not (tmp_path / "runs").exists()
 
 
@@ -315,6 +323,6 @@ def test_full_runs_record_into_the_tables_campaign_store_by_default(synthetic_ro
         "--out",
         str(tmp_path / "out"),
     ]
-    assert reproduce.main(argv) == 1  # ScanNet is not prepared under this root
+    assert reproduce.main(argv) == 0  # a plan, though ScanNet is not prepared under this root (1 run blocked)
     assert "records in results/runs/scannet_semseg.jsonl" in capsys.readouterr().out
     assert campaign_path("scannet_semseg").exists() == before  # a dry run writes nothing

@@ -103,7 +103,9 @@ def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsy
     out = tmp_path / "out"
     assert report.main(["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(out)]) == 0
     md = (out / "REPORT.md").read_text(encoding="utf-8")
-    assert capsys.readouterr().out == md
+    assert capsys.readouterr().out == f"tables: {out / 'REPORT.md'} ({len(md.splitlines())} lines): new; plots: " + (
+        "data_efficient.png new, pretrain_loss.png new\n"
+    )
 
     scannet = _table(md, "ScanNet semantic segmentation (val)")
     pri3d = _row(scannet, Reference="Pri3D (View + Geo)", Backbone="r50")
@@ -144,9 +146,10 @@ def test_report_cells_deltas_empty_cells_and_plots(fixture_runs, tmp_path, capsy
     assert (ours["20%"], ours["40%"], ours["100%"]) == ("50.00 (n=1)", "", "60.50 ± 0.71 (n=2)")
     delta = _row(efficient, Row="Δ `pri3d_r50` − Pri3D (View + Geo)")
     assert (delta["20%"], delta["60%"], delta["100%"]) == ("-1.50", "", "-1.20")
+    assert "the paper's curve only" not in md  # our runs are on the plot
 
     pretrain = _table(md, "Pre-training runs")
-    assert [(r["Objective"], r["Dataset"], r["Final loss"]) for r in pretrain] == [
+    assert [(r["Objective"], r["Dataset"], r["Final loss (mean, last 10 %)"]) for r in pretrain] == [
         ("mask3d", "nyuv2+scannet", "0.2500")
     ]
 
@@ -182,6 +185,7 @@ def test_no_records_still_shows_the_paper_tables_and_drops_stale_plots(tmp_path)
     assert _row(nyu, Reference="MoCoV2-supIN->SN")["mIoU paper"] == "47.6"
     assert "No pre-training run yet" in md and "No synthetic run yet" in md
     assert "no campaign records are committed" in md
+    assert "The plot holds the paper's curve only: no run of ours yet" in md
     assert sorted(os.listdir(out)) == ["REPORT.md", "data_efficient.png"]
 
 
@@ -253,6 +257,21 @@ def test_campaign_records_are_read_by_default_and_the_scratch_store_only_when_as
         row = _row(_table(md, "other fine-tuning runs"), dataset="nyuv2")
         assert (row["sem_seg/mIoU"], row["Runs"]) == (cell, runs)
         assert "study.jsonl" in md and ("runs.jsonl" in md) == bool(extra)
+
+
+def test_the_console_says_where_the_report_is_and_what_changed(tmp_path, capsys):
+    _run(metrics={"sem_seg/mIoU": 60.0})
+    argv = ["--campaigns", _no_campaigns(tmp_path), "--scratch", "--out", str(tmp_path / "out")]
+    assert report.main(argv) == 0
+    capsys.readouterr()
+    assert report.main(argv) == 0
+    assert capsys.readouterr().out.endswith(" lines): unchanged\n")
+    _run(metrics={"sem_seg/mIoU": 62.0})
+    assert report.main(argv) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"tables: {tmp_path / 'out' / 'REPORT.md'} (") and "| " not in said  # no table printed
+    assert "changed 'introduction', 'ScanNet semantic segmentation (val)'" in said and len(said.splitlines()) == 1
+    assert said.endswith("; plots: data_efficient.png redrawn\n")
 
 
 def test_a_report_with_scratch_runs_never_replaces_the_committed_one(tmp_path, monkeypatch):
@@ -328,12 +347,28 @@ def test_malformed_record_is_reported_with_file_and_line(tmp_path, capsys, bad_l
 
 
 def test_depth_runs_fill_the_depth_tables_and_synthetic_ones_the_smoke_section(tmp_path):
-    depth = {"depth/delta1": 0.8, "depth/AbsRel": 0.15, "depth/RMSE": 0.5, "depth/RMSE_log": 0.2}
+    """Depth metrics keep 3 decimals everywhere (core.units), as the run's own summary line prints them."""
+    depth = {"depth/delta1": 0.8, "depth/AbsRel": 0.274, "depth/RMSE": 0.5, "depth/RMSE_log": 0.2}
     _run(dataset="nyuv2", split="test", task="depth", init="mask3d", backbone="vit_b", metrics=depth)
     _run(dataset="synthetic", task="depth", init="random", backbone="vit_b", metrics=depth, tiny=True)
+    _run(dataset="synthetic", task="depth", init="random", backbone="vit_b", metrics=depth, tiny=True, seed=1)
     md = report.build([report.store_path()], tmp_path)
     row = _row(_table(md, "NYUv2 monocular depth estimation (test, Eigen crop)"), Ours="`mask3d`")
-    assert (row["δ<1.25 ours"], row["AbsRel ours"], row["RMSE m ours"], row["Runs"]) == ("0.80", "0.15", "0.50", "1")
+    cells = (row["δ<1.25 ours"], row["AbsRel ours"], row["RMSE m ours"], row["Runs"])
+    assert cells == ("0.800", "0.274", "0.500", "1")
     assert _row(_table(md, "ScanNet monocular depth estimation (val)"), Ours="`mask3d`")["Runs"] == "0"
     smoke = _table(md, "synthetic depth")
-    assert smoke[0]["depth/RMSE_log"] == "0.20" and smoke[0]["Runs"] == "1"
+    assert smoke[0]["depth/RMSE_log"] == "0.200 ± 0.000" and smoke[0]["depth/AbsRel"] == "0.274 ± 0.000"
+    assert smoke[0]["Runs"] == "2"
+
+
+def test_a_reference_on_another_split_is_shown_with_its_split_and_never_compared(tmp_path):
+    """Mask3D's Cityscapes number is on test (as its source says); our runs are on val: separate rows, no Δ."""
+    _run(dataset="cityscapes", init="mask3d", backbone="vit_b", metrics={"sem_seg/mIoU": 50.0})
+    md = report.build([report.store_path()], tmp_path)
+    table = _table(md, "Cityscapes semantic segmentation (val; test where the Split column says so)")
+    paper = _row(table, Reference="Mask3D")
+    assert (paper["Split"], paper["mIoU paper"], paper["Ours"], paper["Δ mIoU"]) == ("test", "66.4†", "", "")
+    ours = _row(table, Ours="`mask3d`")
+    assert (ours["Split"], ours["mIoU ours"], ours["Δ mIoU"], ours["Runs"]) == ("val", "50.00", "", "1")
+    assert _row(table, Reference="Pri3D (View)", **{"Pre-training data": "KITTI"})["Split"] == "val"

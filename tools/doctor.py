@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-from core.quiet import silence_third_party_warnings
+import core  # noqa: F401  (silences third-party import warnings before the stack is imported)
 
 REQUIRED = [
     "torch",
@@ -37,7 +37,6 @@ def compiled_ops() -> str:
 
 
 def main() -> int:
-    silence_third_party_warnings()
     missing = []
     print(f"python       {sys.version.split()[0]} ({sys.executable})")
     for name in REQUIRED:

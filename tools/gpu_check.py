@@ -6,7 +6,8 @@ Stages, one line each, stopping at the first failure (exit 1, the stage named): 
 pre-training steps of ViT-B `mask3d` at the per-GPU batch, eager and with `torch.compile`, with MFU against
 that matmul rate (target >= 0.45); the attention kernel SDPA ran; checkpoint -> resume -> export on the
 device; 20 iterations + evaluation of the ViT-B semseg and Mask R-CNN configs at 480x640 with AMP on a small
-synthetic tree. The JSON holds device, versions, and per stage status, seconds, peak memory and facts.
+synthetic tree. The JSON holds device, versions, and per stage status, seconds, peak memory and facts; what the
+stages print themselves (training logs, COCO's evaluation tables) goes to the log beside it (OUT with `.log`).
 
 `--smoke` runs every stage at toy size on the CPU (the test suite does) and writes
 output/gpu_check_smoke.json, never the committed results file. The check is `benchmark.gpu_check`; runs go

@@ -1,6 +1,6 @@
 """`make reproduce TABLE=...`: fill one table of the paper with one command.
 
-    python -m tools.reproduce TABLE [--inits mask3d:PATH,imagenet_mae_vitb,random] [--seeds 3] [--dry-run]
+    python -m tools.reproduce TABLE [--inits mask3d:PATH,imagenet_mae_vitb,random] [--seeds 3] [--dry-run [--check]]
                               [--tiny] [--slurm [--slurm-option KEY=VALUE ...]] [--gpus 0,1] [--jobs N]
 
 TABLE is a campaign of benchmark/campaign/tables.py (`--list`), or `repro_mini` (`make repro-mini`'s
@@ -10,11 +10,12 @@ which `make tables` reads into the report.
 
 `--dry-run` lists every run (finished ones are skipped), what stops any of them from starting (an init that
 does not resolve, a dataset that is not prepared), and the GPU-hours of the runs left, with where that figure
-comes from. A run with a problem stops the whole command before anything starts. Runs go one per GPU here
-(one per CPU slot with `--tiny`), or each to SLURM with `--slurm`. Running the same command again skips
-finished runs and resumes interrupted ones. `--tiny` runs the campaign with the CPU-sized recipe on the
-synthetic tree, a check of the whole path in minutes; its records go to a scratch store and never into the
-paper's tables.
+comes from; it exits 0 once planned and ends with how many runs are blocked and why. `--check` is the same
+dry run for scripts: it exits 1 when any run is blocked. Without them, a run with a problem stops the whole
+command before anything starts. Runs go one per GPU here (one per CPU slot with `--tiny`), or each to SLURM
+with `--slurm`. Running the same command again skips finished runs and resumes interrupted ones. `--tiny` runs
+the campaign with the CPU-sized recipe on the synthetic tree, a check of the whole path in minutes; its records
+go to a scratch store and never into the paper's tables.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--tiny", "--toy", action="store_true", help="CPU-sized recipe on the synthetic tree (minutes)")
     p.add_argument("--iters", type=int, default=None, help="training iterations of every run (default: the config's)")
     p.add_argument("--dry-run", action="store_true", help="list the runs, their problems and their cost, then exit")
+    p.add_argument("--check", action="store_true", help="a dry run that exits 1 when any run is blocked")
     p.add_argument(
         "--out", default=None, help="run folders (default output/reproduce/TABLE, --tiny: output/reproduce_tiny/TABLE)"
     )
@@ -108,7 +110,7 @@ def main(argv=None) -> int:
 
             return repro_mini.main(
                 reproduce.repro_mini_argv(
-                    args.inits, tiny=args.tiny, dry_run=args.dry_run, campaigns=args.campaigns, **shared
+                    args.inits, tiny=args.tiny, dry_run=args.dry_run or args.check, campaigns=args.campaigns, **shared
                 )
                 + args.passed
             )
@@ -117,7 +119,8 @@ def main(argv=None) -> int:
             args.inits,
             tiny=args.tiny,
             iters=args.iters,
-            dry_run=args.dry_run,
+            dry_run=args.dry_run or args.check,
+            check=args.check,
             campaigns=args.campaigns,
             gpus=args.gpus,
             slurm=args.slurm,

@@ -2,7 +2,8 @@
 and summarised, and the options it hands over to `repro_mini`'s own command line.
 
 A run with a problem (an init that does not resolve, a dataset that is not prepared) stops the whole command
-before anything starts, so a campaign never half-runs for a reason known in advance.
+before anything starts, so a campaign never half-runs for a reason known in advance. A dry run is a plan: it
+says how many runs are blocked and why and succeeds, unless `check` makes blocked runs an error (for scripts).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def cells(runs: list[tables.Run], metric: str) -> list[str]:
     for (init, pct), group in groups.items():
         values = [r.job.record()["metrics"].get(metric) for r in group if r.job.finished()]
         values = [v for v in values if v is not None]
-        stat = f", {metric} {fmt_stat(summarize(values))}" if values else ""
+        stat = f", {metric} {fmt_stat(summarize(values), metric)}" if values else ""
         lines.append(f"  {init} {pct}%: {len(values)}/{len(group)} runs{stat}")
     return lines
 
@@ -104,6 +105,7 @@ def run(
     tiny: bool = False,
     iters: int | None = None,
     dry_run: bool = False,
+    check: bool = False,
     out: str | None = None,
     campaigns: str | None = None,
     data_root: str | None = None,
@@ -118,7 +120,8 @@ def run(
 ) -> int:
     """Plans `table`'s campaign, prints every run, its problems and the cost, then runs it (unless `dry_run`):
     one run per GPU here (per CPU slot with `tiny`), or each to SLURM with `slurm_options`. Returns the exit
-    status; raises CampaignError for a campaign that cannot run as asked."""
+    status (a dry run's is 0 even with blocked runs, unless `check`); raises CampaignError for a campaign that
+    cannot run as asked."""
     campaign = tables.CAMPAIGNS.get(table)
     if campaign is None:
         names = ", ".join([*tables.CAMPAIGNS, "repro_mini"])
@@ -151,10 +154,11 @@ def run(
         print(line)
     print(_cost_line(runs, todo, tiny, iters, mfu, peak_tflops))
     bad = [r for r in runs if r.problems]
+    if dry_run:
+        print(_blocked_line(table, runs, bad, check))
+        return 1 if bad and check else 0
     if bad:
         raise CampaignError(f"{len(bad)} of {len(runs)} runs cannot start (listed above); nothing was started")
-    if dry_run:
-        return 0
 
     launcher, gpu_ids = None, []
     if slurm:
@@ -201,6 +205,31 @@ def _run_lines(runs: list[tables.Run], dry_run: bool) -> list[str]:
         elif dry_run:
             lines.append(f"  {run.job.name}: python {' '.join(run.job.command())}")
     return lines + [f"  [{number}] {problem}" for problem, number in notes.items()]
+
+
+# What stops a run, by the opening words of its problem (benchmark.campaign.tables.plan words them).
+BLOCKERS = (("init ", "an init that does not resolve"), ("no config ", "no config"), ("Dataset ", "data not prepared"))
+
+
+def _blocked_line(table: str, runs: list[tables.Run], bad: list[tables.Run], check: bool) -> str:
+    """The dry run's last line: how many runs are blocked, and by what kind of problem (numbered above)."""
+    if not bad:
+        return f"reproduce {table}: planned {len(runs)} runs, none blocked"
+    numbers: dict[str, int] = {}
+    kinds: dict[str, tuple[set, set]] = {}
+    for run in bad:
+        for problem in run.problems:
+            number = numbers.setdefault(problem, len(numbers) + 1)
+            kind = next((text for start, text in BLOCKERS if problem.startswith(start)), "other problems")
+            blocked, notes = kinds.setdefault(kind, (set(), set()))
+            blocked.add(run.job.name)
+            notes.add(number)
+    why = ", ".join(
+        f"{len(blocked)} by {kind} ({', '.join(f'[{n}]' for n in sorted(notes))})"
+        for kind, (blocked, notes) in kinds.items()
+    )
+    then = "exit 1 (--check)" if check else "nothing runs until they are fixed (--check makes this exit 1)"
+    return f"reproduce {table}: planned {len(runs)} runs, {len(bad)} blocked: {why}; {then}"
 
 
 def _cost_line(
