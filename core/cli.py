@@ -8,6 +8,7 @@ message; the user sees only its last line.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import logging
 import sys
@@ -20,6 +21,12 @@ ADVICE = (
     "free space or fix the permissions, then add --resume to continue from the last checkpoint, which is "
     "kept (or choose another train.output_dir)"
 )
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`; did you mean X?` with the closest of `choices` (difflib), or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def user_message(e: BaseException, user_errors: tuple) -> str | None:
