@@ -3,6 +3,7 @@ nothing: lengths below 1, a run folder in use by another process, a finished run
 settings; and overrides reach the config as typed (non-ASCII folders, `[a,b]` lists, the closest name for a
 mistyped one)."""
 
+import errno
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,23 @@ def test_a_mistyped_key_or_dataset_name_gets_the_closest_known_one(synthetic_roo
     assert "Available" not in line
     assert run_bench(tmp_path / "run", "dataloader.test.dataset.names=synthetic_sem_seg_vall") == 1
     assert one_error_line(capsys).endswith("is not registered; did you mean synthetic_sem_seg_val?")
+
+
+def test_a_full_disk_at_the_store_append_is_one_line_and_resume_stores_the_record(
+    synthetic_root, tmp_path, capsys, monkeypatch
+):
+    import results.store as store
+    from core import cli
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real = store.atomic_path
+    monkeypatch.setattr(store, "atomic_path", full)
+    out = tmp_path / "run"
+    assert run_pretrain(out, **SHORT) == 1
+    assert one_error_line(capsys) == f"error: {store.store_path()}: No space left on device; {cli.ADVICE}"
+    assert (out / "metrics.json").is_file() and not (out / runs.FINISHED_MARKER).exists()
+    monkeypatch.setattr(store, "atomic_path", real)
+    assert run_pretrain(out, resume=True, **SHORT) == 0
+    assert len(read_records()) == 1 and (out / runs.FINISHED_MARKER).is_file()
