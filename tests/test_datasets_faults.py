@@ -269,3 +269,16 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, scannet_r
         f"prepare_{tool}: error: {out / 'meta.json'}: Read-only file system; choose a writable --out, or free "
         "space / fix its permissions, then rerun (finished frames are kept)"
     )
+
+
+def test_ctrl_c_during_preparation_is_one_line(tmp_path, scannet_raw, capsys, monkeypatch):
+    from datasets.prepare import scannet
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scannet, "run_parallel", interrupted)
+    assert prep_scannet(scannet_raw, tmp_path / "scannet") == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "prepare_scannet: interrupted; finished frames are kept: rerun the same command to convert the rest"
+    )

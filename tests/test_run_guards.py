@@ -157,3 +157,25 @@ def test_a_full_disk_at_the_store_append_is_one_line_and_resume_stores_the_recor
     monkeypatch.setattr(store, "atomic_path", real)
     assert run_pretrain(out, resume=True, **SHORT) == 0
     assert len(read_records()) == 1 and (out / runs.FINISHED_MARKER).is_file()
+
+
+def test_ctrl_c_is_one_line_saying_how_to_resume(synthetic_root, tmp_path, capsys, monkeypatch):
+    from core import cli
+    from pretrain import train as pretrain
+
+    real = pretrain.PretrainTrainer.run_step
+
+    def interrupted_at_iteration_2(self):
+        if self.iter == 2:
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(pretrain.PretrainTrainer, "run_step", interrupted_at_iteration_2)
+    out = tmp_path / "run"
+    assert run_pretrain(out, **{"train.max_iter": 4}) == 130
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1] == cli.INTERRUPTED and "Traceback" not in captured.err
+    assert "KeyboardInterrupt" not in captured.err
+    monkeypatch.setattr(pretrain.PretrainTrainer, "run_step", real)
+    assert run_pretrain(out, resume=True, **{"train.max_iter": 4}) == 0
+    assert read_records()[0]["iterations"] == 4

@@ -9,7 +9,7 @@ import sys
 
 from datasets.fileio import DataError
 from datasets.prepare.cityscapes import CityscapesOptions, prepare
-from datasets.prepare.tree import failure_message
+from datasets.prepare.tree import INTERRUPTED, failure_message
 
 
 def main(argv=None) -> int:
@@ -26,6 +26,9 @@ def main(argv=None) -> int:
             raise
         print(f"prepare_cityscapes: error: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"prepare_cityscapes: {INTERRUPTED}", file=sys.stderr)
+        return 130
     for e in res["errors"]:
         print(f"prepare_cityscapes: bad input: {e}", file=sys.stderr)
     print(

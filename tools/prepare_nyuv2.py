@@ -10,7 +10,7 @@ import sys
 
 from datasets.fileio import DataError
 from datasets.prepare.nyuv2 import NyuOptions, prepare
-from datasets.prepare.tree import failure_message
+from datasets.prepare.tree import INTERRUPTED, failure_message
 
 
 def main(argv=None) -> int:
@@ -35,6 +35,9 @@ def main(argv=None) -> int:
             raise
         print(f"prepare_nyuv2: error: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"prepare_nyuv2: {INTERRUPTED}", file=sys.stderr)
+        return 130
     for e in res["errors"]:
         print(f"prepare_nyuv2: bad input: {e}", file=sys.stderr)
     print(

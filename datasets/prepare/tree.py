@@ -80,6 +80,9 @@ def remove_temps(out: str) -> list:
     return removed
 
 
+INTERRUPTED = "interrupted; finished frames are kept: rerun the same command to convert the rest"
+
+
 def failure_message(e: Exception) -> str | None:
     """The one line a preparation tool prints for `e`: bad input, or an output the file system refuses
     (read-only, full); None for anything else, which is a bug and keeps its traceback."""
