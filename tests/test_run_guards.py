@@ -179,3 +179,15 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(synthetic_root, tmp_path, capsy
     monkeypatch.setattr(pretrain.PretrainTrainer, "run_step", real)
     assert run_pretrain(out, resume=True, **{"train.max_iter": 4}) == 0
     assert read_records()[0]["iterations"] == 4
+
+
+def test_an_init_folder_is_named_as_a_folder(synthetic_root, tmp_path, capsys):
+    (tmp_path / "weights").mkdir()
+    from benchmark import train_net
+
+    argv = ["--config-file", BENCH_CONFIG, "--tiny", "--init", f"mae:{tmp_path / 'weights'}"]
+    assert train_net.main([*argv, f"train.output_dir={tmp_path / 'run'}"]) == 1
+    assert one_error_line(capsys) == (
+        f"error: {tmp_path / 'weights'}: is a folder, not a mae checkpoint file; name the .pth or .safetensors "
+        "file in it"
+    )
