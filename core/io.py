@@ -90,13 +90,17 @@ def _unreadable(path: Path, what: str, e: Exception) -> str:
         text = None
     if text is not None:
         first = text.splitlines()[0][:40] if text.strip() else ""
-        return f"{path}: is a text file (it begins {first!r}), not a PyTorch {what}; pass the weights file itself"
+        return (
+            f"{path}: cannot be read as a PyTorch {what}: it is a text file (it begins {first!r}); pass the "
+            "weights file itself"
+        )
     foreign = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
     if foreign or "weights_only" in str(e):
         held = f" (e.g. {foreign.group(1)})" if foreign else ""
         return (
-            f"{path}: holds Python objects other than tensors{held}, which are never loaded (they could run "
-            f"code); save the {what}'s state dict alone (torch.save(checkpoint['model'], PATH)) and pass that"
+            f"{path}: cannot be read as a PyTorch {what}: it holds Python objects other than tensors{held}, "
+            "which are never loaded (they could run code); save its tensors alone (e.g. "
+            "torch.save(checkpoint['model'], PATH)) and pass that"
         )
     return (
         f"{path}: cannot be read as a PyTorch {what} ({type(e).__name__}: "

@@ -82,12 +82,13 @@ def test_a_folder_or_a_text_file_is_named_for_what_it_is_and_never_told_to_drop_
             io.load_weights(tmp_path / "notes.pth")
         first = text.splitlines()[0]
         assert str(err.value) == (
-            f"{tmp_path / 'notes.pth'}: is a text file (it begins {first!r}), not a PyTorch checkpoint; pass the "
-            "weights file itself"
+            f"{tmp_path / 'notes.pth'}: cannot be read as a PyTorch checkpoint: it is a text file (it begins "
+            f"{first!r}); pass the weights file itself"
         )
     torch.save({"model": {"w": torch.ones(1)}, "args": __import__("argparse").Namespace(lr=1)}, tmp_path / "mae.pth")
     with pytest.raises(
-        io.CheckpointError, match=r"mae\.pth: holds Python objects other than tensors \(e\.g\. argparse"
-    ):
+        io.CheckpointError,
+        match=r"mae\.pth: cannot be read .*: it holds Python objects other than tensors \(e\.g\. argparse",
+    ) as err:
         io.load_weights(tmp_path / "mae.pth")
     assert "weights_only" not in str(err.value)
