@@ -73,11 +73,15 @@ def validate(record: dict, where: str = "record") -> None:
             raise RecordError(f"{where}: metric {name!r} is {value!r}, not a finite number")
 
 
+RECORD_ID = ("kind", "task", "output_dir", "date", "iterations", "seed")
+
+
 def record_id(record: dict) -> tuple:
-    """What makes a record one run's: its kind, task, output folder and date (every run writes them); a record
-    without an output folder (written by hand) is identified by its whole content."""
+    """What makes a record one run's: its kind, task, output folder and date, with its iterations and seed (a
+    folder resumed to more iterations within the same second is another run); a record without an output
+    folder (written by hand) is identified by its whole content."""
     if record.get("output_dir"):
-        return (record["kind"], record.get("task"), record["output_dir"], record.get("date"))
+        return tuple(json.dumps(record.get(k), sort_keys=True) for k in RECORD_ID)
     return (json.dumps(record, sort_keys=True),)
 
 
