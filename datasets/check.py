@@ -1,6 +1,8 @@
 """One pass over a registered dataset: every file exists and decodes, sizes agree, values are in range.
 `tools.check_dataset` is its command line."""
 
+from collections import Counter
+
 import numpy as np
 from pycocotools import mask as mask_util
 
@@ -107,10 +109,8 @@ def duplicates_and_leaks(name, dicts) -> list:
 
     from datasets.builtin import get_dicts
 
-    problems, seen = [], {}
-    for d in dicts:
-        seen[d["image_id"]] = seen.get(d["image_id"], 0) + 1
-    twice = [i for i, n in seen.items() if n > 1]
+    problems = []
+    twice = [i for i, n in Counter(d["image_id"] for d in dicts).items() if n > 1]
     if twice:
         problems.append(
             (
