@@ -4,7 +4,10 @@
 - unfinished: a checkpoint (`last_checkpoint`) but no finished marker; continuing it needs `--resume`, so a
   reused output path never silently trains over another run.
 - finished: the marker `finished.json`, written last, after the metrics file and the results record; a
-  finished run is never trained or overwritten again.
+  finished run is never trained or overwritten again, and asking for it with other settings is an error
+  naming them (`refuse_changed`).
+
+One process runs a folder at a time: it holds an exclusive lock on `.lock` there for the run's life (`held`).
 
 Everything else a run's bookkeeping needs is here too: the config dump and hash, the log files, the
 provenance fields of the results record, and the finishing writes.
@@ -88,6 +91,8 @@ def held(folder: str | Path, active: bool = True) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         lock = open(folder / LOCK_NAME, "a+")  # held open for the whole block
     except OSError:
+        lock = None
+    if lock is None:
         yield
         return
     with lock:

@@ -1,4 +1,5 @@
-"""One pass over a registered dataset: every file exists and decodes, sizes agree, values are in range.
+"""One pass over a registered dataset: every file exists and decodes, sizes agree, values are in range, no image
+is listed twice or shared with the train/val partner split.
 `tools.check_dataset` is its command line."""
 
 from collections import Counter
