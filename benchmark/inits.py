@@ -133,7 +133,7 @@ def _baseline(name: str, baselines: Path):
 
 # --- reading -------------------------------------------------------------------------------------------
 def require_file(spec: InitSpec) -> None:
-    if spec.kind != "random" and not (spec.path and spec.path.is_file()):
+    if spec.kind != "random" and not (spec.path and spec.path.exists()):  # a folder: load_weights says so
         hint = (
             "run `make pretrain` (or `python -m pretrain.export RUN OUT.pth`)"
             if spec.kind == "mask3d"

@@ -58,6 +58,7 @@ logger = logging.getLogger("benchmark")
 # Where a run goes, its init and its seed are not part of the recipe: repeats share the config hash.
 USER_ERRORS = (RunError, CheckpointError, inits.InitError, ArchitectureError, DataError)
 HASH_IGNORES = {"train.output_dir": "", "train.init": "", "train.seed": 0, "dataloader.evaluator.output_dir": None}
+FOLDER_KEYS = ("train.output_dir", "dataloader.evaluator.output_dir")  # where a run writes is not a setting
 
 
 def build_parser():
@@ -101,6 +102,7 @@ def load_config(args, converted=None):
     if args.tiny:
         make_tiny(cfg, keep_backbone=shape is not None)
     cfg = overrides.apply(cfg, opts, args.config_file)
+    overrides.require_counts(cfg, ("train.max_iter", "train.checkpointer.period", "train.log_period"), args.config_file)
     cfg.train.init = init
     if shape is not None:
         architecture.check(cfg, shape, where)
@@ -276,9 +278,14 @@ def worker(args):
     out = Path(cfg.train.output_dir or default_output_dir(cfg, args.config_file, spec, args.tiny))
     cfg.train.output_dir = str(out)
     cfg.dataloader.evaluator.output_dir = str(out / "inference")
+    with runs.held(out, comm.is_main_process()):  # one process per run folder, for the run's life
+        return _worker_in(cfg, args, spec, converted, out)
 
+
+def _worker_in(cfg, args, spec, converted, out: Path):
     state = runs.claim(out, resume=args.resume or args.eval_only, clean=comm.is_main_process())
     if state == runs.FINISHED and not args.eval_only:
+        runs.refuse_changed(cfg, out, ignore=FOLDER_KEYS)
         record = json.loads((out / "metrics.json").read_text())["record"]
         print(f"benchmark: {out} is finished ({_summary(record)}); use another train.output_dir to train again")
         return record

@@ -1,5 +1,5 @@
-"""How our command lines end: a user error is one line on stderr and exit code 1; anything else is a bug in
-our code and keeps its traceback.
+"""How our command lines end: a user error is one line on stderr and exit code 1, Ctrl-C one line saying how
+to resume and exit code 130; anything else is a bug in our code and keeps its traceback.
 
 User errors are the caller's `user_errors` plus the file-system faults a user can fix (a read-only or full
 output folder). An exception re-raised from a DataLoader worker carries the worker's whole traceback in its
@@ -8,6 +8,7 @@ message; the user sees only its last line.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import logging
 import sys
@@ -16,10 +17,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DISK_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+INTERRUPTED = (
+    "interrupted: checkpoints already written are kept; rerun the same command with --resume to continue from "
+    "the last one"
+)
 ADVICE = (
     "free space or fix the permissions, then add --resume to continue from the last checkpoint, which is "
     "kept (or choose another train.output_dir)"
 )
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`; did you mean X?` with the closest of `choices` (difflib), or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def user_message(e: BaseException, user_errors: tuple) -> str | None:
@@ -37,9 +48,13 @@ def user_message(e: BaseException, user_errors: tuple) -> str | None:
 
 
 def run(func: Callable[[], object], user_errors: tuple) -> int:
-    """0 after `func()`; 1 with `error: <one line>` on stderr for a user error; other exceptions propagate."""
+    """0 after `func()`; 1 with `error: <one line>` on stderr for a user error; 130 with one line saying how to
+    resume after Ctrl-C; other exceptions propagate."""
     try:
         func()
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     except Exception as e:
         message = user_message(e, user_errors)
         if message is None:

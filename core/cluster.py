@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 from dataclasses import dataclass, field, fields, replace
 
 ENTRY_POINTS = {"pretrain": "pretrain.train", "bench": "benchmark.train_net"}
@@ -122,11 +123,28 @@ class Resources:
         return params
 
 
-def submit(job: RunJob, resources: Resources, folder: str, name: str, submitit=None):
-    """Submits `job` with `resources`; logs go to `folder/%j`. Returns submitit's Job."""
+def submit(job: RunJob, resources: Resources, folder: str, name: str, submitit=None, local: bool = False):
+    """Submits `job` with `resources` to SLURM, or runs it on this machine when `local`; logs go to `folder/%j`.
+    Returns submitit's Job. Without SLURM (no `sbatch`) submitit would quietly run every task here instead, so
+    that is an error unless `local` asks for it."""
     submitit = submitit or import_submitit()
-    executor = submitit.AutoExecutor(folder=os.path.join(folder, "%j"), slurm_max_num_timeout=resources.max_requeues)
-    executor.update_parameters(**resources.executor_parameters(name))
+    if local and resources.nodes != 1:
+        raise ClusterError(f"--local runs on this machine only: --nodes {resources.nodes} needs a SLURM cluster")
+    if not local and shutil.which("sbatch") is None:
+        raise ClusterError(
+            "no SLURM cluster here (`sbatch` is not on PATH): submit from a SLURM login node, or pass --local "
+            "to run the job's processes on this machine"
+        )
+    params = resources.executor_parameters(name)
+    executor = submitit.AutoExecutor(
+        folder=os.path.join(folder, "%j"),
+        cluster="local" if local else "slurm",
+        slurm_max_num_timeout=resources.max_requeues,
+    )
+    try:
+        executor.update_parameters(**params)
+    except ValueError as e:  # submitit's own check of a request its executor cannot run
+        raise ClusterError(f"submitit refused the request: {e}") from None
     return executor.submit(job)
 
 

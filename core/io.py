@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,20 +72,51 @@ def save_torch(obj, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def load_torch(path: str | os.PathLike, what: str = "checkpoint"):
-    """`torch.load(weights_only=True)` on CPU: tensors and plain containers only, never foreign code.
-    Missing, truncated and non-PyTorch files raise a CheckpointError naming the file."""
-    path = Path(path)
+def _require_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a {what} file; name the .pth or .safetensors file in it")
     if not path.is_file():
         raise CheckpointError(f"{path}: {what} file is missing")
+
+
+def _unreadable(path: Path, what: str, e: Exception) -> str:
+    """Why `torch.load` refused `path`, in our words: PyTorch's own text suggests `weights_only=False`, which
+    would run whatever code the file holds, and is never the advice here."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    try:
+        text = head.decode("utf-8") if head and b"\0" not in head else None
+    except UnicodeDecodeError:
+        text = None
+    if text is not None:
+        first = text.splitlines()[0][:40] if text.strip() else ""
+        return (
+            f"{path}: cannot be read as a PyTorch {what}: it is a text file (it begins {first!r}); pass the "
+            "weights file itself"
+        )
+    foreign = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+    if foreign or "weights_only" in str(e):
+        held = f" (e.g. {foreign.group(1)})" if foreign else ""
+        return (
+            f"{path}: cannot be read as a PyTorch {what}: it holds Python objects other than tensors{held}, "
+            "which are never loaded (they could run code); save its tensors alone (e.g. "
+            "torch.save(checkpoint['model'], PATH)) and pass that"
+        )
+    return (
+        f"{path}: cannot be read as a PyTorch {what} ({type(e).__name__}: "
+        f"{str(e).splitlines()[0] if str(e) else 'no detail'}); it is truncated or corrupt: re-create it"
+    )
+
+
+def load_torch(path: str | os.PathLike, what: str = "checkpoint"):
+    """`torch.load(weights_only=True)` on CPU: tensors and plain containers only, never foreign code.
+    Missing, truncated, text and non-PyTorch files and folders raise a CheckpointError naming the file."""
+    path = Path(path)
+    _require_file(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises RuntimeError, EOFError or UnpicklingError depending on the damage
-        raise CheckpointError(
-            f"{path}: cannot be read as a PyTorch {what} ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else 'no detail'}); it is truncated, "
-            f"corrupt or holds objects other than tensors: re-create it"
-        ) from None
+        raise CheckpointError(_unreadable(path, what, e)) from None
 
 
 def load_weights(path: str | os.PathLike, what: str = "checkpoint"):
@@ -92,8 +124,7 @@ def load_weights(path: str | os.PathLike, what: str = "checkpoint"):
     path = Path(path)
     if path.suffix != ".safetensors":
         return load_torch(path, what)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: {what} file is missing")
+    _require_file(path, what)
     from safetensors.torch import load_file
 
     try:

@@ -1,9 +1,11 @@
 """`key=value` command-line overrides of a LazyConfig, shared by `pretrain` and `benchmark`.
 
-Values are Python literals (`(96,128)`, `True`, `0.8`; Hydra's `true`/`false`/`null` too) or else plain
-strings (`a,b` stays a string, not a Hydra sweep). Detectron2 would accept `train.seeed=5` and train the
-default seed, or `train.max_iter=abc` and fail later deep inside the schedule; here an unknown key or a
-value of the wrong type is an `OverrideError` naming the override, before anything runs.
+Values are Python literals (`(96,128)`, `True`, `0.8`; Hydra's `true`/`false`/`null` and `[a,b]` lists of
+bare words too) or else plain strings (`a,b` stays a string, not a Hydra sweep), kept as typed: any
+character, non-ASCII or backslash, reaches the config unchanged. Detectron2 would accept `train.seeed=5` and
+train the default seed, or `train.max_iter=abc` and fail later deep inside the schedule; here an unknown key
+(with the closest known one) or a value of the wrong type is an `OverrideError` naming the override, before
+anything runs.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import ast
 import inspect
 import json
 
-from detectron2.config import LazyConfig
 from detectron2.utils.registry import locate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from core.cli import did_you_mean
 from core.runs import RunError
 
 _MISSING = "__missing__"
@@ -32,6 +34,8 @@ def parse_value(text: str):
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
+        if text.startswith("[") and text.endswith("]"):  # Hydra's list of bare words: [a,b]
+            return [parse_value(x.strip()) for x in text[1:-1].split(",") if x.strip()]
         return text
 
 
@@ -77,9 +81,18 @@ def checked_value(key: str, old, text: str):
     return float(value) if isinstance(old, float) and isinstance(value, int) else value
 
 
+def _keys(node, prefix: str = "") -> list[str]:
+    """Every dotted key of a config, for suggesting the closest to a mistyped one."""
+    if not OmegaConf.is_dict(node):
+        return []
+    return [k for key, v in node.items_ex(resolve=False) for k in (prefix + str(key), *_keys(v, f"{prefix}{key}."))]
+
+
 def apply(cfg, overrides, config_file: str):
-    """`cfg` with the `key=value` overrides applied (through `LazyConfig.apply_overrides`)."""
-    quoted = []
+    """`cfg` with the `key=value` overrides applied. Values are set directly (`OmegaConf.update`, as
+    `LazyConfig.apply_overrides` does after parsing), not re-serialised through Hydra's grammar, which would
+    turn `\\u00e4` escapes and backslashes into literal text."""
+    updates = []
     for item in overrides:
         key, sep, text = item.partition("=")
         if item.startswith("-"):
@@ -90,6 +103,16 @@ def apply(cfg, overrides, config_file: str):
             raise OverrideError(f"override {item!r} is not key=value with an existing key")
         old = OmegaConf.select(cfg, key, default=_MISSING)
         if old == _MISSING and not _target_accepts(cfg, key):
-            raise OverrideError(f"override {key!r}: no such key in {config_file}")
-        quoted.append(f"{key}={json.dumps(checked_value(key, old, text))}")
-    return LazyConfig.apply_overrides(cfg, quoted)
+            raise OverrideError(f"override {key!r}: no such key in {config_file}{did_you_mean(key, _keys(cfg))}")
+        updates.append((key, checked_value(key, old, text)))
+    for key, value in updates:
+        OmegaConf.update(cfg, key, json.loads(json.dumps(value)), merge=True)  # tuples become lists for OmegaConf
+    return cfg
+
+
+def require_counts(cfg, keys, config_file: str) -> None:
+    """Counts (iterations, periods, batch sizes) below 1 are an OverrideError naming them: a run of -5
+    iterations would otherwise end "finished", untrained, and be stored as a result."""
+    bad = [f"{k}={v!r}" for k in keys if not (isinstance(v := OmegaConf.select(cfg, k), int) and v >= 1)]
+    if bad:
+        raise OverrideError(f"{', '.join(bad)} in {config_file}: must be at least 1")

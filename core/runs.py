@@ -4,7 +4,10 @@
 - unfinished: a checkpoint (`last_checkpoint`) but no finished marker; continuing it needs `--resume`, so a
   reused output path never silently trains over another run.
 - finished: the marker `finished.json`, written last, after the metrics file and the results record; a
-  finished run is never trained or overwritten again.
+  finished run is never trained or overwritten again, and asking for it with other settings is an error
+  naming them (`refuse_changed`).
+
+One process runs a folder at a time: it holds an exclusive lock on `.lock` there for the run's life (`held`).
 
 Everything else a run's bookkeeping needs is here too: the config dump and hash, the log files, the
 provenance fields of the results record, and the finishing writes.
@@ -14,13 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import hashlib
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
 from detectron2.config import LazyConfig
 from detectron2.utils.logger import setup_logger
 from omegaconf import OmegaConf
@@ -31,6 +37,7 @@ from core.provenance import device_name, git_commit, utc_now
 
 OUTPUT_ROOT = Path("output")
 FINISHED_MARKER = "finished.json"
+LOCK_NAME = ".lock"  # held (flock) by the process running the folder; holds its pid
 NEW, UNFINISHED, FINISHED = "new", "unfinished", "finished"
 
 
@@ -66,6 +73,45 @@ def claim(folder: str | Path, resume: bool, clean: bool = True) -> str:
     return state
 
 
+# --- one process per run folder ---------------------------------------------------------------------------
+@contextmanager
+def held(folder: str | Path, active: bool = True) -> Iterator[None]:
+    """The run folder is this process's until the block ends: an exclusive `fcntl.flock` on `folder/.lock`,
+    which the kernel releases however the process ends (kill -9 included). A second run given the same folder
+    is a RunError naming the holder's pid, before it reads or writes anything. `active=False` (the ranks > 0
+    of a distributed run, whose rank 0 holds it) does nothing. A folder that cannot be written gets no lock:
+    no run can write it, and `claim` says why."""
+    folder = Path(folder)
+    if not active:
+        yield
+        return
+    if folder_state(folder) != FINISHED:
+        require_writable(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / LOCK_NAME, "a+")  # held open for the whole block
+    except OSError:
+        lock = None
+    if lock is None:
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise RunError(
+                f"{folder} is in use by another run (process {holder}); wait for it to end, or set another "
+                "train.output_dir"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
 def require_writable(folder: str | Path) -> None:
     """Writes a file in `folder`, so a read-only or full output folder fails before any work instead of at the
     first checkpoint; folders made for the check are removed again."""
@@ -96,6 +142,66 @@ def config_hash(cfg, ignore: dict) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         LazyConfig.save(cfg, f"{tmp}/config.yaml")
         return hashlib.sha256(Path(tmp, "config.yaml").read_bytes()).hexdigest()[:12]
+
+
+# --- a finished run asked again -------------------------------------------------------------------------
+class _YamlLoader(yaml.SafeLoader):
+    """Reads a saved config without importing anything: `!!python/name:x.y` stays the text naming it."""
+
+
+def _foreign(loader, suffix, node):
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    return f"!{suffix}{loader.construct_scalar(node)}"
+
+
+_YamlLoader.add_multi_constructor("tag:yaml.org,2002:python/", _foreign)
+
+
+def _read_config(path: Path) -> dict:
+    return _flat(yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader) or {})  # a SafeLoader
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
+def _saved_settings(cfg) -> dict:
+    """`cfg` as `save_config` writes it, read back as dotted key -> value."""
+    with tempfile.TemporaryDirectory() as tmp:
+        LazyConfig.save(cfg, f"{tmp}/config.yaml")
+        return _read_config(Path(tmp, "config.yaml"))
+
+
+def config_changes(cfg, folder: str | Path, ignore=()) -> list[str]:
+    """`key: saved -> now` for every setting of `cfg` that differs from the run's `config.yaml`, the `ignore`
+    keys aside (where the run writes, free-text tags); none when the folder has no config.yaml."""
+    path = Path(folder) / "config.yaml"
+    if not path.is_file():
+        return []
+    saved, now = _read_config(path), _saved_settings(cfg)
+    absent = object()
+    keys = sorted(k for k in set(saved) | set(now) if k not in ignore)
+    return [
+        f"{k}: {saved.get(k, 'absent')!r} -> {now.get(k, 'absent')!r}"
+        for k in keys
+        if saved.get(k, absent) != now.get(k, absent)
+    ]
+
+
+def refuse_changed(cfg, folder: str | Path, ignore=()) -> None:
+    """A finished run re-invoked with other settings is a RunError naming them: its results are not theirs."""
+    changes = config_changes(cfg, folder, ignore)
+    if changes:
+        more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+        raise RunError(
+            f"{folder} is a finished run of other settings ({'; '.join(changes[:5])}{more}); set another "
+            "train.output_dir to run these"
+        )
 
 
 def save_config(cfg, folder: str | Path) -> Path:

@@ -2,13 +2,15 @@
 
 Importing this module registers what `data_root()` holds and never fails. Names whose data is absent are
 not registered (so `DatasetCatalog.list()` tells what is usable); `get_dicts` for one of them raises a KeyError
-that names the preparation command instead of Detectron2's bare "not registered"."""
+that names the preparation command instead of Detectron2's bare "not registered", and an unknown name gets the
+closest known one instead of Detectron2's list of every registered name."""
 
 import logging
 import os
 
 from detectron2.data import DatasetCatalog
 
+from core.cli import did_you_mean
 from datasets.catalog import unregister
 
 logger = logging.getLogger(__name__)
@@ -72,9 +74,11 @@ def data_root() -> str:
 
 def get_dicts(name: str) -> list:
     """`DatasetCatalog.get(name)`; a known dataset that is not prepared under the data root raises a KeyError
-    naming the command that prepares it, an unknown name keeps Detectron2's own error."""
-    if name not in DatasetCatalog and name in _absent:
-        raise KeyError(_absent[name])
+    naming the command that prepares it, an unknown one the closest known name."""
+    if name not in DatasetCatalog:
+        if name in _absent:
+            raise KeyError(_absent[name])
+        raise KeyError(f"Dataset {name!r} is not registered{did_you_mean(name, [*DatasetCatalog.list(), *_absent])}")
     return DatasetCatalog.get(name)
 
 

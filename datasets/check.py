@@ -1,5 +1,8 @@
-"""One pass over a registered dataset: every file exists and decodes, sizes agree, values are in range.
+"""One pass over a registered dataset: every file exists and decodes, sizes agree, values are in range, no image
+is listed twice or shared with the train/val partner split.
 `tools.check_dataset` is its command line."""
+
+from collections import Counter
 
 import numpy as np
 from pycocotools import mask as mask_util
@@ -91,6 +94,46 @@ def check_dict(d, meta, stats):
     return problems
 
 
+def split_partners(name: str) -> list[str]:
+    """The other side of a train/evaluation pair: `x_val`, `x_test` <-> `x_train` (also `x_train_20pct`)."""
+    for held in ("_val", "_test"):
+        if name.endswith(held):
+            return [name[: -len(held)] + "_train"]
+    base, sep, _ = name.rpartition("_train")
+    return [base + "_val", base + "_test"] if sep else []
+
+
+def duplicates_and_leaks(name, dicts) -> list:
+    """Problems no single dict shows: an image listed twice, and images shared with the split's partner
+    (`split_partners`), where evaluation would see training data."""
+    from detectron2.data import DatasetCatalog
+
+    from datasets.builtin import get_dicts
+
+    problems = []
+    twice = [i for i, n in Counter(d["image_id"] for d in dicts).items() if n > 1]
+    if twice:
+        problems.append(
+            (
+                name,
+                f"{len(twice)} image ids listed more than once (e.g. {twice[0]}); prepare it again from split "
+                "lists without repeats",
+            )
+        )
+    ours = {d["file_name"] for d in dicts}
+    for partner in (p for p in split_partners(name) if p in DatasetCatalog):
+        shared = sorted(ours.intersection(d["file_name"] for d in get_dicts(partner)))
+        if shared:
+            problems.append(
+                (
+                    name,
+                    f"{len(shared)} images are also in {partner} (e.g. {shared[0]}); evaluation would see training "
+                    "data: prepare it again with disjoint split lists",
+                )
+            )
+    return problems
+
+
 def check(name, limit=None):
     """(summary rows, problems) for the first `limit` dicts of a registered dataset."""
     from detectron2.data import MetadataCatalog
@@ -115,6 +158,7 @@ def check(name, limit=None):
         problems += check_dict(d, meta, stats)
     if not dicts:
         problems.append((name, "the dataset has no images (an empty split); prepare it again"))
+    problems += duplicates_and_leaks(name, dicts)
     rows = [("images", f"{len(todo)} checked of {len(dicts)}")]
     if stats["depth"]:
         rows.append(

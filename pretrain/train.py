@@ -59,6 +59,7 @@ LOGGERS = ("detectron2", "fvcore", "pretrain")
 REFERENCE_BATCH = 256  # MAE: lr = base_lr * effective_batch / 256
 NO_WEIGHT_DECAY = ("mask_token", "modality_embed", "decoder_modality_embed")  # MAE: no decay on learned tokens
 HASH_IGNORES = {"train.output_dir": "", "train.seed": 0, "train.tag": ""}  # repeats of a recipe share its hash
+FOLDER_KEYS = ("train.output_dir", "train.tag")  # not settings: a finished run asked again may differ in these
 
 
 class TrainingStopped(RuntimeError):
@@ -75,7 +76,12 @@ def load_config(config_file: str, overrides=()):
     """LazyConfig.load + `key=value` overrides (`core.overrides`: unknown keys and wrong types are errors)."""
     if not Path(config_file).is_file():
         raise FileNotFoundError(f"config {config_file} does not exist (see pretrain/configs/)")
-    return overrides_mod.apply(LazyConfig.load(config_file), overrides, config_file)
+    cfg = overrides_mod.apply(LazyConfig.load(config_file), overrides, config_file)
+    counts = ["train.batch_size", "train.accum_steps", "train.checkpoint_period", "train.log_period"]
+    overrides_mod.require_counts(
+        cfg, counts + (["train.max_iter"] if cfg.model.objective != "none" else []), config_file
+    )
+    return cfg
 
 
 def model_args(cfg) -> dict:
@@ -191,8 +197,15 @@ def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
     """Runs (or resumes) the pre-training described by `cfg`; returns the final metrics (empty on ranks > 0).
     A bad input or a stopped training is logged to log.txt and raised."""
     out = runs.output_dir(cfg.train.output_dir, "pretrain", run_name(config_file, cfg.model.objective))
+    with runs.held(out, comm.get_rank() == 0):  # one process per run folder, for the run's life
+        return _train_in(cfg, resume, config_file, out)
+
+
+def _train_in(cfg, resume: bool, config_file, out: Path) -> dict:
     rank = comm.get_rank()
     state = runs.claim(out, resume, clean=rank == 0)
+    if state == runs.FINISHED:
+        runs.refuse_changed(cfg, out, ignore=FOLDER_KEYS)
     with runs.logging_scope(*LOGGERS):
         for name in LOGGERS:
             setup_logger(str(out), distributed_rank=rank, name=name)

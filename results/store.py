@@ -4,7 +4,8 @@ Ordinary runs (`benchmark/`, `pretrain/`) append to the scratch store, `$MASK3D_
 `output/runs.jsonl` (git-ignored, like every run folder). A campaign (e.g. `make repro-mini`) appends to its
 own committed file, `results/runs/<campaign>.jsonl`, which is what `results.report` renders the committed
 report from. A second run of the same config and seed is kept as a repeat, so the report can average over
-every run.
+every run; the same record twice (a copied line, an append repeated) is refused on append and named, with
+both line numbers, by every reader, so a run is never counted twice.
 """
 
 from __future__ import annotations
@@ -33,7 +34,17 @@ class RecordError(ValueError):
 
 
 class StoreWriteError(OSError):
-    """An append that failed (disk full, permissions); the store is left as it was."""
+    """An append that failed (disk full, permissions); the store is left as it was. It carries the failure's
+    errno and the store's path, so command lines report it as the disk error it is."""
+
+    def __init__(self, error: OSError, target: Path):
+        super().__init__(error.errno, error.strerror or str(error), str(target))
+
+    def __str__(self) -> str:
+        return (
+            f"{self.filename}: could not append the run record ({self.strerror}); the store is unchanged. Free "
+            "space or fix permissions there, then rerun (finished runs keep their metrics.json)"
+        )
 
 
 def store_path(path: str | os.PathLike | None = None) -> Path:
@@ -62,22 +73,59 @@ def validate(record: dict, where: str = "record") -> None:
             raise RecordError(f"{where}: metric {name!r} is {value!r}, not a finite number")
 
 
+RECORD_ID = ("kind", "task", "output_dir", "date", "iterations", "seed")
+
+
+def record_id(record: dict) -> tuple:
+    """What makes a record one run's: its kind, task, output folder and date, with its iterations and seed (a
+    folder resumed to more iterations within the same second is another run); a record without an output
+    folder (written by hand) is identified by its whole content."""
+    if record.get("output_dir"):
+        return tuple(json.dumps(record.get(k), sort_keys=True) for k in RECORD_ID)
+    return (json.dumps(record, sort_keys=True),)
+
+
+def _describe(record: dict) -> str:
+    return (
+        f"{record['kind']} {record.get('task')} of {record.get('output_dir') or 'no output folder'} at {record['date']}"
+    )
+
+
+def _line_of(store: bytes, rid: tuple) -> int | None:
+    """The line of `store` holding the record `rid`, if any (lines that do not parse are left to the readers)."""
+    for lineno, raw in enumerate(store.splitlines(), 1):
+        try:
+            other = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(other, dict) and "kind" in other and record_id(other) == rid:
+            return lineno
+    return None
+
+
 def append_record(record: dict, path: str | os.PathLike | None = None) -> Path:
     """Append one run; numpy scalars are turned into plain floats (Detectron2 evaluators return them).
 
     All or nothing: the store plus the new line is written to a temp file and moved over the store, so a
     full disk or a kill mid-append leaves the store exactly as it was (a plain append could leave half a
     line that every later read would trip over). A store ending in a torn line from an older writer keeps
-    that line on its own, so the reader can point at it.
+    that line on its own, so the reader can point at it. A store that is a symlink gets the record in its
+    target (the link stays). A record the store already holds is a RecordError naming its line.
     """
     record = json.loads(json.dumps(record, default=_plain))
     validate(record)
-    target = store_path(path)
+    target = Path(os.path.realpath(store_path(path)))  # replace the file a link points at, not the link
     target.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, sort_keys=True).encode("utf-8") + b"\n"
     with open(target.with_name(target.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         old = target.read_bytes() if target.exists() else b""
+        repeat = _line_of(old, record_id(record))
+        if repeat:
+            raise RecordError(
+                f"{target}:{repeat}: already holds this record ({_describe(record)}); not appended again, so the "
+                "run counts once"
+            )
         if old and not old.endswith(b"\n"):
             old += b"\n"
         try:
@@ -86,11 +134,7 @@ def append_record(record: dict, path: str | os.PathLike | None = None) -> Path:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
-            raise StoreWriteError(
-                f"{target}: could not append the run record ({e.strerror or e}); the store is "
-                "unchanged. Free space or fix permissions there, then rerun (finished runs "
-                "keep their metrics.json)"
-            ) from e
+            raise StoreWriteError(e, target) from e
     return target
 
 
@@ -111,6 +155,7 @@ def iter_records(path: str | os.PathLike | None = None, missing_ok: bool = True)
             f"{source}: no such run store; runs (`make pretrain`, `make bench-*`) create it when "
             "they finish: check the path"
         )
+    seen = {}
     with open(source, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             where = f"{source}:{lineno}"
@@ -129,6 +174,12 @@ def iter_records(path: str | os.PathLike | None = None, missing_ok: bool = True)
             if not isinstance(record, dict):
                 raise RecordError(f"{where}: expected a JSON object")
             validate(record, where)
+            first = seen.setdefault(record_id(record), lineno)
+            if first != lineno:
+                raise RecordError(
+                    f"{where}: repeats the record of line {first} ({_describe(record)}); a run counts once: "
+                    "delete one of the two lines"
+                )
             yield where, record
 
 

@@ -103,12 +103,19 @@ def test_each_job_gets_the_gpu_of_its_slot_and_the_thread_count(tmp_path):
         "' '.join([os.environ[k] for k in ('CUDA_VISIBLE_DEVICES', 'OMP_NUM_THREADS', 'CAMPAIGN_TEST')] + "
         "[str(torch.get_num_threads())])"
     )
-    code = "import os, time, torch; time.sleep(0.5); "
+    # Each job waits until both have started (bounded, so a broken runner fails instead of hanging): two slots
+    # must run them side by side however slowly either starts, so each holds its own GPU.
+    wait = (
+        "import os, pathlib, time, torch; here = pathlib.Path({folder!r}); (here / 'started{i}').touch(); "
+        "end = time.monotonic() + 120\n"
+        "while not all((here / f'started{{k}}').exists() for k in (0, 1)) and time.monotonic() < end:\n"
+        "    time.sleep(0.01)\n"
+    )
     jobs = [
         snippet(
             tmp_path,
             f"j{i}",
-            code + _writes(tmp_path / f"{i}.txt", seen),
+            wait.format(folder=str(tmp_path), i=i) + _writes(tmp_path / f"{i}.txt", seen),
             out=tmp_path / f"{i}.txt",
             env={"CAMPAIGN_TEST": str(i)},
         )

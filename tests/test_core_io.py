@@ -67,3 +67,28 @@ def test_weights_reader_takes_safetensors_and_names_a_truncated_one(tmp_path):
     with pytest.raises(io.CheckpointError, match=r"cut\.safetensors: cannot be read as safetensors"):
         io.load_weights(cut)
     assert torch.equal(io.load_weights(io.save_torch({"w": torch.zeros(2)}, tmp_path / "b.pth"))["w"], torch.zeros(2))
+
+
+def test_a_folder_or_a_text_file_is_named_for_what_it_is_and_never_told_to_drop_weights_only(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(io.CheckpointError) as err:
+        io.load_weights(tmp_path / "run", "mae checkpoint")
+    assert str(err.value) == f"{tmp_path / 'run'}: is a folder, not a mae checkpoint file; name the .pth or " + (
+        ".safetensors file in it"
+    )
+    for text in ('{"model": "vit_b"}\n', "see https://example.org/weights\n", "a,b\n1,2\n"):
+        (tmp_path / "notes.pth").write_text(text)
+        with pytest.raises(io.CheckpointError) as err:
+            io.load_weights(tmp_path / "notes.pth")
+        first = text.splitlines()[0]
+        assert str(err.value) == (
+            f"{tmp_path / 'notes.pth'}: cannot be read as a PyTorch checkpoint: it is a text file (it begins "
+            f"{first!r}); pass the weights file itself"
+        )
+    torch.save({"model": {"w": torch.ones(1)}, "args": __import__("argparse").Namespace(lr=1)}, tmp_path / "mae.pth")
+    with pytest.raises(
+        io.CheckpointError,
+        match=r"mae\.pth: cannot be read .*: it holds Python objects other than tensors \(e\.g\. argparse",
+    ) as err:
+        io.load_weights(tmp_path / "mae.pth")
+    assert "weights_only" not in str(err.value)

@@ -81,6 +81,9 @@ def test_absent_datasets_are_unregistered_but_name_their_preparation_command(tmp
         with pytest.raises(KeyError, match=command) as err:
             get_dicts(name)
         assert str(tmp_path) in str(err.value)
-    with pytest.raises(KeyError, match="not registered"):  # unknown names keep detectron2's own message
+    with pytest.raises(KeyError, match="'no_such_dataset' is not registered") as err:
         get_dicts("no_such_dataset")
+    assert "Available" not in str(err.value)  # not Detectron2's list of every registered name
+    with pytest.raises(KeyError, match="'scannet_sem_seg_trian' is not registered; did you mean scannet_sem_seg_train"):
+        get_dicts("scannet_sem_seg_trian")
     assert type(DatasetCatalog).__module__.startswith("detectron2.")  # the catalog itself is left as it is

@@ -84,3 +84,46 @@ def test_a_store_the_report_reads_must_exist(tmp_path):
     assert read_records(tmp_path / "none.jsonl") == []  # no run has finished yet: writers start from empty
     with pytest.raises(RecordError, match=f"{tmp_path / 'none.jsonl'}: no such run store"):
         load_runs([tmp_path / "none.jsonl"])
+
+
+def test_a_repeated_record_is_refused_on_append_and_named_by_the_report(tmp_path, capsys):
+    path = tmp_path / "runs.jsonl"
+    first, second = _record(seed=1, output_dir="output/a"), _record(seed=2, output_dir="output/b")
+    append_record(first, path)
+    append_record(second, path)
+    before = path.read_bytes()
+    with pytest.raises(RecordError, match=f"{path}:1: already holds this record") as err:
+        append_record(dict(first, metrics={"sem_seg/mIoU": 40.0}), path)  # same run folder and date
+    assert "finetune semseg of output/a at 2026-01-01T00:00:00+00:00" in str(err.value)
+    assert path.read_bytes() == before
+    with open(path, "ab") as f:  # a line repeated verbatim, as by a copy and paste
+        f.write(before.splitlines(keepends=True)[0])
+    campaigns = tmp_path / "campaigns"
+    campaigns.mkdir()
+    out = tmp_path / "out"
+    assert report.main(["--campaigns", str(campaigns), "--store", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:3: repeats the record of line 1 (finetune semseg of output/a" in err
+    assert "a run counts once: delete one of the two lines" in err and not out.exists()
+
+
+def test_an_append_through_a_symlinked_store_reaches_its_target(tmp_path):
+    real = tmp_path / "shared" / "runs.jsonl"
+    append_record(_record(seed=1), real)
+    link = tmp_path / "runs.jsonl"
+    link.symlink_to(real)
+    append_record(_record(seed=2), link)
+    assert link.is_symlink() and [r["seed"] for r in read_records(real)] == [1, 2]
+
+
+def test_a_full_disk_during_the_append_carries_its_errno_for_the_one_line_error(tmp_path, monkeypatch):
+    from core import cli
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "atomic_path", full)
+    with pytest.raises(StoreWriteError) as err:
+        append_record(_record(), tmp_path / "runs.jsonl")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "runs.jsonl")
+    assert cli.user_message(err.value, ()) == f"{tmp_path / 'runs.jsonl'}: No space left on device; {cli.ADVICE}"

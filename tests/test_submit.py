@@ -14,8 +14,9 @@ from tools import submit
 class FakeExecutor:
     made = []
 
-    def __init__(self, folder, slurm_max_num_timeout):
+    def __init__(self, folder, cluster, slurm_max_num_timeout):
         self.folder, self.max_requeues, self.params, self.jobs = folder, slurm_max_num_timeout, {}, []
+        self.cluster = cluster
         FakeExecutor.made.append(self)
 
     def update_parameters(self, **params):
@@ -38,6 +39,7 @@ def fake_submitit(monkeypatch):
         helpers=types.SimpleNamespace(DelayedSubmission=lambda fn, *a, **k: ("delayed", fn, a, k)),
     )
     monkeypatch.setitem(sys.modules, "submitit", module)
+    monkeypatch.setattr(cluster.shutil, "which", lambda name: f"/usr/bin/{name}")  # a SLURM login node
     return module
 
 
@@ -173,3 +175,41 @@ def test_campaign_runs_go_to_slurm_with_their_environment(fake_submitit):
         cluster.submit_command(["-m", "pretrain"], name="p", folder="f", env={}, nodes="2")  # one node per run
     with pytest.raises(cluster.ClusterError, match="only python -m"):
         cluster.submit_command(["-m", "tools.speed"], name="s", folder="f", env={})
+
+
+def test_without_slurm_submitting_is_an_error_unless_local(fake_submitit, monkeypatch, capsys):
+    """submitit alone would run all eight tasks on this machine and report them submitted."""
+    monkeypatch.setattr(cluster.shutil, "which", lambda name: None)
+    assert submit.main(["pretrain", "--config", "c.py"]) == 1
+    assert capsys.readouterr().err == (
+        "error: no SLURM cluster here (`sbatch` is not on PATH): submit from a SLURM login node, or pass --local "
+        "to run the job's processes on this machine\n"
+    )
+    assert not any(e.jobs for e in FakeExecutor.made)
+    assert submit.main(["--local", "--gpus-per-node", "2", "pretrain", "--config", "c.py"]) == 0
+    (executor,) = FakeExecutor.made
+    assert executor.cluster == "local" and len(executor.jobs) == 1
+    assert "started on this machine with 2 process(es) (--local)" in capsys.readouterr().out
+    assert submit.main(["--local", "--nodes", "2", "pretrain", "--config", "c.py"]) == 1
+    assert capsys.readouterr().err == ("error: --local runs on this machine only: --nodes 2 needs a SLURM cluster\n")
+
+
+@pytest.mark.parametrize("extra", [[], ["--local"]])
+def test_two_nodes_with_the_real_submitit_and_no_slurm_is_one_line(tmp_path, monkeypatch, capsys, extra):
+    monkeypatch.setattr(cluster.shutil, "which", lambda name: None)
+    argv = ["--nodes", "2", "--logs", str(tmp_path), *extra, "pretrain", "--config", "c.py"]
+    assert submit.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_request_submitit_refuses_is_one_line(fake_submitit, monkeypatch, capsys):
+    def refuse(self, **params):
+        raise ValueError("LocalExecutor can use only one node. Use nodes=1")
+
+    monkeypatch.setattr(FakeExecutor, "update_parameters", refuse)
+    assert submit.main(["pretrain", "--config", "c.py"]) == 1
+    assert capsys.readouterr().err == (
+        "error: submitit refused the request: LocalExecutor can use only one node. Use nodes=1\n"
+    )

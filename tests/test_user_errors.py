@@ -247,4 +247,6 @@ def test_the_real_command_line_prints_one_line_and_no_import_warnings(tmp_path):
     ]
     proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
-    assert proc.stderr.splitlines() == [f"error: override 'train.seeed': no such key in {BENCH_CONFIG}"], proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"error: override 'train.seeed': no such key in {BENCH_CONFIG}; did you mean train.seed?"
+    ], proc.stderr

@@ -9,6 +9,7 @@ import sys
 
 from datasets.fileio import DataError
 from datasets.prepare.cityscapes import CityscapesOptions, prepare
+from datasets.prepare.tree import INTERRUPTED, failure_message
 
 
 def main(argv=None) -> int:
@@ -19,9 +20,15 @@ def main(argv=None) -> int:
     opts = CityscapesOptions(**vars(p.parse_args(argv)))
     try:
         res = prepare(opts)
-    except DataError as e:
-        print(f"prepare_cityscapes: error: {e}", file=sys.stderr)
+    except (DataError, OSError) as e:
+        message = failure_message(e)
+        if message is None:
+            raise
+        print(f"prepare_cityscapes: error: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"prepare_cityscapes: {INTERRUPTED}", file=sys.stderr)
+        return 130
     for e in res["errors"]:
         print(f"prepare_cityscapes: bad input: {e}", file=sys.stderr)
     print(

@@ -10,6 +10,7 @@ import sys
 
 from datasets.fileio import DataError
 from datasets.prepare.nyuv2 import NyuOptions, prepare
+from datasets.prepare.tree import INTERRUPTED, failure_message
 
 
 def main(argv=None) -> int:
@@ -28,9 +29,15 @@ def main(argv=None) -> int:
     opts = NyuOptions(**vars(p.parse_args(argv)))
     try:
         res = prepare(opts)
-    except DataError as e:
-        print(f"prepare_nyuv2: error: {e}", file=sys.stderr)
+    except (DataError, OSError) as e:
+        message = failure_message(e)
+        if message is None:
+            raise
+        print(f"prepare_nyuv2: error: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"prepare_nyuv2: {INTERRUPTED}", file=sys.stderr)
+        return 130
     for e in res["errors"]:
         print(f"prepare_nyuv2: bad input: {e}", file=sys.stderr)
     print(

@@ -10,6 +10,7 @@ import sys
 from datasets.fileio import DataError
 from datasets.labels import SCANNET_TSV_NAME
 from datasets.prepare.scannet import ScanNetOptions, prepare
+from datasets.prepare.tree import INTERRUPTED, failure_message
 
 
 def parse_args(argv) -> ScanNetOptions:
@@ -41,9 +42,15 @@ def main(argv=None) -> int:
     opts = parse_args(argv)
     try:
         res = prepare(opts)
-    except DataError as e:
-        print(f"prepare_scannet: error: {e}", file=sys.stderr)
+    except (DataError, OSError) as e:
+        message = failure_message(e)
+        if message is None:
+            raise
+        print(f"prepare_scannet: error: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"prepare_scannet: {INTERRUPTED}", file=sys.stderr)
+        return 130
     for e in res["errors"][:50]:
         print(f"prepare_scannet: bad input: {e}", file=sys.stderr)
     fps = res["converted"] / res["seconds"] if res["seconds"] > 0 else 0.0

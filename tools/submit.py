@@ -7,7 +7,8 @@ are resubmitted with `--resume` (core.cluster).
         --init mask3d:output/pretrain/vitb/backbone.pth
 
 Everything after `pretrain` / `bench` is passed to `python -m pretrain` / `python -m benchmark.train_net` as
-is (without --num-gpus: SLURM starts one process per GPU). Needs `pip install submitit`.
+is (without --num-gpus: SLURM starts one process per GPU). Needs `pip install submitit` and a SLURM cluster
+(`sbatch`); `--local` runs the job's processes on this machine instead.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-requeues", type=int, default=defaults.max_requeues)
     parser.add_argument("--name", default=None, help="SLURM job name (default mask3d-<kind>)")
     parser.add_argument("--logs", default="output/slurm", help="submitit's folder (one sub-folder per job)")
+    parser.add_argument(
+        "--local", action="store_true", help="no SLURM: run the job's processes on this machine (one node)"
+    )
     parser.add_argument("kind", choices=sorted(ENTRY_POINTS), help="pretrain or bench")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the entry point")
     return parser
@@ -61,10 +65,17 @@ def main(argv=None, submitit=None) -> int:
             args.logs,
             args.name or f"mask3d-{args.kind}",
             submitit=submitit,
+            local=args.local,
         )
     except ClusterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if args.local:
+        print(
+            f"submit: {args.kind} job {job.job_id} started on this machine with {args.gpus_per_node} process(es) "
+            f"(--local); logs in {args.logs}/{job.job_id}"
+        )
+        return 0
     print(
         f"submit: {args.kind} job {job.job_id} on {args.nodes} node(s) x {args.gpus_per_node} GPU(s); logs in "
         f"{args.logs}/{job.job_id}; resubmitted with --resume if preempted or out of time"

@@ -132,16 +132,42 @@ def read_scannet_to_nyu40(tsv_path: str):
     return lut, known
 
 
+def split_path(splits_dir: str, split: str) -> str:
+    return os.path.join(splits_dir, f"scannetv2_{split}.txt")
+
+
 def read_split(splits_dir: str, split: str):
-    path = os.path.join(splits_dir, f"scannetv2_{split}.txt")
+    """The scenes of one split list; a scene listed twice would give every one of its frames twice."""
+    path = split_path(splits_dir, split)
     try:
         with open(path) as f:
-            return [s.strip() for s in f if s.strip()]
+            names = [s.strip() for s in f]
     except FileNotFoundError:
         raise DataError(
             f"{path}: missing split list; copy scannetv2_{split}.txt from ScanNet's "
             f"Tasks/Benchmark folder there (or pass --splits-dir)"
         ) from None
+    first = {}
+    for line, name in enumerate(names, 1):
+        if name and name in first:
+            raise DataError(
+                f"{path}:{line}: {name} is listed again (first on line {first[name]}); its frames would "
+                f"count twice: remove the repeat"
+            )
+        first.setdefault(name, line)
+    return [s for s in names if s]
+
+
+def read_splits(splits_dir: str) -> dict:
+    """split -> listed scenes; a scene in two splits is an error (evaluation would see training frames)."""
+    scenes = {split: read_split(splits_dir, split) for split in SPLITS}
+    shared = sorted(set(scenes["train"]) & set(scenes["val"]))
+    if shared:
+        raise DataError(
+            f"{split_path(splits_dir, 'val')}: {len(shared)} scene(s) also in {split_path(splits_dir, 'train')} "
+            f"({', '.join(shared[:5])}); evaluation would see training frames: keep each scene in one list"
+        )
+    return scenes
 
 
 def _sort_stems(stems):
@@ -155,20 +181,23 @@ def read_intrinsics(path: str) -> np.ndarray:
         raise DataError(f"{path}: cannot read the 4x4 intrinsics matrix ({e}); re-export the scene") from None
     if k.shape != (4, 4) or not np.isfinite(k).all():
         raise DataError(f"{path}: expected a finite 4x4 matrix, got shape {k.shape}")
+    if not (k[0, 0] > 0 and k[1, 1] > 0):  # a zero focal length breaks every later use of the camera
+        raise DataError(
+            f"{path}: focal lengths fx {k[0, 0]:g} and fy {k[1, 1]:g} px must be positive; re-export the scene"
+        )
     return k[:3, :3]
 
 
 def list_tasks(raw, layout, splits_dir, frame_skip):
-    """One task per selected frame: (split, scene, stem, colour K, paths...). Scenes missing from the raw
-    tree are reported, not fatal (partial downloads are common)."""
+    """(tasks, scenes per split, listed scenes absent from the raw tree): one task per selected frame (split,
+    scene, stem, colour K, paths...)."""
     root = scenes_root(raw, layout)
     present = set(_scene_dirs(root))
-    tasks, scenes, absent = [], {}, 0
+    tasks, scenes, absent = [], {}, []
     label_dir, inst_dir = ("label-filt", "instance-filt") if layout == "exported" else ("label", "instance")
-    for split in SPLITS:
-        listed = read_split(splits_dir, split)
+    for split, listed in read_splits(splits_dir).items():
         scenes[split] = [s for s in listed if s in present]
-        absent += len(listed) - len(scenes[split])
+        absent += [s for s in listed if s not in present]
         for scene in scenes[split]:
             sdir = os.path.join(root, scene)
             kpath = (
@@ -407,8 +436,13 @@ def prepare(opts: ScanNetOptions) -> dict:
     made = made_by(__name__, FORMAT_VERSION, **({"label_map": job.tsv} if job.tsv else {}))
     check_rerun(out, options, made)
     tasks, scenes, absent = list_tasks(raw, layout, opts.splits_dir or raw, frame_skip)
+    if absent and not opts.skip_bad:  # a partial dataset is never taken for the whole one
+        raise DataError(
+            f"{scenes_root(raw, layout)}: {len(absent)} scene(s) of the split lists are missing "
+            f"({', '.join(absent[:5])}); add them, or pass --skip-bad to prepare the others"
+        )
     if absent:
-        print(f"prepare_scannet: {absent} scenes listed in the split files are not under {raw}; skipped")
+        print(f"prepare_scannet: {len(absent)} scenes listed in the split files are not under {raw}; skipped")
     if not tasks:
         raise DataError(f"{raw}: no frames of the train/val scenes found")
     meta = {"options": options, "made_by": made, "complete": False, "splits": scenes}

@@ -9,6 +9,7 @@ import hashlib
 import os
 
 from core import io
+from core.cli import DISK_ERRNOS
 from datasets.fileio import DataError, read_depth_png, read_json, write_json
 
 
@@ -77,3 +78,19 @@ def remove_temps(out: str) -> list:
         if any(f.startswith(".") and f.endswith(io.TEMP_SUFFIX) for f in files):
             removed += io.remove_stale_temps(folder)
     return removed
+
+
+INTERRUPTED = "interrupted; finished frames are kept: rerun the same command to convert the rest"
+
+
+def failure_message(e: Exception) -> str | None:
+    """The one line a preparation tool prints for `e`: bad input, or an output the file system refuses
+    (read-only, full); None for anything else, which is a bug and keeps its traceback."""
+    if isinstance(e, DataError):
+        return str(e)
+    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+        return (
+            f"{e.filename or 'output'}: {e.strerror}; choose a writable --out, or free space / fix its "
+            "permissions, then rerun (finished frames are kept)"
+        )
+    return None
