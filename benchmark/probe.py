@@ -51,10 +51,11 @@ from benchmark.depth import read_depth_metres
 from benchmark.depth_eval import DepthEvaluator
 from benchmark.evaluation import format_metric, read_label_png, record_metrics
 from benchmark.train_net import init_id
-from core import runs
+from core import cli, runs
 from core.io import load_torch
 from datasets.fileio import decode_image
 from datasets.fileio import read_label_png as read_label_file
+from results import store
 
 logger = logging.getLogger("benchmark.probe")
 TASKS = ("semseg", "depth")
@@ -364,7 +365,7 @@ def probe(
             output=out,
             tag=tag,
         )
-        runs.finish(out, {"record": record, "extract_s": extract_s, "fit_s": fit_s}, record)
+        runs.finish(out, {"record": record, "extract_s": extract_s, "fit_s": fit_s}, record, store.append_record)
         shown = ("sem_seg/mIoU", "sem_seg/pACC") if task == "semseg" else ("depth/AbsRel", "depth/delta1")
         objective = f" ({encoder.objective})" if encoder.objective else ""
         print(
@@ -397,20 +398,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tag", default="", help="free text stored with the records")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        probe(
-            args.init,
-            args.dataset,
-            [t.strip() for t in args.task.split(",") if t.strip()],
-            args.seed,
-            args.like,
-            args.output_dir,
-            args.tag,
-        )
-    except (ProbeError, inits.InitError, runs.RunError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    tasks = [t.strip() for t in args.task.split(",") if t.strip()]
+    return cli.run(
+        lambda: probe(args.init, args.dataset, tasks, args.seed, args.like, args.output_dir, args.tag),
+        (ProbeError, inits.InitError, runs.RunError, OSError),
+        cli.RERUN_ADVICE,
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from core.checkpoint import AtomicCheckpointer
 from core.distributed import launch
 from core.io import CheckpointError, load_torch, save_torch
 from datasets.fileio import DataError
+from results import store
 
 from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
@@ -174,6 +175,7 @@ def resolve_device(name: str) -> torch.device:
 
 # --- the run ---------------------------------------------------------------------------------------------------
 USER_ERRORS = (FileNotFoundError, KeyError, ValueError, runs.RunError, CheckpointError, DataError, TrainingStopped)
+INTERRUPTED = "interrupted: the last checkpoint is kept; the same command with --resume continues from it"
 
 
 def train(cfg, resume: bool = False, config_file: str | None = None) -> dict:
@@ -428,7 +430,7 @@ def _finish(
         output=out,
         tag=cfg.train.tag,
     )
-    runs.finish(out, metrics, record)
+    runs.finish(out, metrics, record, store.append_record)
     e = objective_metrics
     depth = (
         f", hidden-patch depth AbsRel {e['depth_abs_rel']:.3f} RMSE {e['depth_rmse_m']:.3f} m delta<1.25 "
@@ -457,6 +459,7 @@ def main(argv=None) -> int:
     return cli.run(
         lambda: launch(train, args.num_gpus, args=(load_config(args.config, args.overrides), args.resume, args.config)),
         USER_ERRORS,
+        interrupted=INTERRUPTED,
     )
 
 
