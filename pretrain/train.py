@@ -431,16 +431,10 @@ def _finish(
         tag=cfg.train.tag,
     )
     runs.finish(out, metrics, record, store.append_record)
-    e = objective_metrics
-    depth = (
-        f", hidden-patch depth AbsRel {e['depth_abs_rel']:.3f} RMSE {e['depth_rmse_m']:.3f} m delta<1.25 "
-        f"{100 * e['depth_delta1']:.1f} %"
-        if "depth_abs_rel" in e
-        else ""
-    )
+    shown = "".join(f", {k} {v:.4g}" for k, v in objective_metrics.items() if isinstance(v, float))
     logger.info(
         f"done: {metrics['backbone']} {model.objective}, {len(losses)} iterations in {elapsed:.0f} s, loss "
-        f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}{depth}, export {out / 'backbone.pth'}"
+        f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])}{shown}, export {out / 'backbone.pth'}"
     )
     return metrics
 
