@@ -55,10 +55,11 @@ from benchmark.depth import read_depth_metres
 from benchmark.depth_eval import DepthEvaluator
 from benchmark.evaluation import format_metric, read_label_png, record_metrics
 from benchmark.train_net import init_id
-from core import runs
+from core import cli, runs
 from core.io import load_torch
 from datasets.fileio import decode_image
 from datasets.fileio import read_label_png as read_label_file
+from results import store
 
 TASKS = ("semseg", "depth")
 # dataset -> (train split, evaluation split); the frames are the semantic split's, which carry depth too.
@@ -360,7 +361,7 @@ def probe(
             output=out,
             tag=tag,
         )
-        runs.finish(out, {"record": record, "extract_s": extract_s, "fit_s": fit_s}, record)
+        runs.finish(out, {"record": record, "extract_s": extract_s, "fit_s": fit_s}, record, store.append_record)
         shown = SHOWN[task]
         objective = f" ({encoder.objective})" if encoder.objective else ""
         print(
@@ -427,22 +428,16 @@ def main(argv=None) -> int:
     parser.add_argument("--tag", default="", help="free text stored with the records")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    tasks = [t.strip() for t in args.task.split(",") if t.strip()]
     start = time.perf_counter()
-    try:
-        records = probe(
-            args.init,
-            args.dataset,
-            [t.strip() for t in args.task.split(",") if t.strip()],
-            args.seed,
-            args.like,
-            args.output_dir,
-            args.tag,
-        )
-    except (ProbeError, inits.InitError, runs.RunError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(summary(records, time.perf_counter() - start))
-    return 0
+
+    def run():
+        records = probe(args.init, args.dataset, tasks, args.seed, args.like, args.output_dir, args.tag)
+        print(summary(records, time.perf_counter() - start))
+
+    return cli.run(
+        run, (ProbeError, inits.InitError, runs.RunError, OSError), cli.RERUN_ADVICE, interrupted=cli.RERUN_HINT
+    )
 
 
 if __name__ == "__main__":

@@ -3,11 +3,11 @@ the table and results/speed.json.
 
 A measurement is a function `module:function(**kwargs, tiny=...)` returning rows `{name, value, unit, limit,
 ratio, settings, ...}`; they live beside the code they measure (`pretrain/speed_step.py`,
-`pretrain/speed_loader.py`, `datasets/speed.py`, `benchmark/speed_inference.py`, `core/measure.py`). Each one
-runs in a fresh worker process (`python -m benchmark.speed --worker ...`), so its peak RSS, or on a GPU
-`torch.cuda.max_memory_allocated`, is its own; `--toy` runs all of them at toy sizes in one worker (memory
-then is the peak since the previous measurement started, `memory_isolated: false`). Targets are checked on
-full runs only; a missed target is reported, not an error.
+`pretrain/speed_loader.py`, `pretrain/speed_packed.py`, `datasets/speed.py`, `benchmark/speed_inference.py`,
+`core/measure.py`). Each one runs in a fresh worker process (`python -m benchmark.speed --worker ...`), so its
+peak RSS, or on a GPU `torch.cuda.max_memory_allocated`, is its own; `--toy` runs all of them at toy sizes in one
+worker (memory then is the peak since the previous measurement started, `memory_isolated: false`). Targets are
+checked on full runs only; a missed target is reported, not an error.
 
 On a CPU, rows also carry `value_cpu` / `ratio_cpu`: the same figures per second of the measuring process's
 CPU time, which neighbours on a shared machine do not disturb; targets are judged on them where present
@@ -98,7 +98,7 @@ def measurements(cuda: bool) -> list[Measurement]:
         ),
         Measurement(
             "packed",
-            "datasets.speed:measure_packed",
+            "pretrain.speed_packed:measure_packed",
             data=True,
             rows=("packed_read", "packed_loader", "packed_cores_per_gpu"),
             targets={

@@ -36,7 +36,7 @@ from benchmark.train_net import (
     require_registered,
     variant_name,
 )
-from core import runs
+from core import cli, runs
 from core.runs import RunError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,25 +221,29 @@ def main(argv=None) -> int:
     missing = [t for t in args.tasks if t not in SPLITS[args.dataset]]
     if missing:
         parser.error(f"{args.dataset} has no {', '.join(missing)} split; choose from {', '.join(SPLITS[args.dataset])}")
+    return cli.run(
+        lambda: bench(args),
+        (SuiteError, RunError, inits.InitError, ArchitectureError),
+        cli.RERUN_ADVICE,
+        interrupted=cli.RERUN_HINT,
+    )
+
+
+def bench(args) -> None:
+    """The suite of `main`'s arguments: fine-tunings in turn, then the report and a one-line summary."""
     start = time.perf_counter()
-    try:
-        init = args.init or f"mask3d:{newest_export().relative_to(REPO)}"
-        spec = inits.parse(init)
-        converted = inits.convert(spec)  # fails before any training on a wrong path or a bad file
-        shape = inits.architecture(converted)
-        used, names = resolve_names(args.dataset)
-        family = pick_backbone(spec, args.backbone, shape)
-        built = shape.describe() if shape else "the tiny recipe's CPU-sized backbone"
-        print(f"bench: {args.dataset} ({used} data), init {init}: {built}; {family} configs, tiny recipe", flush=True)
-        records = [
-            run_one(
-                args.dataset, task, family, names[task], init, converted, args.iters or ITERS[task], Path(args.output)
-            )
-            for task in args.tasks
-        ]
-    except (SuiteError, RunError, inits.InitError, ArchitectureError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    init = args.init or f"mask3d:{newest_export().relative_to(REPO)}"
+    spec = inits.parse(init)
+    converted = inits.convert(spec)  # fails before any training on a wrong path or a bad file
+    shape = inits.architecture(converted)
+    used, names = resolve_names(args.dataset)
+    family = pick_backbone(spec, args.backbone, shape)
+    built = shape.describe() if shape else "the tiny recipe's CPU-sized backbone"
+    print(f"bench: {args.dataset} ({used} data), init {init}: {built}; {family} configs, tiny recipe", flush=True)
+    records = [
+        run_one(args.dataset, task, family, names[task], init, converted, args.iters or ITERS[task], Path(args.output))
+        for task in args.tasks
+    ]
     print(report(args.dataset, used, records))
     summary = "; ".join(
         f"{r['task']} ({r['backbone']}) "
@@ -250,7 +254,6 @@ def main(argv=None) -> int:
         f"bench-{args.dataset}: {', '.join(args.tasks)} on {used} with init {spec.label} in "
         f"{time.perf_counter() - start:.0f} s: {summary}"
     )
-    return 0
 
 
 if __name__ == "__main__":

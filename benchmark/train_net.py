@@ -53,6 +53,7 @@ from core.distributed import launch
 from core.io import CheckpointError, write_json
 from core.runs import RunError
 from datasets.fileio import DataError
+from results import store
 
 logger = logging.getLogger("benchmark")
 # Where a run goes, its init and its seed are not part of the recipe: repeats share the config hash.
@@ -239,7 +240,7 @@ def finish(cfg, args, spec, results: dict, iterations: int, out: Path, chash: st
     if args.eval_only:
         write_json(out / metrics_file(args), saved)
     else:
-        runs.finish(out, saved, record)
+        runs.finish(out, saved, record, store.append_record)
     return record
 
 

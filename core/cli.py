@@ -1,5 +1,5 @@
-"""How our command lines end: a user error is one line on stderr and exit code 1, Ctrl-C one line saying how
-to resume and exit code 130; anything else is a bug in our code and keeps its traceback.
+"""How our command lines end (`run`): a user error is one line on stderr and exit code 1, Ctrl-C is exit code 130
+with what finished kept, and anything else is a bug in our code and keeps its traceback.
 
 User errors are the caller's `user_errors` plus the file-system faults a user can fix (a read-only or full
 output folder). An exception re-raised from a DataLoader worker carries the worker's whole traceback in its
@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DISK_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
-INTERRUPTED = (
+RERUN_HINT = "interrupted: finished runs are kept; run the same command again to continue"
+RESUME_HINT = (
     "interrupted: checkpoints already written are kept; rerun the same command with --resume to continue from "
     "the last one"
 )
@@ -25,6 +26,8 @@ ADVICE = (
     "free space or fix the permissions, then add --resume to continue from the last checkpoint, which is "
     "kept (or choose another train.output_dir)"
 )
+RERUN_ADVICE = "free space or fix the permissions, then run the same command again (finished runs are kept)"
+INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C (128 + SIGINT)
 
 
 def did_you_mean(word: str, choices) -> str:
@@ -33,10 +36,10 @@ def did_you_mean(word: str, choices) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def user_message(e: BaseException, user_errors: tuple) -> str | None:
+def user_message(e: BaseException, user_errors: tuple, disk_advice: str = ADVICE) -> str | None:
     """The one line to show for `e`, or None when `e` is not a user error."""
     if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
-        return f"{e.filename or 'output'}: {e.strerror}; {ADVICE}"
+        return f"{e.filename or 'output'}: {e.strerror}; {disk_advice}"
     if not isinstance(e, user_errors):
         return None
     text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
@@ -47,21 +50,25 @@ def user_message(e: BaseException, user_errors: tuple) -> str | None:
     return " ".join(text.split()) or type(e).__name__
 
 
-def run(func: Callable[[], object], user_errors: tuple) -> int:
-    """0 after `func()`; 1 with `error: <one line>` on stderr for a user error; 130 with one line saying how to
-    resume after Ctrl-C; other exceptions propagate."""
+def run(
+    func: Callable[[], object], user_errors: tuple, disk_advice: str = ADVICE, interrupted: str = RESUME_HINT
+) -> int:
+    """The exit code of a command line: `func()`'s when it returns an int (e.g. a campaign with failed runs), else
+    0; 1 with `error: <one line>` on stderr for a user error (`disk_advice` ends the line of a full or read-only
+    disk); `INTERRUPTED` on Ctrl-C, after the line `interrupted` (how to resume) if given. Other exceptions propagate."""
     try:
-        func()
+        code = func()
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
+        if interrupted:
+            print(interrupted, file=sys.stderr)
+        return INTERRUPTED
     except Exception as e:
-        message = user_message(e, user_errors)
+        message = user_message(e, user_errors, disk_advice)
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
         return 1
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 @contextmanager

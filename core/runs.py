@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -246,11 +246,12 @@ def record(
     }
 
 
-def finish(folder: str | Path, metrics: dict, rec: dict, metrics_name: str = "metrics.json") -> None:
-    """The last writes of a finished run: its metrics file, its record in the store, then the marker. A crash
-    in between repeats the record on the next start rather than losing it."""
-    from results.store import append_record
-
+def finish(
+    folder: str | Path, metrics: dict, rec: dict, append_record: Callable[[dict], object], metrics_name="metrics.json"
+) -> None:
+    """The last writes of a finished run: its metrics file, its record through `append_record` (the caller's
+    store, e.g. `results.store.append_record`), then the marker. A crash in between repeats the record on the next
+    start rather than losing it."""
     folder = Path(folder)
     write_json(folder / metrics_name, metrics)
     append_record(rec)

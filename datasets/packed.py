@@ -1,8 +1,8 @@
 """Pre-resized RGB-D frames in memory-mapped shards, so pre-training reads bytes instead of decoding images.
 
 Decoding a 640x480 JPEG + 16-bit PNG costs ~5 ms per frame per core, while one GPU pre-training at 240x320
-consumes thousands of frames/s (`datasets.packed_speed`). A pack holds a registered RGB-D dataset's frames decoded
-once and resized to the pack size, a little larger than the training crop so the random resized crop still
+consumes thousands of frames/s (`pretrain.speed_packed`). A pack holds a registered RGB-D dataset's frames
+decoded once and resized to the pack size, a little larger than the training crop so the random resized crop still
 cuts from more pixels than it outputs (`DEFAULT_SIZE`).
 
 A pack folder holds:

@@ -51,8 +51,9 @@ def masked_depth_errors(
     model, dataset, device, seed: int, max_images: int = 64, batch_size: int = 8, amp: bool = False
 ) -> dict:
     """Errors of `model`'s depth predictions on the valid pixels of hidden patches, over up to `max_images`
-    centre views spread over `dataset`, masked from `seed`; {} for objectives without depth."""
-    if model.objective in ("mae", "none", "pri3d") or len(dataset) == 0:
+    centre views spread over `dataset`, masked from `seed`, for an objective that predicts depth (`pred_depth`
+    and `depth_mask` in its output)."""
+    if len(dataset) == 0:
         return {}
     indices = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(max_images, len(dataset)))})
     generator, sums = torch.Generator().manual_seed(seed), torch.zeros(4, dtype=torch.float64)

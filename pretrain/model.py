@@ -1,19 +1,14 @@
-"""Masked RGB-D pre-training model: a plain ViT encoder on RGB patches, a light decoder, and the losses of
-the three objectives we compare on the same data and budget.
+"""The pre-training model's shared part: a plain ViT encoder on RGB patches (timm blocks, fixed 2D sin-cos
+positions), the objective registry, the losses and depth normalisation several objectives share, and starting
+the encoder from another checkpoint.
 
-- `mask3d` (Hou et al. 2023): the encoder sees the visible RGB patches only; visible depth patches are
-  embedded and join the encoded RGB tokens in the decoder (the paper's Fig. 1 feeds depth patches to the
-  decoder), which predicts the dense depth of every patch. Loss on masked depth patches.
-- `mae` (He et al. 2022): RGB reconstructed from masked RGB, no depth.
-- `multimae` (Bachmann et al. 2022, simplified): visible RGB and depth tokens both enter the encoder
-  (modality embeddings tell them apart); one shared decoder reconstructs both.
-- `pri3d` (Hou et al. 2021, the "View" variant): two overlapping frames of one scene, whole and unmasked;
-  InfoNCE between the projected tokens of patches that see the same 3D point (`pretrain.correspondence`,
-  pairs from `pretrain.pairs`), each match's other matches in the batch as negatives (PointContrast's
-  PointInfoNCE, which Pri3D builds on) at temperature 0.4 (Pri3D's `pretrain.nceT=0.4` in its ScanNet
-  script). No decoder.
-- `none`: no pretext task; the run exports the freshly initialised encoder (a from-scratch baseline with
-  our initialisation).
+Each pre-training objective is one class in `pretrain/objectives/` (`mask3d`, `mae`, `multimae`, `pri3d`,
+`none`), a subclass of `MaskedRGBD` registered in `OBJECTIVE_REGISTRY` under its `name`, the way Detectron2
+registers meta-architectures (`META_ARCH_REGISTRY`). `MaskedRGBD(objective=NAME, ...)`, what the configs call,
+builds the registered class NAME. A subclass declares the batch keys it reads (`batch_keys`), builds its heads or
+decoder (`build`, whose keyword arguments are its `model.*` options), computes its losses (`losses`) and, if it
+has any, its metrics and reconstruction picture; the trainer and the export know no objective by name
+(docs/add_objective.md).
 
 Only `patch_embed.proj` and `blocks.*` are exported (see `pretrain.export`); everything else exists for the
 pretext task. Attention is timm's `Attention`, which calls `F.scaled_dot_product_attention`
@@ -22,31 +17,72 @@ pretext task. Attention is timm's `Attention`, which calls `F.scaled_dot_product
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from functools import partial
 from pathlib import Path
 
 import torch
+from fvcore.common.registry import Registry
 from timm.models.vision_transformer import Block
 from torch import nn
 
 from core.io import CheckpointError, load_weights
 
-from .masking import check_ratio, gather_tokens, grid_size, patchify, random_masking, unpatchify
+from .masking import check_ratio, grid_size, patchify, unpatchify
 
 logger = logging.getLogger(__name__)
 
 # (embed_dim, depth, num_heads): ViT-B/L from Dosovitskiy et al.; ViT-Ti/S from DeiT (Touvron et al.).
 PRESETS = {"vit_t": (192, 12, 3), "vit_s": (384, 12, 6), "vit_b": (768, 12, 12), "vit_l": (1024, 24, 16)}
-OBJECTIVES = ("mask3d", "mae", "multimae", "pri3d", "none")
-NO_DECODER = ("pri3d", "none")
+DEFAULT_OBJECTIVE = "mask3d"
 DEPTH_NORMS = ("metric", "image", "patch")
 # ImageNet statistics on 0-255 RGB: what Detectron2's ViTDet configs normalise with, so the exported
 # encoder sees the same input distribution when fine-tuned.
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
 NORM_EPS = 1e-6  # LayerNorm eps of MAE/timm ViTs and of Detectron2's ViTDet configs
+# What a batch key holds, for the error when an objective needs it and the batch lacks it.
+BATCH_KEYS = {
+    "image": "RGB images",
+    "depth": "depth",
+    "valid": "a depth validity mask",
+    "match": "view pairs with patch matches (pretrain.pairs.PairDataset)",
+}
+
+
+class ObjectiveRegistry(Registry):
+    """fvcore's `Registry`, keyed by each objective's `name` (as configs and results records spell it) instead of
+    its class name."""
+
+    def register(self, obj=None):
+        if obj is None:
+            return self.register
+        self._do_register(obj.name, obj)
+        return obj
+
+
+OBJECTIVE_REGISTRY = ObjectiveRegistry("OBJECTIVE")
+OBJECTIVE_REGISTRY.__doc__ = "Pre-training objectives: subclasses of `MaskedRGBD`, by `model.objective` name."
+
+
+def registered_objectives() -> dict[str, type]:
+    """{name: class} of every registered objective, the built-in ones included."""
+    import pretrain.objectives  # noqa: F401  - the built-in objectives register on import
+
+    return dict(OBJECTIVE_REGISTRY)
+
+
+def objective_class(name: str) -> type:
+    """The class registered as `name`; an unknown name is an error that lists the registered ones."""
+    known = registered_objectives()
+    if name not in known:
+        raise ValueError(
+            f"model.objective={name!r} is not a registered objective; registered: {', '.join(sorted(known))} "
+            f"(a new one is a class in pretrain/objectives/, see docs/add_objective.md)"
+        )
+    return known[name]
 
 
 def sincos_pos_embed(grid: tuple[int, int], dim: int) -> torch.Tensor:
@@ -67,7 +103,8 @@ def sincos_pos_embed(grid: tuple[int, int], dim: int) -> torch.Tensor:
     return torch.cat([encode(rows), encode(cols)], dim=1).float()
 
 
-def _blocks(dim: int, depth: int, heads: int, mlp_ratio: float) -> nn.ModuleList:
+def vit_blocks(dim: int, depth: int, heads: int, mlp_ratio: float) -> nn.ModuleList:
+    """`depth` timm transformer blocks with the LayerNorm eps of MAE and ViTDet."""
     norm = partial(nn.LayerNorm, eps=NORM_EPS)
     return nn.ModuleList(Block(dim, heads, mlp_ratio, qkv_bias=True, norm_layer=norm) for _ in range(depth))
 
@@ -84,16 +121,28 @@ class PatchEmbed(nn.Module):
 
 
 class MaskedRGBD(nn.Module):
-    """ViT encoder + light decoder for `mask3d`, `mae` or `multimae` pre-training.
+    """The ViT encoder every objective pre-trains; `MaskedRGBD(objective=NAME, ...)` builds objective NAME.
 
-    `forward(image, depth, valid, generator)` takes uint8-range RGB (B, 3, H, W), depth in metres
-    (B, 1, H, W, 0 = invalid) and its validity mask, and returns a dict with `loss`, per-modality losses,
-    predictions (patchified) and the masks used.
+    `forward(image, depth, valid, generator, **extra)` takes uint8-range RGB (B, 3, H, W), depth in metres
+    (B, 1, H, W, 0 = invalid), its validity mask (from depth when None) and any further batch keys the objective
+    reads (`match` for view pairs), and returns the objective's dict: `loss`, its parts, predictions and masks.
+    `generator` draws the masks, so they depend on nothing but the caller's seed.
     """
+
+    name: str = ""  # the registered name, `model.objective`
+    batch_keys: tuple[str, ...] = ("image",)  # what `losses` reads from a batch (keys of BATCH_KEYS or others)
+    trains: bool = True  # False: the run exports the initialisation as is
+    logged: tuple[str, ...] = ()  # numbers of the losses dict the trainer logs besides the loss
+    frames_per_sample: int = 1  # frames in one batch item (campaigns keep the frames per step equal)
+
+    def __new__(cls, *args, **kwargs):
+        if cls is MaskedRGBD:  # the configs' entry point: build the registered class
+            cls = objective_class(kwargs.get("objective", args[0] if args else None) or DEFAULT_OBJECTIVE)
+        return super().__new__(cls)
 
     def __init__(
         self,
-        objective="mask3d",
+        objective=None,
         preset="vit_t",
         embed_dim=None,
         depth=None,
@@ -103,66 +152,79 @@ class MaskedRGBD(nn.Module):
         img_size=(240, 320),
         rgb_mask_ratio=0.75,
         depth_mask_ratio=0.75,
-        decoder_dim=512,
-        decoder_depth=8,
-        decoder_heads=16,
-        depth_loss="l1",
-        depth_norm="image",
-        rgb_norm_pix=True,
-        pri3d_temperature=0.4,
-        pri3d_dim=128,
+        **options,
     ):
         super().__init__()
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective {objective!r} is not one of {OBJECTIVES}")
+        if objective not in (None, self.name):
+            raise ValueError(f"objective {objective!r} given to {type(self).__name__}, which is {self.name!r}")
         if preset not in PRESETS:
             raise ValueError(f"preset {preset!r} is not one of {sorted(PRESETS)}")
-        if depth_loss not in ("l1", "l2"):
-            raise ValueError(f"depth_loss {depth_loss!r} must be 'l1' or 'l2'")
-        if depth_norm not in DEPTH_NORMS:
-            raise ValueError(f"depth_norm {depth_norm!r} is not one of {DEPTH_NORMS}")
         check_ratio(rgb_mask_ratio, "model.rgb_mask_ratio")
         check_ratio(depth_mask_ratio, "model.depth_mask_ratio")
+        own = self._own_options(options)
         d_dim, d_depth, d_heads = PRESETS[preset]
         self.embed_dim, self.depth, self.num_heads = embed_dim or d_dim, depth or d_depth, num_heads or d_heads
         self.img_size = tuple(int(s) for s in img_size)
         self.grid = grid_size(self.img_size, patch_size)
-        self.patch_size, self.mlp_ratio, self.objective, self.preset = patch_size, mlp_ratio, objective, preset
+        self.patch_size, self.mlp_ratio, self.objective, self.preset = patch_size, mlp_ratio, self.name, preset
         self.rgb_mask_ratio, self.depth_mask_ratio = rgb_mask_ratio, depth_mask_ratio
-        self.depth_loss, self.depth_norm, self.rgb_norm_pix = depth_loss, depth_norm, rgb_norm_pix
-        self.pri3d_temperature = pri3d_temperature
-        dim, p = self.embed_dim, patch_size
+        dim = self.embed_dim
 
-        self.patch_embed = PatchEmbed(3, dim, p)
-        self.blocks = _blocks(dim, self.depth, self.num_heads, mlp_ratio)
+        self.patch_embed = PatchEmbed(3, dim, patch_size)
+        self.blocks = vit_blocks(dim, self.depth, self.num_heads, mlp_ratio)
         self.norm = nn.LayerNorm(dim, eps=NORM_EPS)
-        if objective not in NO_DECODER:
-            self._build_decoder(decoder_dim, decoder_depth, decoder_heads)
-        if objective == "pri3d":  # a projection head keeps the contrastive geometry off the encoder (SimCLR)
-            self.pri3d_proj = nn.Linear(dim, pri3d_dim)
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pos_embed", sincos_pos_embed(self.grid, dim)[None], persistent=False)
-        if objective not in NO_DECODER:
-            self.register_buffer("decoder_pos_embed", sincos_pos_embed(self.grid, decoder_dim)[None], persistent=False)
+        self.build(**own)
         self._init_weights()
 
-    def _build_decoder(self, decoder_dim, decoder_depth, decoder_heads):
-        dim, p, objective = self.embed_dim, self.patch_size, self.objective
-        self.decoder_embed = nn.Linear(dim, decoder_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
-        self.decoder_blocks = _blocks(decoder_dim, decoder_depth, decoder_heads, self.mlp_ratio)
-        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=NORM_EPS)
-        if objective == "mask3d":
-            self.depth_embed = PatchEmbed(2, decoder_dim, p)
-        if objective == "multimae":
-            self.depth_embed = PatchEmbed(2, dim, p)
-            self.modality_embed = nn.Parameter(torch.zeros(2, dim))
-        if objective in ("mask3d", "multimae"):
-            self.decoder_modality_embed = nn.Parameter(torch.zeros(2, decoder_dim))
-            self.depth_head = nn.Linear(decoder_dim, p * p)
-        if objective in ("mae", "multimae"):
-            self.rgb_head = nn.Linear(decoder_dim, p * p * 3)
+    # --- what an objective defines -------------------------------------------------------------------------
+    def build(self) -> None:
+        """Builds the objective's own modules (heads, decoder) after the encoder; its keyword arguments, with their
+        defaults, are the objective's `model.*` options."""
+
+    def losses(self, batch: dict, generator: torch.Generator | None) -> dict:
+        """`{"loss": total, ...}` for a batch holding (at least) `batch_keys`."""
+        raise NotImplementedError(f"objective {self.name!r} defines no losses")
+
+    def metrics(self, dataset, device: torch.device, seed: int, amp: bool = False) -> dict:
+        """Figures for metrics.json and the results record after training (numbers besides the loss); none here."""
+        return {}
+
+    def picture(self, batch: dict, generator: torch.Generator, title: str = ""):
+        """An RGB uint8 picture of what the model makes of `batch` under `title` (saved as reconstruction PNGs),
+        or None."""
+        return None
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names (as Detectron2's optimizer `overrides` match them) kept out of weight decay."""
+        return set()
+
+    @classmethod
+    def options(cls) -> dict:
+        """{name: default} of the objective's `model.*` options: the keyword arguments of `build` along the MRO."""
+        out = {}
+        for klass in reversed(cls.__mro__):
+            build = vars(klass).get("build")
+            if build is not None:
+                for p in list(inspect.signature(build).parameters.values())[1:]:
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                        out[p.name] = p.default
+        return out
+
+    def _own_options(self, options: dict) -> dict:
+        """This objective's share of `options`; the options of the other registered objectives are ignored (one
+        config serves them all), any other key is an error."""
+        own = self.options()
+        known = set(own).union(*(c.options() for c in registered_objectives().values()))
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(
+                f"model.{unknown[0]}: no such key for objective {self.name!r} (its own: "
+                f"{', '.join(own) or 'none'}) or any other registered objective"
+            )
+        return {k: v for k, v in options.items() if k in own}
 
     def _init_weights(self):
         # MAE's recipe: xavier-uniform linears and patch projections, small normal for learned tokens.
@@ -178,7 +240,8 @@ class MaskedRGBD(nn.Module):
                 nn.init.normal_(param, std=0.02)
 
     # --- encoder -------------------------------------------------------------------------------------
-    def _pos(self, buffer_name: str, grid: tuple[int, int], dim: int, ref: torch.Tensor) -> torch.Tensor:
+    def pos(self, buffer_name: str, grid: tuple[int, int], dim: int, ref: torch.Tensor) -> torch.Tensor:
+        """The position embedding buffer `buffer_name` at the model's grid, else one made for `grid`."""
         if grid == self.grid:
             return getattr(self, buffer_name)
         return sincos_pos_embed(grid, dim)[None].to(ref)
@@ -189,7 +252,13 @@ class MaskedRGBD(nn.Module):
     def embed_rgb(self, image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         grid = grid_size(tuple(image.shape[-2:]), self.patch_size)
         x = self.patch_embed(self.normalize(image))
-        return x + self._pos("pos_embed", grid, self.embed_dim, x), grid
+        return x + self.pos("pos_embed", grid, self.embed_dim, x), grid
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The transformer blocks and the final norm over (B, L, C) tokens."""
+        for blk in self.blocks:
+            tokens = blk(tokens)
+        return self.norm(tokens)
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """Unmasked encoder features (B, C, gh, gw) without the final norm: exactly what the benchmark's
@@ -199,116 +268,16 @@ class MaskedRGBD(nn.Module):
             x = blk(x)
         return x.transpose(1, 2).reshape(x.shape[0], -1, gh, gw)
 
-    # --- pretext task --------------------------------------------------------------------------------
-    def forward(self, image, depth=None, valid=None, generator=None, match=None) -> dict:
-        if self.objective == "none":
-            raise ValueError("objective 'none' has no pretext task to train")
-        if self.objective == "pri3d":
-            if match is None:
-                raise ValueError("objective 'pri3d' needs view pairs with patch matches (pretrain.pairs.PairDataset)")
-            return self.view_contrast(image, match)
-        b = image.shape[0]
-        x, grid = self.embed_rgb(image)
-        n = grid[0] * grid[1]
-        keep_r, restore_r, mask_r = random_masking(b, n, self.rgb_mask_ratio, x.device, generator)
-        tokens = gather_tokens(x, keep_r)
-        out = {"rgb_mask": mask_r, "grid": grid}
-        if self.objective != "mae":
-            if depth is None:
-                raise ValueError(f"objective {self.objective!r} needs depth; the batch has none")
-            valid = depth > 0 if valid is None else valid
-            keep_d, restore_d, mask_d = random_masking(b, n, self.depth_mask_ratio, x.device, generator)
-            out["depth_mask"] = mask_d
-            depth_in = self.depth_embed(self.depth_input(depth.float(), valid, mask_d, grid))
-        if self.objective == "multimae":
-            dim = self.embed_dim
-            d_tokens = gather_tokens(depth_in + self._pos("pos_embed", grid, dim, x) + self.modality_embed[1], keep_d)
-            tokens = torch.cat([tokens + self.modality_embed[0], d_tokens], dim=1)
-
-        for blk in self.blocks:
-            tokens = blk(tokens)
-        latent = self.decoder_embed(self.norm(tokens))
-
-        dec_pos = self._pos("decoder_pos_embed", grid, latent.shape[-1], latent)
-        n_keep_r = keep_r.shape[1]
-        rgb_grid = self._unshuffle(latent[:, :n_keep_r], restore_r) + dec_pos
-        if self.objective == "mae":
-            seq = rgb_grid
-        else:
-            rgb_grid = rgb_grid + self.decoder_modality_embed[0]
-            if self.objective == "mask3d":
-                d_extra = gather_tokens(depth_in + dec_pos, keep_d)
-            else:
-                d_extra = self._unshuffle(latent[:, n_keep_r:], restore_d) + dec_pos
-            seq = torch.cat([rgb_grid, d_extra + self.decoder_modality_embed[1]], dim=1)
-        for blk in self.decoder_blocks:
-            seq = blk(seq)
-        seq = self.decoder_norm(seq)
-
-        losses = {}
-        if self.objective != "mae":
-            # mask3d reads depth off the RGB grid tokens; multimae off its own depth grid tokens.
-            d_tokens = seq[:, :n] if self.objective == "mask3d" else seq[:, n:]
-            out["pred_depth"] = self.depth_head(d_tokens).float()
-            losses["loss_depth"] = depth_loss(
-                out["pred_depth"], depth.float(), valid, mask_d, self.patch_size, self.depth_norm, self.depth_loss
+    def forward(self, image, depth=None, valid=None, generator=None, **extra) -> dict:
+        if valid is None and depth is not None:
+            valid = depth > 0
+        batch = {"image": image, "depth": depth, "valid": valid, **extra}
+        missing = [k for k in self.batch_keys if batch.get(k) is None]
+        if missing:
+            raise ValueError(
+                f"objective {self.name!r} needs {BATCH_KEYS.get(missing[0], missing[0])}; the batch has none"
             )
-        if self.objective != "mask3d":
-            out["pred_rgb"] = self.rgb_head(seq[:, :n]).float()
-            losses["loss_rgb"] = rgb_loss(
-                out["pred_rgb"], self.normalize(image), mask_r, self.patch_size, self.rgb_norm_pix
-            )
-        out.update(losses)
-        out["loss"] = sum(losses.values())
-        return out
-
-    def view_contrast(self, image: torch.Tensor, match: torch.Tensor) -> dict:
-        """Pri3D's view-invariant loss. image (B, 2, 3, H, W); match (B, N): the patch of view 2 that sees the
-        3D point of each patch of view 1, -1 for none. Pairs without any match are left out and counted."""
-        b, n = match.shape
-        x, _ = self.embed_rgb(image.flatten(0, 1))
-        for blk in self.blocks:
-            x = blk(x)
-        z = nn.functional.normalize(self.pri3d_proj(self.norm(x)).float(), dim=-1).view(b, 2, n, -1)
-        pair, anchor = (match >= 0).nonzero(as_tuple=True)
-        target = match[pair, anchor]
-        # One positive per view-2 patch: several view-1 patches landing on one patch would otherwise be each
-        # other's negatives.
-        key = pair * n + target
-        order = torch.argsort(key, stable=True)
-        first = torch.ones_like(key, dtype=torch.bool)
-        first[1:] = key[order][1:] != key[order][:-1]
-        keep = order[first]
-        pair, anchor, target = pair[keep], anchor[keep], target[keep]
-        skipped = int(b - torch.unique(pair).numel())
-        if pair.numel() == 0:
-            raise ValueError(f"none of the {b} view pairs of the batch has a patch correspondence")
-        logits = z[pair, 0, anchor] @ z[pair, 1, target].T / self.pri3d_temperature
-        labels = torch.arange(len(pair), device=logits.device)
-        loss = (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.T, labels)) / 2
-        return {"loss": loss, "loss_view": loss, "matches": len(pair), "skipped_pairs": skipped}
-
-    def depth_input(self, depth, valid, mask, grid) -> torch.Tensor:
-        """(B, 2, H, W): depth in the units of the targets, and validity (so a 0 is never read as a depth).
-
-        For normalised targets the input is standardised with the statistics of the *visible* valid pixels
-        only, so nothing about hidden patches leaks in while the decoder can copy visible values."""
-        valid = valid.to(depth.dtype)
-        if self.depth_norm != "metric":
-            seen = valid * unpatchify(
-                (~mask).to(depth.dtype)[..., None].expand(-1, -1, self.patch_size**2), self.patch_size, grid
-            )
-            count = seen.sum((1, 2, 3), keepdim=True).clamp(min=1)
-            mean = (depth * seen).sum((1, 2, 3), keepdim=True) / count
-            std = ((((depth - mean) * seen) ** 2).sum((1, 2, 3), keepdim=True) / count + 1e-6).sqrt()
-            depth = (depth - mean) / std
-        return torch.cat([depth * valid, valid], dim=1)
-
-    def _unshuffle(self, visible: torch.Tensor, restore: torch.Tensor) -> torch.Tensor:
-        """[visible tokens in shuffled order] + mask tokens -> full grid in row-major order."""
-        b, n = restore.shape
-        fill = self.mask_token.to(visible.dtype).expand(b, n - visible.shape[1], -1)
-        return gather_tokens(torch.cat([visible, fill], dim=1), restore)
+        return self.losses(batch, generator)
 
     # --- bookkeeping ---------------------------------------------------------------------------------
     def backbone_name(self) -> str:
@@ -335,7 +304,7 @@ class MaskedRGBD(nn.Module):
         }
 
 
-# --- losses --------------------------------------------------------------------------------------------
+# --- losses shared by objectives -------------------------------------------------------------------------
 def normalize_depth(depth_patches: torch.Tensor, valid_patches: torch.Tensor, mode: str):
     """Returns (target, mean, std) with depth_patches = target * std + mean on valid pixels.
 

@@ -45,19 +45,18 @@ from core.checkpoint import AtomicCheckpointer
 from core.distributed import launch
 from core.io import CheckpointError, load_torch, save_torch
 from datasets.fileio import DataError
+from results import store
 
 from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
-from .metrics import masked_depth_errors
 from .model import load_encoder_weights
 from .packed import PackedPretrainDataset
 from .pairs import PairDataset
-from .visualize import reconstruction_panel, save_png
+from .visualize import save_png
 
 logger = logging.getLogger("pretrain")
 LOGGERS = ("detectron2", "fvcore", "pretrain")
 REFERENCE_BATCH = 256  # MAE: lr = base_lr * effective_batch / 256
-NO_WEIGHT_DECAY = ("mask_token", "modality_embed", "decoder_modality_embed")  # MAE: no decay on learned tokens
 HASH_IGNORES = {"train.output_dir": "", "train.seed": 0, "train.tag": ""}  # repeats of a recipe share its hash
 FOLDER_KEYS = ("train.output_dir", "train.tag")  # not settings: a finished run asked again may differ in these
 
@@ -100,10 +99,12 @@ class PretrainTrainer(SimpleTrainer):
     """SimpleTrainer that steps once per `accum_steps` micro-batches, masks each with `mask_generator`, runs
     under bf16 autocast when `amp`, and keeps the loss history the checkpoint and the record carry."""
 
-    def __init__(self, model, optimizer, *, device, accum_steps: int, seed: int, amp: bool, needs_depth: bool):
+    def __init__(
+        self, model, optimizer, *, device, accum_steps: int, seed: int, amp: bool, needs_depth: bool, logged=()
+    ):
         super().__init__(model, None, optimizer)
         self.device, self.accum_steps, self.seed, self.amp = device, accum_steps, seed, amp
-        self.needs_depth = needs_depth
+        self.needs_depth, self.logged = needs_depth, logged  # logged: numbers of the output put in the storage
         self.loss_history: list[list] = []  # [iteration, loss averaged over micro-batches and ranks]
 
     def run_step(self):
@@ -121,18 +122,12 @@ class PretrainTrainer(SimpleTrainer):
                 contextlib.nullcontext() if last or comm.get_world_size() == 1 else self.model.no_sync(),
                 torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp),
             ):
-                out = self.model(
-                    batch["image"],
-                    batch["depth"],
-                    batch["valid"],
-                    generator=mask_generator(self.seed, self.iter, micro, comm.get_rank()),
-                    **({"match": batch["match"]} if "match" in batch else {}),
-                )
+                out = self.model(**batch, generator=mask_generator(self.seed, self.iter, micro, comm.get_rank()))
                 loss = out["loss"].float()
                 (loss / self.accum_steps).backward()
             loss_sum += loss.detach() / self.accum_steps
-            if "skipped_pairs" in out:  # pri3d: view pairs of the micro-batch without a correspondence
-                self.storage.put_scalar("skipped_pairs", out["skipped_pairs"], smoothing_hint=False)
+            for key in self.logged:
+                self.storage.put_scalar(key, out[key], smoothing_hint=False)
         self.after_backward()
         self._write_metrics({"loss": loss_sum}, data_time)  # raises FloatingPointError on a non-finite loss
         if comm.is_main_process():
@@ -154,14 +149,14 @@ class PeriodicSave(HookBase):
 
 
 def build_optimizer(model, t, lr: float) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, norms and learned tokens (MAE)."""
+    """AdamW; no weight decay on biases, norms and what the objective names (MAE: its learned tokens)."""
     params = get_default_optimizer_params(
         model,
         base_lr=lr,
         weight_decay=t.weight_decay,
         weight_decay_norm=0.0,
         weight_decay_bias=0.0,
-        overrides={name: {"weight_decay": 0.0} for name in NO_WEIGHT_DECAY},
+        overrides={name: {"weight_decay": 0.0} for name in sorted(model.no_weight_decay())},
     )
     return torch.optim.AdamW(params, lr=lr, betas=tuple(t.betas))
 
@@ -234,25 +229,13 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     # Everything that can be wrong with the inputs fails here, before any training.
     torch.manual_seed(t.seed)
     model = instantiate(cfg.model)
-    augment = dict(scale=cfg.data.scale, ratio=cfg.data.ratio, hflip=cfg.data.hflip, color_jitter=cfg.data.color_jitter)
-    if model.objective == "pri3d":  # overlapping frame pairs with patch correspondences
-        dataset = PairDataset(
-            dataset_dicts(names, posed=True),
-            model.img_size,
-            model.patch_size,
-            min_overlap=cfg.data.min_overlap,
-            color_jitter=cfg.data.color_jitter,
-        )
-    elif cfg.data.get("packed"):
-        dataset = PackedPretrainDataset(cfg.data.packed, model.img_size, **augment)
-    else:
-        dataset = RGBDPretrainDataset(dataset_dicts(names), model.img_size, **augment)
+    dataset = build_dataset(cfg.data, names, model)
     if t.accum_steps < 1 or t.batch_size < 1:
         raise ValueError("train.batch_size and train.accum_steps must be >= 1")
     if not resuming and t.init_checkpoint:
         load_encoder_weights(model, t.init_checkpoint)
     model.to(device)
-    max_iter = 0 if model.objective == "none" else t.max_iter  # `none`: export the initialisation as is
+    max_iter = t.max_iter if model.trains else 0  # else: export the initialisation as is
     effective_batch = t.batch_size * t.accum_steps * world
     lr = t.base_lr * effective_batch / REFERENCE_BATCH
     optimizer = build_optimizer(model, t, lr)
@@ -268,7 +251,8 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         accum_steps=t.accum_steps,
         seed=t.seed,
         amp=amp,
-        needs_depth=model.objective not in ("mae", "pri3d"),
+        needs_depth="depth" in model.batch_keys,
+        logged=model.logged,
     )
     checkpointer = AtomicCheckpointer(model, str(out), trainer=trainer)
 
@@ -290,10 +274,10 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     vis_batch = {k: torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid")}
 
     def save_picture(name: str, iteration: int):
-        if rank == 0 and model.objective not in ("none", "pri3d"):
-            title = f"{out.name}: {model.objective}, iteration {iteration} of {t.max_iter}"
-            panel = reconstruction_panel(model, vis_batch, torch.Generator().manual_seed(t.seed), title)
-            save_png(panel, out / name)
+        title = f"{out.name}: {model.objective}, iteration {iteration} of {t.max_iter}"
+        picture = model.picture(vis_batch, torch.Generator().manual_seed(t.seed), title) if rank == 0 else None
+        if picture is not None:
+            save_png(picture, out / name)
 
     def save_periodic_picture(tr):
         done = tr.iter + 1
@@ -362,7 +346,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     elapsed = time.perf_counter() - start
     if rank != 0:
         return {}
-    depth_errors = masked_depth_errors(model, dataset, device, t.seed, amp=amp)
+    objective_metrics = model.metrics(dataset, device, t.seed, amp=amp)
     return _finish(
         cfg,
         model,
@@ -373,8 +357,25 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         config_file,
         device,
         save_picture,
-        depth_errors,
+        objective_metrics,
     )
+
+
+def build_dataset(data, names: list[str], model):
+    """What the objective reads: overlapping posed frame pairs with patch matches when it needs `match`, else single
+    augmented RGB-D frames (from packed shards when `data.packed` is set)."""
+    if "match" in model.batch_keys:
+        return PairDataset(
+            dataset_dicts(names, posed=True),
+            model.img_size,
+            model.patch_size,
+            min_overlap=data.min_overlap,
+            color_jitter=data.color_jitter,
+        )
+    augment = dict(scale=data.scale, ratio=data.ratio, hflip=data.hflip, color_jitter=data.color_jitter)
+    if data.get("packed"):
+        return PackedPretrainDataset(data.packed, model.img_size, **augment)
+    return RGBDPretrainDataset(dataset_dicts(names), model.img_size, **augment)
 
 
 def _resume(checkpointer, trainer, cfg, device) -> int:
@@ -402,10 +403,10 @@ def _resume(checkpointer, trainer, cfg, device) -> int:
 
 
 def _finish(
-    cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture, depth_errors: dict
+    cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture, objective_metrics: dict
 ) -> dict:
-    """Final picture and export, then metrics.json (with the hidden patches' depth errors in metres), the record
-    and the finished marker (core.runs.finish)."""
+    """Final picture and export, then metrics.json (with the objective's metrics, e.g. the hidden patches' depth
+    errors in metres), the record and the finished marker (core.runs.finish)."""
     save_picture("reconstruction.png", len(loss_history))
     ckpt = out / CHECKPOINT_NAME
     save_torch(export_state(load_checkpoint(ckpt), str(ckpt)), out / "backbone.pth")
@@ -419,7 +420,7 @@ def _finish(
         "images_per_s": images_done / elapsed if elapsed > 0 else 0.0,
         "objective": model.objective,
         "backbone": model.arch()["backbone"],
-        **depth_errors,
+        **objective_metrics,
     }
     step = max(1, math.ceil(len(loss_history) / 200))
     history = loss_history[::step]
@@ -436,7 +437,7 @@ def _finish(
         data_fraction=100,
         seed=int(cfg.train.seed),
         iterations=len(losses),
-        metrics={"loss": metrics["loss"], **{k: v for k, v in depth_errors.items() if isinstance(v, float)}}
+        metrics={"loss": metrics["loss"], **{k: v for k, v in objective_metrics.items() if isinstance(v, float)}}
         if losses
         else {},
         loss_history=history,
@@ -447,18 +448,12 @@ def _finish(
         output=out,
         tag=cfg.train.tag,
     )
-    runs.finish(out, metrics, record)
-    e = depth_errors
-    depth = (
-        f", hidden-patch depth AbsRel {e['depth_abs_rel']:.3f} RMSE {e['depth_rmse_m']:.3f} m delta<1.25 "
-        f"{100 * e['depth_delta1']:.1f} %"
-        if e
-        else ""
-    )
+    runs.finish(out, metrics, record, store.append_record)
+    shown = "".join(f", {k} {v:.4g}" for k, v in objective_metrics.items() if isinstance(v, float))
     logger.info(
         f"done: {metrics['backbone']} {model.objective}, {len(losses)} iterations in {elapsed:.0f} s, loss "
         f"{_fmt(metrics['loss_start'])} -> {_fmt(metrics['loss'])} (means of the first and last {window} iterations)"
-        f"{depth}, export {out / 'backbone.pth'}"
+        f"{shown}, export {out / 'backbone.pth'}"
     )
     return metrics
 

@@ -57,13 +57,10 @@ def test_finish_writes_metrics_record_then_marker(tmp_path, monkeypatch):
     def store_down(_):
         raise OSError("store unavailable")
 
-    real = results.store.append_record
-    monkeypatch.setattr(results.store, "append_record", store_down)
     with pytest.raises(OSError):
-        runs.finish(tmp_path, {"loss": 0.5}, record)
+        runs.finish(tmp_path, {"loss": 0.5}, record, store_down)
     assert (tmp_path / "metrics.json").is_file() and runs.folder_state(tmp_path) == runs.NEW
-    monkeypatch.setattr(results.store, "append_record", real)  # not undo(): that would also drop the test's store
-    runs.finish(tmp_path, {"loss": 0.5}, record)
+    runs.finish(tmp_path, {"loss": 0.5}, record, results.store.append_record)
     assert read_records() == [record] and runs.folder_state(tmp_path) == runs.FINISHED
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"loss": 0.5}
 

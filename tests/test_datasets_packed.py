@@ -141,7 +141,7 @@ def test_pretraining_on_a_pack_at_the_source_size_matches_the_file_loader(tmp_pa
 
 
 def test_speed_functions_report_rates_and_cores(tmp_path, frames):
-    from datasets import packed_speed as speed
+    from pretrain import speed_packed as speed
 
     assert round(speed.gpu_frame_rate()) == 4579  # ViT-B mask3d, 0.45 MFU of an H100
     assert speed.cores_needed(4579, 1500) == 4

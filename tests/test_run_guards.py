@@ -174,7 +174,7 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(synthetic_root, tmp_path, capsy
     out = tmp_path / "run"
     assert run_pretrain(out, **{"train.max_iter": 4}) == 130
     captured = capsys.readouterr()
-    assert captured.err.splitlines()[-1] == cli.INTERRUPTED and "Traceback" not in captured.err
+    assert captured.err.splitlines()[-1] == cli.RESUME_HINT and "Traceback" not in captured.err
     assert "KeyboardInterrupt" not in captured.err
     monkeypatch.setattr(pretrain.PretrainTrainer, "run_step", real)
     assert run_pretrain(out, resume=True, **{"train.max_iter": 4}) == 0

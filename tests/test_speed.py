@@ -111,7 +111,7 @@ def test_time_calls_gives_wall_and_cpu_time_of_the_same_calls(monkeypatch):
 
 def test_packed_loader_rows_at_toy_size(tmp_path):
     """The packed reader against a plain read of the same bytes, the augmented loader and cores per GPU."""
-    from datasets.speed import PACKED_FRAMES, measure_packed
+    from pretrain.speed_packed import PACKED_FRAMES, measure_packed
 
     rows = {r["name"]: r for r in measure_packed(str(tmp_path), tiny=True)}
     assert list(rows) == ["packed_read", "packed_loader", "packed_cores_per_gpu"]

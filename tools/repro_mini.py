@@ -30,6 +30,7 @@ import sys
 from benchmark.campaign import repro_mini as campaign
 from benchmark.campaign.repro_mini_run import run
 from benchmark.campaign.runner import CampaignError
+from core import cli
 
 
 def parse_args(argv=None):
@@ -105,8 +106,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        return run(
+    return cli.run(
+        lambda: run(
             toy=args.toy,
             out=args.out,
             seeds=args.seeds,
@@ -124,12 +125,11 @@ def main(argv=None) -> int:
             report=not args.no_report,
             dry_run=args.dry_run,
             ablation=args.ablation,
-        )
-    except CampaignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        ),
+        (CampaignError,),
+        cli.RERUN_ADVICE,
+        interrupted=cli.RERUN_HINT,
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import sys
 
 from benchmark.campaign import reproduce, tables
 from benchmark.campaign.runner import CampaignError
+from core import cli
 
 
 def parse_args(argv=None):
@@ -100,41 +101,39 @@ def _key_value(text: str) -> tuple[str, object]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    shared = dict(seeds=args.seeds, jobs=args.jobs, threads=args.threads, out=args.out, data_root=args.data_root)
-    try:
-        if args.list:
-            print("\n".join(reproduce.listing()))
-            return 0
-        if args.table == "repro_mini":  # its own command line, which drives the same runner
-            from tools import repro_mini
+    return cli.run(lambda: _reproduce(args), (CampaignError,), cli.RERUN_ADVICE, interrupted=cli.RERUN_HINT)
 
-            return repro_mini.main(
-                reproduce.repro_mini_argv(
-                    args.inits, tiny=args.tiny, dry_run=args.dry_run or args.check, campaigns=args.campaigns, **shared
-                )
-                + args.passed
+
+def _reproduce(args) -> int:
+    shared = dict(seeds=args.seeds, jobs=args.jobs, threads=args.threads, out=args.out, data_root=args.data_root)
+    if args.list:
+        print("\n".join(reproduce.listing()))
+        return 0
+    if args.table == "repro_mini":  # its own command line, which drives the same runner
+        from tools import repro_mini
+
+        return repro_mini.main(
+            reproduce.repro_mini_argv(
+                args.inits, tiny=args.tiny, dry_run=args.dry_run or args.check, campaigns=args.campaigns, **shared
             )
-        return reproduce.run(
-            args.table,
-            args.inits,
-            tiny=args.tiny,
-            iters=args.iters,
-            dry_run=args.dry_run or args.check,
-            check=args.check,
-            campaigns=args.campaigns,
-            gpus=args.gpus,
-            slurm=args.slurm,
-            slurm_options=args.slurm_options,
-            slurm_jobs=args.slurm_jobs,
-            mfu=args.mfu,
-            peak_tflops=args.peak_tflops,
-            **shared,
+            + args.passed
         )
-    except CampaignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return reproduce.run(
+        args.table,
+        args.inits,
+        tiny=args.tiny,
+        iters=args.iters,
+        dry_run=args.dry_run or args.check,
+        check=args.check,
+        campaigns=args.campaigns,
+        gpus=args.gpus,
+        slurm=args.slurm,
+        slurm_options=args.slurm_options,
+        slurm_jobs=args.slurm_jobs,
+        mfu=args.mfu,
+        peak_tflops=args.peak_tflops,
+        **shared,
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Measurements (`--list` prints them):
 - `loader_rgbd` / `loader_rgbd_worker`: RGB-D frames/s from files to augmented tensors through
   pretrain/data.py, in one process and through a one-worker DataLoader, against cv2.imread of the same files.
 - `packed_read`, `packed_loader`, `packed_cores_per_gpu`: the packed pre-training loader on one core
-  (`datasets.packed_speed`): the packed reader against a plain read of the same bytes, the augmented
+  (`pretrain.speed_packed`): the packed reader against a plain read of the same bytes, the augmented
   frames/s at 240x320, and the cores one GPU consumes (ViT-B mask3d at 0.45 MFU of an H100, from FLOPs).
 - `synthetic_generate`, `prepare_scannet`: frames/s of making data. `inference_*_tiny_*`: images/s of the
   benchmark configs' `--tiny` recipe.

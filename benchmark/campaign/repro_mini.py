@@ -114,8 +114,11 @@ TOY = dict(
 
 def pretrain_overrides(preset: dict, objective: str, iters: int, seed: int, ratios=None) -> list[str]:
     """`key=value` overrides of PRETRAIN_CONFIG for one objective and seed; only `model.objective` differs
-    between objectives, and `pri3d`'s batch, which counts view pairs, is halved so that every objective sees
-    the same frames per step. `ratios` (RGB, depth) replaces the preset's mask ratios."""
+    between objectives, and the batch of an objective whose samples hold several frames (`pri3d`'s view pairs)
+    is divided by their number, so that every objective sees the same frames per step. `ratios` (RGB, depth)
+    replaces the preset's mask ratios."""
+    from pretrain.model import objective_class
+
     h, w = preset["image"]
     vit = preset["vit"]
     settings = {
@@ -134,8 +137,8 @@ def pretrain_overrides(preset: dict, objective: str, iters: int, seed: int, rati
     }
     if ratios is not None:
         settings["model.rgb_mask_ratio"], settings["model.depth_mask_ratio"] = ratios
-    if objective == "pri3d":
-        settings["train.batch_size"] = max(1, settings["train.batch_size"] // 2)
+    per_sample = objective_class(objective).frames_per_sample
+    settings["train.batch_size"] = max(1, settings["train.batch_size"] // per_sample)
     return [f"{k}={v}" for k, v in settings.items()]
 
 

@@ -1,4 +1,5 @@
-"""How fast a pack feeds pre-training, on one core, against what one GPU consumes; `tools.speed` reports them.
+"""`make speed`: how fast a pack feeds pre-training, on one core, against what one GPU consumes (the `packed_*`
+rows of `tools.speed`).
 
 Rates are frames/s over the same random frames (warmed into the page cache first, so disks do not decide),
 measured with OpenCV and torch on one thread; each comes as wall-clock and per CPU-second of this process
@@ -6,19 +7,29 @@ measured with OpenCV and torch on one thread; each comes as wall-clock and per C
 
 from __future__ import annotations
 
+import io
 import math
+import os
+import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
+from core.measure import common_settings, memory, reset_peak_memory
 from datasets.packed import PackedFrames, PackedRGBD, shard_paths
+from datasets.speed import ensure_raw
+
+from .data import ShardedInfiniteSampler
+from .packed import PackedPretrainDataset
 
 # ViT-B mask3d pre-training at 240x320 (pretrain/configs/base.py): fvcore's multiply-adds of one frame's forward.
 VIT_B_MASK3D_GMAC = 16.2
 H100_BF16_TFLOPS = 989.0
+CPU = torch.device("cpu")
 
 
 def gpu_frame_rate(
@@ -90,11 +101,6 @@ def packed_read_rate(folder: str, n: int = 1000, seed: int = 0) -> dict:
 def augmented_rate(folder: str, img_size=(240, 320), n: int = 1000, batch: int = 32, seed: int = 0) -> dict:
     """The full pre-training loader's work per frame on packed frames: random resized crop, flip and colour
     jitter to `img_size` (`pretrain.packed.PackedPretrainDataset`), collated into batches."""
-    from torch.utils.data import default_collate
-
-    from pretrain.data import ShardedInfiniteSampler
-    from pretrain.packed import PackedPretrainDataset
-
     data = PackedPretrainDataset(folder, img_size)
     _sample(data.frames, n, seed)
     stream = iter(ShardedInfiniteSampler(len(data), seed))
@@ -125,3 +131,80 @@ def report(
         "gpu_frames_per_s": need,
         "cores_per_gpu": cores_needed(need, augmented["frames_per_s_cpu"]),
     }
+
+
+PACKED_SIZE = {False: (300, 400), True: (72, 96)}  # stored frame size (datasets.packed.DEFAULT_SIZE at full)
+PACKED_IMG = {False: (240, 320), True: (48, 64)}  # the pre-training input size the loader augments to
+PACKED_FRAMES = {False: 256, True: 8}  # pack rows, the raw frames repeated to fill them
+
+
+def measure_packed(workdir, tiny=False):
+    """The packed pre-training loader (`report`) on a pack of the synthetic frames, one core: the packed reader
+    against a plain read of the same bytes, the augmented loader's frames/s, and the cores one GPU needs at that
+    rate. The raw frames are repeated to fill the pack: rows are read, not decoded."""
+    from datasets.packed import pack
+    from datasets.prepare.scannet import ScanNetOptions, prepare
+    from datasets.scannet import load_frames
+
+    prepared = os.path.join(workdir, "packed_source")
+    with redirect_stdout(io.StringIO()):
+        res = prepare(
+            ScanNetOptions(raw=ensure_raw(workdir, tiny), out=prepared, frame_skip=1, workers=1, prefix="synthetic")
+        )
+    if res["errors"]:
+        raise RuntimeError(f"prepare reported errors: {res['errors'][:3]}")
+    frames = load_frames(prepared, "train", "rgbd") + load_frames(prepared, "val", "rgbd")
+    rows = PACKED_FRAMES[tiny]
+    folder = os.path.join(workdir, "packed")
+    packed = pack([frames[i % len(frames)] for i in range(rows)], folder, PACKED_SIZE[tiny])
+    if packed["errors"]:
+        raise RuntimeError(f"pack reported errors: {packed['errors'][:3]}")
+    reset_peak_memory(CPU)
+    n = rows if tiny else 1000
+    got = report(folder, PACKED_IMG[tiny], n=n)
+    shutil.rmtree(folder, ignore_errors=True)
+    settings = common_settings(tiny) | dict(
+        pack_frames=rows,
+        source_frames=len(frames),
+        stored_size=list(PACKED_SIZE[tiny]),
+        img_size=list(PACKED_IMG[tiny]),
+        frames_timed=n,
+        threads=1,
+        gpu_gmac_per_frame=VIT_B_MASK3D_GMAC,
+        gpu_peak_tflops=H100_BF16_TFLOPS,
+        gpu_mfu=0.45,
+    )
+    plain, read, augmented = got["plain_read"], got["packed_read"], got["augmented"]
+    mem = memory(CPU)
+    return [
+        {
+            "name": "packed_read",
+            "value": read["frames_per_s"],
+            "unit": "frames/s/core",
+            "limit": plain["frames_per_s"],
+            "ratio": read["frames_per_s"] / plain["frames_per_s"],
+            "value_cpu": read["frames_per_s_cpu"],
+            "ratio_cpu": got["packed_vs_plain_cpu"],
+            "settings": settings | {"limit": "np.fromfile of the same bytes"},
+            **mem,
+        },
+        {
+            "name": "packed_loader",
+            "value": augmented["frames_per_s"],
+            "unit": "frames/s/core",
+            "limit": None,
+            "ratio": None,
+            "value_cpu": augmented["frames_per_s_cpu"],
+            "settings": settings | {"work": "random resized crop, flip, colour jitter, collate (batch 32)"},
+            **mem,
+        },
+        {
+            "name": "packed_cores_per_gpu",
+            "value": float(got["cores_per_gpu"]),
+            "unit": "cores",
+            "limit": None,
+            "ratio": None,
+            "settings": settings | {"gpu_frames_per_s": got["gpu_frames_per_s"], "from": "packed_loader value_cpu"},
+            **mem,
+        },
+    ]
