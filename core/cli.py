@@ -55,7 +55,7 @@ def run(
 ) -> int:
     """The exit code of a command line: `func()`'s when it returns an int (e.g. a campaign with failed runs), else
     0; 1 with `error: <one line>` on stderr for a user error (`disk_advice` ends the line of a full or read-only
-    disk); `INTERRUPTED` on Ctrl-C, after the line `interrupted` (how to resume) if given. Other exceptions propagate."""
+    disk); `INTERRUPTED` on Ctrl-C, after the line `interrupted` (how to resume). Other exceptions propagate."""
     try:
         code = func()
     except KeyboardInterrupt:
