@@ -200,3 +200,19 @@ def test_collected_records_are_labelled_stored_once_and_keep_no_machine_path(tmp
         assert stored[0]["output_dir"] == "output/test_campaign_runner_probe/semseg"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_grid_cell_with_several_seeds_is_judged_by_its_mean(tmp_path):
+    """The cell whose best seed is luckiest is not chosen: (1e-3, 1.0) scores 30 and 10 (mean 20) against
+    (3e-3, 0.65)'s 22 and 22."""
+    from benchmark.campaign.jobs import FinetuneJob
+
+    cells = [(1e-3, 1.0), (1e-3, 1.0), (3e-3, 0.65), (3e-3, 0.65)]
+    grid = tuple(
+        FinetuneJob(name=f"g{i}", config="c.py", out_dir=tmp_path / f"g{i}", labels={"lr": lr, "layer_decay": ld})
+        for i, (lr, ld) in enumerate(cells)
+    )
+    main = FinetuneJob(name="m", config="c.py", out_dir=tmp_path / "m", grid=grid)
+    for job, miou in zip(grid, (30.0, 10.0, 22.0, 22.0), strict=True):
+        _finished_run(job.out_dir, metrics={"sem_seg/mIoU": miou})
+    assert main.recipe() == {"lr": 3e-3, "layer_decay": 0.65}

@@ -227,15 +227,17 @@ class FinetuneJob(RunJob):
         return self.needs + ((self.pretrain.name,) if self.pretrain else ()) + tuple(g.name for g in self.grid)
 
     def recipe(self) -> dict:
-        """`lr` and `layer_decay` of the grid's best run ({} without a grid or before it is done); ties go to
-        the first."""
+        """`lr` and `layer_decay` of the grid's best cell, by its mean score over the cell's seeds ({} without a
+        grid or before it is done); ties go to the cell listed first."""
         if not self.grid:
             return {}
-        scored = [(job.score(), -i, job) for i, job in enumerate(self.grid) if job.finished()]
-        if len(scored) < len(self.grid):
+        if not all(job.finished() for job in self.grid):
             return {}  # a listing before the grid ran; the runner starts this job only once its grid is done
-        best = max(scored, key=lambda t: t[:2])[2]
-        return {"lr": best.labels["lr"], "layer_decay": best.labels["layer_decay"]}
+        cells: dict[tuple, list[float]] = {}
+        for job in self.grid:
+            cells.setdefault((job.labels["lr"], job.labels["layer_decay"]), []).append(job.score())
+        lr, decay = max(cells, key=lambda cell: (sum(cells[cell]) / len(cells[cell]), -list(cells).index(cell)))
+        return {"lr": lr, "layer_decay": decay}
 
     def score(self) -> float:
         metrics = self.records()[-1]["metrics"]
