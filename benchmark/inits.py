@@ -38,6 +38,7 @@ from timm.layers import resample_abs_pos_embed
 
 from benchmark import architecture as arch
 from core.io import CheckpointError, load_weights
+from pretrain.export import TIMM_META  # the header key of our timm-format export's meta
 from results.baselines import BaselineError, load_baselines, registry_path
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,6 @@ TIMM_VIT_DROP = re.compile(
 # MoCo v1/v2 (`encoder_q.`) and v3 (`base_encoder.`) keep the query encoder; the rest is the momentum twin,
 # the queue and the predictor.
 MOCO_ENCODERS = ("encoder_q.", "base_encoder.")
-# What our `pretrain.export --format timm` writes into a .safetensors header: the export's meta as JSON.
-SAFETENSORS_META = "mask3d_meta"
 MULTIMAE_DROP = re.compile(r"^(global_tokens|output_adapters\.|input_adapters\.(?!rgb\.)|mask_token)")
 OPTIONAL = re.compile(r"(^|\.)(rel_pos_h|rel_pos_w|num_batches_tracked)$")
 
@@ -191,7 +190,7 @@ def _file_meta(spec: InitSpec) -> dict:
     if spec.path.suffix != ".safetensors":
         return {}
     with safe_open(str(spec.path), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get(SAFETENSORS_META, "{}"))
+        return json.loads((f.metadata() or {}).get(TIMM_META, "{}"))
 
 
 # --- converters ----------------------------------------------------------------------------------------
