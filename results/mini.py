@@ -1,4 +1,5 @@
-"""The report's sections of the two CPU campaigns: `make repro-mini` and its mask-ratio ablation.
+"""The report's sections of the CPU campaigns: `make repro-mini` (the first miniature, `repro-mini`, and its
+redesign, `repro-mini-2`) and the mask-ratio ablation.
 
 Objectives are compared by paired differences (same fine-tuning seed, same pre-training seed) with a 95 %
 t interval, because with a handful of seeds a gap between two means says nothing without its uncertainty,
@@ -19,7 +20,9 @@ from core.units import digits
 from results.runs import STAGE_KINDS
 from results.tables import Series, Table
 
-ORDER = ("random", "mask3d", "mae", "multimae", "pri3d")  # then any other objective, by name
+ORDER = ("random", "none", "supervised", "mask3d", "mae", "multimae", "pri3d")  # then any other, by name
+CONTROL, MATCHED = "supervised", "none"  # the positive control and the matched scratch baseline
+HEALTH = ("encoder_rms", "encoder_shared_share")  # pre-training records' encoder-health metrics
 FINETUNE_PAIRS = (("mask3d", "mae"), ("mask3d", "multimae"), ("mask3d", "random"))
 PROBE_PAIRS = (("mask3d", "mae"), ("mask3d", "multimae"))  # mask3d−random: random is a single draw
 CONVERGED_WITHIN = 1.0  # mIoU points between random's main-length run and one twice as long
@@ -77,8 +80,9 @@ def paired(diffs: list[float]) -> Paired:
 
 
 def name(record: dict) -> str:
-    """The pre-training objective, else the init (`random`)."""
-    return record.get("objective") or record["init"]
+    """The encoder's variant (a length or remedy of an objective), else the pre-training objective, else the init
+    (`random`)."""
+    return record.get("variant") or record.get("objective") or record["init"]
 
 
 def _rank(objective: str) -> tuple:
@@ -166,7 +170,7 @@ def _best(means: dict[tuple, float]) -> tuple:
     return max(means, key=means.get)  # the first of equal cells, in recipe order
 
 
-def grid_table(records: list[dict]) -> Table:
+def grid_table(records: list[dict], seeds: str = "Fine-tuning seed 0") -> Table:
     """Holdout mIoU per (init, recipe); the best cell is the recipe that init's val runs should use."""
     grid = _grid(records)
     recipes = sorted({k for means in grid.values() for k in means})
@@ -175,7 +179,7 @@ def grid_table(records: list[dict]) -> Table:
         cells = [_bold(f"{means[k]:.2f}", k == _best(means)) if k in means else "" for k in recipes]
         table.rows.append([init, *cells, fmt_recipe(_best(means))])
     table.footnotes = [
-        "Fine-tuning seed 0, trained on the fit part of the training scenes and scored on the held-out "
+        f"{seeds}, trained on the fit part of the training scenes and scored on the held-out "
         "ones (`split` holdout), so val never chooses the recipe; bold: the best cell, the init's recipe below."
     ]
     return table
@@ -185,13 +189,14 @@ def _bold(text: str, bold: bool) -> str:
     return f"**{text}**" if bold else text
 
 
-def main_table(records: list[dict]) -> Table:
+def main_table(records: list[dict], labels: str = "") -> Table:
     runs = [r for r in _main(records) if MIOU.key in r["metrics"]]
     groups = _by_name(runs)
     random = MIOU.values(groups.get("random", []))
     chosen = {init: _best(means) for init, means in _grid(records).items()}
     length = f", {runs[0]['iterations']} iterations" if runs else ""
-    table = Table(f"Fine-tuning (val, chosen recipe{length})", ["Init", "Recipe", "Runs", "mIoU", "Δ vs random"])
+    title = f"Fine-tuning (val, {labels}chosen recipe{length})"
+    table = Table(title, ["Init", "Recipe", "Runs", "mIoU", "Δ vs random"])
     for init, group in groups.items():
         values = MIOU.values(group)
         gap = statistics.fmean(values) - statistics.fmean(random) if random and init != "random" else None
@@ -240,11 +245,11 @@ def length_table(records: list[dict]) -> Table:
     return table
 
 
-def finetune_pairs(records: list[dict]) -> Table:
+def finetune_pairs(records: list[dict], pairs=FINETUNE_PAIRS, labels: str = "") -> Table:
     values = _per_seed(_main(records), MIOU, "seed")
-    rows = [(f"{a}−{b}", MIOU, p) for a, b in FINETUNE_PAIRS if (p := _pair(values, a, b))]
+    rows = [(f"{a}−{b}", MIOU, p) for a, b in pairs if (p := _pair(values, a, b))]
     return _paired_table(
-        "Paired differences, fine-tuning (val mIoU, paired by fine-tuning seed)",
+        f"Paired differences, fine-tuning ({labels}val mIoU, paired by fine-tuning seed)",
         rows,
         "Same fine-tuning seed on both sides; 95 % CI: t interval of the mean difference (n−1 degrees of freedom).",
     )
@@ -379,3 +384,89 @@ def ablation_table(records: list[dict]) -> Table:
         "(sum of `wall_s`)."
     ]
     return table
+
+
+# --- the redesigned miniature (`repro-mini-2`) ----------------------------------------------------------------
+def _fractions(records: list[dict]) -> list[float]:
+    """The % of labelled scenes the main fine-tunes used, most first."""
+    return sorted({r["data_fraction"] for r in _stage(records, "main")}, reverse=True)
+
+
+def _at_fraction(records: list[dict], fraction: float) -> list[dict]:
+    """The campaign's records with only the main fine-tunes of one label fraction (the grid chose for all)."""
+    return [r for r in records if r["stage"] != "main" or r["data_fraction"] == fraction]
+
+
+def matched_pairs(records: list[dict]) -> list[tuple[str, str]]:
+    """Every encoder against the matched baseline and against random, and the two baselines against each other."""
+    inits = [n for n in _by_name(_main(records)) if n not in ("random", MATCHED)]
+    return [(MATCHED, "random")] + [(init, base) for init in inits for base in (MATCHED, "random")]
+
+
+def control_finding(records: list[dict], fraction: float) -> str:
+    """Whether the positive control shows that this protocol can detect a pre-training benefit."""
+    values = _per_seed(_main(records), MIOU, "seed")
+    p = _pair(values, CONTROL, MATCHED)
+    at = f"at {fraction:g} % of the labelled scenes"
+    if p is None or p.low is None:
+        return f"Positive control {at}: not enough paired runs of `{CONTROL}` and `{MATCHED}` to tell."
+    ci = f"{MIOU.signed(p.mean)} mIoU, 95 % CI {MIOU.signed(p.low)} … {MIOU.signed(p.high)}"
+    if p.low > 0:
+        return f"Positive control {at}: `{CONTROL}` beats `{MATCHED}` ({ci}), so this protocol can detect a benefit."
+    return (
+        f"Positive control {at}: `{CONTROL}` does not beat `{MATCHED}` ({ci}), so this protocol cannot detect a "
+        "pre-training benefit here, and no other difference at this fraction is evidence either way."
+    )
+
+
+def length_probe_table(records: list[dict]) -> Table:
+    """Probe quality against pre-training length, per objective: is the longest length still improving?"""
+    probes = [r for r in _stage(records, "probe") if r.get("pretrain_iters") is not None]
+    lengths = sorted({int(r["pretrain_iters"]) for r in probes})
+    table = Table(
+        "Linear probes by pre-training length (semantic mIoU / depth AbsRel)",
+        ["Objective", *(f"{n} iterations" for n in lengths)],
+    )
+    objectives: dict[str, list[dict]] = defaultdict(list)
+    for r in probes:
+        objectives[r.get("objective") or r["init"]].append(r)
+    for objective in sorted(objectives, key=_rank):
+        group = objectives[objective]
+        cells = []
+        for n in lengths:
+            at = [r for r in group if int(r["pretrain_iters"]) == n]
+            cells.append(f"{MIOU.spread(MIOU.values(at))} / {ABSREL.spread(ABSREL.values(at))}" if at else "")
+        table.rows.append([objective, *cells])
+    table.footnotes = ["Mean ± sample std over pre-training seeds; `none` exports its initialisation at any length."]
+    return table
+
+
+def health_table(records: list[dict]) -> Table:
+    """Encoder output rms and the share of its energy in the component every token shares, per encoder."""
+    pretrains = [r for r in _stage(records, "pretrain") if all(k in r["metrics"] for k in HEALTH)]
+    table = Table("Encoder health after pre-training", ["Encoder", "Iterations", "Output rms", "Shared component %"])
+    for variant, group in _by_name(pretrains).items():
+        rms = [r["metrics"][HEALTH[0]] for r in group]
+        share = [100 * r["metrics"][HEALTH[1]] for r in group]
+        iters = ", ".join(str(n) for n in sorted({r["iterations"] for r in group}))
+        table.rows.append([variant, iters, f"{statistics.fmean(rms):.3f}", f"{statistics.fmean(share):.1f}"])
+    table.footnotes = [
+        "Over the pre-training seeds; the encoder's tokens as the benchmark receives them (no final norm) on a "
+        "fixed batch: rms, and the energy of the mean token over all tokens as a share of the total."
+    ]
+    return table
+
+
+def repro2_tables(records: list[dict]) -> list[Table]:
+    """The redesigned miniature's tables in reading order, those without a row left out."""
+    tables = [cost_table(records), grid_table(records, "Each cell the mean of its fine-tuning seeds")]
+    for fraction in _fractions(records):
+        at = _at_fraction(records, fraction)
+        labels = f"{fraction:g} % of labelled scenes, "
+        tables += [main_table(at, labels), finetune_pairs(at, matched_pairs(at), labels)]
+    tables += [probe_table(records), length_probe_table(records), health_table(records)]
+    return [t for t in tables if t.rows]
+
+
+def control_findings(records: list[dict]) -> list[str]:
+    return [control_finding(_at_fraction(records, f), f) for f in _fractions(records)]

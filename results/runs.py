@@ -15,7 +15,8 @@ from results.store import DATASETS, KINDS, SPLITS, TASKS, RecordError, iter_reco
 
 REPRO_TAG = "repro-mini"
 ABLATION_TAG = "repro-mini-ablation"
-CAMPAIGN_TAGS = (REPRO_TAG, ABLATION_TAG)  # records shown only in their own report sections
+REPRO2_TAG = "repro-mini-2"  # the redesigned miniature: matched baseline, positive control, unlabelled pool
+CAMPAIGN_TAGS = (REPRO_TAG, ABLATION_TAG, REPRO2_TAG)  # records shown only in their own report sections
 # A campaign record's stage and the kind of run it must be: the report's tables are built per stage.
 STAGE_KINDS = {"pretrain": "pretrain", "probe": "probe", "grid": "finetune", "main": "finetune", "long": "finetune"}
 

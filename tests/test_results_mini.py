@@ -340,3 +340,87 @@ def test_fine_tuning_pairs_match_runs_by_seed_whatever_their_order_and_repeats()
         pytest.approx(2 / 3),
         pytest.approx(2 / 3 - T_975_DOF2 * math.sqrt(13 / 3) / math.sqrt(3)),
     )
+
+
+def _campaign2(folder):
+    """The redesigned miniature at known numbers. Main val mIoU by (fraction, seed): none 20/21/22 at 100 % and
+    10/11/12 at 20 %; supervised +5/+6/+7 over none at 100 % (a detected control), +1/-1/+0.5 at 20 % (not);
+    random 21/21/21 and mask3d 22/22/23 at both. Grid: 2 seeds a cell; mask3d's best single run is in the cell
+    with the worse mean."""
+    tag, store = "repro-mini-2", os.path.join(folder, "repro_mini_2.jsonl")
+
+    def record(**fields):
+        base = dict(kind="finetune", tag=tag, dataset="synthetic", split="val", task="semseg", backbone="vit_t")
+        base |= dict(init="random", seed=0, iterations=600, date="2026-01-01T00:00:00Z", wall_s=60.0)
+        append_record(base | fields, store)
+
+    def tuned(init, stage, miou, seed, fraction=100.0, lr=1e-3, decay=0.65):
+        pre = {} if init == "random" else {"objective": init, "variant": init, "pretrain_seed": 0}
+        split = "holdout" if stage == "grid" else "val"
+        record(init=init, stage=stage, seed=seed, split=split, lr=lr, layer_decay=decay, data_fraction=fraction,
+               metrics={MIOU: miou}, **pre)  # fmt: skip
+
+    for variant, objective, iters, rms, share in (
+        ("mask3d 500it", "mask3d", 500, 2.0, 0.9),
+        ("mask3d", "mask3d", 2000, 3.0, 0.95),
+        ("none", "none", 0, 0.5, 0.1),
+        ("supervised", "supervised", 2000, 1.0, 0.5),
+    ):
+        health = {"encoder_rms": rms, "encoder_shared_share": share}
+        record(kind="pretrain", task="pretrain", stage="pretrain", objective=objective, variant=variant,
+               iterations=iters, metrics={"loss": 0.5, **health}, output_dir=f"pre/{variant}")  # fmt: skip
+        for task, metrics in (("semseg", {MIOU: iters / 100}), ("depth", {"depth/AbsRel": 0.3, "depth/delta1": 0.5})):
+            record(kind="probe", stage="probe", task=task, init="mask3d", objective=objective, variant=variant,
+                   pretrain_seed=0, pretrain_iters=iters, metrics=metrics, output_dir=f"probe/{variant}")  # fmt: skip
+    for init in ("random", "none", "supervised", "mask3d"):
+        for seed, (a, b) in enumerate(((10.0, 12.0), (10.0, 7.0))):  # (1e-3, 0.65): mean 10; (3e-3, 0.65): 9.5
+            tuned(init, "grid", a, seed)
+            tuned(init, "grid", b, seed, lr=3e-3)
+    main = {
+        100.0: {"none": (20, 21, 22), "supervised": (25, 27, 29), "random": (21, 21, 21), "mask3d": (22, 22, 23)},
+        20.0: {"none": (10, 11, 12), "supervised": (11, 10, 12.5), "random": (21, 21, 21), "mask3d": (22, 22, 23)},
+    }
+    for fraction, inits in main.items():
+        for init, values in inits.items():
+            for seed, miou in enumerate(values):
+                tuned(init, "main", float(miou), seed, fraction)
+
+
+def test_redesigned_miniature_reports_the_control_per_fraction_and_pairs_against_both_baselines(tmp_path):
+    md, _ = _build(tmp_path, _campaign2)
+    assert "## Mini reproduction, redesigned" in md
+    half = T_975_DOF2 * 1.0 / math.sqrt(3)  # supervised−none at 100 %: diffs 5, 6, 7
+    assert (
+        f"- Positive control at 100 % of the labelled scenes: `supervised` beats `none` (+6.00 mIoU, 95 % CI "
+        f"{6 - half:+.2f} … {6 + half:+.2f}), so this protocol can detect a benefit." in md
+    )
+    assert "- Positive control at 20 % of the labelled scenes: `supervised` does not beat `none`" in md
+    assert "cannot detect a pre-training benefit here" in md
+    pairs = _table(
+        md, "Paired differences, fine-tuning (100 % of labelled scenes, val mIoU, paired by fine-tuning seed)"
+    )
+    assert [row["Pair"] for row in pairs] == [
+        "none−random",
+        "supervised−none",
+        "supervised−random",
+        "mask3d−none",
+        "mask3d−random",
+    ]
+    assert _row(pairs, Pair="none−random")["Mean difference"] == "+0.00"  # 20/21/22 against 21 each
+    grid = _table(md, "Recipe grid (mIoU on held-out training scenes)")
+    assert _row(grid, Init="mask3d")["Chosen"] == "lr 1e-3, ld 0.65"  # the better mean, not the best single run
+    lengths = _table(md, "Linear probes by pre-training length (semantic mIoU / depth AbsRel)")
+    assert _row(lengths, Objective="mask3d") == {
+        "Objective": "mask3d",
+        "0 iterations": "",
+        "500 iterations": "5.00 / 0.300",
+        "2000 iterations": "20.00 / 0.300",
+    }
+    health = _table(md, "Encoder health after pre-training")
+    assert _row(health, Encoder="mask3d 500it") == {
+        "Encoder": "mask3d 500it",
+        "Iterations": "500",
+        "Output rms": "2.000",
+        "Shared component %": "90.0",
+    }
+    assert _row(health, Encoder="none")["Shared component %"] == "10.0"

@@ -1,19 +1,21 @@
-"""`make repro-mini`: the paper's claim in miniature on a CPU, end to end, in about 80 minutes on 2 cores;
-`make repro-mini-ablation` (`--ablation`): mask3d's RGB and depth mask ratios, probed, in about 30.
+"""`make repro-mini`: the paper's claim in miniature on a CPU, end to end, in about 2 hours on 2 cores (an
+estimate from the first campaign's step times, to be measured by its first full run);
+`make repro-mini-ablation` (`--ablation`): mask3d's RGB and depth mask ratios, probed, in about 30 minutes.
 
-    python -m tools.repro_mini [--ablation] [--toy] [--out output/repro_mini] [--seeds 3] [--dry-run] ...
+    python -m tools.repro_mini [--ablation] [--toy] [--out output/repro_mini_2] [--seeds 3] [--dry-run] ...
 
-1. data: generates (or reuses) the synthetic RGB-D scenes, exactly as `make data-synthetic` does;
-2. pretrain: pre-trains the same small ViT with the same budget (iterations, batch, data) for each objective,
-   `mask3d`, `mae` and `multimae` (`pri3d` with --objectives), on 2 seeds (`python -m pretrain`);
+1. data: generates (or reuses) three synthetic trees: the labelled scenes of `make data-synthetic` (seed 0), an
+   unlabelled pre-training pool (seed 1) and the positive control's labelled scenes (seed 2);
+2. pretrain: the same small ViT with the same budget for each objective (`mask3d`, `mae`; `multimae`, `pri3d`
+   with --objectives) on the pool at three lengths, `none` (the matched scratch baseline) and `supervised` (the
+   positive control, on the control scenes) (`python -m pretrain`);
 3. probe: linear semantic and depth probes of every export and of the random encoder (`benchmark.probe`);
 4. finetune: semantic segmentation (`benchmark.train_net --tiny`): a learning-rate x layer-decay grid per init
-   on held-out training scenes, then each init with its best recipe on 3 seeds, evaluated on val (seed 0
-   also along the run), and `random` once at twice the length;
-5. report: every record goes to the campaign's store (default results/runs/repro_mini.jsonl, or
+   on held-out training scenes (2 seeds a cell), then random, none, supervised and each objective with its
+   best recipe on 3 seeds at 100 % and 20 % of the labelled scenes, evaluated on val (seed 0 also along the run);
+5. report: every record goes to the campaign's store (default results/runs/repro_mini_2.jsonl, or
    repro_mini_ablation.jsonl; a scratch one with --toy), then `python -m results.report` regenerates
-   results/REPORT.md, whose "Mini reproduction" section has the cost per stage, the grid, the fine-tuning and
-   probe results with paired differences and their 95 % intervals, and mIoU-vs-iterations curves.
+   results/REPORT.md.
 
 The campaign (its runs, settings and their reasons) is benchmark/campaign/repro_mini.py, run by the campaign
 runner (benchmark/campaign/runner.py): up to `--jobs` runs side by side, each in its own process and run
@@ -67,7 +69,9 @@ def parse_args(argv=None):
         default=",".join(campaign.DEFAULT_OBJECTIVES),
         help=f"pre-training objectives, some of {','.join(campaign.OBJECTIVES)} (default: %(default)s)",
     )
-    p.add_argument("--fractions", default="100", help="%% of training scenes to fine-tune on: 100 and/or 20 [100]")
+    p.add_argument(
+        "--fractions", default="100,20", help="%% of training scenes to fine-tune on: 100 and/or 20 [100,20]"
+    )
     p.add_argument("--pretrain-iters", type=int, default=None, help="pre-training iterations (default: the preset's)")
     p.add_argument("--finetune-iters", type=int, default=None, help="fine-tuning iterations (default: the preset's)")
     p.add_argument(

@@ -1,33 +1,34 @@
 """The `make repro-mini` campaign and its mask-ratio ablation (`python -m tools.repro_mini [--ablation]`): their
 runs as job records, and the settings of their full CPU preset and a toy one.
 
-The question: does masked-depth pre-training (mask3d) give a better ViT than RGB-only MAE, than MultiMAE-style
-RGB+depth reconstruction, and than no pre-training? Two kinds of evidence, each with its own noise measured:
+The question: does masked-depth pre-training (mask3d) give a better ViT than RGB-only MAE and than no
+pre-training, in the paper's regime of much unlabelled RGB-D data and few labels? A first campaign (tag
+`repro-mini`, its records kept in results/runs/repro_mini.jsonl) compared two initialisations rather than
+pre-training, had no positive control, and pre-trained on the very scenes it fine-tuned on. This one (tag
+`repro-mini-2`) is built so that it could see a benefit if there were one:
 
-1. Linear probes on frozen encoders (`benchmark.probe`: semantic mIoU, depth AbsRel and delta<1.25), which no
-   fine-tuning recipe can sway, on every pre-training seed.
-2. Fine-tuning (the benchmark's ViT semantic-segmentation config with `--tiny` at 96x128), each init with its
-   own best learning rate and layer decay from one small grid chosen on held-out *training* scenes
-   (`synthetic_sem_seg_train_holdout`, trained on `..._train_fit`), then several seeds on val with the chosen
-   recipe; seed 0 evaluates periodically for mIoU-vs-iterations curves, and `random` runs once more at twice
-   the length to show how far from converged the length is.
+1. Matched baseline: `none` exports the pre-training model's own initialisation through the same path as every
+   pre-trained encoder; `random` (Detectron2's ViT init) stays beside it, and the report says why they differ.
+2. Positive control: `supervised` pre-trains the same ViT with semantic labels on separate labelled scenes
+   (`synthetic_control`, generator seed 2, never in val); if it does not beat `none` with a 95 % interval above
+   zero, the report says the miniature cannot detect a pre-training benefit.
+3. More unlabelled than labelled data: self-supervised objectives pre-train on `synthetic_pool` (generator seed
+   1, 96 scenes of 16 frames, 77 of them in its train split: over 4x the 19 labelled training scenes);
+   fine-tuning runs at 100 % and 20 % of the labelled scenes.
+4. Pre-training length by evidence: mask3d and mae are pre-trained and probed at three lengths; the fine-tunes
+   use the longest.
+5. Recipes chosen robustly: each init's lr x layer-decay grid on held-out training scenes has 2 fine-tuning
+   seeds per cell, the cell chosen by its mean (`FinetuneJob.recipe`).
+6. Encoder health (output rms, shared-component energy) is in every pre-training record; `remedy` (when the
+   preset names one) pre-trains mask3d once more with that change, probed and fine-tuned with mask3d's recipe.
 
-Sizes (our choices, from pilots on the 2-core machine with two runs side by side, one thread each):
-- Encoder: ViT-Ti width (192, 3 heads) with 6 blocks, patch 8 at 96x128: a 12x16 token grid, so furniture
-  spans several tokens (patch 16 gave 6x8). Pre-training step (batch 16): 0.30 s (mask3d), 0.29 s (mae).
-  Fine-tuning step (batch 8): 0.37 s; a probe of both tasks: 45 s.
-- Pre-training: 1000 iterations (21 epochs of the 760 frames), 2 seeds per objective, masks 0.75/0.75.
-- Fine-tuning: 1200 iterations (13 epochs of the 760 training frames). The first campaign fine-tuned for 600:
-  random's seed-0 val mIoU went 24.4 -> 26.2 at 1200 (+1.8, not converged by the issue's <1 point rule), so the
-  main length doubled; the `long` run (2400) measured 25.1 (-1.1): no longer rising, the rule narrowly
-  missed. The 600-iteration runs stay in the store (their folders lack the length, so they are never taken
-  for the new ones); the report shows both lengths.
-- Grid: lr 1e-3 and 3e-3 x layer decay 0.65 and off at 600 iterations (half the main length, to keep the
-  campaign's largest stage affordable), seed 0 of the pre-training, one fine-tuning seed.
-- 3 fine-tuning seeds per init (with pre-training seed 0): 12 main runs, 16 grid runs, 1 long run; about
-  2 hours on 2 cores from nothing (240 CPU-slot minutes); extending the committed store to 1200 took 72 min.
+Sizes (FULL; CPU-slot seconds per step measured by the first campaign with two runs side by side): ViT-Ti width,
+6 blocks, patch 8 at 96x128. Pre-training batch 16 at ~0.3 s a step: 500 + 1000 + 2000 iterations for mask3d and
+for mae, 2000 for supervised: ~45 slot-minutes. Fine-tuning batch 8 at ~0.42 s a step: grid 5 inits x 4 cells x 2
+seeds x 300 iterations (~70 slot-minutes), main 5 inits x 2 fractions x 3 seeds x 600 iterations
+(~125 slot-minutes), probes ~8. About 250 CPU-slot minutes, ~2.1 hours on 2 cores, before a remedy (+~30).
 The ablation varies mask3d's RGB and depth mask ratios one at a time around 0.75/0.75 (0.5, 0.9), 2 seeds each,
-with probes only: about 30 minutes.
+with probes only (on the seed-0 scenes, as when its records were made): about 30 minutes.
 """
 
 from __future__ import annotations
@@ -37,29 +38,35 @@ from pathlib import Path
 
 from benchmark.campaign.jobs import CommandJob, FinetuneJob, Job, PretrainJob, ProbeJob, needed_exports
 
-TAG = "repro-mini"
+TAG = "repro-mini-2"
 ABLATION_TAG = "repro-mini-ablation"
 
 PRETRAIN_CONFIG = "pretrain/configs/default_cpu.py"
 FINETUNE_CONFIG = "benchmark/configs/scannet/semseg_vit_b.py"
 OBJECTIVES = ("mask3d", "mae", "multimae", "pri3d")
-DEFAULT_OBJECTIVES = ("mask3d", "mae", "multimae")
+DEFAULT_OBJECTIVES = ("mask3d", "mae")
+BASELINES = ("random", "none", "supervised")  # the inits every campaign fine-tunes beside its objectives
 # % of training scenes -> registered training set (datasets/builtin.py)
 TRAIN_SETS = {100: "synthetic_sem_seg_train", 20: "synthetic_sem_seg_train_20pct"}
 FIT_SET, HOLDOUT_SET = "synthetic_sem_seg_train_fit", "synthetic_sem_seg_train_holdout"
-PRETRAIN_SET = "synthetic_rgbd_train"
+PRETRAIN_SET = "synthetic_rgbd_train"  # the ablation's pre-training data (the labelled scenes themselves)
+POOL_SET = "synthetic_pool_rgbd_train"  # unlabelled pre-training scenes, disjoint from every labelled one
+CONTROL_SET = "synthetic_control_sem_seg_train"  # the positive control's labelled scenes
 VAL_SET = "synthetic_sem_seg_val"
 # (RGB, depth) mask ratios of the ablation: each varied alone around the main campaign's 0.75 / 0.75
 ABLATION_RATIOS = ((0.75, 0.75), (0.5, 0.75), (0.9, 0.75), (0.75, 0.5), (0.75, 0.9))
+# data-root folder -> preset key of its generator settings
+TREES = {"synthetic": "data", "synthetic_pool": "pool", "synthetic_control": "control"}
 
 FULL = dict(
     name="full",
-    # exactly `make data-synthetic`
+    # exactly `make data-synthetic`, then the two extra trees of `make data-synthetic-extra`
     data=dict(scenes=24, frames_per_scene=40, seed=0, height=240, width=320),
+    pool=dict(scenes=96, frames_per_scene=16, seed=1, height=240, width=320),
+    control=dict(scenes=24, frames_per_scene=40, seed=2, height=240, width=320),
     image=(96, 128),
     vit=dict(embed_dim=192, depth=6, num_heads=3, patch_size=8),
-    pretrain_seeds=2,
-    pretrain_iters=1000,
+    pretrain_lengths=(500, 1000, 2000),  # mask3d and mae are probed at each; everything else uses the longest
     pretrain={
         "model.decoder_dim": 128,
         "model.decoder_depth": 2,
@@ -73,23 +80,27 @@ FULL = dict(
         "train.vis_period": 0,
         "train.log_period": 100,
     },
+    remedy=None,  # {"name": ..., "overrides": [...]}: mask3d once more with a remedy for the shared component
+    ablation=dict(pretrain_seeds=2, pretrain_iters=1000),  # as its committed records were made
     seeds=3,
-    finetune_iters=1200,
-    grid_iters=600,  # the recipe grid runs at half the main length: 16 runs are the campaign's largest stage
+    finetune_iters=600,
+    grid_iters=300,
+    grid_seeds=2,
     eval_points=4,  # periodic evaluations of a curve run (the last is the final one)
     grid=dict(lr=(1e-3, 3e-3), layer_decay=(0.65, 1.0)),
     finetune={"dataloader.train.total_batch_size": 8, "train.log_period": 20},
 )
 
-# A pipeline check in about a minute: the tree of tests/conftest.py (4 scenes x 4 frames at 96x128) and
-# models so small that they learn nothing. Its numbers mean nothing.
+# A pipeline check in about two minutes: trees of 4 scenes x 4 frames at 96x128 and models so small that they
+# learn nothing. Its numbers mean nothing.
 TOY = dict(
     name="toy",
     data=dict(scenes=4, frames_per_scene=4, seed=0, height=96, width=128),
+    pool=dict(scenes=4, frames_per_scene=4, seed=1, height=96, width=128),
+    control=dict(scenes=4, frames_per_scene=4, seed=2, height=96, width=128),
     image=(96, 128),
     vit=dict(embed_dim=32, depth=2, num_heads=2, patch_size=16),
-    pretrain_seeds=1,
-    pretrain_iters=3,
+    pretrain_lengths=(2, 3),
     pretrain={
         "model.decoder_dim": 32,
         "model.decoder_depth": 1,
@@ -103,20 +114,25 @@ TOY = dict(
         "train.vis_period": 0,
         "train.log_period": 1,
     },
+    remedy=None,
+    ablation=dict(pretrain_seeds=1, pretrain_iters=3),
     seeds=1,
     finetune_iters=4,
     grid_iters=2,
+    grid_seeds=2,
     eval_points=2,
     grid=dict(lr=(1e-3,), layer_decay=(0.65, 1.0)),
     finetune={"dataloader.train.total_batch_size": 2, "train.log_period": 1},
 )
 
 
-def pretrain_overrides(preset: dict, objective: str, iters: int, seed: int, ratios=None) -> list[str]:
-    """`key=value` overrides of PRETRAIN_CONFIG for one objective and seed; only `model.objective` differs
-    between objectives, and the batch of an objective whose samples hold several frames (`pri3d`'s view pairs)
-    is divided by their number, so that every objective sees the same frames per step. `ratios` (RGB, depth)
-    replaces the preset's mask ratios."""
+def pretrain_overrides(
+    preset: dict, objective: str, iters: int, seed: int, ratios=None, data: str = PRETRAIN_SET
+) -> list[str]:
+    """`key=value` overrides of PRETRAIN_CONFIG for one objective and seed; only `model.objective` (and the data a
+    supervised objective needs) differs between objectives, and the batch of an objective whose samples hold
+    several frames (`pri3d`'s view pairs) is divided by their number, so that every objective sees the same
+    frames per step. `ratios` (RGB, depth) replaces the preset's mask ratios."""
     from pretrain.model import objective_class
 
     h, w = preset["image"]
@@ -128,7 +144,7 @@ def pretrain_overrides(preset: dict, objective: str, iters: int, seed: int, rati
         "model.depth": vit["depth"],
         "model.num_heads": vit["num_heads"],
         "model.patch_size": vit["patch_size"],
-        "data.names": PRETRAIN_SET,
+        "data.names": data,
         "data.workers": 0,
         "data.pin_memory": False,
         "train.max_iter": iters,
@@ -144,7 +160,7 @@ def pretrain_overrides(preset: dict, objective: str, iters: int, seed: int, rati
 
 def finetune_overrides(preset: dict, iters: int, test_set: str = VAL_SET, curve: bool = False) -> list[str]:
     """`key=value` overrides of FINETUNE_CONFIG (after `--tiny`), the same for every initialisation, split
-    and seed. The ViT shape is set here for `random`; a pre-trained export sets the same shape itself. `curve`
+    and seed. The ViT shape is set here for `random`; a pre-trained export brings the same shape itself. `curve`
     evaluates `eval_points` times along the run."""
     h, w = preset["image"]
     vit = preset["vit"]
@@ -181,7 +197,7 @@ class Options:
     data_root: Path
     seeds: int
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
-    fractions: tuple[int, ...] = (100,)
+    fractions: tuple[int, ...] = (100, 20)
     pretrain_iters: int | None = None
     finetune_iters: int | None = None
     set_pretrain: tuple[str, ...] = ()
@@ -189,12 +205,18 @@ class Options:
     ablation: bool = False
 
     @property
+    def lengths(self) -> tuple[int, ...]:
+        """Pre-training lengths probed for the objectives; the longest is the one every fine-tune uses."""
+        if self.pretrain_iters:
+            return (self.pretrain_iters,)
+        if self.ablation:
+            return (self.preset["ablation"]["pretrain_iters"],)
+        return tuple(sorted(self.preset["pretrain_lengths"]))
+
+    @property
     def iters(self) -> tuple[int, int]:
         """(pre-training, fine-tuning) iterations."""
-        return (
-            self.pretrain_iters or self.preset["pretrain_iters"],
-            self.finetune_iters or self.preset["finetune_iters"],
-        )
+        return max(self.lengths), self.finetune_iters or self.preset["finetune_iters"]
 
     @property
     def tag(self) -> str:
@@ -205,14 +227,15 @@ class Options:
         return {
             "campaign": self.tag,
             "preset": p["name"],
-            "data": p["data"],
+            **{key: p[key] for key in TREES.values()},
             "image": list(p["image"]),
             "vit": p["vit"],
-            "pretrain_iters": self.iters[0],
-            "pretrain_seeds": p["pretrain_seeds"],
+            "pretrain_lengths": list(self.lengths),
             "pretrain": p["pretrain"],
+            "remedy": p["remedy"],
             "finetune_iters": self.iters[1],
             "grid_iters": p["grid_iters"],
+            "grid_seeds": p["grid_seeds"],
             "grid": {k: list(v) for k, v in p["grid"].items()},  # as JSON keeps it
             "finetune": p["finetune"],
             "set_pretrain": list(self.set_pretrain),
@@ -222,31 +245,34 @@ class Options:
 
 
 def data_jobs(options: Options, env: dict) -> list[CommandJob]:
-    """`make data-synthetic`'s two steps (generation reuses scenes already there)."""
-    d, data_root = options.preset["data"], Path(options.data_root).resolve()
-    raw = data_root / "synthetic_raw"
-    make = CommandJob(
-        name="data: generate scenes",
-        stage="data",
-        module="tools.make_synthetic",
-        env=env,
-        args=(
-            "--out",
-            str(raw),
-            *("--scenes", str(d["scenes"]), "--frames-per-scene", str(d["frames_per_scene"])),
-            *("--seed", str(d["seed"]), "--height", str(d["height"]), "--width", str(d["width"])),
-            "--skip-existing",
-        ),
-    )
-    prepare = CommandJob(
-        name="data: prepare",
-        stage="data",
-        module="tools.prepare_scannet",
-        env=env,
-        needs=(make.name,),
-        args=("--raw", str(raw), "--out", str(data_root / "synthetic"), "--frame-skip", "1"),
-    )
-    return [make, prepare]
+    """Each tree the campaign reads, generated (reusing scenes already there) and prepared like
+    `make data-synthetic`; the ablation reads the seed-0 tree only."""
+    data_root, jobs = Path(options.data_root).resolve(), []
+    for folder, key in TREES.items() if not options.ablation else [("synthetic", "data")]:
+        d, raw = options.preset[key], data_root / f"{folder}_raw"
+        make = CommandJob(
+            name=f"data: generate {folder}",
+            stage="data",
+            module="tools.make_synthetic",
+            env=env,
+            args=(
+                "--out",
+                str(raw),
+                *("--scenes", str(d["scenes"]), "--frames-per-scene", str(d["frames_per_scene"])),
+                *("--seed", str(d["seed"]), "--height", str(d["height"]), "--width", str(d["width"])),
+                "--skip-existing",
+            ),
+        )
+        prepare = CommandJob(
+            name=f"data: prepare {folder}",
+            stage="data",
+            module="tools.prepare_scannet",
+            env=env,
+            needs=(make.name,),
+            args=("--raw", str(raw), "--out", str(data_root / folder), "--frame-skip", "1"),
+        )
+        jobs += [make, prepare]
+    return jobs
 
 
 def jobs(options: Options, out: Path, store: Path) -> list[Job]:
@@ -254,15 +280,32 @@ def jobs(options: Options, out: Path, store: Path) -> list[Job]:
     env = {"MASK3D_DATA": str(Path(options.data_root).resolve())}
     data = data_jobs(options, env)
     build = ablation_jobs if options.ablation else main_jobs
-    return data + needed_exports(build(options, out, store, env, needs=(data[-1].name,)))
+    return data + needed_exports(build(options, out, store, env, needs=tuple(job.name for job in data)))
 
 
 def pretrain_and_probe(
-    options: Options, out: Path, store: Path, env: dict, needs: tuple, objective: str, seed: int, ratios=None
+    options: Options,
+    out: Path,
+    store: Path,
+    env: dict,
+    needs: tuple,
+    objective: str,
+    seed: int,
+    ratios=None,
+    *,
+    variant: str | None = None,
+    iters: int | None = None,
+    data: str = PRETRAIN_SET,
+    extra: tuple[str, ...] = (),
 ) -> tuple[PretrainJob, ProbeJob]:
-    name = objective if ratios is None else f"{objective} rgb{ratios[0]:g} depth{ratios[1]:g}"
+    """One pre-training and the probes of its export. `variant` names an encoder that is not just its objective
+    (another length, a remedy); records carry it, and `pretrain_iters`, so the report can tell them apart."""
+    name = variant or (objective if ratios is None else f"{objective} rgb{ratios[0]:g} depth{ratios[1]:g}")
     folder = out / "pretrain" / name.replace(" ", "_") / f"seed{seed}"
+    iters = iters or options.iters[0]
     labels = {"pretrain_seed": seed, **ratio_labels(objective, options.preset, ratios)}
+    if not options.ablation:
+        labels |= {"variant": name, "pretrain_iters": iters, "pretrain_data": data}
     pretrain = PretrainJob(
         name=f"pretrain {name} seed{seed}",
         config=PRETRAIN_CONFIG,
@@ -272,8 +315,9 @@ def pretrain_and_probe(
         store=store,
         labels={"stage": "pretrain", **labels},
         overrides=(
-            *pretrain_overrides(options.preset, objective, options.iters[0], seed, ratios),
+            *pretrain_overrides(options.preset, objective, iters, seed, ratios, data),
             f"train.tag={options.tag}",
+            *extra,
             *options.set_pretrain,
         ),
     )
@@ -303,22 +347,41 @@ def random_probe(options: Options, out: Path, store: Path, env: dict, needs: tup
     )
 
 
-def main_jobs(options: Options, out: Path, store: Path, env: dict, needs: tuple) -> list[Job]:
-    preset, (_, iters) = options.preset, options.iters
-    pretrains, probes = {}, [random_probe(options, out, store, env, needs)]
-    for objective in options.objectives:
-        for seed in range(preset["pretrain_seeds"]):
-            pretrain, probe = pretrain_and_probe(options, out, store, env, needs, objective, seed)
-            pretrains[objective, seed] = pretrain
-            probes.append(probe)
+def encoders(options: Options, out: Path, store: Path, env: dict, needs: tuple) -> tuple[dict, list[Job]]:
+    """({init: the pre-training its fine-tunes start from}, every pre-training and probe job): each objective at
+    every length (the longest is the init), `none`, the supervised control and the remedy, each on seed 0."""
+    longest, chosen, runs = options.iters[0], {}, []
 
-    def finetune(
-        name, folder, init, *, stage, seed=0, train_set, test_set=VAL_SET, length=iters, curve=False, grid=(), lr=None
-    ):
+    def add(init, objective, iters=longest, data=POOL_SET, variant=None, extra=()):
+        pretrain, probe = pretrain_and_probe(
+            options, out, store, env, needs, objective, 0, variant=variant or init, iters=iters, data=data, extra=extra
+        )
+        runs.extend((pretrain, probe))
+        if iters == longest:
+            chosen[init] = pretrain
+
+    for objective in options.objectives:
+        for iters in options.lengths:
+            add(objective, objective, iters, variant=objective if iters == longest else f"{objective} {iters}it")
+    add("none", "none")
+    add("supervised", "supervised", data=CONTROL_SET)
+    remedy = options.preset["remedy"]
+    if remedy:
+        add(remedy["name"], "mask3d", extra=tuple(remedy["overrides"]))
+    return chosen, runs
+
+
+def main_jobs(options: Options, out: Path, store: Path, env: dict, needs: tuple) -> list[Job]:
+    preset, iters = options.preset, options.iters[1]
+    pretrains, pre_runs = encoders(options, out, store, env, needs)
+    probes = [random_probe(options, out, store, env, needs)]
+    remedy = (preset["remedy"] or {}).get("name")
+
+    def finetune(name, folder, init, *, stage, seed=0, train_set, test_set=VAL_SET, length=iters, grid=(), lr=None):
         """One fine-tune; a grid run (`lr` = (lr, layer decay)) sets its recipe, a main run takes its grid's best."""
-        pretrain = pretrains.get((init, 0))
+        pretrain = pretrains.get(init)
         labels = {"stage": stage, "init": init, "pretrain_seed": 0 if pretrain else None}
-        labels |= {"objective": init} if pretrain else {}
+        labels |= {"objective": pretrain.labels.get("variant") or init, "variant": init} if pretrain else {}
         recipe = ()
         if lr is not None:
             labels |= {"lr": lr[0], "layer_decay": lr[1]}
@@ -337,26 +400,36 @@ def main_jobs(options: Options, out: Path, store: Path, env: dict, needs: tuple)
             store=store,
             labels=labels,
             grid=grid,
-            overrides=(*finetune_overrides(preset, length, test_set, curve), *recipe, *options.set_finetune),
+            overrides=(
+                *finetune_overrides(preset, length, test_set, curve=stage == "main" and seed == 0),
+                *recipe,
+                *options.set_finetune,
+            ),
         )
 
-    inits = ("random", *options.objectives)
+    inits = (*BASELINES, *options.objectives, *([remedy] if remedy else []))
     grids = {init: [] for init in inits}
     for init in inits:
+        if init == remedy:  # the remedy is judged with mask3d's recipe: only the pre-training differs
+            continue
         for lr in preset["grid"]["lr"]:
             for decay in preset["grid"]["layer_decay"]:
-                grids[init].append(
-                    finetune(
-                        f"grid {init} lr{lr:g} ld{decay:g}",
-                        out / "grid" / init / f"lr{lr:g}_ld{decay:g}",
-                        init,
-                        stage="grid",
-                        length=preset["grid_iters"],
-                        train_set=FIT_SET,
-                        test_set=HOLDOUT_SET,
-                        lr=(lr, decay),
+                for seed in range(preset["grid_seeds"]):
+                    grids[init].append(
+                        finetune(
+                            f"grid {init} lr{lr:g} ld{decay:g} seed{seed}",
+                            out / "grid" / init / f"lr{lr:g}_ld{decay:g}" / f"seed{seed}",
+                            init,
+                            stage="grid",
+                            seed=seed,
+                            length=preset["grid_iters"],
+                            train_set=FIT_SET,
+                            test_set=HOLDOUT_SET,
+                            lr=(lr, decay),
+                        )
                     )
-                )
+    if remedy:
+        grids[remedy] = grids["mask3d"]
     main = [
         finetune(
             f"finetune {init} {fraction}% seed{seed}",
@@ -365,31 +438,20 @@ def main_jobs(options: Options, out: Path, store: Path, env: dict, needs: tuple)
             stage="main",
             seed=seed,
             train_set=TRAIN_SETS[fraction],
-            curve=seed == 0,
             grid=tuple(grids[init]),
         )
         for fraction in options.fractions
         for seed in range(options.seeds)
         for init in inits
     ]
-    long = finetune(
-        "finetune random 100% seed0 x2 length",
-        out / "long" / f"{2 * iters}it" / "random" / "seed0",
-        "random",
-        stage="long",
-        train_set=TRAIN_SETS[100],
-        length=2 * iters,
-        curve=True,
-        grid=tuple(grids["random"]),
-    )
-    # the slowest pre-trainings first so that two slots end together; the long run early for the same reason
-    ordered = sorted(pretrains.values(), key=lambda job: "multimae" not in job.name and "pri3d" not in job.name)
-    return [*ordered, probes[0], *probes[1:], *[g for init in inits for g in grids[init]], long, *main]
+    # the longest pre-trainings first, so that two slots end together
+    ordered = sorted(pre_runs, key=lambda job: (not isinstance(job, PretrainJob), -int(job.labels["pretrain_iters"])))
+    return [*ordered, *probes, *[g for init in inits if init != remedy for g in grids[init]], *main]
 
 
 def ablation_jobs(options: Options, out: Path, store: Path, env: dict, needs: tuple) -> list[Job]:
     runs = [random_probe(options, out, store, env, needs)]
-    for seed in range(options.preset["pretrain_seeds"]):
+    for seed in range(options.preset["ablation"]["pretrain_seeds"]):
         for ratios in ABLATION_RATIOS:
             runs.extend(pretrain_and_probe(options, out, store, env, needs, "mask3d", seed, ratios))
     return runs

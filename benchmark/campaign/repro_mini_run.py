@@ -30,7 +30,7 @@ def run(
     store: str | None = None,
     report_out: str | None = None,
     objectives: tuple[str, ...] = campaign.DEFAULT_OBJECTIVES,
-    fractions: tuple[int, ...] = (100,),
+    fractions: tuple[int, ...] = (100, 20),
     pretrain_iters: int | None = None,
     finetune_iters: int | None = None,
     set_pretrain: tuple[str, ...] = (),
@@ -43,7 +43,7 @@ def run(
     with other settings; Ctrl-C stops the runs and propagates."""
     t0 = time.perf_counter()
     preset = campaign.TOY if toy else campaign.FULL
-    name = "repro_mini_ablation" if ablation else "repro_mini"
+    name = "repro_mini_ablation" if ablation else "repro_mini_2"
     out = (REPO / (out or f"output/{name}{'_toy' if toy else ''}")).resolve()
     if data_root is None and not toy:
         from datasets.builtin import data_root as default_root
@@ -74,9 +74,9 @@ def run(
     n_pre = sum(job.stage == "pretrain" for job in planned)
     runner = Runner(options.tag, out / "logs", slots, threads, stages=STAGES)
     runner.say(
-        f"{preset['name']} preset: {n_pre} pre-trainings x {options.iters[0]} iterations, {len(probes)} probes, "
+        f"{preset['name']} preset: {n_pre} pre-trainings of up to {options.iters[0]} iterations, {len(probes)} probes, "
         f"{len(finetunes)} fine-tunes of {options.iters[1]} iterations (a recipe grid of {preset['grid_iters']}, "
-        f"{options.seeds} seeds per init, one run at twice the length), {slots} at a time x {threads} thread(s); "
+        f"{options.seeds} seeds per init and % of labels), {slots} at a time x {threads} thread(s); "
         f"runs in {relative(out)}, records in {relative(store)}, data under {relative(data_root)}"
     )
     if dry_run:

@@ -43,22 +43,23 @@ def repro_mini_argv(
     """`python -m tools.repro_mini`'s arguments for these options of `reproduce repro_mini`: records go to its
     campaign store (a scratch one with `tiny`, whose report goes to output/ too), its inits are `random` and the
     pre-training objectives it trains itself."""
-    from benchmark.campaign.repro_mini import OBJECTIVES
+    from benchmark.campaign.repro_mini import BASELINES, OBJECTIVES
 
     store = (
-        Path(campaigns) / "repro_mini.jsonl"
+        Path(campaigns) / "repro_mini_2.jsonl"
         if campaigns
-        else TINY_OUT / "runs" / "repro_mini.jsonl"
+        else TINY_OUT / "runs" / "repro_mini_2.jsonl"
         if tiny
-        else campaign_path("repro_mini")
+        else campaign_path("repro_mini_2")
     )
     argv = (["--toy", "--report-out", str(TINY_OUT / "report")] if tiny else []) + ["--store", str(store)]
     argv += ["--dry-run"] if dry_run else []
     if inits != list(tables.DEFAULT_INITS):
-        objectives = [i for i in inits if i != "random"]
+        objectives = [i for i in inits if i not in BASELINES]
         if not objectives or set(objectives) - set(OBJECTIVES):
             raise CampaignError(
-                f"repro_mini's inits are random and its objectives {', '.join(OBJECTIVES)}; got {', '.join(inits)}"
+                f"repro_mini's inits are {', '.join(BASELINES)} and its objectives {', '.join(OBJECTIVES)}; "
+                f"got {', '.join(inits)}"
             )
         argv.append("--objectives=" + ",".join(objectives))
     return argv + [
