@@ -1,64 +1,68 @@
-"""`make repro-mini` end to end at the toy size: data, pre-trainings, probes, the recipe grid on held-out
-training scenes, fine-tunes with the chosen recipe and the 2x-length run, records in the campaign store, the
-report's "Mini reproduction" section; a second run reuses everything; other settings cannot mix into the same
-folder; the ablation is its own campaign."""
+"""`make repro-mini` end to end at the toy size: three data trees, pre-trainings at two lengths with probes, the
+matched baseline and the positive control, the recipe grid (two seeds a cell) on held-out training scenes,
+fine-tunes at 100 % and 20 % of the labels with the chosen recipe, records in the campaign store, the report's
+redesigned section; a second run reuses everything; other settings cannot mix into the same folder; the ablation
+is its own campaign."""
 
 import re
 import shutil
 
-from benchmark.campaign.repro_mini import DEFAULT_OBJECTIVES
+from benchmark.campaign.repro_mini import BASELINES, DEFAULT_OBJECTIVES
 from results.store import read_records
 from tools import repro_mini
 
-INITS = ("random", *DEFAULT_OBJECTIVES)
+INITS = (*BASELINES, *DEFAULT_OBJECTIVES)
 
 
 def _argv(out, root, *extra):
     return ["--toy", "--jobs", "2", "--out", str(out), "--data-root", str(root), *extra]
 
 
-def test_toy_reproduction_writes_records_and_report_then_resumes(synthetic_root, tmp_path, capsys):
+def test_toy_reproduction_writes_records_and_report_then_resumes(tmp_path, capsys):
     out = tmp_path / "out"
-    argv = _argv(out, synthetic_root, "--seeds", "2")
+    argv = _argv(out, tmp_path / "data")  # its own data root: the campaign makes three trees there
     assert repro_mini.main(argv) == 0
     console = capsys.readouterr().out
     for stage in ("1/5 data", "2/5 pretrain", "3/5 probe", "4/5 finetune", "5/5 report"):
         assert f"stage {stage}" in console
-    assert re.search(r"^repro-mini: 3 pre-trainings, 4 probes, 17 fine-tunes in [\d.]+ min; mIoU ", console, re.M)
+    assert re.search(r"^repro-mini-2: 6 pre-trainings, 7 probes, 20 fine-tunes in [\d.]+ min; mIoU ", console, re.M)
 
     records = read_records(out / "records.jsonl")  # a toy run keeps its records beside its runs
-    assert all(r["tag"] == "repro-mini" and r["wall_s"] >= 0 for r in records)
+    assert all(r["tag"] == "repro-mini-2" and r["wall_s"] >= 0 for r in records)
     by_stage = {}
     for r in records:
         by_stage.setdefault(r["stage"], []).append(r)
-    assert sorted(r["objective"] for r in by_stage["pretrain"]) == sorted(DEFAULT_OBJECTIVES)
-    probes = by_stage["probe"]
-    assert sorted((r.get("objective") or "random", r["task"]) for r in probes) == sorted(
-        (i, t) for i in INITS for t in ("semseg", "depth")
-    )
+    pretrained = {(r["variant"], r["pretrain_iters"], r["pretrain_data"]) for r in by_stage["pretrain"]}
+    assert pretrained == {
+        ("mask3d 2it", 2, "synthetic_pool_rgbd_train"),
+        ("mask3d", 3, "synthetic_pool_rgbd_train"),
+        ("mae 2it", 2, "synthetic_pool_rgbd_train"),
+        ("mae", 3, "synthetic_pool_rgbd_train"),
+        ("none", 3, "synthetic_pool_rgbd_train"),
+        ("supervised", 3, "synthetic_control_sem_seg_train"),
+    }
+    probed = {(r.get("variant") or "random", r["task"]) for r in by_stage["probe"]}
+    assert probed == {(v, t) for v in ("random", *(p[0] for p in pretrained)) for t in ("semseg", "depth")}
     grid = by_stage["grid"]
-    assert {(r["init"], r["layer_decay"]) for r in grid} == {(i, d) for i in INITS for d in (0.65, 1.0)}
+    assert sorted((r["init"], r["seed"]) for r in grid) == sorted((i, s) for i in INITS for s in (0, 1))
     assert all(r["split"] == "holdout" for r in grid)  # chosen on held-out training scenes, never on val
     main = by_stage["main"]
-    assert sorted((r["init"], r["seed"]) for r in main) == sorted((i, s) for i in INITS for s in (0, 1))
+    assert sorted((r["init"], r["data_fraction"]) for r in main) == sorted((i, f) for i in INITS for f in (100, 20))
     for r in main:
-        assert (r["split"], r["data_fraction"]) == ("val", 100.0)
-        best = max((g for g in grid if g["init"] == r["init"]), key=lambda g: g["metrics"]["sem_seg/mIoU"])
-        assert (r["lr"], r["layer_decay"]) == (best["lr"], best["layer_decay"])
-        assert ("curve" in r) == (r["seed"] == 0)
+        assert r["split"] == "val" and ("curve" in r) == (r["seed"] == 0)
         assert r.get("objective") == (None if r["init"] == "random" else r["init"])
-    (long,) = by_stage["long"]
-    assert long["init"] == "random" and long["iterations"] == 2 * main[0]["iterations"] and len(long["curve"]) == 2
+        if r["init"] != "random":  # the export of the longest pre-training
+            assert r["pretrain"]["output_dir"].endswith(f"pretrain/{r['init']}/seed0")
 
     report = (out / "report" / "REPORT.md").read_text()
-    assert "## Mini reproduction" in report
+    assert "## Mini reproduction, redesigned" in report and "Positive control at 100 %" in report
     assert (out / "summary.json").is_file()
 
     # Re-running trains nothing and stores nothing twice.
     assert repro_mini.main(argv) == 0
     console = capsys.readouterr().out
-    assert "3 runs, 3 already finished (skipped), 0 to run" in console
-    assert "17 runs, 17 already finished (skipped), 0 to run" in console
+    assert "6 runs, 6 already finished (skipped), 0 to run" in console
+    assert "20 runs, 20 already finished (skipped), 0 to run" in console
     assert not re.search(r"(pretrain|finetune|grid|probe) \S+.*: started", console)
     assert len(read_records(out / "records.jsonl")) == len(records)
 
@@ -79,12 +83,14 @@ def test_the_ablation_pretrains_each_mask_ratio_setting_and_probes_it(synthetic_
     assert probed == settings | {(None, None)}  # and the random encoder as the reference
 
 
-def test_a_failed_pretraining_skips_its_runs_and_fails_the_command(synthetic_root, tmp_path, capsys):
+def test_a_failed_pretraining_skips_its_runs_and_fails_the_command(tmp_path, capsys):
     argv = _argv(
         tmp_path / "out",
-        synthetic_root,
+        tmp_path / "data",
         "--objectives",
         "mae",
+        "--fractions",
+        "100",
         "--no-report",
         "--set-pretrain",
         "model.no_such_key=1",
@@ -95,15 +101,14 @@ def test_a_failed_pretraining_skips_its_runs_and_fails_the_command(synthetic_roo
     assert "finetune mae 100% seed0: not run, because" in console
     assert "probe mae seed0: not run, because pretrain mae seed0 failed" in console
     assert "finetune random 100% seed0: done" in console  # independent runs still go on
-    assert re.search(r"^repro-mini: \d+ run\(s\) FAILED \(pretrain mae seed0, ", console, re.M)
+    assert re.search(r"^repro-mini-2: \d+ run\(s\) FAILED \(pretrain ", console, re.M)
     assert {r["init"] for r in read_records(tmp_path / "out" / "records.jsonl")} == {"random"}
 
 
-def test_a_committed_campaign_resumes_from_its_store_and_reruns_only_what_a_longer_length_changes(
-    synthetic_root, tmp_path, capsys
-):
+def test_a_committed_campaign_resumes_from_its_store_and_reruns_only_what_a_longer_length_changes(tmp_path, capsys):
     out, store = tmp_path / "out", tmp_path / "store.jsonl"
-    argv = _argv(out, synthetic_root, "--no-report", "--store", str(store))
+    argv = _argv(out, tmp_path / "data", "--objectives", "mae", "--fractions", "100", "--no-report")
+    argv += ["--store", str(store)]
     assert repro_mini.main(argv) == 0
     stored = read_records(store)
     capsys.readouterr()
@@ -111,14 +116,15 @@ def test_a_committed_campaign_resumes_from_its_store_and_reruns_only_what_a_long
     shutil.rmtree(out)  # a clean clone: the committed store, no run folders
     assert repro_mini.main(argv) == 0
     console = capsys.readouterr().out
-    for stage in ("pretrain: 3 runs, 3", "probe: 4 runs, 4", "finetune: 13 runs, 13"):
+    for stage in ("pretrain: 4 runs, 4", "probe: 5 runs, 5", "finetune: 12 runs, 12"):
         assert f"{stage} already finished (skipped)" in console
     assert read_records(store) == stored
 
     shutil.rmtree(out)  # fine-tuning twice as long: the grid (its own length) and the probes stand
     assert repro_mini.main(argv + ["--finetune-iters", "8"]) == 0
     console = capsys.readouterr().out
-    assert "pretrain: 3 runs, 0 already finished (skipped), 3 to run" in console  # the new fine-tunes read exports
-    assert "probe: 4 runs, 4 already finished" in console and "finetune: 13 runs, 8 already finished" in console
+    # the new fine-tunes read the exports of the longest pre-trainings; the shorter one stays finished
+    assert "pretrain: 4 runs, 1 already finished (skipped), 3 to run" in console
+    assert "probe: 5 runs, 5 already finished" in console and "finetune: 12 runs, 8 already finished" in console
     new = read_records(store)[len(stored) :]
-    assert sorted((r["stage"], r["iterations"]) for r in new) == [("long", 16)] + [("main", 8)] * 4
+    assert sorted((r["stage"], r["iterations"]) for r in new) == [("main", 8)] * 4

@@ -293,7 +293,7 @@ def test_repro_mini_is_a_campaign_of_the_same_command(tmp_path, monkeypatch, cap
             "--report-out",
             str(TINY_OUT / "report"),
             "--store",
-            str(tmp_path / "repro_mini.jsonl"),
+            str(tmp_path / "repro_mini_2.jsonl"),
             "--dry-run",
             "--objectives=mae",
             "--seeds=2",
@@ -302,7 +302,7 @@ def test_repro_mini_is_a_campaign_of_the_same_command(tmp_path, monkeypatch, cap
         ]
     ]  # its own options pass through
     assert reproduce.main(["repro_mini", "--inits", "random,imagenet_mae_vitb"]) == 1
-    assert "repro_mini's inits are random and its objectives" in capsys.readouterr().err
+    assert "repro_mini's inits are random, none, supervised and its objectives" in capsys.readouterr().err
     assert len(seen) == 1
     with pytest.raises(SystemExit):
         reproduce.main(["scannet_semseg", "--fractions", "20"])
