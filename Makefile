@@ -19,7 +19,7 @@ SEEDS ?=
 DATA_ROOT := $(or $(MASK3D_DATA),$(DETECTRON2_DATASETS),data)
 
 .DEFAULT_GOAL := help
-.PHONY: help install doctor test pretrain data-synthetic bench-scannet bench-nyu bench-cityscapes \
+.PHONY: help install doctor test pretrain data-synthetic data-synthetic-extra bench-scannet bench-nyu bench-cityscapes \
         tables speed repro-mini repro-mini-ablation reproduce probe gpu-check lint format clean
 
 help: ## list the targets
@@ -54,6 +54,12 @@ test: install ## run the test suite (pytest)
 data-synthetic: install ## generate the embedded synthetic RGB-D scenes under data/ (skips what exists)
 	$(PY) -m tools.make_synthetic --out $(DATA_ROOT)/synthetic_raw --scenes 24 --frames-per-scene 40 --seed 0 --height 240 --width 320 --skip-existing
 	$(PY) -m tools.prepare_scannet --raw $(DATA_ROOT)/synthetic_raw --out $(DATA_ROOT)/synthetic --frame-skip 1
+
+data-synthetic-extra: install ## other seeds' scenes: a pre-training pool and a supervised control's labelled set (skips what exists)
+	$(PY) -m tools.make_synthetic --out $(DATA_ROOT)/synthetic_pool_raw --scenes 96 --frames-per-scene 16 --seed 1 --height 240 --width 320 --skip-existing
+	$(PY) -m tools.prepare_scannet --raw $(DATA_ROOT)/synthetic_pool_raw --out $(DATA_ROOT)/synthetic_pool --frame-skip 1
+	$(PY) -m tools.make_synthetic --out $(DATA_ROOT)/synthetic_control_raw --scenes 24 --frames-per-scene 40 --seed 2 --height 240 --width 320 --skip-existing
+	$(PY) -m tools.prepare_scannet --raw $(DATA_ROOT)/synthetic_control_raw --out $(DATA_ROOT)/synthetic_control --frame-skip 1
 
 pretrain: install $(if $(CONFIG)$(DATA),,data-synthetic) ## masked RGB-D pre-training (CPU preset on synthetic data by default)
 	$(PY) -m pretrain --config $(or $(CONFIG),pretrain/configs/default_cpu.py) --resume $(if $(DATA),data.names=$(DATA)) $(if $(OUTPUT),train.output_dir=$(OUTPUT)) $(ARGS)

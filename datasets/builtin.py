@@ -29,6 +29,25 @@ _SCANNET_NAMES = (
     "{p}_instance_train",
     "{p}_instance_val",
 )
+# The extra synthetic trees of `make data-synthetic-extra`: folder under the root -> (generator seed, scenes, frames
+# per scene), at 240x320 like `make data-synthetic` (seed 0, 24 x 40). Other seeds give other scenes, never val's.
+# The pool is unlabelled pre-training data: 96 scenes (77 train) are > 4x the 19 labelled training scenes; scenes
+# bring the variety (a scene's frames are independent views of one room), so 16 frames each suffice. The
+# control's labelled scenes are for supervised pre-training (the positive control), sized like the fine-tuning set.
+EXTRA_SYNTHETIC = {"synthetic_pool": (1, 96, 16), "synthetic_control": (2, 24, 40)}
+
+
+def synthetic_commands(folder: str, root: str) -> list[list[str]]:
+    """The generation and preparation commands (argument lists after `python -m`) of an extra synthetic tree."""
+    seed, scenes, frames = EXTRA_SYNTHETIC[folder]
+    raw, out = f"{root}/{folder}_raw", f"{root}/{folder}"
+    return [
+        ["tools.make_synthetic", "--out", raw, "--scenes", str(scenes), "--frames-per-scene", str(frames)]
+        + ["--seed", str(seed), "--height", "240", "--width", "320", "--skip-existing"],
+        ["tools.prepare_scannet", "--raw", raw, "--out", out, "--frame-skip", "1"],
+    ]
+
+
 # dataset folder under the root -> (names it provides, command that prepares it)
 KNOWN = {
     "scannet": (
@@ -40,6 +59,15 @@ KNOWN = {
         "make data-synthetic  (or: python -m tools.make_synthetic --out {root}/synthetic_raw && "
         "python -m tools.prepare_scannet --raw {root}/synthetic_raw --out {root}/synthetic --frame-skip 1)",
     ),
+    **{
+        folder: (
+            [n.format(p=folder) for n in _SCANNET_NAMES],
+            "make data-synthetic-extra  (or: "
+            + " && ".join("python -m " + " ".join(c) for c in synthetic_commands(folder, "{root}"))
+            + ")",
+        )
+        for folder in EXTRA_SYNTHETIC
+    },
     "nyuv2": (
         [
             "nyuv2_rgbd_train",
@@ -94,6 +122,7 @@ def register_all(root=None):
     registrars = {
         "scannet": register_scannet,
         "synthetic": register_scannet,
+        **dict.fromkeys(EXTRA_SYNTHETIC, register_scannet),
         "nyuv2": register_nyuv2,
         "cityscapes": register_cityscapes,
     }

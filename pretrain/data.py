@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from datasets.fileio import decode_image, read_depth_png
+from datasets.fileio import decode_image, read_depth_png, read_label_png
 
 
 def parse_names(names) -> list[str]:
@@ -26,10 +26,12 @@ def parse_names(names) -> list[str]:
     return [n.strip() for part in names for n in str(part).split(",") if n.strip()]
 
 
-def dataset_dicts(names, posed: bool = False) -> list[dict]:
+def dataset_dicts(names, posed: bool = False, sem_seg_classes: int | None = None) -> list[dict]:
     """Concatenated dicts of the registered datasets `names` (see `parse_names`); each must carry
     `depth_file_name`. `posed` (multi-view objectives) keeps the frames with a camera pose, dropping those whose
-    raw pose was invalid, and names the files to add where poses are missing (`datasets.poses`)."""
+    raw pose was invalid, and names the files to add where poses are missing (`datasets.poses`).
+    `sem_seg_classes` (objectives that read semantic labels): each must also carry `sem_seg_file_name` and have
+    that many `stuff_classes`."""
     from detectron2.data import DatasetCatalog
 
     names = parse_names(names)
@@ -56,6 +58,8 @@ def dataset_dicts(names, posed: bool = False) -> list[dict]:
                 f"e.g. {lacking[0]}); RGB-D pre-training needs depth: use an *_rgbd_* dataset "
                 f"such as synthetic_rgbd_train"
             )
+        if sem_seg_classes is not None:
+            check_sem_seg(name, part, sem_seg_classes)
         if posed:
             from datasets.poses import require_poses
 
@@ -64,6 +68,25 @@ def dataset_dicts(names, posed: bool = False) -> list[dict]:
                 logging.getLogger(__name__).warning(f"{name}: {dropped} frame(s) with an invalid camera pose left out")
         dicts.extend(part)
     return dicts
+
+
+def check_sem_seg(name: str, dicts: list[dict], num_classes: int) -> None:
+    """A dataset an objective reads semantic labels from: every dict has `sem_seg_file_name` and the metadata's
+    `stuff_classes` are the objective's `num_classes`."""
+    from detectron2.data import MetadataCatalog
+
+    lacking = [d.get("file_name") for d in dicts if not d.get("sem_seg_file_name")]
+    if lacking:
+        raise ValueError(
+            f"dataset {name!r} has no sem_seg_file_name ({len(lacking)} of {len(dicts)} images, e.g. {lacking[0]}); "
+            f"an objective that reads semantic labels needs a *_sem_seg_* dataset such as synthetic_sem_seg_train"
+        )
+    classes = len(MetadataCatalog.get(name).get("stuff_classes", []))
+    if classes != num_classes:
+        raise ValueError(
+            f"dataset {name!r} has {classes} semantic classes but model.num_classes is {num_classes}; "
+            f"set model.num_classes={classes}"
+        )
 
 
 def read_bgr_depth_mm(d: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -119,11 +142,16 @@ def jitter_colors(rgb: np.ndarray, rng, strength: float) -> np.ndarray:
 class RGBDPretrainDataset(Dataset):
     """Items are `(index, seed)` pairs from `ShardedInfiniteSampler` (augmented) or plain indices (a
     deterministic centre view, for pictures). Returns uint8 `image` (3, H, W), float32 `depth` (1, H, W)
-    in metres and bool `valid` (1, H, W)."""
+    in metres and bool `valid` (1, H, W); with `sem_seg`, also uint8 `sem_seg` (H, W), the train ids of the dict's
+    `sem_seg_file_name` (255 = ignore) under the same crop (nearest neighbour) and flip. The random stream is the
+    same either way."""
 
-    def __init__(self, dicts, img_size, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), hflip=0.5, color_jitter=0.4):
+    def __init__(
+        self, dicts, img_size, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), hflip=0.5, color_jitter=0.4, sem_seg=False
+    ):
         self.dicts, self.img_size = dicts, tuple(int(s) for s in img_size)
         self.scale, self.ratio, self.hflip, self.jitter = tuple(scale), tuple(ratio), hflip, color_jitter
+        self.sem_seg = sem_seg
 
     def __len__(self):
         return len(self.dicts)
@@ -141,19 +169,37 @@ class RGBDPretrainDataset(Dataset):
         else:
             rng = np.random.default_rng(seed)
             y, x, ch, cw = random_crop_box(rng, *depth_mm.shape, w / h, self.scale, self.ratio)
+        labels = self.read_sem_seg(index, depth_mm.shape)[y : y + ch, x : x + cw] if self.sem_seg else None
         bgr, depth_mm = bgr[y : y + ch, x : x + cw], depth_mm[y : y + ch, x : x + cw]
         # Area averaging only pays for itself (against aliasing) when shrinking by 2x or more.
         bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if ch >= 2 * h else cv2.INTER_LINEAR)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         depth_mm = cv2.resize(depth_mm, (w, h), interpolation=cv2.INTER_NEAREST)  # 0 = invalid stays unblended
+        if labels is not None:
+            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         if seed is not None:
             if rng.random() < self.hflip:
                 rgb, depth_mm = cv2.flip(rgb, 1), cv2.flip(depth_mm, 1)
+                labels = None if labels is None else cv2.flip(labels, 1)
             if self.jitter > 0:
                 rgb = jitter_colors(rgb, rng, self.jitter)
         depth = torch.from_numpy(depth_mm.astype(np.float32) / 1000.0)[None]
         # A channels-last view; collation copies it into the batch, so no .contiguous() copy here.
-        return {"image": torch.from_numpy(rgb).permute(2, 0, 1), "depth": depth, "valid": depth > 0}
+        item = {"image": torch.from_numpy(rgb).permute(2, 0, 1), "depth": depth, "valid": depth > 0}
+        if labels is not None:
+            item["sem_seg"] = torch.from_numpy(labels)
+        return item
+
+    def read_sem_seg(self, index, shape) -> np.ndarray:
+        """The uint8 train ids of frame `index` (HxW, 255 = ignore), which must match the depth's size `shape`."""
+        path = self.dicts[index]["sem_seg_file_name"]
+        labels = read_label_png(path, dtypes=(np.uint8,))
+        if labels.shape != shape:
+            raise ValueError(
+                f"{path}: labels are {labels.shape[1]}x{labels.shape[0]} but the frame is {shape[1]}x{shape[0]}; "
+                f"prepare the labels at the image size"
+            )
+        return labels
 
 
 class ShardedInfiniteSampler(Sampler):

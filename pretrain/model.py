@@ -49,6 +49,7 @@ BATCH_KEYS = {
     "depth": "depth",
     "valid": "a depth validity mask",
     "match": "view pairs with patch matches (pretrain.pairs.PairDataset)",
+    "sem_seg": "semantic labels (a *_sem_seg_* dataset; the objective's num_classes must match its stuff_classes)",
 }
 
 

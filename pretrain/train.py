@@ -363,7 +363,8 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
 
 def build_dataset(data, names: list[str], model):
     """What the objective reads: overlapping posed frame pairs with patch matches when it needs `match`, else single
-    augmented RGB-D frames (from packed shards when `data.packed` is set)."""
+    augmented RGB-D frames (from packed shards when `data.packed` is set), with their semantic labels when it needs
+    `sem_seg` (its `num_classes` checked against the datasets')."""
     if "match" in model.batch_keys:
         return PairDataset(
             dataset_dicts(names, posed=True),
@@ -373,9 +374,15 @@ def build_dataset(data, names: list[str], model):
             color_jitter=data.color_jitter,
         )
     augment = dict(scale=data.scale, ratio=data.ratio, hflip=data.hflip, color_jitter=data.color_jitter)
+    sem_seg = "sem_seg" in model.batch_keys
     if data.get("packed"):
+        if sem_seg:
+            raise ValueError(
+                f"objective {model.objective!r} reads semantic labels, which a pack has none of; unset data.packed"
+            )
         return PackedPretrainDataset(data.packed, model.img_size, **augment)
-    return RGBDPretrainDataset(dataset_dicts(names), model.img_size, **augment)
+    dicts = dataset_dicts(names, sem_seg_classes=model.num_classes if sem_seg else None)
+    return RGBDPretrainDataset(dicts, model.img_size, sem_seg=sem_seg, **augment)
 
 
 def _resume(checkpointer, trainer, cfg, device) -> int:

@@ -21,7 +21,7 @@ def _restore_catalog():
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("builtin")
     R.scannet_export(str(root / "raw"), scenes=("scene0000_00",), val_scenes=("scene0001_00",), frames=1)
-    for prefix in ("scannet", "synthetic"):
+    for prefix in ("scannet", "synthetic", "synthetic_pool", "synthetic_control"):
         assert (
             prepare_scannet.main(
                 ["--raw", str(root / "raw"), "--out", str(root / "a" / prefix), "--frame-skip", "1", "--workers", "1"]
@@ -51,6 +51,7 @@ def test_register_all_is_idempotent_and_follows_the_new_root(prepared):
 
     first = register_all(str(prepared / "a"))
     assert "synthetic_sem_seg_val" in first and "scannet_sem_seg_val" in first  # prefix from meta.json
+    assert {"synthetic_pool_rgbd_train", "synthetic_control_sem_seg_train"} <= set(first)  # the extra trees
     assert register_all(str(prepared / "a")) == first
     assert DatasetCatalog.get("synthetic_sem_seg_val")[0]["file_name"].startswith(str(prepared / "a" / "synthetic"))
     second = register_all(str(prepared / "b"))
@@ -71,12 +72,14 @@ def test_absent_datasets_are_unregistered_but_name_their_preparation_command(tmp
     (tmp_path / "cityscapes" / "meta.json").write_text('{"complete": false}')  # interrupted preparation
     assert register_all(str(tmp_path)) == []
     known = [n for names, _ in KNOWN.values() for n in names]
-    assert len(known) == 36 and not set(known) & set(DatasetCatalog.list())
+    assert len(known) == 60 and not set(known) & set(DatasetCatalog.list())
     for name, command in [
         ("scannet_sem_seg_train", "tools.prepare_scannet"),
         ("nyuv2_sem_seg13_test", "tools.prepare_nyuv2 --mat"),
         ("cityscapes_fine_sem_seg_val", "tools.prepare_cityscapes"),
         ("synthetic_instance_train", "make data-synthetic"),
+        ("synthetic_pool_rgbd_train", "make data-synthetic-extra .* --seed 1 "),
+        ("synthetic_control_sem_seg_train", "make data-synthetic-extra .* --seed 2 "),
     ]:
         with pytest.raises(KeyError, match=command) as err:
             get_dicts(name)

@@ -33,7 +33,10 @@ SETTINGS = {
     "train.cpu_threads": 1,
     "train.seed": 3,
 }
-PER_OBJECTIVE = {"pri3d": {"train.batch_size": 2}}  # a pri3d sample is a pair of frames
+PER_OBJECTIVE = {
+    "pri3d": {"train.batch_size": 2},  # a pri3d sample is a pair of frames
+    "supervised": {"data.names": "synthetic_sem_seg_train"},  # it reads semantic labels
+}
 NOT_REPRODUCIBLE = ("time_s", "images_per_s")  # wall-clock figures of metrics.json
 RECORDED_ON = ("AVX512", "2.14.1")  # torch's CPU capability and version when EXPECTED was recorded
 
@@ -117,6 +120,20 @@ EXPECTED = {
         "export_sha256": "7355eb1ad3dec7bba6ac47bf142803eb1ff3fd4d515a51813afc72a8c9b5dd19",
         "export_abs_sum": 4603.596158919321,
     },
+    "supervised": {
+        "loss_history": [[1, 3.0000545978546143], [2, 3.0003433227539062], [3, 2.9768247604370117]],
+        "metrics": {
+            "backbone": "vit_e32d2",
+            "iterations": 3,
+            "loss": 2.9768247604370117,
+            "loss_start": 3.0000545978546143,
+            "objective": "supervised",
+            "train_miou": 0.026893164962530136,
+            "train_pixel_acc": 0.12089741230010986,
+        },
+        "export_sha256": "6d19ae1cd2e7162eff00d03f921066d1f93539903da12bfde48ce06beced83cb",
+        "export_abs_sum": 4603.0506963845355,
+    },
 }
 
 
@@ -147,7 +164,7 @@ def _exact_here() -> bool:
     return (torch.backends.cpu.get_cpu_capability(), torch.__version__.split("+")[0]) == RECORDED_ON
 
 
-@pytest.mark.parametrize("objective", ["mask3d", "mae", "multimae", "pri3d", "none"])
+@pytest.mark.parametrize("objective", ["mask3d", "mae", "multimae", "pri3d", "none", "supervised"])
 def test_objective_trains_and_exports_as_recorded(objective, synthetic_root, tmp_path):
     out = tmp_path / objective
     settings = {**SETTINGS, **PER_OBJECTIVE.get(objective, {}), "model.objective": objective}

@@ -9,7 +9,7 @@ import sys
 
 from datasets.fileio import DataError
 from datasets.labels import SCANNET_TSV_NAME
-from datasets.prepare.scannet import ScanNetOptions, prepare
+from datasets.prepare.scannet import PREFIXES, ScanNetOptions, prepare
 from datasets.prepare.tree import INTERRUPTED, failure_message
 
 
@@ -30,7 +30,7 @@ def parse_args(argv) -> ScanNetOptions:
     )
     p.add_argument("--label-map", help=f"path of {SCANNET_TSV_NAME} (default RAW/{SCANNET_TSV_NAME})")
     p.add_argument("--splits-dir", help="folder with scannetv2_{train,val}.txt (default RAW)")
-    p.add_argument("--prefix", choices=("scannet", "synthetic"), help="dataset name prefix (default from --out)")
+    p.add_argument("--prefix", choices=PREFIXES, help="dataset name prefix (default: --out's folder name if one)")
     p.add_argument("--skip-bad", action="store_true", help="leave out frames with bad input instead of failing")
     args = p.parse_args(argv)
     if args.frame_skip is not None and args.frame_skip < 1:

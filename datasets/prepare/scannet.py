@@ -49,6 +49,10 @@ from datasets.prepare.tree import check_rerun, claim, made_by, remove_temps, unu
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
+# Dataset name prefixes, each the folder of its tree under the data root: real ScanNet, and the synthetic trees of
+# `make data-synthetic` (labelled fine-tuning scenes) and `make data-synthetic-extra` (an unlabelled pre-training
+# pool, labelled scenes for a supervised control), generated with different seeds so no scene is shared.
+PREFIXES = ("scannet", "synthetic", "synthetic_pool", "synthetic_control")
 # (label, instance) PNG types per layout; a wrong type means the wrong files (e.g. NYU40-converted labels
 # under label-filt would otherwise be read as ScanNet ids and silently mislabelled).
 LABEL_DTYPES = {"exported": (np.uint16, np.uint8), "frames25k": (np.uint8, np.uint16)}
@@ -71,7 +75,7 @@ class ScanNetOptions:
     min_instance_fraction: float = 0.0005  # drop instances smaller than this fraction of the image
     label_map: str | None = None  # path of the tsv; None: RAW/scannetv2-labels.combined.tsv
     splits_dir: str | None = None  # folder with scannetv2_{train,val}.txt; None: RAW
-    prefix: str | None = None  # dataset name prefix, "scannet" or "synthetic"; None: from the out folder's name
+    prefix: str | None = None  # dataset name prefix, one of PREFIXES; None: the out folder's name if one, else scannet
     skip_bad: bool = False  # leave out frames with bad input instead of failing
 
 
@@ -430,7 +434,7 @@ def prepare(opts: ScanNetOptions) -> dict:
     print(f"prepare_scannet: {raw} is in the '{layout}' layout" + ("" if opts.layout else " (detected)"))
     frame_skip = opts.frame_skip or (25 if layout == "exported" else 1)
     folder = os.path.basename(os.path.normpath(out))
-    prefix = opts.prefix or (folder if folder in ("scannet", "synthetic") else "scannet")
+    prefix = opts.prefix or (folder if folder in PREFIXES else "scannet")
     options = _recorded_options(opts, layout, prefix, frame_skip)
     job = FrameJob.build(opts, layout)
     made = made_by(__name__, FORMAT_VERSION, **({"label_map": job.tsv} if job.tsv else {}))

@@ -2,6 +2,6 @@
 the name `model.objective` picks. Importing this package registers them; an objective of your own registers the
 same way from any module imported before the model is built (docs/add_objective.md)."""
 
-from . import mae, mask3d, multimae, none, pri3d
+from . import mae, mask3d, multimae, none, pri3d, supervised
 
-__all__ = ["mae", "mask3d", "multimae", "none", "pri3d"]
+__all__ = ["mae", "mask3d", "multimae", "none", "pri3d", "supervised"]
