@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.campaign.jobs import CommandJob, FinetuneJob, Job, PretrainJob, ProbeJob, needed_exports
+from datasets.builtin import EXTRA_SYNTHETIC
 
 TAG = "repro-mini-2"
 ABLATION_TAG = "repro-mini-ablation"
@@ -58,12 +59,18 @@ ABLATION_RATIOS = ((0.75, 0.75), (0.5, 0.75), (0.9, 0.75), (0.75, 0.5), (0.75, 0
 # data-root folder -> preset key of its generator settings
 TREES = {"synthetic": "data", "synthetic_pool": "pool", "synthetic_control": "control"}
 
+
+def _extra_tree(folder: str) -> dict:
+    """`make data-synthetic-extra`'s generator settings of a tree (datasets.builtin.EXTRA_SYNTHETIC)."""
+    seed, scenes, frames = EXTRA_SYNTHETIC[folder]
+    return dict(scenes=scenes, frames_per_scene=frames, seed=seed, height=240, width=320)
+
+
 FULL = dict(
     name="full",
     # exactly `make data-synthetic`, then the two extra trees of `make data-synthetic-extra`
     data=dict(scenes=24, frames_per_scene=40, seed=0, height=240, width=320),
-    pool=dict(scenes=96, frames_per_scene=16, seed=1, height=240, width=320),
-    control=dict(scenes=24, frames_per_scene=40, seed=2, height=240, width=320),
+    **{key: _extra_tree(folder) for folder, key in TREES.items() if key != "data"},
     image=(96, 128),
     vit=dict(embed_dim=192, depth=6, num_heads=3, patch_size=8),
     pretrain_lengths=(500, 1000, 2000),  # mask3d and mae are probed at each; everything else uses the longest
