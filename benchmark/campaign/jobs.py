@@ -152,10 +152,10 @@ class PretrainJob(RunJob):
         records = self.store_records()
         path = self.out_dir / "metrics.json"
         m = self.metrics() if path.is_file() else dict(records[-1]["metrics"], iterations=records[-1]["iterations"])
-        return (
-            f"loss {m.get('loss_start', float('nan')):.4f} -> {m.get('loss', float('nan')):.4f}, "
-            f"{m.get('iterations')} iterations"
-        )
+        start, end = (m.get(k) for k in ("loss_start", "loss"))
+        if start is None or end is None:  # `none` trains nothing: it exports its initialisation
+            return f"{m.get('iterations')} iterations (no loss)"
+        return f"loss {start:.4f} -> {end:.4f}, {m.get('iterations')} iterations"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -96,7 +96,7 @@ def run(
             args=("--store", str(store), "--out", str(report_out)),
         )
         if runner.run([job])["report"].ok:
-            section = "Mini ablation: mask ratios" if ablation else "Mini reproduction"
+            section = "Mini ablation: mask ratios" if ablation else "Mini reproduction, redesigned"
             print("\n".join("    " + line for line in report_section(report_md, section)))
         else:
             failed.append(job.name)
