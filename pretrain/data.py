@@ -166,7 +166,9 @@ def to_model_inputs(batch: dict, device) -> dict:
     consumer of loader batches (training step, pictures, metrics, gpu-check) goes through here."""
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     rgb, depth_mm = out.pop("rgb"), out.pop("depth_mm")
-    depth = depth_mm.unsqueeze(-3).float() / 1000.0  # float32, as the model computes in; uint16 has no compare
+    # float32 metres, then the mask (uint16 has no comparison kernels); on CUDA the division is a multiplication by
+    # the reciprocal, within one ulp of the metres the CPU made before.
+    depth = depth_mm.unsqueeze(-3).float() / 1000.0
     # Contiguous (..., 3, H, W): the layout the model's patch embedding has always seen, so losses keep their bits.
     return {"image": rgb.movedim(-1, -3).contiguous(), "depth": depth, "valid": depth > 0, **out}
 
