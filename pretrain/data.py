@@ -4,7 +4,8 @@ RGB and depth get the same random resized crop and flip; depth is resized with n
 invalid 0 is never blended into a valid reading; colour jitter touches RGB only. Every random choice
 for a sample comes from a seed the sampler hands out with its index, `(seed, epoch, position)`, so the
 stream of batches is a pure function of the config and the number of samples consumed: resuming, or
-changing the number of workers, replays it exactly.
+changing the number of workers, replays it exactly. Items stay uint8 RGB and uint16 millimetres up to the
+device, where `to_model_inputs` makes the model's float inputs.
 """
 
 from __future__ import annotations
