@@ -249,8 +249,8 @@ def _allow_open_files(maps: int, folder: str) -> None:
 
 
 class PackedRGBD(Dataset):
-    """A pack's frames as pre-training items without augmentation, at the pack size: uint8 `image` (3, H, W),
-    float32 `depth` (1, H, W) in metres and bool `valid` (1, H, W), as `pretrain.data` returns them."""
+    """A pack's frames as pre-training items without augmentation, at the pack size: uint8 `rgb` (H, W, 3) and
+    uint16 `depth_mm` (H, W), copied out of the maps, as `pretrain.data` returns them (the device converts)."""
 
     def __init__(self, folder: str):
         self.frames = PackedFrames(folder)
@@ -260,8 +260,4 @@ class PackedRGBD(Dataset):
 
     def __getitem__(self, i):
         rgb, mm = self.frames[i]
-        return {
-            "image": torch.from_numpy(np.array(rgb)).permute(2, 0, 1),
-            "depth": torch.from_numpy(mm.astype(np.float32) / 1000.0)[None],
-            "valid": torch.from_numpy(mm > 0)[None],
-        }  # numpy's compare is ~15x torch's on one thread
+        return {"rgb": torch.from_numpy(np.array(rgb)), "depth_mm": torch.from_numpy(np.array(mm))}

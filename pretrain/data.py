@@ -4,7 +4,8 @@ RGB and depth get the same random resized crop and flip; depth is resized with n
 invalid 0 is never blended into a valid reading; colour jitter touches RGB only. Every random choice
 for a sample comes from a seed the sampler hands out with its index, `(seed, epoch, position)`, so the
 stream of batches is a pure function of the config and the number of samples consumed: resuming, or
-changing the number of workers, replays it exactly.
+changing the number of workers, replays it exactly. Items stay uint8 RGB and uint16 millimetres up to the
+device, where `to_model_inputs` makes the model's float inputs.
 """
 
 from __future__ import annotations
@@ -141,10 +142,12 @@ def jitter_colors(rgb: np.ndarray, rng, strength: float) -> np.ndarray:
 
 class RGBDPretrainDataset(Dataset):
     """Items are `(index, seed)` pairs from `ShardedInfiniteSampler` (augmented) or plain indices (a
-    deterministic centre view, for pictures). Returns uint8 `image` (3, H, W), float32 `depth` (1, H, W)
-    in metres and bool `valid` (1, H, W); with `sem_seg`, also uint8 `sem_seg` (H, W), the train ids of the dict's
-    `sem_seg_file_name` (255 = ignore) under the same crop (nearest neighbour) and flip. The random stream is the
-    same either way."""
+    deterministic centre view, for pictures). Returns the raw bytes `to_model_inputs` converts on the device:
+    uint8 `rgb` (H, W, 3) and uint16 `depth_mm` (H, W), 0 = invalid; with `sem_seg`, also uint8 `sem_seg` (H, W),
+    the train ids of the dict's `sem_seg_file_name` (255 = ignore) under the same crop (nearest neighbour) and
+    flip. The random stream is the same either way."""
+
+    read_order = "BGR"  # the channel order `read` returns: decoded images are BGR
 
     def __init__(
         self, dicts, img_size, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), hflip=0.5, color_jitter=0.4, sem_seg=False
@@ -157,12 +160,13 @@ class RGBDPretrainDataset(Dataset):
         return len(self.dicts)
 
     def read(self, index) -> tuple[np.ndarray, np.ndarray]:
-        """(BGR uint8, uint16 mm) of frame `index` before augmentation; a packed dataset reads its shards."""
+        """(uint8 colour in `read_order`, uint16 mm) of frame `index` before augmentation; a packed dataset reads
+        its shards."""
         return read_bgr_depth_mm(self.dicts[index])
 
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, None)
-        bgr, depth_mm = self.read(index)
+        colour, depth_mm = self.read(index)
         h, w = self.img_size
         if seed is None:
             y, x, ch, cw = center_box(*depth_mm.shape, w / h)
@@ -170,10 +174,11 @@ class RGBDPretrainDataset(Dataset):
             rng = np.random.default_rng(seed)
             y, x, ch, cw = random_crop_box(rng, *depth_mm.shape, w / h, self.scale, self.ratio)
         labels = self.read_sem_seg(index, depth_mm.shape)[y : y + ch, x : x + cw] if self.sem_seg else None
-        bgr, depth_mm = bgr[y : y + ch, x : x + cw], depth_mm[y : y + ch, x : x + cw]
+        colour, depth_mm = colour[y : y + ch, x : x + cw], depth_mm[y : y + ch, x : x + cw]
         # Area averaging only pays for itself (against aliasing) when shrinking by 2x or more.
-        bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if ch >= 2 * h else cv2.INTER_LINEAR)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = cv2.resize(colour, (w, h), interpolation=cv2.INTER_AREA if ch >= 2 * h else cv2.INTER_LINEAR)
+        if self.read_order == "BGR":
+            rgb = cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB)
         depth_mm = cv2.resize(depth_mm, (w, h), interpolation=cv2.INTER_NEAREST)  # 0 = invalid stays unblended
         if labels is not None:
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
@@ -183,9 +188,7 @@ class RGBDPretrainDataset(Dataset):
                 labels = None if labels is None else cv2.flip(labels, 1)
             if self.jitter > 0:
                 rgb = jitter_colors(rgb, rng, self.jitter)
-        depth = torch.from_numpy(depth_mm.astype(np.float32) / 1000.0)[None]
-        # A channels-last view; collation copies it into the batch, so no .contiguous() copy here.
-        item = {"image": torch.from_numpy(rgb).permute(2, 0, 1), "depth": depth, "valid": depth > 0}
+        item = {"rgb": torch.from_numpy(rgb), "depth_mm": torch.from_numpy(depth_mm)}
         if labels is not None:
             item["sem_seg"] = torch.from_numpy(labels)
         return item
@@ -200,6 +203,21 @@ class RGBDPretrainDataset(Dataset):
                 f"prepare the labels at the image size"
             )
         return labels
+
+
+def to_model_inputs(batch: dict, device) -> dict:
+    """A loader batch as the model's inputs on `device`: uint8 `rgb` (..., H, W, 3) becomes `image` (..., 3, H, W),
+    uint16 `depth_mm` (..., H, W) becomes `depth` in metres (..., 1, H, W) and its mask `valid`; other keys are
+    moved as they are. Workers hand over the bytes as read (collation is a plain copy, a quarter of the bytes of
+    float RGB and half of float depth cross to the device) and the conversion runs where the model runs; every
+    consumer of loader batches (training step, pictures, metrics, gpu-check) goes through here."""
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    rgb, depth_mm = out.pop("rgb"), out.pop("depth_mm")
+    # float32 metres, then the mask (uint16 has no comparison kernels); on CUDA the division is a multiplication by
+    # the reciprocal, within one ulp of the metres the CPU made before.
+    depth = depth_mm.unsqueeze(-3).float() / 1000.0
+    # Contiguous (..., 3, H, W): the layout the model's patch embedding has always seen, so losses keep their bits.
+    return {"image": rgb.movedim(-1, -3).contiguous(), "depth": depth, "valid": depth > 0, **out}
 
 
 class ShardedInfiniteSampler(Sampler):

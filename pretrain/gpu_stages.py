@@ -18,6 +18,7 @@ from detectron2.config import LazyConfig, instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import train as pretrain_train
+from .data import to_model_inputs
 from .model import MaskedRGBD
 
 BASE_CONFIG = "pretrain/configs/base.py"
@@ -62,14 +63,13 @@ def paper_model_and_batch(smoke: bool) -> tuple[MaskedRGBD, int]:
 
 
 def fake_batch(model: MaskedRGBD, batch: int, device: torch.device) -> dict:
+    """Model inputs on `device` from a loader-style batch (uint8 RGB, uint16 mm), converted by
+    `to_model_inputs` there as in training, so the check runs the device side of the uint8 path too."""
     h, w = model.img_size
     g = torch.Generator().manual_seed(0)
-    depth = 0.5 + 4.5 * torch.rand(batch, 1, h, w, generator=g)
-    return {
-        "image": torch.randint(0, 256, (batch, 3, h, w), generator=g, dtype=torch.uint8).to(device),
-        "depth": depth.to(device),
-        "valid": torch.ones(batch, 1, h, w, dtype=torch.bool, device=device),
-    }
+    depth_mm = torch.randint(500, 5001, (batch, h, w), generator=g, dtype=torch.int32).to(torch.uint16)
+    rgb = torch.randint(0, 256, (batch, h, w, 3), generator=g, dtype=torch.uint8)
+    return to_model_inputs({"rgb": rgb, "depth_mm": depth_mm}, device)
 
 
 def step_flops(model: MaskedRGBD, data: dict, amp: bool) -> float:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
+from .data import to_model_inputs
 from .masking import unpatchify
 from .model import depth_to_metres
 
@@ -61,8 +63,8 @@ def masked_depth_errors(
     model.eval()
     try:
         for start in range(0, len(indices), batch_size):
-            views = [dataset[i] for i in indices[start : start + batch_size]]
-            image, depth, valid = (torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid"))
+            batch = to_model_inputs(default_collate([dataset[i] for i in indices[start : start + batch_size]]), device)
+            image, depth, valid = batch["image"], batch["depth"], batch["valid"]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = model(image, depth, valid, generator=generator)
             p = model.patch_size

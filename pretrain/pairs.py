@@ -90,9 +90,9 @@ class Pair:
 
 
 class PairDataset(Dataset):
-    """Items: `image` (2, 3, H, W) uint8 RGB, `depth` (2, 1, H, W) metres, `valid` (2, 1, H, W) and `match`
-    (N,) int64, for a pair index or an `(index, seed)` item of `pretrain.data.ShardedInfiniteSampler`
-    (the seed drives the colour jitter)."""
+    """Items: `rgb` (2, H, W, 3) uint8, `depth_mm` (2, H, W) uint16 (as `pretrain.data.to_model_inputs` takes
+    them) and `match` (N,) int64, for a pair index or an `(index, seed)` item of
+    `pretrain.data.ShardedInfiniteSampler` (the seed drives the colour jitter)."""
 
     def __init__(self, dicts, img_size, patch_size: int, min_overlap: float = MIN_OVERLAP, color_jitter: float = 0.4):
         dicts, self.bad_poses = usable_frames(dicts)
@@ -161,18 +161,16 @@ class PairDataset(Dataset):
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if rng is not None and self.jitter > 0:
             rgb = jitter_colors(rgb, rng, self.jitter)
-        depth = cv2.resize(depth_mm[y : y + h, x : x + w], (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-        return torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(depth.astype(np.float32) / 1000.0)[None]
+        depth_mm = cv2.resize(depth_mm[y : y + h, x : x + w], (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+        return rgb, depth_mm
 
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, None)
         pair = self.pairs[index]
         rng = np.random.default_rng(seed) if seed is not None else None
-        (ia, da), (ib, db) = (self._frame(self.dicts[k], rng) for k in (pair.a, pair.b))
-        depth = torch.stack([da, db])
+        (ra, da), (rb, db) = (self._frame(self.dicts[k], rng) for k in (pair.a, pair.b))
         return {
-            "image": torch.stack([ia, ib]),
-            "depth": depth,
-            "valid": depth > 0,
+            "rgb": torch.from_numpy(np.stack([ra, rb])),
+            "depth_mm": torch.from_numpy(np.stack([da, db])),
             "match": torch.from_numpy(pair.match.astype(np.int64)),
         }

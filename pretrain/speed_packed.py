@@ -8,6 +8,7 @@ measured with OpenCV and torch on one thread; each comes as wall-clock and per C
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import shutil
@@ -29,11 +30,12 @@ from .packed import PackedPretrainDataset
 # ViT-B mask3d pre-training at 240x320 (pretrain/configs/base.py): fvcore's multiply-adds of one frame's forward.
 VIT_B_MASK3D_GMAC = 16.2
 H100_BF16_TFLOPS = 989.0
+ESTIMATE_MFU = 0.45  # the MFU target of a training step (benchmark/speed.py)
 CPU = torch.device("cpu")
 
 
 def gpu_frame_rate(
-    gmac_forward: float = VIT_B_MASK3D_GMAC, peak_tflops: float = H100_BF16_TFLOPS, mfu: float = 0.45
+    gmac_forward: float = VIT_B_MASK3D_GMAC, peak_tflops: float = H100_BF16_TFLOPS, mfu: float = ESTIMATE_MFU
 ) -> float:
     """Frames/s one accelerator consumes: a step costs 3 forwards (the backward is two), a MAC is 2 FLOPs.
     ViT-B at 0.45 MFU of an H100: 445 TFLOP/s / 97 GFLOP = ~4,600 frames/s."""
@@ -42,6 +44,40 @@ def gpu_frame_rate(
 
 def cores_needed(gpu_rate: float, per_core_rate: float) -> int:
     return math.ceil(gpu_rate / per_core_rate)
+
+
+GPU_CHECK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "gpu_check.json")
+GPU_CHECK_STAGES = ("pretrain_eager", "pretrain_compile")  # ViT-B mask3d training steps at its per-GPU batch
+
+
+def gpu_consumption(gpu_check: str = GPU_CHECK) -> dict:
+    """Frames/s one GPU consumes in pre-training and where the figure comes from: the fastest passed training
+    stage of a `make gpu-check` report (`gpu_rate_from: "gpu_check"`, measured), else `gpu_frame_rate()`
+    (`"flop estimate"`: when the report is absent, a smoke run, or has no passed training stage)."""
+    if os.path.exists(gpu_check):
+        try:
+            with open(gpu_check, encoding="utf-8") as f:
+                report = json.load(f)
+            stages = {} if report.get("smoke") else {s["name"]: s for s in report["stages"] if s["status"] == "ok"}
+            measured = {n: float(stages[n]["facts"]["images_per_s"]) for n in GPU_CHECK_STAGES if n in stages}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(
+                f"{gpu_check}: not a readable gpu-check report ({type(e).__name__}: {e}); run `make gpu-check` "
+                f"again or remove the file"
+            ) from None
+        if measured:
+            stage = max(measured, key=measured.get)
+            return {
+                "gpu_frames_per_s": measured[stage],
+                "gpu_rate_from": "gpu_check",
+                "gpu_check": {
+                    "stage": stage,
+                    "img_size": stages[stage]["facts"].get("img_size"),
+                    "device": report.get("device"),
+                    "date": report.get("date"),
+                },
+            }
+    return {"gpu_frames_per_s": gpu_frame_rate(), "gpu_rate_from": "flop estimate"}
 
 
 @contextmanager
@@ -110,26 +146,19 @@ def augmented_rate(folder: str, img_size=(240, 320), n: int = 1000, batch: int =
         return _rate(lambda b: default_collate([data[it] for it in b]), batches, n)
 
 
-def report(
-    folder: str,
-    img_size=(240, 320),
-    n: int = 1000,
-    gmac_forward: float = VIT_B_MASK3D_GMAC,
-    mfu: float = 0.45,
-    peak_tflops: float = H100_BF16_TFLOPS,
-) -> dict:
+def report(folder: str, img_size=(240, 320), n: int = 1000, gpu_check: str = GPU_CHECK) -> dict:
     """All three rates, the packed reader's fraction of the plain read (target >= 0.5), the augmented rate
-    per core (target >= 1500 frames/s at 240x320) and the cores one GPU needs at that rate."""
+    per core (target >= 1500 frames/s at 240x320) and the cores one GPU needs at that rate (`gpu_consumption`)."""
     plain, packed = plain_read_rate(folder, n), packed_read_rate(folder, n)
     augmented = augmented_rate(folder, img_size, n)
-    need = gpu_frame_rate(gmac_forward, peak_tflops, mfu)
+    gpu = gpu_consumption(gpu_check)
     return {
         "plain_read": plain,
         "packed_read": packed,
         "augmented": augmented,
         "packed_vs_plain_cpu": packed["frames_per_s_cpu"] / plain["frames_per_s_cpu"],
-        "gpu_frames_per_s": need,
-        "cores_per_gpu": cores_needed(need, augmented["frames_per_s_cpu"]),
+        **gpu,
+        "cores_per_gpu": cores_needed(gpu["gpu_frames_per_s"], augmented["frames_per_s_cpu"]),
     }
 
 
@@ -138,10 +167,11 @@ PACKED_IMG = {False: (240, 320), True: (48, 64)}  # the pre-training input size 
 PACKED_FRAMES = {False: 256, True: 8}  # pack rows, the raw frames repeated to fill them
 
 
-def measure_packed(workdir, tiny=False):
+def measure_packed(workdir, tiny=False, gpu_check: str = GPU_CHECK):
     """The packed pre-training loader (`report`) on a pack of the synthetic frames, one core: the packed reader
     against a plain read of the same bytes, the augmented loader's frames/s, and the cores one GPU needs at that
-    rate. The raw frames are repeated to fill the pack: rows are read, not decoded."""
+    rate (the GPU's frames/s from the `gpu_check` report when there is one). The raw frames are repeated to fill
+    the pack: rows are read, not decoded."""
     from datasets.packed import pack
     from datasets.prepare.scannet import ScanNetOptions, prepare
     from datasets.scannet import load_frames
@@ -161,7 +191,7 @@ def measure_packed(workdir, tiny=False):
         raise RuntimeError(f"pack reported errors: {packed['errors'][:3]}")
     reset_peak_memory(CPU)
     n = rows if tiny else 1000
-    got = report(folder, PACKED_IMG[tiny], n=n)
+    got = report(folder, PACKED_IMG[tiny], n=n, gpu_check=gpu_check)
     shutil.rmtree(folder, ignore_errors=True)
     settings = common_settings(tiny) | dict(
         pack_frames=rows,
@@ -170,9 +200,6 @@ def measure_packed(workdir, tiny=False):
         img_size=list(PACKED_IMG[tiny]),
         frames_timed=n,
         threads=1,
-        gpu_gmac_per_frame=VIT_B_MASK3D_GMAC,
-        gpu_peak_tflops=H100_BF16_TFLOPS,
-        gpu_mfu=0.45,
     )
     plain, read, augmented = got["plain_read"], got["packed_read"], got["augmented"]
     mem = memory(CPU)
@@ -204,7 +231,20 @@ def measure_packed(workdir, tiny=False):
             "unit": "cores",
             "limit": None,
             "ratio": None,
-            "settings": settings | {"gpu_frames_per_s": got["gpu_frames_per_s"], "from": "packed_loader value_cpu"},
+            "gpu_rate_from": got["gpu_rate_from"],
+            "settings": settings | _gpu_settings(got) | {"per_core_from": "packed_loader value_cpu"},
             **mem,
         },
     ]
+
+
+def _gpu_settings(got: dict) -> dict:
+    """What the GPU's frames/s of `packed_cores_per_gpu` came from: the gpu-check stage, or the estimate's terms."""
+    if got["gpu_rate_from"] == "gpu_check":
+        return {"gpu_frames_per_s": got["gpu_frames_per_s"], "gpu_check": got["gpu_check"]}
+    return {
+        "gpu_frames_per_s": got["gpu_frames_per_s"],
+        "gpu_gmac_per_frame": VIT_B_MASK3D_GMAC,
+        "gpu_peak_tflops": H100_BF16_TFLOPS,
+        "gpu_mfu": ESTIMATE_MFU,
+    }

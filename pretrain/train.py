@@ -38,6 +38,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 from fvcore.common.param_scheduler import CosineParamScheduler, LinearParamScheduler
 from omegaconf import OmegaConf
+from torch.utils.data import default_collate
 
 from core import cli, runs
 from core import overrides as overrides_mod
@@ -47,7 +48,7 @@ from core.io import CheckpointError, load_torch, save_torch
 from datasets.fileio import DataError
 from results import store
 
-from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names
+from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names, to_model_inputs
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
 from .model import load_encoder_weights
 from .packed import PackedPretrainDataset
@@ -113,7 +114,7 @@ class PretrainTrainer(SimpleTrainer):
         loss_sum, data_time = torch.zeros((), device=self.device), 0.0
         for micro in range(self.accum_steps):
             start = time.perf_counter()
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in next(self._data_loader_iter).items()}
+            batch = to_model_inputs(next(self._data_loader_iter), self.device)
             data_time += time.perf_counter() - start
             if self.needs_depth and not batch["valid"].any():
                 raise NoValidDepth(f"micro-batch {micro + 1} of {self.accum_steps}")
@@ -271,7 +272,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         )
 
     views = [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, min(4, len(dataset)))]
-    vis_batch = {k: torch.stack([v[k] for v in views]).to(device) for k in ("image", "depth", "valid")}
+    vis_batch = to_model_inputs(default_collate(views), device)
 
     def save_picture(name: str, iteration: int):
         title = f"{out.name}: {model.objective}, iteration {iteration} of {t.max_iter}"

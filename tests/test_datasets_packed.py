@@ -64,9 +64,9 @@ def test_round_trip_equals_the_decoded_and_resized_frames(tmp_path, frames):
     again = pickle.loads(pickle.dumps(packed))  # as a spawned DataLoader worker gets it: maps its own shards
     assert not again._maps and np.array_equal(again[5][0], packed[5][0])
     item = PackedRGBD(str(tmp_path / "pack"))[2]
-    assert item["image"].shape == (3, 24, 32) and item["image"].dtype == torch.uint8
-    assert torch.allclose(item["depth"][0], torch.from_numpy(expected(frames[2], (24, 32))[1] / 1000.0).float())
-    assert torch.equal(item["valid"], item["depth"] > 0) and not item["valid"][0, 0].any()
+    want_rgb, want_depth = expected(frames[2], (24, 32))
+    assert item["rgb"].dtype == torch.uint8 and np.array_equal(item["rgb"].numpy(), want_rgb)
+    assert item["depth_mm"].dtype == torch.uint16 and np.array_equal(item["depth_mm"].numpy(), want_depth)
 
 
 def test_truncated_or_missing_shard_is_named(tmp_path, frames):
@@ -137,7 +137,7 @@ def test_pretraining_on_a_pack_at_the_source_size_matches_the_file_loader(tmp_pa
     files, packed = RGBDPretrainDataset(dicts, (32, 48)), PackedPretrainDataset(str(tmp_path / "pack"), (32, 48))
     for item in [0, (1, [7, 0, 0, 1]), (2, [7, 0, 0, 2])]:  # centre view and two augmented draws
         a, b = files[item], packed[item]
-        assert all(torch.equal(a[k], b[k]) for k in ("image", "depth", "valid")), item
+        assert all(torch.equal(a[k], b[k]) for k in ("rgb", "depth_mm")), item
 
 
 def test_speed_functions_report_rates_and_cores(tmp_path, frames):

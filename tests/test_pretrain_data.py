@@ -5,9 +5,18 @@ import itertools
 import cv2
 import numpy as np
 import pytest
+import torch
+from torch.utils.data import default_collate
 
 from datasets.fileio import DataError
-from pretrain.data import RGBDPretrainDataset, ShardedInfiniteSampler, jitter_colors
+from pretrain.data import RGBDPretrainDataset, ShardedInfiniteSampler, jitter_colors, make_loader, to_model_inputs
+
+CPU = torch.device("cpu")
+
+
+def _inputs(item) -> dict:
+    """One loader item as the model's inputs, without the batch dimension."""
+    return {k: v[0] for k, v in to_model_inputs(default_collate([item]), CPU).items()}
 
 
 def _pair(tmp_path, name="a", h=120, w=160, depth_dtype=np.uint16):
@@ -32,7 +41,7 @@ def test_rgb_and_depth_share_crop_and_flip_and_depth_is_never_blended(tmp_path):
     ds = RGBDPretrainDataset([_pair(tmp_path)], (48, 64), scale=(0.2, 1.0), hflip=0.5, color_jitter=0.0)
     flips = set()
     for k in range(12):
-        item = ds[(0, [0, 0, 0, k])]
+        item = _inputs(ds[(0, [0, 0, 0, k])])
         assert item["image"].shape == (3, 48, 64) and item["depth"].shape == (1, 48, 64)
         depth, valid = item["depth"][0].numpy(), item["valid"][0].numpy()
         assert set(np.unique(depth)) <= {0.0, *map(float, range(1, 9))}  # nearest: no blended depths
@@ -48,12 +57,34 @@ def test_rgb_and_depth_share_crop_and_flip_and_depth_is_never_blended(tmp_path):
 
 def test_colour_jitter_touches_rgb_only_and_same_seed_same_sample(tmp_path):
     d = _pair(tmp_path)
-    plain = RGBDPretrainDataset([d], (48, 64), color_jitter=0.0)[(0, [1, 2, 3, 4])]
+    plain = _inputs(RGBDPretrainDataset([d], (48, 64), color_jitter=0.0)[(0, [1, 2, 3, 4])])
     jittered = RGBDPretrainDataset([d], (48, 64), color_jitter=0.4)
-    a, b = jittered[(0, [1, 2, 3, 4])], jittered[(0, [1, 2, 3, 4])]
+    a, b = _inputs(jittered[(0, [1, 2, 3, 4])]), _inputs(jittered[(0, [1, 2, 3, 4])])
     assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["depth"], b["depth"])
     assert np.array_equal(a["depth"], plain["depth"])
     assert not np.array_equal(a["image"], plain["image"])
+
+
+def test_loader_hands_raw_bytes_and_the_device_converts_them_as_the_cpu_did(tmp_path):
+    """Items are uint8 HWC RGB and uint16 millimetres, collated (also in a worker process) as they are;
+    `to_model_inputs` makes the float32 metres the loader used to make (bit for bit), the mask and (3, H, W)."""
+    ds = RGBDPretrainDataset([_pair(tmp_path)], (48, 64))
+    item = ds[(0, [0, 0, 0, 1])]
+    assert item["rgb"].dtype == torch.uint8 and item["rgb"].shape == (48, 64, 3) and item["rgb"].is_contiguous()
+    assert item["depth_mm"].dtype == torch.uint16 and item["depth_mm"].shape == (48, 64)
+    batch = next(iter(make_loader(ds, 2, workers=1, seed=0)))
+    assert batch["rgb"].dtype == torch.uint8 and batch["depth_mm"].dtype == torch.uint16
+    extra = torch.arange(2)
+    got = to_model_inputs({**batch, "match": extra}, CPU)
+    assert sorted(got) == ["depth", "image", "match", "valid"] and torch.equal(got["match"], extra)
+    assert got["image"].shape == (2, 3, 48, 64) and got["image"].is_contiguous() and got["image"].dtype == torch.uint8
+    assert torch.equal(got["image"], batch["rgb"].permute(0, 3, 1, 2))
+    mm = batch["depth_mm"].numpy()
+    assert got["depth"].dtype == torch.float32 and got["depth"].shape == (2, 1, 48, 64)
+    assert np.array_equal(got["depth"][:, 0].numpy(), mm.astype(np.float32) / 1000.0)  # what the loader made
+    assert torch.equal(got["valid"], torch.from_numpy(mm > 0)[:, None]) and not got["valid"].all()
+    pairs = to_model_inputs({"rgb": batch["rgb"][None], "depth_mm": batch["depth_mm"][None]}, CPU)  # (B, 2, ...)
+    assert pairs["image"].shape == (1, 2, 3, 48, 64) and pairs["depth"].shape == (1, 2, 1, 48, 64)
 
 
 def _jitter_reference(rgb, rng, strength):

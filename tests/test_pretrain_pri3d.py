@@ -108,7 +108,8 @@ def test_pairs_keep_overlapping_views_and_count_the_rest(tmp_path):
     pairs = PairDataset(dicts, (H, W), P)
     assert [(p.a, p.b) for p in pairs.pairs] == [(0, 1)] and pairs.skipped == 2
     item = pairs[(0, [0, 0, 0, 0])]
-    assert item["image"].shape == (2, 3, H, W) and item["depth"].shape == (2, 1, H, W)
+    assert item["rgb"].shape == (2, H, W, 3) and item["depth_mm"].shape == (2, H, W)
+    assert item["rgb"].dtype == torch.uint8 and item["depth_mm"].dtype == torch.uint16
     assert item["match"].shape == ((H // P) * (W // P),) and (item["match"] >= 0).float().mean() > 0.5
     with pytest.raises(PairError, match="no two frames"):
         PairDataset(_frames(tmp_path, [_moved(), _moved(turn=True)]), (H, W), P)

@@ -7,9 +7,10 @@ import json
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 from pretrain import train as train_mod
-from pretrain.data import RGBDPretrainDataset, dataset_dicts
+from pretrain.data import RGBDPretrainDataset, dataset_dicts, to_model_inputs
 from pretrain.model import MaskedRGBD
 
 CONFIG = "pretrain/configs/default_cpu.py"
@@ -65,9 +66,9 @@ def test_labels_share_crop_and_flip_and_leave_the_stream_unchanged(tmp_path):
     flips = set()
     for k in range(12):
         a, b = plain[(0, [0, 0, 0, k])], labelled[(0, [0, 0, 0, k])]
-        assert a.keys() == {"image", "depth", "valid"} and b.keys() == a.keys() | {"sem_seg"}
+        assert a.keys() == {"rgb", "depth_mm"} and b.keys() == a.keys() | {"sem_seg"}
         assert all(torch.equal(a[key], b[key]) for key in a)  # the other objectives' stream is bit-identical
-        labels, depth = b["sem_seg"].numpy(), b["depth"][0].numpy()
+        labels, depth = b["sem_seg"].numpy(), b["depth_mm"].numpy() / 1000.0
         assert labels.shape == (48, 64) and labels.dtype == np.uint8
         assert set(np.unique(labels)) <= {255, *range(8)}  # nearest: no blended ids
         known = labels != 255
@@ -83,8 +84,7 @@ def test_supervised_overfits_a_fixed_batch(synthetic_root):
     torch.manual_seed(0)
     model = MaskedRGBD(objective="supervised", embed_dim=32, depth=2, num_heads=2, img_size=SIZE)
     dataset = RGBDPretrainDataset(dataset_dicts("synthetic_sem_seg_train", sem_seg_classes=20), SIZE, sem_seg=True)
-    views = [dataset[(i, [0, i])] for i in range(4)]
-    batch = {k: torch.stack([v[k] for v in views]) for k in ("image", "sem_seg")}
+    batch = to_model_inputs(default_collate([dataset[(i, [0, i])] for i in range(4)]), "cpu")
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses, accuracies = [], []
     for _ in range(20):

@@ -109,19 +109,47 @@ def test_time_calls_gives_wall_and_cpu_time_of_the_same_calls(monkeypatch):
     assert spun.calls >= 2 and spun.cpu_s == pytest.approx(0.01) and spun.wall_s == pytest.approx(0.01)
 
 
+def fake_gpu_check(path, eager=3000.0, compile=4000.0, smoke=False, compile_status="ok"):
+    """A `make gpu-check` report with the two pre-training stages' frames/s."""
+    stages = [
+        {"name": "matmul_bf16", "status": "ok", "facts": {"tflops": 700.0}},
+        {"name": "pretrain_eager", "status": "ok", "facts": {"images_per_s": eager, "img_size": [240, 320]}},
+        {"name": "pretrain_compile", "status": compile_status, "facts": {"images_per_s": compile}},
+    ]
+    path.write_text(json.dumps({"smoke": smoke, "device": "NVIDIA H100", "date": "2026-12-06", "stages": stages}))
+    return str(path)
+
+
+def test_gpu_rate_comes_from_gpu_check_when_present_else_from_flops(tmp_path):
+    from pretrain.speed_packed import gpu_consumption, gpu_frame_rate
+
+    estimate = {"gpu_frames_per_s": gpu_frame_rate(), "gpu_rate_from": "flop estimate"}
+    assert gpu_consumption(str(tmp_path / "absent.json")) == estimate
+    got = gpu_consumption(fake_gpu_check(tmp_path / "a.json"))
+    assert got["gpu_rate_from"] == "gpu_check" and got["gpu_frames_per_s"] == 4000.0  # the faster stage
+    assert got["gpu_check"]["stage"] == "pretrain_compile" and got["gpu_check"]["device"] == "NVIDIA H100"
+    got = gpu_consumption(fake_gpu_check(tmp_path / "b.json", compile_status="failed"))
+    assert (got["gpu_frames_per_s"], got["gpu_check"]["stage"]) == (3000.0, "pretrain_eager")
+    assert gpu_consumption(fake_gpu_check(tmp_path / "c.json", smoke=True)) == estimate  # toy sizes on a CPU
+    (tmp_path / "d.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"d.json: not a readable gpu-check report .*make gpu-check"):
+        gpu_consumption(str(tmp_path / "d.json"))
+
+
 def test_packed_loader_rows_at_toy_size(tmp_path):
     """The packed reader against a plain read of the same bytes, the augmented loader and cores per GPU."""
     from pretrain.speed_packed import PACKED_FRAMES, measure_packed
 
-    rows = {r["name"]: r for r in measure_packed(str(tmp_path), tiny=True)}
+    gpu_check = fake_gpu_check(tmp_path / "gpu_check.json", eager=2500.0, compile=2000.0)
+    rows = {r["name"]: r for r in measure_packed(str(tmp_path), tiny=True, gpu_check=gpu_check)}
     assert list(rows) == ["packed_read", "packed_loader", "packed_cores_per_gpu"]
     read = rows["packed_read"]
     assert read["limit"] > 0 and read["ratio"] == pytest.approx(read["value"] / read["limit"])
     assert 0 < read["ratio_cpu"] < math.inf  # a measured figure: its size depends on the machine's load
     assert rows["packed_loader"]["value_cpu"] > 0 and rows["packed_loader"]["settings"]["img_size"] == [48, 64]
     cores = rows["packed_cores_per_gpu"]
-    need = cores["settings"]["gpu_frames_per_s"]
-    assert cores["value"] == math.ceil(need / rows["packed_loader"]["value_cpu"]) >= 1
+    assert cores["gpu_rate_from"] == "gpu_check" and cores["settings"]["gpu_check"]["stage"] == "pretrain_eager"
+    assert cores["value"] == math.ceil(2500.0 / rows["packed_loader"]["value_cpu"]) >= 1
     assert read["settings"]["pack_frames"] == PACKED_FRAMES[True] and read["settings"]["tiny"] is True
     assert not (tmp_path / "packed").exists()  # the pack is removed after measuring
     targets = {m.name: m.targets for m in suite.measurements(cuda=False)}["packed"]

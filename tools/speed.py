@@ -11,7 +11,8 @@ Measurements (`--list` prints them):
   pretrain/data.py, in one process and through a one-worker DataLoader, against cv2.imread of the same files.
 - `packed_read`, `packed_loader`, `packed_cores_per_gpu`: the packed pre-training loader on one core
   (`pretrain.speed_packed`): the packed reader against a plain read of the same bytes, the augmented
-  frames/s at 240x320, and the cores one GPU consumes (ViT-B mask3d at 0.45 MFU of an H100, from FLOPs).
+  frames/s at 240x320, and the cores one GPU needs: its ViT-B mask3d frames/s from results/gpu_check.json when
+  `make gpu-check` wrote one, else estimated from FLOPs at 0.45 MFU of an H100 (`gpu_rate_from` says which).
 - `synthetic_generate`, `prepare_scannet`: frames/s of making data. `inference_*_tiny_*`: images/s of the
   benchmark configs' `--tiny` recipe.
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import default_collate
 
 from datasets.labels import IGNORE_LABEL
 
+from ..data import to_model_inputs
 from ..masking import unpatchify
 from ..model import OBJECTIVE_REGISTRY, MaskedRGBD
 
@@ -52,9 +54,9 @@ class Supervised(MaskedRGBD):
         self.eval()
         try:
             for start in range(0, len(indices), batch_size):
-                views = [dataset[i] for i in indices[start : start + batch_size]]
-                image = torch.stack([v["image"] for v in views]).to(device)
-                labels = torch.stack([v["sem_seg"] for v in views]).long()
+                views = default_collate([dataset[i] for i in indices[start : start + batch_size]])
+                inputs = to_model_inputs(views, device)
+                image, labels = inputs["image"], inputs["sem_seg"].long().cpu()
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     pred = self.logits(image).argmax(1).cpu()
                 keep = labels != IGNORE_LABEL
