@@ -57,6 +57,8 @@ EXPECTED = {
         "loss_history": [[1, 0.8999178409576416], [2, 0.8473879098892212], [3, 0.8599443435668945]],
         "metrics": {
             "backbone": "vit_e32d2",
+            "encoder_rms": 2.9541234714916644,
+            "encoder_shared_share": 0.1262611005966842,
             "depth_abs_rel": 0.3058379612493683,
             "depth_alignment": "image",
             "depth_delta1": 0.5044162577539116,
@@ -74,6 +76,8 @@ EXPECTED = {
         "loss_history": [[1, 1.062867522239685], [2, 1.0479034185409546], [3, 1.03099524974823]],
         "metrics": {
             "backbone": "vit_e32d2",
+            "encoder_rms": 2.208303598338895,
+            "encoder_shared_share": 0.1893999157650131,
             "iterations": 3,
             "loss": 1.03099524974823,
             "loss_start": 1.062867522239685,
@@ -86,6 +90,8 @@ EXPECTED = {
         "loss_history": [[1, 1.9719398021697998], [2, 1.8967671394348145], [3, 1.905717134475708]],
         "metrics": {
             "backbone": "vit_e32d2",
+            "encoder_rms": 2.2872996001254555,
+            "encoder_shared_share": 0.22082234290869593,
             "depth_abs_rel": 0.3055880245930991,
             "depth_alignment": "image",
             "depth_delta1": 0.5045829089899083,
@@ -103,6 +109,8 @@ EXPECTED = {
         "loss_history": [[1, 3.2113466262817383], [2, 2.886866807937622], [3, 3.2139244079589844]],
         "metrics": {
             "backbone": "vit_e32d2",
+            "encoder_rms": 1.9534701295843881,
+            "encoder_shared_share": 0.14541066857064378,
             "iterations": 3,
             "loss": 3.2139244079589844,
             "loss_start": 3.2113466262817383,
@@ -113,7 +121,15 @@ EXPECTED = {
     },
     "none": {
         "loss_history": [],
-        "metrics": {"backbone": "vit_e32d2", "iterations": 0, "loss": None, "loss_start": None, "objective": "none"},
+        "metrics": {
+            "backbone": "vit_e32d2",
+            "encoder_rms": 1.879193369364513,
+            "encoder_shared_share": 0.3035593653959473,
+            "iterations": 0,
+            "loss": None,
+            "loss_start": None,
+            "objective": "none",
+        },
         "export_sha256": "7355eb1ad3dec7bba6ac47bf142803eb1ff3fd4d515a51813afc72a8c9b5dd19",
         "export_abs_sum": 4603.596158919321,
     },

@@ -14,6 +14,7 @@ model = L(MaskedRGBD)(
     img_size=(240, 320),  # our choice: ScanNet's 4:3 frames, 15x20 patches
     rgb_mask_ratio=0.75,  # MAE; the paper ablates RGB/depth ratios (values not checked here): sweep it
     depth_mask_ratio=0.75,  # our choice (same as RGB); sweep it
+    weight_init="mae",  # MAE's xavier-uniform; "detectron2": the encoder as Detectron2's ViT starts (trunc normal 0.02)
     decoder_dim=512,  # MAE's light decoder: 8 blocks x 512 wide, 16 heads
     decoder_depth=8,  # MAE
     decoder_heads=16,  # MAE
