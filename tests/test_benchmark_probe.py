@@ -157,10 +157,14 @@ def test_the_probe_is_fitted_on_train_features_alone(synthetic_root, probes_made
             assert torch.equal(with_shifted_val.state_dict()[key], value), key
 
 
-def test_export_features_are_the_encoders(tmp_path):
-    """A Mask3D export probed at its own resolution yields exactly the pre-training encoder's features."""
+@pytest.mark.parametrize("centre_pos", [False, True])
+def test_export_features_are_the_encoders(tmp_path, centre_pos):
+    """A Mask3D export probed at its own resolution yields exactly the pre-training encoder's features, with its
+    position table centred or not (the export carries the table)."""
     torch.manual_seed(0)
-    model = MaskedRGBD(objective="none", embed_dim=32, depth=2, num_heads=2, patch_size=8, img_size=(48, 64)).eval()
+    model = MaskedRGBD(
+        objective="none", embed_dim=32, depth=2, num_heads=2, patch_size=8, img_size=(48, 64), centre_pos=centre_pos
+    ).eval()
     path = tmp_path / "backbone.pth"
     torch.save(export_state({"model": model.state_dict(), "arch": model.arch()}, "test"), path)
     encoder = probe.build_encoder(inits.parse(f"mask3d:{path}"))

@@ -347,3 +347,18 @@ def test_detectron2_weight_init_starts_the_encoder_as_the_benchmarks_random_vit(
     assert not torch.equal(proj, mae["patch_embed.proj.weight"])
     with pytest.raises(ValueError, match="model.weight_init='timm' is not one of mae, detectron2"):
         MaskedRGBD(objective="mask3d", weight_init="timm", **SMALL)
+
+
+def test_centred_positions_remove_only_the_tables_mean():
+    """The table's differences between positions (what tells them apart) stay; its mean over the grid, the same
+    vector in every token, goes."""
+    from pretrain.metrics import token_health
+    from pretrain.model import sincos_pos_embed
+
+    table, centred = sincos_pos_embed((12, 16), 192), sincos_pos_embed((12, 16), 192, centred=True)
+    assert token_health(table[None])["encoder_shared_share"] > 0.75  # the miniature's grid
+    assert centred.mean(0).abs().max() < 1e-6
+    torch.testing.assert_close(centred - centred[0], table - table[0], rtol=0, atol=1e-5)
+    model = MaskedRGBD(objective="mask3d", centre_pos=True, **SMALL)
+    assert model.arch()["centre_pos"] and model.pos_embed.mean(1).abs().max() < 1e-6
+    assert model.decoder_pos_embed.mean(1).abs().max() < 1e-6

@@ -47,6 +47,7 @@ META = {
     "img_size": [96, 128],
     "backbone": "vit_e32d2",
     "norm_eps": 1e-06,
+    "centre_pos": False,
     "pixel_mean": [123.675, 116.28, 103.53],
     "pixel_std": [58.395, 57.12, 57.375],
     "pretrain_grid": [6, 8],

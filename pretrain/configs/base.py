@@ -15,6 +15,7 @@ model = L(MaskedRGBD)(
     rgb_mask_ratio=0.75,  # MAE; the paper ablates RGB/depth ratios (values not checked here): sweep it
     depth_mask_ratio=0.75,  # our choice (same as RGB); sweep it
     weight_init="mae",  # MAE's xavier-uniform; "detectron2": the encoder as Detectron2's ViT starts (trunc normal 0.02)
+    centre_pos=False,  # our choice: True subtracts the sin-cos table's mean over the grid (docs/interfaces.md)
     decoder_dim=512,  # MAE's light decoder: 8 blocks x 512 wide, 16 heads
     decoder_depth=8,  # MAE
     decoder_heads=16,  # MAE
