@@ -18,7 +18,9 @@ upsamples to each frame's label resolution: Detectron2's `SemSegEvaluator` and o
 numbers are defined exactly as the fine-tuning benchmark's.
 
 Each task is one run folder `output/probe/<dataset>/<task>/<init>/seed<N>` ending with `metrics.json`, a
-`kind: probe` record (`protocol: linear`) in the results store and the finished marker (`core.runs`); the
+`kind: probe` record (`protocol: linear`) in the results store and the finished marker (`core.runs`). Its metrics
+also carry the frozen encoder's health on the train frames (`pretrain.metrics.token_health`: output rms and the
+share of the component shared by all tokens), so every init, `random` included, is measured on the same frames; the
 evaluators' own logging (Detectron2's whole result dict) goes to its `log.txt`, and the console gets a line
 per task and a summary.
 Deterministic on CPU: the seed fixes the head's batches; features do not depend on it.
@@ -59,6 +61,7 @@ from core import cli, runs
 from core.io import load_torch
 from datasets.fileio import decode_image
 from datasets.fileio import read_label_png as read_label_file
+from pretrain.metrics import token_health
 from results import store
 
 TASKS = ("semseg", "depth")
@@ -333,6 +336,7 @@ def probe(
     start = time.perf_counter()
     train, val = load_frames(train_dicts, encoder), load_frames(val_dicts, encoder)
     extract_s = time.perf_counter() - start
+    health = token_health(train.features.flatten(2).transpose(1, 2))
     print(f"probe: features of {len(train_dicts)} train + {len(val_dicts)} val frames in {extract_s:.1f} s", flush=True)
     for task in todo:
         out = folders[task]
@@ -353,7 +357,7 @@ def probe(
             seed=seed,
             data_fraction=100,
             iterations=steps,
-            metrics=record_metrics(results),
+            metrics={**record_metrics(results), **health},
             wall_s=round(extract_s / len(todo) + fit_s, 1),  # the features are shared by this run's tasks
             config_file=None,
             config_hash=runs.config_hash(recipe_config(dataset, task, encoder), {}),

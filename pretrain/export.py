@@ -63,7 +63,7 @@ def export_state(ckpt: dict, source: str) -> dict:
     arch = dict(ckpt["arch"])
     model = {PREFIX + k: v.detach().clone() for k, v in ckpt["model"].items() if _EXPORTED.match(k)}
     grid = grid_size(tuple(arch["img_size"]), arch["patch_size"])
-    pos = sincos_pos_embed(grid, arch["embed_dim"])
+    pos = sincos_pos_embed(grid, arch["embed_dim"], arch.get("centre_pos", False))
     model[PREFIX + "pos_embed"] = torch.cat([torch.zeros(1, arch["embed_dim"]), pos])[None]  # cls slot first
     if len([k for k in model if ".attn.qkv.weight" in k]) != arch["depth"]:
         raise ValueError(f"{source}: expected {arch['depth']} blocks in the checkpoint")
@@ -72,7 +72,7 @@ def export_state(ckpt: dict, source: str) -> dict:
         "source": source,
         "iteration": int(ckpt.get("iteration", 0)),
         "pretrain_grid": list(grid),
-        "pos_embed": "sincos-2d on pretrain_grid after a zero cls slot",
+        "pos_embed": f"sincos-2d{' centred' if arch.get('centre_pos') else ''} on pretrain_grid after a zero cls slot",
     }
     return {"model": model, "meta": meta}
 

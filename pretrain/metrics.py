@@ -1,5 +1,6 @@
 """Depth errors of the hidden patches in metres (AbsRel, RMSE, delta < 1.25), what a reader can compare
-across runs and depth normalisations, unlike the loss.
+across runs and depth normalisations, unlike the loss; and the encoder's health (`encoder_health`): how large its
+output is and how much of it is one component shared by every token, which carries nothing about any image.
 
 With `model.depth_norm` `image` or `patch` the model predicts standardised depth; predictions are taken back
 to metres with the true depth's mean and spread (of the image or of each patch, as in training), so these
@@ -74,3 +75,41 @@ def masked_depth_errors(
     finally:
         model.train(was_training)
     return summarize(sums, model.depth_norm)
+
+
+HEALTH_FRAMES = 16  # frames of the fixed health batch: 3072 tokens at the miniature's 12x16 grid
+
+
+def token_health(tokens: torch.Tensor) -> dict:
+    """`encoder_rms` = sqrt(mean(X^2)) and `encoder_shared_share` = B*N*|m|^2 / sum |x|^2 of (B, N, C) tokens X,
+    m the mean token over all B*N of them (docs/interfaces.md): the share of the output energy in the one
+    component every token of every image carries. 1.0 for identical tokens, 0.0 for zero-mean ones."""
+    x = tokens.detach().double().reshape(-1, tokens.shape[-1])
+    energy = x.square().sum()
+    shared = x.shape[0] * x.mean(0).square().sum()
+    return {
+        "encoder_rms": float((energy / x.numel()).sqrt()),
+        "encoder_shared_share": float(shared / energy) if energy > 0 else 0.0,
+    }
+
+
+def health_images(dataset, frames: int = HEALTH_FRAMES) -> torch.Tensor:
+    """A fixed batch: the un-augmented views (plain indices) of up to `frames` items spread over `dataset`, as
+    (F, 3, H, W) uint8-range RGB (a view pair's two frames count as two)."""
+    indices = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(frames, len(dataset)))})
+    images = torch.stack([dataset[i]["image"] for i in indices])
+    return images.reshape(-1, *images.shape[-3:])
+
+
+@torch.no_grad()
+def encoder_health(model, images: torch.Tensor) -> dict:
+    """`token_health` of the encoder's unmasked output on `images`, in eval mode and float32, taken where the
+    export hands it to the benchmark: `features()`, without the final norm. Draws no random numbers, so the
+    training stream is the same with or without it."""
+    was_training = model.training
+    model.eval()
+    try:
+        features = model.features(images.to(model.pixel_mean.device))
+    finally:
+        model.train(was_training)
+    return token_health(features.flatten(2).transpose(1, 2))

@@ -50,6 +50,7 @@ from results import store
 
 from .data import RGBDPretrainDataset, dataset_dicts, make_loader, parse_names, to_model_inputs
 from .export import CHECKPOINT_NAME, export_state, load_checkpoint
+from .metrics import encoder_health, health_images
 from .model import load_encoder_weights
 from .packed import PackedPretrainDataset
 from .pairs import PairDataset
@@ -285,6 +286,13 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
         if done % t.vis_period == 0 and done != tr.max_iter:
             save_picture(f"reconstruction_{done:06d}.png", done)
 
+    health_batch = health_images(dataset) if rank == 0 else None
+
+    def log_health(tr):  # into the storage before the writers' hook, at the iterations it writes
+        done = tr.iter + 1
+        if done % t.log_period == 0 or done == tr.max_iter:
+            tr.storage.put_scalars(**encoder_health(model, health_batch), smoothing_hint=False)
+
     saver = PeriodicSave(save, t.checkpoint_period, 0)
     writers = (
         [CommonMetricPrinter(max_iter), JSONWriter(str(out / "train_log.json")), TensorboardXWriter(str(out))]
@@ -297,6 +305,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
             hooks.LRScheduler(scheduler=lr_schedule(t, lr, max_iter)),
             saver,
             hooks.CallbackHook(after_step=save_periodic_picture) if t.vis_period else None,
+            hooks.CallbackHook(after_step=log_health) if rank == 0 else None,
             hooks.PeriodicWriter(writers, period=t.log_period) if rank == 0 else None,
         ]
     )
@@ -347,7 +356,7 @@ def _train(cfg, resuming: bool, config_file, out: Path) -> dict:
     elapsed = time.perf_counter() - start
     if rank != 0:
         return {}
-    objective_metrics = model.metrics(dataset, device, t.seed, amp=amp)
+    objective_metrics = {**model.metrics(dataset, device, t.seed, amp=amp), **encoder_health(model, health_batch)}
     return _finish(
         cfg,
         model,
@@ -414,7 +423,7 @@ def _finish(
     cfg, model, out, loss_history, elapsed, images_done, config_file, device, save_picture, objective_metrics: dict
 ) -> dict:
     """Final picture and export, then metrics.json (with the objective's metrics, e.g. the hidden patches' depth
-    errors in metres), the record and the finished marker (core.runs.finish)."""
+    errors in metres, and the encoder's health), the record and the finished marker (core.runs.finish)."""
     save_picture("reconstruction.png", len(loss_history))
     ckpt = out / CHECKPOINT_NAME
     save_torch(export_state(load_checkpoint(ckpt), str(ckpt)), out / "backbone.pth")
@@ -445,9 +454,10 @@ def _finish(
         data_fraction=100,
         seed=int(cfg.train.seed),
         iterations=len(losses),
-        metrics={"loss": metrics["loss"], **{k: v for k, v in objective_metrics.items() if isinstance(v, float)}}
-        if losses
-        else {},
+        metrics={
+            **({"loss": metrics["loss"]} if losses else {}),
+            **{k: v for k, v in objective_metrics.items() if isinstance(v, float)},
+        },
         loss_history=history,
         wall_s=round(metrics["time_s"], 1),
         config_file=config_file,

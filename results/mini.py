@@ -55,6 +55,9 @@ class Metric:
 MIOU = Metric("sem_seg/mIoU", "mIoU", "mIoU", digits("sem_seg/mIoU"))
 ABSREL = Metric("depth/AbsRel", "AbsRel", "AbsRel", digits("depth/AbsRel"))
 DELTA1 = Metric("depth/delta1", "δ<1.25 %", "points of δ<1.25", digits("depth/delta1") - 2, 100.0)  # in percent
+# The frozen encoder's health, which probe records carry (docs/interfaces.md)
+RMS = Metric("encoder_rms", "Output rms", "", 2)
+SHARED = Metric("encoder_shared_share", "Shared energy %", "points of shared energy", 1, 100.0)
 
 
 @dataclass(frozen=True)
@@ -311,13 +314,31 @@ def convergence_table(records: list[dict]) -> Table:
 
 
 def probe_table(records: list[dict]) -> Table:
+    probes = _stage(records, "probe")
+    health = [m for m in (RMS, SHARED) if m.values(probes)]  # only records since the health was recorded have it
     table = Table(
         "Linear probes (frozen encoders, val)",
-        ["Objective", "Pre-training seeds", "Semantic mIoU", "Depth AbsRel", "Depth δ<1.25 %"],
+        [
+            "Objective",
+            "Pre-training seeds",
+            "Semantic mIoU",
+            "Depth AbsRel",
+            "Depth δ<1.25 %",
+            *(m.name for m in health),
+        ],
     )
-    for objective, group in _by_name(_stage(records, "probe")).items():
-        table.rows.append([objective, *_probe_cells(group)])
+    per_seed = {m.key: _per_seed(probes, m, "pretrain_seed") for m in health}
+    for objective, group in _by_name(probes).items():
+        table.rows.append(
+            [objective, *_probe_cells(group)] + [m.spread(list(per_seed[m.key][objective].values())) for m in health]
+        )
     table.footnotes = ["Mean ± sample std over pre-training seeds; random is one fixed draw."]
+    if health:
+        table.footnotes.append(
+            "Output rms and shared energy: the frozen encoder's output tokens on the probe's train frames, as the "
+            "benchmark receives them; shared energy is the share of their energy in the mean token, the one "
+            "component every token of every frame carries (docs/interfaces.md)."
+        )
     return table
 
 

@@ -43,6 +43,9 @@ def test_both_probes_end_to_end(synthetic_root, tmp_path, monkeypatch, capsys):
     assert 0 < semseg["metrics"]["sem_seg/mIoU"] <= 100 and 0 < semseg["metrics"]["sem_seg/pACC"] <= 100
     assert depth["task"] == "depth" and 0 < depth["metrics"]["depth/delta1"] <= 1
     assert 0 < depth["metrics"]["depth/AbsRel"] < 1  # a log-depth bias alone is already within 100 %
+    # Detectron2's random ViT: its health on the train frames, the same in both records
+    health = {k: semseg["metrics"][k] for k in ("encoder_rms", "encoder_shared_share")}
+    assert health == {k: depth["metrics"][k] for k in health} and 0 < health["encoder_shared_share"] < 1
     stored = read_records()
     assert [r["task"] for r in stored] == ["semseg", "depth"] and all(r["kind"] == "probe" for r in stored)
     for r in records:
@@ -132,6 +135,9 @@ def test_constant_features_give_chance_level(synthetic_root, tmp_path, probes_ma
         "depth/delta1": np.mean([np.mean(np.maximum(c / g, g / c) < 1.25) for g in gts]),
     }
     assert {k: depth["metrics"][k] for k in expected} == pytest.approx(expected, rel=1e-5)
+    # the encoder's health: every token the same vector of ones
+    for record in (semseg, depth):
+        assert (record["metrics"]["encoder_rms"], record["metrics"]["encoder_shared_share"]) == (1.0, 1.0)
 
 
 def test_the_probe_is_fitted_on_train_features_alone(synthetic_root, probes_made):
@@ -151,10 +157,14 @@ def test_the_probe_is_fitted_on_train_features_alone(synthetic_root, probes_made
             assert torch.equal(with_shifted_val.state_dict()[key], value), key
 
 
-def test_export_features_are_the_encoders(tmp_path):
-    """A Mask3D export probed at its own resolution yields exactly the pre-training encoder's features."""
+@pytest.mark.parametrize("centre_pos", [False, True])
+def test_export_features_are_the_encoders(tmp_path, centre_pos):
+    """A Mask3D export probed at its own resolution yields exactly the pre-training encoder's features, with its
+    position table centred or not (the export carries the table)."""
     torch.manual_seed(0)
-    model = MaskedRGBD(objective="none", embed_dim=32, depth=2, num_heads=2, patch_size=8, img_size=(48, 64)).eval()
+    model = MaskedRGBD(
+        objective="none", embed_dim=32, depth=2, num_heads=2, patch_size=8, img_size=(48, 64), centre_pos=centre_pos
+    ).eval()
     path = tmp_path / "backbone.pth"
     torch.save(export_state({"model": model.state_dict(), "arch": model.arch()}, "test"), path)
     encoder = probe.build_encoder(inits.parse(f"mask3d:{path}"))

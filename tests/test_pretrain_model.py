@@ -329,3 +329,36 @@ def test_pri3d_loss_is_the_symmetric_info_nce_at_temperature_0_4():
     cols = -(logits.diagonal() - logits.logsumexp(0)).mean()
     assert out["matches"] == 3
     torch.testing.assert_close(out["loss"], (rows + cols) / 2)
+
+
+def test_detectron2_weight_init_starts_the_encoder_as_the_benchmarks_random_vit():
+    torch.manual_seed(0)
+    mae = MaskedRGBD(objective="mask3d", **SMALL).state_dict()
+    torch.manual_seed(0)
+    d2 = MaskedRGBD(objective="mask3d", weight_init="detectron2", **SMALL)
+    linears = {f"blocks.{k}": m for k, m in d2.blocks.named_modules() if isinstance(m, nn.Linear)}
+    assert all(abs(float(m.weight.detach().std()) - 0.02) < 0.003 and not m.bias.any() for m in linears.values())
+    proj = d2.patch_embed.proj.weight.detach()
+    assert proj.abs().max() <= proj[0].numel() ** -0.5  # PyTorch's conv default, as in Detectron2's ViT
+    # only the encoder changes: the decoder and the learned tokens are MAE's, draw for draw
+    encoder = ("blocks.", "patch_embed.")
+    assert all(torch.equal(p, mae[k]) for k, p in d2.state_dict().items() if not k.startswith(encoder))
+    assert not any(torch.equal(m.weight, mae[f"{k}.weight"]) for k, m in linears.items())
+    assert not torch.equal(proj, mae["patch_embed.proj.weight"])
+    with pytest.raises(ValueError, match="model.weight_init='timm' is not one of mae, detectron2"):
+        MaskedRGBD(objective="mask3d", weight_init="timm", **SMALL)
+
+
+def test_centred_positions_remove_only_the_tables_mean():
+    """The table's differences between positions (what tells them apart) stay; its mean over the grid, the same
+    vector in every token, goes."""
+    from pretrain.metrics import token_health
+    from pretrain.model import sincos_pos_embed
+
+    table, centred = sincos_pos_embed((12, 16), 192), sincos_pos_embed((12, 16), 192, centred=True)
+    assert token_health(table[None])["encoder_shared_share"] > 0.75  # the miniature's grid
+    assert centred.mean(0).abs().max() < 1e-6
+    torch.testing.assert_close(centred - centred[0], table - table[0], rtol=0, atol=1e-5)
+    model = MaskedRGBD(objective="mask3d", centre_pos=True, **SMALL)
+    assert model.arch()["centre_pos"] and model.pos_embed.mean(1).abs().max() < 1e-6
+    assert model.decoder_pos_embed.mean(1).abs().max() < 1e-6

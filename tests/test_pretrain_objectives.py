@@ -50,6 +50,7 @@ META = {
     "img_size": [96, 128],
     "backbone": "vit_e32d2",
     "norm_eps": 1e-06,
+    "centre_pos": False,
     "pixel_mean": [123.675, 116.28, 103.53],
     "pixel_std": [58.395, 57.12, 57.375],
     "pretrain_grid": [6, 8],
@@ -60,6 +61,8 @@ EXPECTED = {
         "loss_history": [[1, 0.8999178409576416], [2, 0.8473879098892212], [3, 0.8599443435668945]],
         "metrics": {
             "backbone": "vit_e32d2",
+            "encoder_rms": 2.9541234714916644,
+            "encoder_shared_share": 0.1262611005966842,
             "depth_abs_rel": 0.3058379612493683,
             "depth_alignment": "image",
             "depth_delta1": 0.5044162577539116,
@@ -77,6 +80,8 @@ EXPECTED = {
         "loss_history": [[1, 1.062867522239685], [2, 1.0479034185409546], [3, 1.03099524974823]],
         "metrics": {
             "backbone": "vit_e32d2",
+            "encoder_rms": 2.208303598338895,
+            "encoder_shared_share": 0.1893999157650131,
             "iterations": 3,
             "loss": 1.03099524974823,
             "loss_start": 1.062867522239685,
@@ -89,6 +94,8 @@ EXPECTED = {
         "loss_history": [[1, 1.9719398021697998], [2, 1.8967671394348145], [3, 1.905717134475708]],
         "metrics": {
             "backbone": "vit_e32d2",
+            "encoder_rms": 2.2872996001254555,
+            "encoder_shared_share": 0.22082234290869593,
             "depth_abs_rel": 0.3055880245930991,
             "depth_alignment": "image",
             "depth_delta1": 0.5045829089899083,
@@ -106,6 +113,8 @@ EXPECTED = {
         "loss_history": [[1, 3.2113466262817383], [2, 2.886866807937622], [3, 3.2139244079589844]],
         "metrics": {
             "backbone": "vit_e32d2",
+            "encoder_rms": 1.9534701295843881,
+            "encoder_shared_share": 0.14541066857064378,
             "iterations": 3,
             "loss": 3.2139244079589844,
             "loss_start": 3.2113466262817383,
@@ -116,7 +125,15 @@ EXPECTED = {
     },
     "none": {
         "loss_history": [],
-        "metrics": {"backbone": "vit_e32d2", "iterations": 0, "loss": None, "loss_start": None, "objective": "none"},
+        "metrics": {
+            "backbone": "vit_e32d2",
+            "encoder_rms": 1.879193369364513,
+            "encoder_shared_share": 0.3035593653959473,
+            "iterations": 0,
+            "loss": None,
+            "loss_start": None,
+            "objective": "none",
+        },
         "export_sha256": "7355eb1ad3dec7bba6ac47bf142803eb1ff3fd4d515a51813afc72a8c9b5dd19",
         "export_abs_sum": 4603.596158919321,
     },

@@ -342,3 +342,62 @@ def test_pretraining_reads_a_pack_when_data_packed_is_set(synthetic_root, tmp_pa
     assert _run(tmp_path / "run", **{"data.packed": str(tmp_path / "pack"), "train.max_iter": 2}) == 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["iterations"] == 2
     assert _run(tmp_path / "bad", **{"data.packed": str(tmp_path / "absent")}) == 1  # one line, no traceback
+
+
+def test_token_health_of_hand_made_tokens():
+    from pretrain.metrics import token_health
+
+    same = torch.tensor([3.0, -4.0]).expand(2, 5, 2)  # one token everywhere: all energy is shared
+    assert token_health(same) == {"encoder_rms": pytest.approx(math.sqrt(12.5)), "encoder_shared_share": 1.0}
+    z = torch.randn(3, 7, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    z = z - z.mean((0, 1))  # zero-mean tokens: nothing shared
+    zero = token_health(z)
+    assert zero["encoder_shared_share"] == pytest.approx(0.0, abs=1e-12)
+    assert zero["encoder_rms"] == pytest.approx(float(z.square().mean().sqrt()), rel=1e-12)
+    # a shared token m on top of them: its energy over the whole, whatever the image the token comes from
+    m = torch.tensor([1.0, 2.0, 0.0, -2.0], dtype=torch.float64)
+    mixed = token_health(z + m)
+    assert mixed["encoder_shared_share"] == pytest.approx(9.0 / (9.0 + float(z.square().sum(-1).mean())), rel=1e-9)
+    assert token_health(torch.zeros(1, 3, 2)) == {"encoder_rms": 0.0, "encoder_shared_share": 0.0}
+
+
+def test_encoder_health_is_the_exported_features_and_draws_no_random_numbers():
+    """Measured on what the benchmark receives (`features()`, no final norm), in eval mode, and leaving the
+    model's mode and the torch RNG as they were: logging it cannot change a training run."""
+    from pretrain.metrics import encoder_health, token_health
+
+    torch.manual_seed(0)
+    model = MaskedRGBD(objective="mask3d", embed_dim=32, depth=2, num_heads=2, patch_size=8, img_size=(48, 64))
+    model.train()
+    images = torch.randint(0, 256, (3, 3, 48, 64), dtype=torch.uint8)
+    rng = torch.get_rng_state()
+    health = encoder_health(model, images)
+    assert model.training and torch.equal(torch.get_rng_state(), rng)
+    with torch.no_grad():
+        expected = token_health(model.eval().features(images).flatten(2).transpose(1, 2))
+    assert health == expected and 0 < health["encoder_shared_share"] < 1
+
+
+def test_encoder_health_in_the_log_metrics_and_record(synthetic_root, tmp_path):
+    """Every log period into train_log.json; at the end into metrics.json and the record, equal to the health of the
+    export as the benchmark's ViT computes it; `none` records the initialisation's."""
+    from benchmark import inits, probe
+    from datasets.builtin import get_dicts
+    from pretrain.data import RGBDPretrainDataset
+    from pretrain.metrics import health_images, token_health
+
+    out = tmp_path / "run"
+    assert _run(out, **{"train.max_iter": 4, "train.log_period": 2}) == 0
+    logged = [json.loads(line) for line in (out / "train_log.json").read_text().splitlines()]
+    assert [x["iteration"] for x in logged if "encoder_rms" in x and "encoder_shared_share" in x] == [1, 3]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert logged[-1]["encoder_rms"] == pytest.approx(metrics["encoder_rms"])
+    images = health_images(RGBDPretrainDataset(get_dicts("synthetic_rgbd_train"), (96, 128)))
+    exported = probe.build_encoder(inits.parse(f"mask3d:{out / 'backbone.pth'}")).features(images)
+    assert token_health(exported.flatten(2).transpose(1, 2)) == pytest.approx(
+        {k: metrics[k] for k in ("encoder_rms", "encoder_shared_share")}, rel=1e-4
+    )
+    assert _run(tmp_path / "none", **{"model.objective": "none"}) == 0
+    records = {r["objective"]: r for r in read_records()}
+    assert records["mask3d"]["metrics"]["encoder_rms"] == metrics["encoder_rms"]
+    assert set(records["none"]["metrics"]) == {"encoder_rms", "encoder_shared_share"}  # no loss: nothing trained

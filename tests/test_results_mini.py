@@ -54,12 +54,14 @@ def _finetune(folder, init, stage, miou, seed=0, lr=1e-3, layer_decay=0.65, **ex
     )
 
 
-def _probe(folder, objective, pretrain_seed, miou, absrel, delta1, tag="repro-mini", ratios=(0.75, 0.75)):
+def _probe(folder, objective, pretrain_seed, miou, absrel, delta1, tag="repro-mini", ratios=(0.75, 0.75), health=None):
+    """Both probe records of one encoder; `health` (rms, shared share) goes into each, as `benchmark.probe` does."""
     init = "random" if objective is None else "mask3d"
     ratio = {} if objective is None else {"rgb_mask_ratio": ratios[0], "depth_mask_ratio": ratios[1]}
     common = dict(kind="probe", stage="probe", init=init, objective=objective, pretrain_seed=pretrain_seed, **ratio)
-    _record(folder, tag, task="semseg", metrics={MIOU: miou}, **common)
-    _record(folder, tag, task="depth", metrics={"depth/AbsRel": absrel, "depth/delta1": delta1}, **common)
+    extra = {} if health is None else {"encoder_rms": health[0], "encoder_shared_share": health[1]}
+    _record(folder, tag, task="semseg", metrics={MIOU: miou, **extra}, **common)
+    _record(folder, tag, task="depth", metrics={"depth/AbsRel": absrel, "depth/delta1": delta1, **extra}, **common)
 
 
 def _campaign(folder, long_miou=11.0):
@@ -205,6 +207,23 @@ def test_repro_mini_section_cells(tmp_path):
     # Campaign records stay in their own section.
     assert "No pre-training run yet" in md and "## Frozen-encoder linear probes" not in md
     assert "## Other runs" not in md
+
+
+def test_probe_table_shows_encoder_health_only_when_records_carry_it(tmp_path):
+    """Per objective, the mean ± std over pre-training seeds of each seed's value (its two probe records agree)."""
+    (tmp_path / "plain").mkdir(), (tmp_path / "health").mkdir()
+    plain = _table(_build(tmp_path / "plain", _campaign)[0], "Linear probes (frozen encoders, val)")
+    assert "Output rms" not in plain[0] and "Shared energy %" not in plain[0]
+
+    def with_health(folder):
+        _probe(folder, None, None, 5.0, 0.5, 0.4, health=(0.55, 0.57))
+        for seed, (rms, shared) in enumerate(((30.0, 0.99), (40.0, 0.995))):
+            _probe(folder, "mask3d", seed, 8.0, 0.3, 0.5, health=(rms, shared))
+        _probe(folder, "mae", 0, 7.0, 0.4, 0.45)  # a record from before the health was recorded
+
+    probes = _table(_build(tmp_path / "health", with_health)[0], "Linear probes (frozen encoders, val)")
+    cells = {r["Objective"]: (r["Output rms"], r["Shared energy %"]) for r in probes}
+    assert cells == {"random": ("0.55", "57.0"), "mask3d": ("35.00 ± 7.07", "99.2 ± 0.4"), "mae": ("", "")}
 
 
 def test_convergence_within_one_point(tmp_path):

@@ -38,7 +38,9 @@ class MaskedAutoencoder(MaskedRGBD):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         self.decoder_blocks = vit_blocks(decoder_dim, decoder_depth, decoder_heads, self.mlp_ratio)
         self.decoder_norm = nn.LayerNorm(decoder_dim, eps=NORM_EPS)
-        self.register_buffer("decoder_pos_embed", sincos_pos_embed(self.grid, decoder_dim)[None], persistent=False)
+        self.register_buffer(
+            "decoder_pos_embed", sincos_pos_embed(self.grid, decoder_dim, self.centre_pos)[None], persistent=False
+        )
 
     def no_weight_decay(self) -> set[str]:
         return {"mask_token", "decoder_modality_embed"}  # MAE: no decay on learned tokens
