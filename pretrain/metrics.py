@@ -97,7 +97,7 @@ def health_images(dataset, frames: int = HEALTH_FRAMES) -> torch.Tensor:
     """A fixed batch: the un-augmented views (plain indices) of up to `frames` items spread over `dataset`, as
     (F, 3, H, W) uint8-range RGB (a view pair's two frames count as two)."""
     indices = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(frames, len(dataset)))})
-    images = torch.stack([dataset[i]["image"] for i in indices])
+    images = to_model_inputs(default_collate([dataset[i] for i in indices]), "cpu")["image"]
     return images.reshape(-1, *images.shape[-3:])
 
 

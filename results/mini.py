@@ -22,7 +22,6 @@ from results.tables import Series, Table
 
 ORDER = ("random", "none", "supervised", "mask3d", "mae", "multimae", "pri3d")  # then any other, by name
 CONTROL, MATCHED = "supervised", "none"  # the positive control and the matched scratch baseline
-HEALTH = ("encoder_rms", "encoder_shared_share")  # pre-training records' encoder-health metrics
 FINETUNE_PAIRS = (("mask3d", "mae"), ("mask3d", "multimae"), ("mask3d", "random"))
 PROBE_PAIRS = (("mask3d", "mae"), ("mask3d", "multimae"))  # mask3d−random: random is a single draw
 CONVERGED_WITHIN = 1.0  # mIoU points between random's main-length run and one twice as long
@@ -462,22 +461,6 @@ def length_probe_table(records: list[dict]) -> Table:
     return table
 
 
-def health_table(records: list[dict]) -> Table:
-    """Encoder output rms and the share of its energy in the component every token shares, per encoder."""
-    pretrains = [r for r in _stage(records, "pretrain") if all(k in r["metrics"] for k in HEALTH)]
-    table = Table("Encoder health after pre-training", ["Encoder", "Iterations", "Output rms", "Shared component %"])
-    for variant, group in _by_name(pretrains).items():
-        rms = [r["metrics"][HEALTH[0]] for r in group]
-        share = [100 * r["metrics"][HEALTH[1]] for r in group]
-        iters = ", ".join(str(n) for n in sorted({r["iterations"] for r in group}))
-        table.rows.append([variant, iters, f"{statistics.fmean(rms):.3f}", f"{statistics.fmean(share):.1f}"])
-    table.footnotes = [
-        "Over the pre-training seeds; the encoder's tokens as the benchmark receives them (no final norm) on a "
-        "fixed batch: rms, and the energy of the mean token over all tokens as a share of the total."
-    ]
-    return table
-
-
 def repro2_tables(records: list[dict]) -> list[Table]:
     """The redesigned miniature's tables in reading order, those without a row left out."""
     tables = [cost_table(records), grid_table(records, "Each cell the mean of its fine-tuning seeds")]
@@ -485,7 +468,7 @@ def repro2_tables(records: list[dict]) -> list[Table]:
         at = _at_fraction(records, fraction)
         labels = f"{fraction:g} % of labelled scenes, "
         tables += [main_table(at, labels), finetune_pairs(at, matched_pairs(at), labels)]
-    tables += [probe_table(records), length_probe_table(records), health_table(records)]
+    tables += [probe_table(records), length_probe_table(records)]  # the probe table carries encoder health
     return [t for t in tables if t.rows]
 
 

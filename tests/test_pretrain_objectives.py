@@ -141,6 +141,8 @@ EXPECTED = {
         "loss_history": [[1, 3.0000545978546143], [2, 3.0003433227539062], [3, 2.9768247604370117]],
         "metrics": {
             "backbone": "vit_e32d2",
+            "encoder_rms": 2.2950473675309944,
+            "encoder_shared_share": 0.2402142623902785,
             "iterations": 3,
             "loss": 2.9768247604370117,
             "loss_start": 3.0000545978546143,

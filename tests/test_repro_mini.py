@@ -25,7 +25,7 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(tmp_path, capsy
     console = capsys.readouterr().out
     for stage in ("1/5 data", "2/5 pretrain", "3/5 probe", "4/5 finetune", "5/5 report"):
         assert f"stage {stage}" in console
-    assert re.search(r"^repro-mini-2: 6 pre-trainings, 7 probes, 20 fine-tunes in [\d.]+ min; mIoU ", console, re.M)
+    assert re.search(r"^repro-mini-2: 7 pre-trainings, 8 probes, 22 fine-tunes in [\d.]+ min; mIoU ", console, re.M)
 
     records = read_records(out / "records.jsonl")  # a toy run keeps its records beside its runs
     assert all(r["tag"] == "repro-mini-2" and r["wall_s"] >= 0 for r in records)
@@ -40,6 +40,7 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(tmp_path, capsy
         ("mae", 3, "synthetic_pool_rgbd_train"),
         ("none", 3, "synthetic_pool_rgbd_train"),
         ("supervised", 3, "synthetic_control_sem_seg_train"),
+        ("mask3d_centred_d2init", 3, "synthetic_pool_rgbd_train"),
     }
     probed = {(r.get("variant") or "random", r["task"]) for r in by_stage["probe"]}
     assert probed == {(v, t) for v in ("random", *(p[0] for p in pretrained)) for t in ("semseg", "depth")}
@@ -47,7 +48,12 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(tmp_path, capsy
     assert sorted((r["init"], r["seed"]) for r in grid) == sorted((i, s) for i in INITS for s in (0, 1))
     assert all(r["split"] == "holdout" for r in grid)  # chosen on held-out training scenes, never on val
     main = by_stage["main"]
-    assert sorted((r["init"], r["data_fraction"]) for r in main) == sorted((i, f) for i in INITS for f in (100, 20))
+    remedy = "mask3d_centred_d2init"  # judged with mask3d's recipe: no grid of its own
+    assert sorted((r["init"], r["data_fraction"]) for r in main) == sorted(
+        (i, f) for i in (*INITS, remedy) for f in (100, 20)
+    )
+    mask3d = {(r["lr"], r["layer_decay"]) for r in main if r["init"] == "mask3d"}
+    assert {(r["lr"], r["layer_decay"]) for r in main if r["init"] == remedy} == mask3d
     for r in main:
         assert r["split"] == "val" and ("curve" in r) == (r["seed"] == 0)
         assert r.get("objective") == (None if r["init"] == "random" else r["init"])
@@ -61,8 +67,8 @@ def test_toy_reproduction_writes_records_and_report_then_resumes(tmp_path, capsy
     # Re-running trains nothing and stores nothing twice.
     assert repro_mini.main(argv) == 0
     console = capsys.readouterr().out
-    assert "6 runs, 6 already finished (skipped), 0 to run" in console
-    assert "20 runs, 20 already finished (skipped), 0 to run" in console
+    assert "7 runs, 7 already finished (skipped), 0 to run" in console
+    assert "22 runs, 22 already finished (skipped), 0 to run" in console
     assert not re.search(r"(pretrain|finetune|grid|probe) \S+.*: started", console)
     assert len(read_records(out / "records.jsonl")) == len(records)
 
