@@ -22,12 +22,14 @@ pre-training, had no positive control, and pre-trained on the very scenes it fin
 6. Encoder health (output rms, shared-component energy) is in every pre-training record; `remedy` (when the
    preset names one) pre-trains mask3d once more with that change, probed and fine-tuned with mask3d's recipe.
 
-Sizes (FULL; CPU-slot seconds per step measured by the first campaign with two runs side by side): ViT-Ti width,
-6 blocks, patch 8 at 96x128. Pre-training batch 16 at ~0.3 s a step: 500 + 1000 + 2000 iterations for mask3d and
-for mae, 2000 for supervised and for the remedy: ~60 slot-minutes. Fine-tuning batch 8 at ~0.42 s a step: grid 5
-inits x 4 cells x 2 seeds x 200 iterations (~56 slot-minutes), main 6 inits x 2 fractions x 3 seeds x 600
-iterations (~151 slot-minutes), probes ~6. About 275 CPU-slot minutes, ~2.3 hours on 2 cores: an estimate until
-the first full run measures it (the report's cost table).
+Sizes (FULL; one thread a run, step times measured on an idle 2-core machine, 60-100 steps each): ViT-Ti width,
+6 blocks, patch 8 at 96x128. Pre-training batch 16: mask3d 0.37 s a step, supervised 0.94 s (it encodes every
+token, mask3d a quarter); 500 + 1000 + 2000 iterations for mask3d and for mae, 2000 for supervised and for the
+remedy: ~85 slot-minutes. Fine-tuning batch 8 at 0.45-0.55 s a step plus ~25 s to start and evaluate: grid 5 inits
+x 4 cells x 2 seeds x 150 iterations (~60 slot-minutes), main 6 inits x 2 fractions x 3 seeds x 400 iterations
+(~125), probes and data ~15. About 290 CPU-slot minutes, ~2.4 hours on 2 cores: an estimate until the first
+full run measures it (the report's cost table). Fine-tuning is shorter than the first campaign's 1200 iterations
+(600 was not converged there) to fit the budget; short fine-tuning is where a pre-training benefit shows most.
 The ablation varies mask3d's RGB and depth mask ratios one at a time around 0.75/0.75 (0.5, 0.9), 2 seeds each,
 with probes only (on the seed-0 scenes, as when its records were made): about 30 minutes.
 """
@@ -94,8 +96,8 @@ FULL = dict(
     remedy=dict(name="mask3d_centred_d2init", overrides=("model.centre_pos=True", "model.weight_init=detectron2")),
     ablation=dict(pretrain_seeds=2, pretrain_iters=1000),  # as its committed records were made
     seeds=3,
-    finetune_iters=600,
-    grid_iters=200,
+    finetune_iters=400,
+    grid_iters=150,
     grid_seeds=2,
     eval_points=4,  # periodic evaluations of a curve run (the last is the final one)
     grid=dict(lr=(1e-3, 3e-3), layer_decay=(0.65, 1.0)),
