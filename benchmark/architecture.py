@@ -128,22 +128,21 @@ def _vit(state: dict, meta: dict, where: str) -> ViTShape:
 
 
 def _grid(pos_embed, meta: dict, where: str) -> tuple[int, int] | None:
-    """The position table's token grid: the meta's (non-square grids), else the square a cls slot leaves."""
+    """The position table's token grid after its cls slot (every converter leaves one, as Detectron2's ViT keeps
+    it): the meta's (non-square grids), else a square."""
     if pos_embed is None:
         return None
-    tokens = pos_embed.shape[1]
+    cells = pos_embed.shape[1] - 1
     if "pretrain_grid" in meta:
         grid = tuple(int(g) for g in meta["pretrain_grid"])
-        if math.prod(grid) not in (tokens, tokens - 1):
+        if math.prod(grid) != cells:
             raise ArchitectureError(
-                f"{where}: pos_embed has {tokens} tokens, not the {grid[0]}x{grid[1]} pretrain_grid of its meta "
-                f"(plus a cls slot); export it again"
+                f"{where}: pos_embed has {cells} tokens after its cls slot, not the {grid[0]}x{grid[1]} "
+                f"pretrain_grid of its meta; export it again"
             )
         return grid
-    for n in (tokens - 1, tokens):
-        if math.isqrt(n) ** 2 == n:
-            return (math.isqrt(n),) * 2
-    return None
+    side = math.isqrt(cells)
+    return (side, side) if side * side == cells else None
 
 
 def _resnet(state: dict, where: str) -> ResNetShape:

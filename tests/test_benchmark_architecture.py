@@ -202,3 +202,17 @@ def test_every_pretraining_path_in_the_docs_is_one_pretraining_writes():
     mask3d = baselines.load_baselines(baselines.DEFAULT_PATH)["mask3d"].init
     folder = runs.output_dir("", "pretrain", run_name("pretrain/configs/scannet_vit_b.py", "mask3d"))
     assert mask3d == f"mask3d:{folder}/backbone.pth"
+
+
+def test_an_export_whose_grid_disagrees_with_its_table_is_named(tmp_path):
+    from pretrain.export import export
+
+    _pretrained(tmp_path)  # 96x128, patch 16: a 6x8 grid
+    export(tmp_path, tmp_path / "backbone.pth")
+    exported = torch.load(tmp_path / "backbone.pth", weights_only=True)
+    exported["meta"]["pretrain_grid"] = [8, 8]
+    torch.save(exported, tmp_path / "backbone.pth")
+    with pytest.raises(
+        ArchitectureError, match="pos_embed has 48 tokens after its cls slot, not the 8x8 pretrain_grid"
+    ):
+        inits.architecture(_state(tmp_path / "backbone.pth", "mask3d"))
