@@ -14,7 +14,6 @@ from timm.layers import resample_abs_pos_embed
 
 # (embed_dim, depth) -> the names `docs/interfaces.md` uses for standard ViTs.
 STANDARD_VITS = {(192, 12): "vit_t", (384, 12): "vit_s", (768, 12): "vit_b", (1024, 24): "vit_l", (1280, 32): "vit_h"}
-VIT_ARCH_KEYS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size")
 
 
 class GridViT(ViT):
