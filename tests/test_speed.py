@@ -146,7 +146,9 @@ def test_packed_loader_rows_at_toy_size(tmp_path):
     read = rows["packed_read"]
     assert read["limit"] > 0 and read["ratio"] == pytest.approx(read["value"] / read["limit"])
     assert 0 < read["ratio_cpu"] < math.inf  # a measured figure: its size depends on the machine's load
-    assert rows["packed_loader"]["value_cpu"] > 0 and rows["packed_loader"]["settings"]["img_size"] == [48, 64]
+    loader = rows["packed_loader"]
+    assert loader["value_cpu"] > 0 and loader["settings"]["img_size"] == [48, 64]
+    assert loader["value"] == pytest.approx(max(loader["settings"]["rates_per_round"]), abs=1e-3)  # the best round
     cores = rows["packed_cores_per_gpu"]
     assert cores["gpu_rate_from"] == "gpu_check" and cores["settings"]["gpu_check"]["stage"] == "pretrain_eager"
     assert cores["value"] == math.ceil(2500.0 / rows["packed_loader"]["value_cpu"]) >= 1
