@@ -176,15 +176,34 @@ def grid_table(records: list[dict], seeds: str = "Fine-tuning seed 0") -> Table:
     """Holdout mIoU per (init, recipe); the best cell is the recipe that init's val runs should use."""
     grid = _grid(records)
     recipes = sorted({k for means in grid.values() for k in means})
-    table = Table("Recipe grid (mIoU on held-out training scenes)", ["Init", *map(fmt_recipe, recipes), "Chosen"])
+    table = Table(
+        "Recipe grid (mIoU on held-out training scenes)", ["Init", *map(fmt_recipe, recipes), "Chosen", "Grid edge"]
+    )
     for init, means in grid.items():
         cells = [_bold(f"{means[k]:.2f}", k == _best(means)) if k in means else "" for k in recipes]
-        table.rows.append([init, *cells, fmt_recipe(_best(means))])
+        table.rows.append([init, *cells, fmt_recipe(_best(means)), "; ".join(grid_edges(_best(means), recipes))])
     table.footnotes = [
         f"{seeds}, trained on the fit part of the training scenes and scored on the held-out "
-        "ones (`split` holdout), so val never chooses the recipe; bold: the best cell, the init's recipe below."
+        "ones (`split` holdout), so val never chooses the recipe; bold: the best cell, the init's recipe below.",
+        "Grid edge: the chosen recipe takes the highest or lowest value tried on that axis, so a better one may lie "
+        "outside the grid (layer decay off, 1.0, is the end of its range and never an edge).",
     ]
     return table
+
+
+def grid_edges(chosen: tuple[float, float], recipes: list[tuple[float, float]]) -> list[str]:
+    """The axes on which `chosen` sits at the end of the grid, e.g. `["highest lr", "lowest ld"]`."""
+    edges = []
+    for axis, label in ((0, "lr"), (1, "ld")):
+        values = sorted({k[axis] for k in recipes})
+        value = chosen[axis]
+        if len(values) < 2:
+            continue
+        if value == values[0]:
+            edges.append(f"lowest {label}")
+        elif value == values[-1] and not (label == "ld" and value >= 1.0):
+            edges.append(f"highest {label}")
+    return edges
 
 
 def _bold(text: str, bold: bool) -> str:

@@ -135,6 +135,8 @@ def test_repro_mini_section_cells(tmp_path):
     assert [r["Init"] for r in grid] == ["random", "mask3d", "mae"]
     assert list(grid[0])[1:4] == ["lr 5e-4, ld 0.65", "lr 1e-3, ld 0.65", "lr 1e-3, ld off"]
     assert [r["Chosen"] for r in grid] == ["lr 1e-3, ld off", "lr 5e-4, ld 0.65", "lr 1e-3, ld 0.65"]
+    # flagged where a better recipe may lie outside the grid; layer decay off (1.0) ends its range
+    assert [r["Grid edge"] for r in grid] == ["highest lr", "lowest lr; lowest ld", "highest lr; lowest ld"]
     assert _row(grid, Init="random")["lr 1e-3, ld off"] == "**9.00**"
     assert _row(grid, Init="random")["lr 1e-3, ld 0.65"] == "8.00"
     assert _row(grid, Init="mae")["lr 1e-3, ld off"] == "6.00"  # a tie: the first in recipe order is chosen
@@ -438,3 +440,11 @@ def test_redesigned_miniature_reports_the_control_per_fraction_and_pairs_against
     }
     probes = _table(md, "Linear probes (frozen encoders, val)")
     assert _row(probes, Objective="mask3d 500it")["Shared energy %"] == "90.0"  # encoder health, per encoder
+
+
+def test_grid_edges_name_the_axes_where_the_chosen_recipe_ends_the_grid():
+    recipes = [(lr, ld) for lr in (1e-3, 3e-3, 1e-2) for ld in (0.5, 0.65, 0.8)]
+    assert mini.grid_edges((3e-3, 0.65), recipes) == []  # inside on both axes
+    assert mini.grid_edges((1e-2, 0.8), recipes) == ["highest lr", "highest ld"]
+    assert mini.grid_edges((1e-3, 0.5), recipes) == ["lowest lr", "lowest ld"]
+    assert mini.grid_edges((3e-3, 1.0), [(3e-3, 0.65), (3e-3, 1.0)]) == []  # one lr; ld 1.0 ends its range
