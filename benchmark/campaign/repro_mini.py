@@ -22,14 +22,15 @@ pre-training, had no positive control, and pre-trained on the very scenes it fin
 6. Encoder health (output rms, shared-component energy) is in every pre-training record; `remedy` (when the
    preset names one) pre-trains mask3d once more with that change, probed and fine-tuned with mask3d's recipe.
 
-Sizes (FULL; one thread a run, step times measured on an idle 2-core machine, 60-100 steps each): ViT-Ti width,
-6 blocks, patch 8 at 96x128. Pre-training batch 16: mask3d 0.37 s a step, supervised 0.94 s (it encodes every
-token, mask3d a quarter); 500 + 1000 + 2000 iterations for mask3d and for mae, 2000 for supervised and for the
-remedy: ~85 slot-minutes. Fine-tuning batch 8 at 0.45-0.55 s a step plus ~25 s to start and evaluate: grid 5 inits
-x 4 cells x 2 seeds x 150 iterations (~60 slot-minutes), main 6 inits x 2 fractions x 3 seeds x 400 iterations
-(~125), probes and data ~15. About 290 CPU-slot minutes, ~2.4 hours on 2 cores: an estimate until the first
-full run measures it (the report's cost table). Fine-tuning is shorter than the first campaign's 1200 iterations
-(600 was not converged there) to fit the budget; short fine-tuning is where a pre-training benefit shows most.
+Sizes (FULL; one thread a run): ViT-Ti width, 6 blocks, patch 8 at 96x128. Step times measured idle were 25-30 %
+shorter than with both slots busy (mask3d 0.37 s a step idle, 0.47 s busy), so the preset is sized by busy
+times. Pre-training batch 16: 500 + 1000 + 2000 iterations for mask3d and for mae, 2000 for the remedy, 1000 for
+supervised (0.94 s a step idle: it encodes every token, mask3d a quarter): ~95 slot-minutes. Fine-tuning batch 8
+at ~0.6 s a step plus ~25 s to start and evaluate: grid 5 inits x 4 cells x 2 seeds x 100 iterations (~58
+slot-minutes), main 6 inits x 2 fractions x 3 seeds x 300 iterations (~127), probes and data ~15. About 295
+CPU-slot minutes, ~2.45 hours on 2 cores: an estimate until the run measures it (the report's cost table).
+Fine-tuning is shorter than the first campaign's 1200 iterations (600 was not converged there) to fit the
+budget; short fine-tuning is where a pre-training benefit shows most.
 The ablation varies mask3d's RGB and depth mask ratios one at a time around 0.75/0.75 (0.5, 0.9), 2 seeds each,
 with probes only (on the seed-0 scenes, as when its records were made): about 30 minutes.
 """
@@ -95,9 +96,10 @@ FULL = dict(
     # positions with Detectron2's weight init took the share from 98.8 % to 86.3 % and the loss from 0.366 to 0.312
     remedy=dict(name="mask3d_centred_d2init", overrides=("model.centre_pos=True", "model.weight_init=detectron2")),
     ablation=dict(pretrain_seeds=2, pretrain_iters=1000),  # as its committed records were made
+    control_iters=1000,  # the supervised control (0.94 s a step: it encodes every token)
     seeds=3,
-    finetune_iters=400,
-    grid_iters=150,
+    finetune_iters=300,
+    grid_iters=100,
     grid_seeds=2,
     eval_points=4,  # periodic evaluations of a curve run (the last is the final one)
     grid=dict(lr=(1e-3, 3e-3), layer_decay=(0.65, 1.0)),
@@ -129,6 +131,7 @@ TOY = dict(
     },
     remedy=dict(name="mask3d_centred_d2init", overrides=("model.centre_pos=True", "model.weight_init=detectron2")),
     ablation=dict(pretrain_seeds=1, pretrain_iters=3),
+    control_iters=3,
     seeds=1,
     finetune_iters=4,
     grid_iters=2,
@@ -232,6 +235,11 @@ class Options:
         return max(self.lengths), self.finetune_iters or self.preset["finetune_iters"]
 
     @property
+    def control_iters(self) -> int:
+        """Pre-training iterations of the supervised control: the preset's, never more than the longest."""
+        return min(self.preset["control_iters"], self.iters[0])
+
+    @property
     def tag(self) -> str:
         return ABLATION_TAG if self.ablation else TAG
 
@@ -246,6 +254,7 @@ class Options:
             "pretrain_lengths": list(self.lengths),
             "pretrain": p["pretrain"],
             "remedy": json.loads(json.dumps(remedy_of(self))),  # as JSON keeps it
+            "control_iters": self.control_iters,
             "finetune_iters": self.iters[1],
             "grid_iters": p["grid_iters"],
             "grid_seeds": p["grid_seeds"],
@@ -365,19 +374,19 @@ def encoders(options: Options, out: Path, store: Path, env: dict, needs: tuple) 
     every length (the longest is the init), `none`, the supervised control and the remedy, each on seed 0."""
     longest, chosen, runs = options.iters[0], {}, []
 
-    def add(init, objective, iters=longest, data=POOL_SET, variant=None, extra=()):
+    def add(init, objective, iters=longest, data=POOL_SET, variant=None, extra=(), fine_tuned=None):
         pretrain, probe = pretrain_and_probe(
             options, out, store, env, needs, objective, 0, variant=variant or init, iters=iters, data=data, extra=extra
         )
         runs.extend((pretrain, probe))
-        if iters == longest:
+        if fine_tuned or (fine_tuned is None and iters == longest):
             chosen[init] = pretrain
 
     for objective in options.objectives:
         for iters in options.lengths:
             add(objective, objective, iters, variant=objective if iters == longest else f"{objective} {iters}it")
     add("none", "none")
-    add("supervised", "supervised", data=CONTROL_SET)
+    add("supervised", "supervised", options.control_iters, data=CONTROL_SET, fine_tuned=True)
     if remedy := remedy_of(options):
         add(remedy["name"], "mask3d", extra=tuple(remedy["overrides"]))
     return chosen, runs
