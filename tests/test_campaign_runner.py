@@ -216,3 +216,36 @@ def test_a_grid_cell_with_several_seeds_is_judged_by_its_mean(tmp_path):
     for job, miou in zip(grid, (30.0, 10.0, 22.0, 22.0), strict=True):
         _finished_run(job.out_dir, metrics={"sem_seg/mIoU": miou})
     assert main.recipe() == {"lr": 3e-3, "layer_decay": 0.65}
+
+
+def test_sigterm_stops_the_campaign_and_its_running_jobs(tmp_path):
+    """`kill` of a campaign ends its jobs too (they are the forkserver's children, not the campaign's): a rerun
+    would otherwise find their run folders in use."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "job.pid"
+    job = tmp_path / "job.py"
+    job.write_text(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n")
+    campaign = (
+        "from pathlib import Path\n"
+        "from tests.test_campaign_runner import Snippet\n"
+        "from benchmark.campaign.runner import Runner\n"
+        f"job = Snippet(name='j', script=Path({str(job)!r}))\n"
+        f"Runner('test', Path({str(tmp_path / 'logs')!r}), heartbeat_s=0.2).run([job])\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", campaign], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    job_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and b"interrupted; run the same command again to resume" in out
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{job_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{job_pid}").exists(), "the job outlived its campaign"

@@ -17,10 +17,13 @@ import os
 import queue
 import re
 import runpy
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for_processes
 from pathlib import Path
@@ -146,8 +149,8 @@ class Runner:
         ]
 
     def run(self, jobs: list[Job]) -> dict[str, Outcome]:
-        """Runs the jobs that are not finished; returns every job's outcome by name. Ctrl-C stops the
-        running jobs and re-raises (a rerun resumes)."""
+        """Runs the jobs that are not finished; returns every job's outcome by name. Ctrl-C (or SIGTERM, SIGHUP)
+        stops the running jobs and raises KeyboardInterrupt (a rerun resumes)."""
         names = {job.name for job in jobs}
         missing = sorted({n for job in jobs for n in job.requires} - names)
         if missing or len(names) < len(jobs):
@@ -156,7 +159,7 @@ class Runner:
             )
         outcomes = self._skip_finished(jobs)
         todo = [job for job in jobs if job.name not in outcomes]
-        with ThreadPoolExecutor(self.slots, thread_name_prefix=self.label) as pool:
+        with _terminate_as_interrupt(), ThreadPoolExecutor(self.slots, thread_name_prefix=self.label) as pool:
             running, ended, total = {}, 0, len(todo)
             try:
                 while todo or running:
@@ -297,6 +300,26 @@ class Runner:
             proc.terminate()
         for proc in procs:
             proc.join()
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (`kill`, a closed terminal, a scheduler's stop) end a campaign the way Ctrl-C does.
+    Its jobs are children of the forkserver, not of the campaign's process: without this they outlive it,
+    still holding their run folders, and the rerun finds every one of them in use."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _python(command: list[str], env: dict, log: str, threads: int | None) -> None:
