@@ -386,6 +386,7 @@ def _campaign2(folder):
         ("mask3d", "mask3d", 2000, 3.0, 0.95),
         ("none", "none", 0, 0.5, 0.1),
         ("supervised", "supervised", 2000, 1.0, 0.5),
+        ("mask3d_remedy", "mask3d", 2000, 1.0, 0.5),  # a remedy: mask3d once more, at the longest length
     ):
         health = {"encoder_rms": rms, "encoder_shared_share": share}
         record(kind="pretrain", task="pretrain", stage="pretrain", objective=objective, variant=variant,
@@ -437,7 +438,8 @@ def test_redesigned_miniature_reports_the_control_per_fraction_and_pairs_against
         "0 iterations": "",
         "500 iterations": "5.00 / 0.300",
         "2000 iterations": "20.00 / 0.300",
-    }
+    }  # the remedy, mask3d too and as long, is a row of its own, never averaged into mask3d's
+    assert _row(lengths, Objective="mask3d_remedy")["2000 iterations"] == "20.00 / 0.300"
     probes = _table(md, "Linear probes (frozen encoders, val)")
     assert _row(probes, Objective="mask3d 500it")["Shared energy %"] == "90.0"  # encoder health, per encoder
 
