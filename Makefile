@@ -80,7 +80,7 @@ tables: install ## regenerate results/REPORT.md from paper numbers and committed
 speed: install ## throughput benchmarks as same-run ratios, written to results/speed.json
 	$(PY) -m tools.speed $(ARGS)
 
-repro-mini: install ## the paper's claim in miniature on CPU, ~2.4 h on 2 cores (estimated) from an empty store (resumable; records in results/runs/repro_mini_2.jsonl)
+repro-mini: install ## the paper's claim in miniature on CPU, 1 h 34 min on 2 cores from an empty store (resumable; records in results/runs/repro_mini_2.jsonl)
 	$(PY) -m tools.reproduce repro_mini $(ARGS)
 
 repro-mini-ablation: install ## mask3d's RGB/depth mask ratios in miniature, probed, ~34 min (records in results/runs/repro_mini_ablation.jsonl)

@@ -1,5 +1,5 @@
-"""`make repro-mini`: the paper's claim in miniature on a CPU, end to end, in about 2.4 hours on 2 cores (an
-estimate from measured step times, to be measured by its first full run);
+"""`make repro-mini`: the paper's claim in miniature on a CPU, end to end, in 1 h 34 min on 2 cores from an
+empty store (measured, one restart included);
 `make repro-mini-ablation` (`--ablation`): mask3d's RGB and depth mask ratios, probed, in about 30 minutes.
 
     python -m tools.repro_mini [--ablation] [--toy] [--out output/repro_mini_2] [--seeds 3] [--dry-run] ...
