@@ -34,6 +34,10 @@ def launch(
     try:
         comm.create_local_process_group(int(os.environ["LOCAL_WORLD_SIZE"]))
         comm.synchronize()
-        return main_func(*args)
+        result = main_func(*args)
+        # Ranks leave together: one that tore the group down while rank 0 still wrote its outputs was, now and
+        # then, aborted in gloo's threads ("terminate called without an active exception", SIGABRT).
+        comm.synchronize()
+        return result
     finally:
         dist.destroy_process_group()

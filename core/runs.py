@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 from detectron2.config import LazyConfig
+from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 from omegaconf import OmegaConf
 
@@ -79,12 +80,17 @@ def held(folder: str | Path, active: bool = True) -> Iterator[None]:
     """The run folder is this process's until the block ends: an exclusive `fcntl.flock` on `folder/.lock`,
     which the kernel releases however the process ends (kill -9 included). A second run given the same folder
     is a RunError naming the holder's pid, before it reads or writes anything. `active=False` (the ranks > 0
-    of a distributed run, whose rank 0 holds it) does nothing. A folder that cannot be written gets no lock:
-    no run can write it, and `claim` says why."""
-    folder = Path(folder)
-    if not active:
+    of a distributed run, whose rank 0 holds it) takes no lock. Every rank of a distributed run waits at a
+    barrier until rank 0 holds the folder: the writability check makes and removes it, and a rank writing its
+    log there first would lose the folder under it. A folder that cannot be written gets no lock: no run can
+    write it, and `claim` says why."""
+    with _locked(Path(folder)) if active else contextlib.nullcontext():
+        comm.synchronize()
         yield
-        return
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
     if folder_state(folder) != FINISHED:
         require_writable(folder)
     try:

@@ -80,6 +80,19 @@ def test_held_is_exclusive_and_released_at_the_end(tmp_path):
         pass
 
 
+def test_every_rank_passes_the_barrier_only_once_rank0_holds_the_folder(tmp_path, monkeypatch):
+    """Rank 0's writability check makes and removes the folder; a rank that wrote its log there meanwhile lost
+    it (`log.txt.rank1`: No such file, in CI). So every rank meets at a barrier once the folder is held."""
+    at_barrier = []
+    monkeypatch.setattr(
+        runs.comm, "synchronize", lambda: at_barrier.append((tmp_path / "run" / runs.LOCK_NAME).exists())
+    )
+    with runs.held(tmp_path / "run"):  # rank 0
+        assert at_barrier == [True]  # it locked the folder before the barrier
+    with runs.held(tmp_path / "elsewhere", active=False):  # a rank > 0 writes nothing before the barrier
+        assert at_barrier == [True, True] and not (tmp_path / "elsewhere").exists()
+
+
 def test_a_finished_pretraining_asked_again_with_other_settings_names_them(synthetic_root, tmp_path, capsys):
     out = tmp_path / "run"
     assert run_pretrain(out, **SHORT) == 0
