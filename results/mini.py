@@ -180,8 +180,9 @@ def grid_table(records: list[dict], seeds: str = "Fine-tuning seed 0") -> Table:
         "Recipe grid (mIoU on held-out training scenes)", ["Init", *map(fmt_recipe, recipes), "Chosen", "Grid edge"]
     )
     for init, means in grid.items():
-        cells = [_bold(f"{means[k]:.2f}", k == _best(means)) if k in means else "" for k in recipes]
-        table.rows.append([init, *cells, fmt_recipe(_best(means)), "; ".join(grid_edges(_best(means), recipes))])
+        chosen = _best(means)
+        cells = [_bold(f"{means[k]:.2f}", k == chosen) if k in means else "" for k in recipes]
+        table.rows.append([init, *cells, fmt_recipe(chosen), "; ".join(grid_edges(chosen, recipes))])
     table.footnotes = [
         f"{seeds}, trained on the fit part of the training scenes and scored on the held-out "
         "ones (`split` holdout), so val never chooses the recipe; bold: the best cell, the init's recipe below.",

@@ -375,19 +375,26 @@ def encoders(options: Options, out: Path, store: Path, env: dict, needs: tuple) 
     every length (the longest is the init), `none`, the supervised control and the remedy, each on seed 0."""
     longest, chosen, runs = options.iters[0], {}, []
 
-    def add(init, objective, iters=longest, data=POOL_SET, variant=None, extra=(), fine_tuned=None):
+    def add(init, objective, iters=longest, data=POOL_SET, variant=None, extra=(), fine_tuned=True):
         pretrain, probe = pretrain_and_probe(
             options, out, store, env, needs, objective, 0, variant=variant or init, iters=iters, data=data, extra=extra
         )
         runs.extend((pretrain, probe))
-        if fine_tuned or (fine_tuned is None and iters == longest):
+        if fine_tuned:
             chosen[init] = pretrain
 
     for objective in options.objectives:
         for iters in options.lengths:
-            add(objective, objective, iters, variant=objective if iters == longest else f"{objective} {iters}it")
+            longest_one = iters == longest
+            add(
+                objective,
+                objective,
+                iters,
+                variant=objective if longest_one else f"{objective} {iters}it",
+                fine_tuned=longest_one,
+            )
     add("none", "none")
-    add("supervised", "supervised", options.control_iters, data=CONTROL_SET, fine_tuned=True)
+    add("supervised", "supervised", options.control_iters, data=CONTROL_SET)
     if remedy := remedy_of(options):
         add(remedy["name"], "mask3d", extra=tuple(remedy["overrides"]))
     return chosen, runs
